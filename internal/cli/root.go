@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/thaloco/banger/internal/paths"
+)
+
+// globalOptions is what every command shares: its streams and environment.
+// Nothing here is global state: tests build their own.
+type globalOptions struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Getenv func(string) string
+}
+
+// layout resolves the state directories from the environment.
+func (g *globalOptions) layout() (paths.Layout, error) { return paths.FromEnv(g.Getenv) }
+
+func newRootCommand(g *globalOptions) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "banger",
+		Short: "Run microVMs from verified kernel bundles and root filesystem images",
+		Long: `banger runs Firecracker-style microVMs on a Linux host.
+
+It pulls pre-built, hash-verified kernel bundles from a catalog, builds
+ext4 root filesystems from OCI images, and boots them with Firecracker or
+QEMU's microvm machine.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &usageError{fmt.Errorf("%w (see \"%s --help\")", err, c.CommandPath())}
+	})
+	root.AddCommand(
+		newVersionCommand(g),
+		newCompletionCommand(g),
+		newKernelCommand(g),
+		newImageCommand(g),
+		newVMCommand(g),
+	)
+	return root
+}
+
+// exactArgs is cobra.ExactArgs with a usage error that points at --help.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) != n {
+			return &usageError{fmt.Errorf("%s: expected %s, got %d argument(s) (see \"%s --help\")", c.CommandPath(), what, len(args), c.CommandPath())}
+		}
+		return nil
+	}
+}
+
+// minArgs requires at least n arguments.
+func minArgs(n int, what string) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) < n {
+			return &usageError{fmt.Errorf("%s: expected %s (see \"%s --help\")", c.CommandPath(), what, c.CommandPath())}
+		}
+		return nil
+	}
+}

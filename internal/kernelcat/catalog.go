@@ -1,0 +1,293 @@
+// Package kernelcat is the kernel catalog: the list of published kernel
+// bundles (name, arch, URL, sha256, size) that banger can pull, embedded in
+// the binary and replaceable at run time with BANGER_CATALOG.
+package kernelcat
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/thaloco/banger/internal/paths"
+)
+
+//go:embed catalog.json
+var embedded []byte
+
+// SchemaVersion is the only catalog format version this banger understands.
+const SchemaVersion = 1
+
+// Entry is one published kernel bundle for one architecture.
+type Entry struct {
+	Name          string `json:"name"`
+	Distro        string `json:"distro"`
+	Arch          string `json:"arch"`
+	KernelVersion string `json:"kernel_version"`
+	URL           string `json:"url"`
+	SHA256        string `json:"sha256"`
+	Size          int64  `json:"size"`
+	Description   string `json:"description"`
+}
+
+// TarballName is the file name a bundle is published under:
+// <name>-<arch>.tar.zst.
+func TarballName(name, arch string) string { return name + "-" + arch + ".tar.zst" }
+
+// Catalog is a parsed catalog file.
+type Catalog struct {
+	Version int     `json:"version"`
+	Entries []Entry `json:"entries"`
+	// Source says where the catalog came from: "embedded" or the path
+	// given in BANGER_CATALOG. Not part of the file.
+	Source string `json:"-"`
+}
+
+// KnownArches are the architectures a catalog entry may name.
+var knownArches = map[string]bool{"x86_64": true, "aarch64": true}
+
+// HostArch is the catalog name of the architecture banger runs on.
+func HostArch() string {
+	switch runtime.GOARCH {
+	case "amd64":
+		return "x86_64"
+	case "arm64":
+		return "aarch64"
+	default:
+		return runtime.GOARCH
+	}
+}
+
+// NormalizeArch maps common spellings (amd64, arm64) onto catalog names.
+func NormalizeArch(a string) string {
+	switch a {
+	case "amd64", "x86-64":
+		return "x86_64"
+	case "arm64":
+		return "aarch64"
+	}
+	return a
+}
+
+var (
+	sha256RE       = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	officialNameRE = regexp.MustCompile(`^([a-z0-9]+)-([0-9]+\.[0-9]+)$`)
+)
+
+// Parse decodes and validates a catalog. Unknown fields are rejected so a
+// typo in a private catalog is caught instead of silently ignored.
+func Parse(data []byte, source string) (*Catalog, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var c Catalog
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("parsing kernel catalog %s: %w", source, err)
+	}
+	c.Source = source
+	if c.Version != SchemaVersion {
+		return nil, fmt.Errorf("kernel catalog %s has version %d, this banger understands version %d (hint: upgrade banger)", source, c.Version, SchemaVersion)
+	}
+	seen := map[string]bool{}
+	for i, e := range c.Entries {
+		if err := e.validate(); err != nil {
+			return nil, fmt.Errorf("kernel catalog %s: entry %d: %w", source, i, err)
+		}
+		k := e.Name + "/" + e.Arch
+		if seen[k] {
+			return nil, fmt.Errorf("kernel catalog %s: duplicate entry %s for %s", source, e.Name, e.Arch)
+		}
+		seen[k] = true
+	}
+	return &c, nil
+}
+
+// validate checks the rules every catalog (embedded or private) must obey.
+func (e Entry) validate() error {
+	if err := paths.ValidateName("kernel", e.Name); err != nil {
+		return err
+	}
+	if !knownArches[e.Arch] {
+		return fmt.Errorf("%s: unknown arch %q (known: x86_64, aarch64)", e.Name, e.Arch)
+	}
+	if e.SHA256 == "" {
+		return fmt.Errorf("%s: no sha256: an entry without a hash cannot be pulled", e.Name)
+	}
+	if !sha256RE.MatchString(e.SHA256) {
+		return fmt.Errorf("%s: sha256 %q is not 64 lower-case hex digits", e.Name, e.SHA256)
+	}
+	if e.Size <= 0 {
+		return fmt.Errorf("%s: size must be greater than 0", e.Name)
+	}
+	u, err := url.Parse(e.URL)
+	if err != nil {
+		return fmt.Errorf("%s: bad url %q: %w", e.Name, e.URL, err)
+	}
+	switch u.Scheme {
+	case "https", "http", "file":
+	default:
+		return fmt.Errorf("%s: url %q must be https://, http:// or file://", e.Name, e.URL)
+	}
+	return nil
+}
+
+// ValidateOfficial applies the stricter rules of the catalog shipped inside
+// banger: https URLs, <distro>-<major.minor> names matching the entry's
+// distro and kernel version.
+func (c *Catalog) ValidateOfficial() error {
+	var errs []error
+	for _, e := range c.Entries {
+		m := officialNameRE.FindStringSubmatch(e.Name)
+		switch {
+		case m == nil:
+			errs = append(errs, fmt.Errorf("%s: name must be <distro>-<major.minor>", e.Name))
+		case m[1] != e.Distro:
+			errs = append(errs, fmt.Errorf("%s: name does not start with distro %q", e.Name, e.Distro))
+		case !strings.HasPrefix(e.KernelVersion, m[2]+".") && e.KernelVersion != m[2]:
+			errs = append(errs, fmt.Errorf("%s: kernel_version %q is not on the %s line", e.Name, e.KernelVersion, m[2]))
+		}
+		if !strings.HasPrefix(e.URL, "https://") {
+			errs = append(errs, fmt.Errorf("%s: url %q is not https", e.Name, e.URL))
+		}
+		if !strings.HasSuffix(e.URL, "/"+TarballName(e.Name, e.Arch)) {
+			errs = append(errs, fmt.Errorf("%s: url %q does not end in %s", e.Name, e.URL, TarballName(e.Name, e.Arch)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var parseEmbedded = sync.OnceValues(func() (*Catalog, error) { return Parse(embedded, "embedded") })
+
+// Embedded returns the catalog compiled into banger.
+func Embedded() (*Catalog, error) { return parseEmbedded() }
+
+// Load returns the catalog in effect: the file named by BANGER_CATALOG if
+// set, else the embedded one, with BANGER_KERNEL_MIRROR applied.
+func Load(getenv func(string) string) (*Catalog, error) {
+	var c *Catalog
+	if p := getenv("BANGER_CATALOG"); p != "" {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("reading BANGER_CATALOG: %w (hint: point BANGER_CATALOG at a catalog.json or unset it)", err)
+		}
+		if c, err = Parse(data, p); err != nil {
+			return nil, err
+		}
+	} else {
+		emb, err := Embedded()
+		if err != nil {
+			return nil, err
+		}
+		cp := *emb
+		cp.Entries = append([]Entry(nil), emb.Entries...)
+		c = &cp
+	}
+	if m := getenv("BANGER_KERNEL_MIRROR"); m != "" {
+		if err := c.applyMirror(m); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *Catalog) applyMirror(base string) error {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "file") {
+		return fmt.Errorf("BANGER_KERNEL_MIRROR=%q must be an https://, http:// or file:// URL", base)
+	}
+	base = strings.TrimRight(base, "/")
+	for i := range c.Entries {
+		c.Entries[i].URL = base + "/" + TarballName(c.Entries[i].Name, c.Entries[i].Arch)
+	}
+	return nil
+}
+
+// Lookup finds the entry for name on arch. When there is none it returns an
+// error that names the closest catalog names, or the arches name exists for.
+func (c *Catalog) Lookup(name, arch string) (Entry, error) {
+	var arches []string
+	for _, e := range c.Entries {
+		if e.Name == name {
+			if e.Arch == arch {
+				return e, nil
+			}
+			arches = append(arches, e.Arch)
+		}
+	}
+	if len(arches) > 0 {
+		return Entry{}, fmt.Errorf("kernel %q is not published for %s, only for %s (hint: pass --arch)", name, arch, strings.Join(arches, ", "))
+	}
+	return Entry{}, &NotFoundError{Name: name, Suggestions: c.Closest(name, 3)}
+}
+
+// NotFoundError says a name is not in the catalog.
+type NotFoundError struct {
+	Name        string
+	Suggestions []string
+}
+
+func (e *NotFoundError) Error() string {
+	if len(e.Suggestions) == 0 {
+		return fmt.Sprintf("kernel %q is not in the catalog (hint: run \"banger kernel list --available\")", e.Name)
+	}
+	return fmt.Sprintf("kernel %q is not in the catalog; did you mean %s? (hint: run \"banger kernel list --available\")", e.Name, strings.Join(e.Suggestions, ", "))
+}
+
+// Closest returns up to n distinct catalog names nearest to name by edit
+// distance, nearest first; names that are too far away are left out.
+func (c *Catalog) Closest(name string, n int) []string {
+	type cand struct {
+		name string
+		d    int
+	}
+	seen := map[string]bool{}
+	var cs []cand
+	for _, e := range c.Entries {
+		if seen[e.Name] {
+			continue
+		}
+		seen[e.Name] = true
+		d := levenshtein(name, e.Name)
+		if d <= max(3, len(name)/2) || strings.HasPrefix(e.Name, name) || strings.HasPrefix(name, e.Name) {
+			cs = append(cs, cand{e.Name, d})
+		}
+	}
+	sort.Slice(cs, func(i, j int) bool {
+		if cs[i].d != cs[j].d {
+			return cs[i].d < cs[j].d
+		}
+		return cs[i].name < cs[j].name
+	})
+	var out []string
+	for i := 0; i < len(cs) && i < n; i++ {
+		out = append(out, cs[i].name)
+	}
+	return out
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

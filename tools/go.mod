@@ -1,0 +1,3 @@
+module github.com/thaloco/banger/tools
+
+go 1.26.8
