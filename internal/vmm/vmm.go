@@ -1,0 +1,63 @@
+// Package vmm defines what banger needs from a virtual machine monitor:
+// start a described microVM detached from banger, ask it to shut down.
+// Drivers live in the subpackages (qemu, firecracker).
+package vmm
+
+import "context"
+
+// Machine describes one microVM to boot.
+type Machine struct {
+	Name      string
+	Kernel    string // path to an uncompressed vmlinux
+	Initrd    string // optional initrd path
+	Cmdline   string // kernel command line; drivers add what their devices need
+	Rootfs    string // the VM's own writable ext4 disk, /dev/vda in the guest
+	CPUs      int
+	MemoryMiB int
+	Net       Network
+	// Dir is the VM's state directory (sockets, pid, logs). Keep it short:
+	// unix socket paths must fit in 108 bytes.
+	Dir string
+	// ConsoleLog is the file the guest's serial console is appended to.
+	ConsoleLog string
+	// Accel is "kvm" or "tcg"; only QEMU can use tcg.
+	Accel string
+}
+
+// Network is a VM's single network interface.
+type Network struct {
+	Mode     string // "none", "user" (QEMU only) or "tap"
+	Tap      string // host tap device name, tap mode
+	MAC      string // guest MAC address
+	Forwards []Forward
+}
+
+// Forward forwards a host port to a guest port (user mode networking).
+type Forward struct {
+	HostIP    string // usually 127.0.0.1
+	HostPort  int
+	GuestPort int
+	Proto     string // "tcp" or "udp"
+}
+
+// Process is a started VMM.
+type Process struct {
+	PID       int
+	APISocket string // control socket (Firecracker API or QMP)
+}
+
+// Driver starts and stops microVMs with one VMM.
+type Driver interface {
+	// Name is "qemu" or "firecracker".
+	Name() string
+	// Check reports whether the VMM can run here; its error names the
+	// missing binary and the package that provides it.
+	Check() error
+	// Start spawns the VMM detached from the caller (it survives banger
+	// exiting), configures and boots m, and returns once the guest's
+	// kernel has been started.
+	Start(ctx context.Context, m Machine) (Process, error)
+	// Shutdown asks the guest to power off gracefully (ACPI power button or
+	// Ctrl-Alt-Del). It does not wait for the VMM to exit.
+	Shutdown(ctx context.Context, m Machine, p Process) error
+}
