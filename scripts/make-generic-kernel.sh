@@ -1,0 +1,307 @@
+#!/usr/bin/env bash
+# Build banger's generic-<major.minor> guest kernel: upstream source, Firecracker's
+# x86_64 guest config, every essential driver built in, no modules, reproducible bytes.
+set -euo pipefail
+
+# Pinned inputs of the default (networked) build. LINUX_SRC and FC_CONFIG replace them.
+LINUX_VERSION=6.12.117
+LINUX_URL="https://cdn.kernel.org/pub/linux/kernel/v6.x/linux-${LINUX_VERSION}.tar.xz"
+LINUX_SUMS_URL="https://cdn.kernel.org/pub/linux/kernel/v6.x/sha256sums.asc"
+FC_CONFIG_REF=v1.16.1
+FC_CONFIG_URL="https://raw.githubusercontent.com/firecracker-microvm/firecracker/${FC_CONFIG_REF}/resources/guest_configs/microvm-kernel-ci-x86_64-6.1.config"
+FC_CONFIG_SHA256=adbc70ab5e89213ba00594b12d25e09bdf8bb1ed3c252d7449326bb14c22963b
+
+# Fixed build identity: the same inputs give the same vmlinux bytes.
+BUILD_TIMESTAMP="Thu Jan  1 00:00:00 UTC 1970"
+BUILD_USER=banger
+BUILD_HOST=banger
+
+# Options that must end up =y (built in), and options that must be off.
+ESSENTIAL_Y=(
+	VIRTIO VIRTIO_MMIO VIRTIO_MMIO_CMDLINE_DEVICES VIRTIO_BLK VIRTIO_NET
+	VSOCKETS VIRTIO_VSOCKETS EXT4_FS
+	SERIAL_8250 SERIAL_8250_CONSOLE PRINTK
+	HYPERVISOR_GUEST PARAVIRT KVM_GUEST PVH X86_MPPARSE
+	BLK_DEV_INITRD DEVTMPFS
+)
+ESSENTIAL_OFF=(MODULES)
+
+usage() {
+	cat <<'USAGE'
+Usage: scripts/make-generic-kernel.sh [--help]
+
+Builds banger's generic guest kernel (generic-<major.minor>) from upstream
+Linux source with Firecracker's x86_64 guest config. After `olddefconfig` the
+essentials are forced built in (virtio-mmio with command-line devices,
+virtio-blk, virtio-net, vsock, ext4, 8250 serial console, PVH boot, KVM guest,
+MP tables) with CONFIG_MODULES off; the build fails if any ends up =m or unset.
+
+Output (replaced atomically), in build/manual/generic-kernel/ of the repo:
+  vmlinux      uncompressed ELF kernel, symbol table stripped (PVH note kept)
+  config       the final .config
+  provenance   source, config and compiler versions and sha256s
+
+Builds are reproducible (fixed KBUILD_BUILD_TIMESTAMP/USER/HOST/VERSION, in-tree
+relative paths, no debug info) and cached by the sha256 of every input: source
+tarball, config, this script, gcc and ld versions. A cache hit takes seconds.
+
+Environment:
+  LINUX_SRC           linux-*.tar.xz or an unpacked source directory
+                      (default: download linux-6.12.117 from kernel.org and
+                      check it against kernel.org's sha256sums.asc)
+  LINUX_SHA256        expected sha256 of the downloaded or given tarball
+  FC_CONFIG           Firecracker guest config to start from (default: fetch
+                      microvm-kernel-ci-x86_64-6.1.config at a pinned ref and
+                      check its pinned sha256)
+  BANGER_BUILD_CACHE  build cache (default /var/cache/banger/kernel-build, or
+                      ~/.cache/banger/kernel-build if that is not writable)
+  OUT_DIR             output directory (default <repo>/build/manual/generic-kernel)
+  JOBS                parallel jobs (default: nproc)
+  KEEP_BUILD_TREE=1   keep the object tree in the cache after a build
+
+Toolchain (Debian/Ubuntu): apt-get install build-essential flex bison bc
+libelf-dev libssl-dev xz-utils curl
+USAGE
+}
+
+log() { printf 'make-generic-kernel: %s\n' "$*" >&2; }
+die() {
+	printf 'make-generic-kernel: error: %s\n' "$*" >&2
+	exit 1
+}
+
+case "${1:-}" in
+-h | --help)
+	usage
+	exit 0
+	;;
+"") ;;
+*) die "unknown argument ${1} (see --help)" ;;
+esac
+
+start=$(date +%s)
+script_path=$(readlink -f "${BASH_SOURCE[0]}")
+repo=$(cd "$(dirname "$script_path")/.." && pwd)
+out_dir=${OUT_DIR:-$repo/build/manual/generic-kernel}
+jobs=${JOBS:-$(nproc)}
+
+check_toolchain() {
+	local missing=() c
+	for c in gcc make flex bison bc perl tar xz sha256sum objcopy readelf flock; do
+		command -v "$c" >/dev/null || missing+=("$c")
+	done
+	if command -v gcc >/dev/null; then
+		echo '#include <gelf.h>' | gcc -E -x c - >/dev/null 2>&1 || missing+=("libelf headers (gelf.h)")
+		echo '#include <openssl/opensslv.h>' | gcc -E -x c - >/dev/null 2>&1 || missing+=("openssl headers")
+	fi
+	if ((${#missing[@]})); then
+		die "missing kernel build tools: ${missing[*]} (hint: apt-get install build-essential flex bison bc libelf-dev libssl-dev xz-utils util-linux)"
+	fi
+}
+
+# fetch URL DEST: download with curl to DEST atomically.
+fetch() {
+	command -v curl >/dev/null || die "curl is needed to download $1 (hint: apt-get install curl, or set LINUX_SRC/FC_CONFIG to local files)"
+	curl -fsSL --retry 3 -o "$2.part" "$1" || die "downloading $1 failed (hint: no network? set LINUX_SRC and FC_CONFIG to local files)"
+	mv -f "$2.part" "$2"
+}
+
+sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# sha of a source directory: every regular file's path and hash, sorted.
+sha_of_dir() {
+	(cd "$1" && find . -type f ! -path './.git/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+}
+
+check_toolchain
+
+cache=${BANGER_BUILD_CACHE:-}
+if [[ -z $cache ]]; then
+	cache=/var/cache/banger/kernel-build
+	if ! mkdir -p "$cache" 2>/dev/null || [[ ! -w $cache ]]; then
+		cache=${XDG_CACHE_HOME:-$HOME/.cache}/banger/kernel-build
+	fi
+fi
+mkdir -p "$cache" || die "cannot create build cache $cache (hint: set BANGER_BUILD_CACHE to a writable directory)"
+cache=$(cd "$cache" && pwd)
+
+# --- inputs -------------------------------------------------------------------
+src_kind=tarball
+if [[ -z ${LINUX_SRC:-} ]]; then
+	src=$cache/downloads/linux-${LINUX_VERSION}.tar.xz
+	mkdir -p "$cache/downloads"
+	if [[ ! -f $src ]]; then
+		log "downloading $LINUX_URL"
+		fetch "$LINUX_URL" "$src"
+	fi
+	if [[ -z ${LINUX_SHA256:-} ]]; then
+		fetch "$LINUX_SUMS_URL" "$cache/downloads/sha256sums.asc"
+		LINUX_SHA256=$(awk -v f="linux-${LINUX_VERSION}.tar.xz" '$2 == f {print $1}' "$cache/downloads/sha256sums.asc")
+		[[ -n $LINUX_SHA256 ]] || die "kernel.org's sha256sums.asc has no line for linux-${LINUX_VERSION}.tar.xz (hint: set LINUX_SHA256)"
+	fi
+	src_origin=$LINUX_URL
+elif [[ -d $LINUX_SRC ]]; then
+	src=$(cd "$LINUX_SRC" && pwd)
+	src_kind=directory
+	src_origin="directory $(basename "$src")"
+elif [[ -f $LINUX_SRC ]]; then
+	src=$(readlink -f "$LINUX_SRC")
+	src_origin=$(basename "$src")
+else
+	die "LINUX_SRC=$LINUX_SRC is neither a linux-*.tar.xz file nor a source directory"
+fi
+
+if [[ $src_kind == tarball ]]; then
+	log "hashing $src"
+	src_sha=$(sha_of "$src")
+	if [[ -n ${LINUX_SHA256:-} && $src_sha != "$LINUX_SHA256" ]]; then
+		die "source tarball $src has sha256 $src_sha, expected $LINUX_SHA256 (hint: delete it and download again, or fix LINUX_SHA256)"
+	fi
+else
+	[[ -f $src/Makefile && -f $src/Kconfig ]] || die "LINUX_SRC=$src does not look like a Linux source tree (no Makefile/Kconfig)"
+	log "hashing source directory $src"
+	src_sha=$(sha_of_dir "$src")
+fi
+
+if [[ -n ${FC_CONFIG:-} ]]; then
+	[[ -f $FC_CONFIG && -r $FC_CONFIG ]] || die "FC_CONFIG=$FC_CONFIG is not a readable file"
+	fc_config=$(readlink -f "$FC_CONFIG")
+	config_origin=$(basename "$fc_config")
+else
+	fc_config=$cache/downloads/firecracker-${FC_CONFIG_REF}-x86_64-6.1.config
+	mkdir -p "$cache/downloads"
+	[[ -f $fc_config ]] || fetch "$FC_CONFIG_URL" "$fc_config"
+	[[ $(sha_of "$fc_config") == "$FC_CONFIG_SHA256" ]] || die "Firecracker config $FC_CONFIG_URL does not match its pinned sha256 $FC_CONFIG_SHA256 (hint: update FC_CONFIG_REF/FC_CONFIG_SHA256 together, or pass FC_CONFIG=/path)"
+	config_origin=$FC_CONFIG_URL
+fi
+grep -q '^CONFIG_' "$fc_config" || die "FC_CONFIG $fc_config has no CONFIG_ lines: not a kernel config"
+config_sha=$(sha_of "$fc_config")
+
+gcc_version=$(gcc --version | head -n1)
+ld_version=$(ld --version | head -n1)
+script_sha=$(sha_of "$script_path")
+key=$(printf 'source=%s\nconfig=%s\nscript=%s\ngcc=%s\nld=%s\n' \
+	"$src_sha" "$config_sha" "$script_sha" "$gcc_version" "$ld_version" | sha256sum | cut -d' ' -f1)
+result=$cache/$key
+
+finish() {
+	local tmp
+	tmp=$(mktemp -d "$(dirname "$out_dir")/.generic-kernel.XXXXXX")
+	cp "$result/vmlinux" "$result/config" "$result/provenance" "$tmp/"
+	chmod 0755 "$tmp"
+	rm -rf "$out_dir"
+	mv "$tmp" "$out_dir"
+	log "$1: $(grep '^kernel_version=' "$result/provenance" | cut -d= -f2) in $out_dir"
+	log "vmlinux sha256 $(sha_of "$out_dir/vmlinux"), $(stat -c %s "$out_dir/vmlinux") bytes"
+	log "elapsed $(($(date +%s) - start))s"
+}
+
+mkdir -p "$(dirname "$out_dir")"
+if [[ -f $result/provenance ]]; then
+	finish "cache hit ($result)"
+	exit 0
+fi
+
+# One builder per key; a second caller waits and then takes the cache hit.
+exec 9>"$result.lock"
+if ! flock -n 9; then
+	log "another build of these inputs is running; waiting for $result.lock"
+	flock 9
+fi
+if [[ -f $result/provenance ]]; then
+	finish "cache hit ($result)"
+	exit 0
+fi
+
+# --- build --------------------------------------------------------------------
+work=$result.work
+staging=$result.tmp
+cleanup() {
+	if [[ ${KEEP_BUILD_TREE:-} != 1 ]]; then rm -rf "$work"; fi
+	rm -rf "$staging"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+rm -rf "$work" "$staging"
+mkdir -p "$work/linux"
+tree=$work/linux
+buildlog=$work/build.log
+
+log "build key $key"
+if [[ $src_kind == tarball ]]; then
+	log "unpacking $src"
+	tar -xf "$src" -C "$tree" --strip-components=1 --no-same-owner 2>"$work/tar.err" ||
+		die "unpacking $src failed: $(tail -n 3 "$work/tar.err") (hint: the tarball is corrupt or not a linux-*.tar.xz; download it again)"
+else
+	(cd "$src" && tar -cf - --exclude=./.git .) | tar -xf - -C "$tree"
+fi
+[[ -f $tree/Makefile && -f $tree/Kconfig && -d $tree/arch/x86 ]] ||
+	die "$src does not contain a Linux source tree (no Makefile/Kconfig/arch/x86 at its top level)"
+
+# Everything the kernel build reads from the environment is pinned here.
+kmake() {
+	env -i PATH="$PATH" HOME="$work" LC_ALL=C TZ=UTC \
+		KBUILD_BUILD_TIMESTAMP="$BUILD_TIMESTAMP" KBUILD_BUILD_USER="$BUILD_USER" \
+		KBUILD_BUILD_HOST="$BUILD_HOST" KBUILD_BUILD_VERSION=1 SOURCE_DATE_EPOCH=0 \
+		make --no-print-directory -C "$tree" ARCH=x86_64 LOCALVERSION= KCFLAGS="-ffile-prefix-map=$tree/=" "$@"
+}
+
+kernel_version=$(kmake -s kernelversion)
+[[ $kernel_version =~ ^([0-9]+)\.([0-9]+) ]] || die "cannot read the kernel version from $src (make kernelversion said: $kernel_version)"
+name=generic-${BASH_REMATCH[1]}.${BASH_REMATCH[2]}
+log "building $name ($kernel_version), $jobs jobs; log in $buildlog"
+
+cp "$fc_config" "$tree/.config"
+kmake olddefconfig >>"$buildlog" 2>&1 || die "make olddefconfig failed: $(tail -n 5 "$buildlog")"
+cfg=("$tree/scripts/config" --file "$tree/.config")
+for o in "${ESSENTIAL_Y[@]}"; do "${cfg[@]}" --enable "$o"; done
+for o in "${ESSENTIAL_OFF[@]}"; do "${cfg[@]}" --disable "$o"; done
+kmake olddefconfig >>"$buildlog" 2>&1 || die "make olddefconfig failed: $(tail -n 5 "$buildlog")"
+
+bad=()
+for o in "${ESSENTIAL_Y[@]}"; do
+	v=$(grep -E "^(# )?CONFIG_${o}[= ]" "$tree/.config" || true)
+	[[ $v == "CONFIG_${o}=y" ]] || bad+=("CONFIG_${o} is ${v:-absent} (want =y)")
+done
+for o in "${ESSENTIAL_OFF[@]}"; do
+	! grep -qE "^CONFIG_${o}=" "$tree/.config" || bad+=("CONFIG_${o} is on (want off)")
+done
+if ((${#bad[@]})); then
+	die "the config cannot satisfy the essentials: $(printf '%s; ' "${bad[@]}")(hint: a dependency of these options is off in $config_origin; enable it in FC_CONFIG)"
+fi
+
+log "compiling (make -j$jobs vmlinux)"
+if ! kmake -j"$jobs" vmlinux >>"$buildlog" 2>&1; then
+	cp "$buildlog" "$cache/last-failure.log"
+	tail -n 30 "$buildlog" >&2
+	die "kernel build failed (full log: $cache/last-failure.log)"
+fi
+
+mkdir -p "$staging"
+objcopy --strip-all "$tree/vmlinux" "$staging/vmlinux"
+readelf -n "$staging/vmlinux" | grep -q 'Xen' || die "built vmlinux has no PVH (Xen ELF) note: it cannot be booted by Firecracker"
+cp "$tree/.config" "$staging/config"
+{
+	echo "name=$name"
+	echo "kernel_version=$kernel_version"
+	echo "arch=x86_64"
+	echo "source=$src_origin"
+	echo "source_sha256=$src_sha"
+	echo "config_origin=$config_origin"
+	echo "config_sha256=$config_sha"
+	echo "final_config_sha256=$(sha_of "$staging/config")"
+	echo "essentials=$(printf 'CONFIG_%s=y ' "${ESSENTIAL_Y[@]}")$(printf '# CONFIG_%s is not set ' "${ESSENTIAL_OFF[@]}")"
+	echo "compiler=$gcc_version"
+	echo "linker=$ld_version"
+	echo "kbuild_build_timestamp=$BUILD_TIMESTAMP"
+	echo "kbuild_build_user=$BUILD_USER"
+	echo "kbuild_build_host=$BUILD_HOST"
+	echo "script_sha256=$script_sha"
+	echo "build_key=$key"
+	echo "vmlinux=stripped with objcopy --strip-all (ELF, PVH note kept)"
+	echo "vmlinux_sha256=$(sha_of "$staging/vmlinux")"
+	echo "vmlinux_size=$(stat -c %s "$staging/vmlinux")"
+} >"$staging/provenance"
+rm -rf "$result"
+mv "$staging" "$result"
+finish "built in $(($(date +%s) - start))s"
