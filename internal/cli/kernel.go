@@ -1,11 +1,62 @@
 package cli
 
-import "github.com/spf13/cobra"
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/thaloco/banger/internal/kernelcat"
+	"github.com/thaloco/banger/internal/kernelstore"
+)
 
 func newKernelCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "kernel",
-		Short: "Manage kernels: pull from the catalog, import, list, remove",
+		Short: "Manage kernels: pull from the catalog, import, list, show, remove",
+		Long: `Kernels are uncompressed vmlinux images (plus an optional initrd and
+modules tree) that microVMs boot. "banger kernel pull" installs a bundle
+from the kernel catalog built into banger, verifying its sha256 while it
+downloads; "banger kernel import" installs one you built yourself.`,
 	}
+	cmd.AddCommand(
+		newKernelListCommand(g),
+		newKernelPullCommand(g),
+		newKernelImportCommand(g),
+		newKernelShowCommand(g),
+		newKernelRmCommand(g),
+	)
 	return cmd
+}
+
+// kernelStore opens the kernels directory named by the environment.
+func (g *globalOptions) kernelStore() (*kernelstore.Store, error) {
+	l, err := g.layout()
+	if err != nil {
+		return nil, err
+	}
+	return kernelstore.New(l.KernelsDir), nil
+}
+
+// catalog loads the catalog in effect and, when it is not the embedded
+// one, says so once on stderr.
+func (g *globalOptions) catalog() (*kernelcat.Catalog, error) {
+	c, err := kernelcat.Load(g.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	if c.Source != "embedded" {
+		fmt.Fprintf(g.Stderr, "banger: using kernel catalog %s (BANGER_CATALOG)\n", c.Source)
+	}
+	if m := g.Getenv("BANGER_KERNEL_MIRROR"); m != "" {
+		fmt.Fprintf(g.Stderr, "banger: fetching kernels from mirror %s (BANGER_KERNEL_MIRROR)\n", m)
+	}
+	return c, nil
+}
+
+// archFlag resolves an --arch value, defaulting to the host's.
+func archFlag(a string) string {
+	if a == "" {
+		return kernelcat.HostArch()
+	}
+	return kernelcat.NormalizeArch(a)
 }

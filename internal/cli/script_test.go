@@ -31,6 +31,7 @@ func scriptParams(t *testing.T, glob string, cmds map[string]func(ts *testscript
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("XDG_STATE_HOME", filepath.Join(env.WorkDir, "state"))
 			env.Setenv("HOME", filepath.Join(env.WorkDir, "home"))
+			env.Values[scriptStateKey{}] = &scriptState{}
 			return nil
 		},
 		Cmds:                cmds,
@@ -41,4 +42,20 @@ func scriptParams(t *testing.T, glob string, cmds map[string]func(ts *testscript
 
 func TestGeneralScripts(t *testing.T) {
 	testscript.Run(t, scriptParams(t, "general_*.txtar", nil))
+}
+
+type scriptStateKey struct{}
+
+// scriptState is what custom script commands keep between calls within one
+// script (servers they started, for instance).
+type scriptState struct {
+	values map[string]any
+}
+
+func stateOf(ts *testscript.TestScript) *scriptState {
+	st := ts.Value(scriptStateKey{}).(*scriptState)
+	if st.values == nil {
+		st.values = map[string]any{}
+	}
+	return st
 }

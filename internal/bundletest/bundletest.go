@@ -1,0 +1,104 @@
+// Package bundletest builds real kernel bundles (zstd-compressed tar
+// streams) and serves them over HTTP on 127.0.0.1, for tests. It is only
+// imported by _test.go files.
+package bundletest
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"math/rand/v2"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Entry is one tar entry. Type defaults to a regular file.
+type Entry struct {
+	Name     string
+	Body     string
+	Type     byte // tar.TypeReg, TypeDir, TypeSymlink, TypeLink, TypeChar...
+	Linkname string
+	Mode     int64 // default 0644 (files) / 0755 (dirs)
+}
+
+// Build returns entries as a .tar.zst bundle.
+func Build(entries ...Entry) []byte {
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	for _, e := range entries {
+		h := &tar.Header{Name: e.Name, Typeflag: e.Type, Linkname: e.Linkname, Mode: e.Mode, ModTime: time.Unix(0, 0), Format: tar.FormatPAX}
+		if h.Typeflag == 0 {
+			h.Typeflag = tar.TypeReg
+		}
+		if h.Mode == 0 {
+			h.Mode = 0o644
+			if h.Typeflag == tar.TypeDir {
+				h.Mode = 0o755
+			}
+		}
+		if h.Typeflag == tar.TypeReg {
+			h.Size = int64(len(e.Body))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			panic(err) // test fixture: entries are written by the test itself
+		}
+		if h.Typeflag == tar.TypeReg {
+			if _, err := tw.Write([]byte(e.Body)); err != nil {
+				panic(err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		panic(err)
+	}
+	return Compress(tb.Bytes())
+}
+
+// Compress zstd-compresses b.
+func Compress(b []byte) []byte {
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		panic(err)
+	}
+	return enc.EncodeAll(b, nil)
+}
+
+// Minimal is a valid bundle holding only a vmlinux with the given body.
+func Minimal(vmlinux string) []byte {
+	return Build(Entry{Name: "vmlinux", Body: vmlinux, Mode: 0o755})
+}
+
+// Full is a valid bundle with vmlinux, initrd.img and a modules/ tree with
+// a relative symlink inside it.
+func Full(vmlinux string) []byte {
+	return Build(
+		Entry{Name: "vmlinux", Body: vmlinux, Mode: 0o755},
+		Entry{Name: "initrd.img", Body: "initrd"},
+		Entry{Name: "modules/", Type: tar.TypeDir},
+		Entry{Name: "modules/6.12.0/", Type: tar.TypeDir},
+		Entry{Name: "modules/6.12.0/modules.dep", Body: "dep"},
+		Entry{Name: "modules/6.12.0/build", Type: tar.TypeSymlink, Linkname: "modules.dep"},
+	)
+}
+
+// SHA256 is the lower-case hex sha256 of b.
+func SHA256(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// FakeVMLinux returns a body that carries a Linux version banner, like a
+// real vmlinux does, padded to size bytes with incompressible bytes
+// (derived from the version, so the same arguments give the same body).
+func FakeVMLinux(version string, size int) string {
+	s := "\x7fELF....Linux version " + version + " (builder@banger) (gcc 12.2.0) #1 SMP\x00"
+	if len(s) < size {
+		pad := make([]byte, size-len(s))
+		seed := sha256.Sum256([]byte(version))
+		rand.NewChaCha8(seed).Read(pad)
+		s += string(pad)
+	}
+	return s
+}

@@ -1,0 +1,111 @@
+package bundletest
+
+import (
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Faults injects failures a real server does not produce on demand. They
+// are a fake, used only for what real parts cannot do.
+type Faults struct {
+	// DropAfter > 0: the first full (non-Range) response is cut after
+	// that many body bytes by closing the connection.
+	DropAfter int64
+	// FailFirst answers the first n requests with 503.
+	FailFirst int
+	// BytesPerSecond > 0 throttles bodies, so concurrent clients overlap.
+	BytesPerSecond int64
+}
+
+// Server serves files from a directory on 127.0.0.1 with Range support
+// (http.ServeContent) and counts requests.
+type Server struct {
+	*httptest.Server
+	Requests atomic.Int64
+	Ranges   atomic.Int64 // requests that carried a Range header
+	mu       sync.Mutex
+	dropped  bool
+	failed   int
+}
+
+// Serve starts a server for dir. Close it when done.
+func Serve(dir string, f Faults) *Server {
+	s := &Server{}
+	files := http.FileServer(http.Dir(dir))
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.Requests.Add(1)
+		if r.Header.Get("Range") != "" {
+			s.Ranges.Add(1)
+		}
+		s.mu.Lock()
+		if s.failed < f.FailFirst {
+			s.failed++
+			s.mu.Unlock()
+			http.Error(w, "try again", http.StatusServiceUnavailable)
+			return
+		}
+		drop := f.DropAfter > 0 && !s.dropped && r.Header.Get("Range") == ""
+		if drop {
+			s.dropped = true
+		}
+		s.mu.Unlock()
+		var ww http.ResponseWriter = w
+		if drop || f.BytesPerSecond > 0 {
+			ww = &faultWriter{ResponseWriter: w, limit: f.DropAfter, drop: drop, bps: f.BytesPerSecond}
+		}
+		files.ServeHTTP(ww, r)
+	}))
+	return s
+}
+
+type faultWriter struct {
+	http.ResponseWriter
+	written int64
+	limit   int64
+	drop    bool
+	bps     int64
+}
+
+func (w *faultWriter) Write(p []byte) (int, error) {
+	if w.drop && w.written+int64(len(p)) > w.limit {
+		n, _ := w.ResponseWriter.Write(p[:w.limit-w.written])
+		w.written += int64(n)
+		if f, ok := w.ResponseWriter.(http.Flusher); ok {
+			f.Flush()
+		}
+		// Cut the connection mid-body.
+		if hj, ok := w.ResponseWriter.(http.Hijacker); ok {
+			if c, _, err := hj.Hijack(); err == nil {
+				if tc, ok := c.(*net.TCPConn); ok {
+					_ = tc.SetLinger(0)
+				}
+				c.Close()
+			}
+		}
+		return n, http.ErrAbortHandler
+	}
+	if w.bps > 0 {
+		total := len(p)
+		for len(p) > 0 {
+			chunk := min(len(p), int(w.bps/20)+1)
+			n, err := w.ResponseWriter.Write(p[:chunk])
+			w.written += int64(n)
+			if err != nil {
+				return n, err
+			}
+			p = p[chunk:]
+			time.Sleep(50 * time.Millisecond)
+		}
+		return total, nil
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.written += int64(n)
+	return n, err
+}
+
+// Header lets http.ServeContent set Content-Length as usual.
+func (w *faultWriter) Header() http.Header { return w.ResponseWriter.Header() }

@@ -1,0 +1,63 @@
+package cli
+
+import (
+	"context"
+	"io"
+
+	"github.com/thaloco/banger/internal/kernelcat"
+	"github.com/thaloco/banger/internal/kernelstore"
+	"github.com/thaloco/banger/internal/progress"
+)
+
+// Catalog entry states in `kernel list --available`.
+const (
+	statusInstalled    = "installed"
+	statusNotInstalled = "not installed"
+	statusOutdated     = "outdated"
+	statusImported     = "imported"
+)
+
+type availableJSON struct {
+	kernelcat.Entry
+	Status string `json:"status"`
+}
+
+func runKernelListAvailable(_ context.Context, opts kernelListOptions, g *globalOptions, w io.Writer) error {
+	cat, err := g.catalog()
+	if err != nil {
+		return err
+	}
+	store, err := g.kernelStore()
+	if err != nil {
+		return err
+	}
+	status := func(e kernelcat.Entry) string {
+		m, err := store.Get(e.Name)
+		switch {
+		case err != nil || m.Arch != e.Arch:
+			return statusNotInstalled
+		case m.Source == kernelstore.SourceImport:
+			return statusImported
+		case m.TarballSHA256 != e.SHA256:
+			return statusOutdated
+		}
+		return statusInstalled
+	}
+	if opts.json {
+		out := make([]availableJSON, 0, len(cat.Entries))
+		for _, e := range cat.Entries {
+			out = append(out, availableJSON{Entry: e, Status: status(e)})
+		}
+		return writeJSON(w, out)
+	}
+	if len(cat.Entries) == 0 {
+		_, err := io.WriteString(w, "The kernel catalog is empty. Import a kernel you built with \"banger kernel import NAME --from DIR --distro D --arch A\",\n"+
+			"or point BANGER_CATALOG at a catalog.json (BANGER_KERNEL_MIRROR at a mirror of its tarballs).\n")
+		return err
+	}
+	t := newTable(w, "NAME", "ARCH", "VERSION", "SIZE", "STATUS", "DESCRIPTION")
+	for _, e := range cat.Entries {
+		t.Row(e.Name, e.Arch, e.KernelVersion, progress.FormatBytes(e.Size), status(e), e.Description)
+	}
+	return t.Flush()
+}

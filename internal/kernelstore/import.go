@@ -1,0 +1,169 @@
+package kernelstore
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/thaloco/banger/internal/archive"
+	"github.com/thaloco/banger/internal/kernelcat"
+	"github.com/thaloco/banger/internal/lockfile"
+	"github.com/thaloco/banger/internal/paths"
+)
+
+// ImportOptions describe a kernel imported from a local directory.
+type ImportOptions struct {
+	Distro        string
+	Arch          string
+	KernelVersion string // "" reads it from vmlinux's Linux version string
+	Description   string
+	Force         bool // replace an installed kernel of the same name
+	Now           func() time.Time
+}
+
+// Import copies vmlinux (required), initrd.img and modules/ (optional)
+// from dir into the store under name. The files pass through the same
+// checks as a downloaded bundle, so an import is exactly what a bundle
+// built from it would install.
+func (s *Store) Import(ctx context.Context, name, dir string, opts ImportOptions) (*Manifest, error) {
+	if err := paths.ValidateName("kernel", name); err != nil {
+		return nil, err
+	}
+	if opts.Distro == "" {
+		return nil, errors.New("importing a kernel needs --distro (for example --distro generic)")
+	}
+	opts.Arch = kernelcat.NormalizeArch(opts.Arch)
+	if opts.Arch != "x86_64" && opts.Arch != "aarch64" {
+		return nil, fmt.Errorf("unknown arch %q (use x86_64 or aarch64)", opts.Arch)
+	}
+	st, err := os.Stat(filepath.Join(dir, "vmlinux"))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("importing kernel %q: %s has no vmlinux (hint: --from must name the directory that holds vmlinux)", name, dir)
+	case err != nil:
+		return nil, fmt.Errorf("importing kernel %q: %w", name, err)
+	case !st.Mode().IsRegular():
+		return nil, fmt.Errorf("importing kernel %q: %s is not a regular file", name, filepath.Join(dir, "vmlinux"))
+	}
+	version := opts.KernelVersion
+	if version == "" {
+		if version, err = ReadKernelVersion(filepath.Join(dir, "vmlinux")); err != nil {
+			return nil, fmt.Errorf("importing kernel %q: %w (hint: pass --kernel-version)", name, err)
+		}
+	}
+
+	lock, err := lockfile.Acquire(ctx, s.lockPath(name), nil)
+	if err != nil {
+		return nil, fmt.Errorf("importing kernel %q: %w", name, err)
+	}
+	defer lock.Unlock()
+	s.cleanLeftovers(name)
+	if _, err := s.Get(name); err == nil && !opts.Force {
+		return nil, fmt.Errorf("kernel %q is already installed (hint: pass --force to replace it, or choose another name)", name)
+	}
+	tmp, err := s.tempDir(name)
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	files, err := copyBundle(ctx, dir, tmp)
+	if err != nil {
+		return nil, fmt.Errorf("importing kernel %q from %s: %w", name, dir, err)
+	}
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	m := &Manifest{
+		Name: name, Distro: opts.Distro, Arch: opts.Arch, KernelVersion: version,
+		Description: opts.Description, Source: SourceImport,
+		InstalledAt: now().UTC().Truncate(time.Second), Files: files,
+	}
+	if err := writeManifest(tmp, m); err != nil {
+		return nil, fmt.Errorf("importing kernel %q: %w", name, err)
+	}
+	if err := s.commit(tmp, name); err != nil {
+		return nil, err
+	}
+	return s.Get(name)
+}
+
+// copyBundle streams the bundle roots of src through the bundle extractor
+// into dst. Only vmlinux, initrd.img and modules/ are taken.
+func copyBundle(ctx context.Context, src, dst string) ([]archive.File, error) {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(packBundle(src, pw)) }()
+	files, err := archive.ExtractBundle(ctx, pr, dst, archive.DefaultLimits())
+	pr.CloseWithError(errors.New("extraction finished"))
+	return files, err
+}
+
+// packBundle writes src's bundle roots as a zstd-compressed tar to w.
+func packBundle(src string, w io.Writer) error {
+	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(zw)
+	for _, root := range []string{"vmlinux", "initrd.img", "modules"} {
+		if _, err := os.Lstat(filepath.Join(src, root)); errors.Is(err, fs.ErrNotExist) && root != "vmlinux" {
+			continue // optional
+		}
+		err := filepath.WalkDir(filepath.Join(src, root), func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			var link string
+			if info.Mode()&fs.ModeSymlink != 0 {
+				if link, err = os.Readlink(p); err != nil {
+					return err
+				}
+			}
+			hdr, err := tar.FileInfoHeader(info, link)
+			if err != nil {
+				return err
+			}
+			rel, err := filepath.Rel(src, p)
+			if err != nil {
+				return err
+			}
+			hdr.Name = filepath.ToSlash(rel)
+			if d.IsDir() {
+				hdr.Name += "/"
+			}
+			hdr.Uname, hdr.Gname, hdr.Uid, hdr.Gid = "", "", 0, 0
+			if err := tw.WriteHeader(hdr); err != nil {
+				return err
+			}
+			if info.Mode().IsRegular() {
+				f, err := os.Open(p)
+				if err != nil {
+					return err
+				}
+				_, err = io.Copy(tw, f)
+				f.Close()
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return zw.Close()
+}

@@ -1,0 +1,157 @@
+package kernelstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/thaloco/banger/internal/archive"
+	"github.com/thaloco/banger/internal/fetch"
+	"github.com/thaloco/banger/internal/kernelcat"
+	"github.com/thaloco/banger/internal/lockfile"
+	"github.com/thaloco/banger/internal/paths"
+)
+
+// PullOptions tune Pull.
+type PullOptions struct {
+	// Force reinstalls even when the same tarball is installed, and
+	// replaces a kernel that was imported under the same name.
+	Force bool
+	// Progress, if set, returns the writer that counts downloaded bytes
+	// (a progress bar) for a download of total bytes; done is called once
+	// with the outcome.
+	Progress func(total int64) (w io.Writer, done func(error))
+	// Logf reports waits, retries and resumes; nil discards them.
+	Logf   func(format string, args ...any)
+	Client *http.Client
+	Limits archive.Limits
+	// Now stamps installed_at; nil means time.Now.
+	Now func() time.Time
+}
+
+// PullResult says what Pull did.
+type PullResult struct {
+	Manifest *Manifest
+	// AlreadyInstalled: the same tarball was installed; nothing was
+	// downloaded.
+	AlreadyInstalled bool
+	// Replaced: an older install under the same name was replaced.
+	Replaced bool
+}
+
+func (o *PullOptions) logf(format string, args ...any) {
+	if o.Logf != nil {
+		o.Logf(format, args...)
+	}
+}
+
+// Pull downloads the bundle of catalog entry e, verifies its size and
+// sha256 while it streams, extracts it beside the target and renames it
+// into place only when everything matched. Concurrent pulls of one name
+// are serialized: the second waits and then finds it installed.
+func (s *Store) Pull(ctx context.Context, e kernelcat.Entry, opts PullOptions) (PullResult, error) {
+	if err := paths.ValidateName("kernel", e.Name); err != nil {
+		return PullResult{}, err
+	}
+	lock, err := lockfile.Acquire(ctx, s.lockPath(e.Name), func() {
+		opts.logf("waiting for another banger to finish installing kernel %s", e.Name)
+	})
+	if err != nil {
+		return PullResult{}, fmt.Errorf("pulling kernel %q: %w", e.Name, err)
+	}
+	defer lock.Unlock()
+	s.cleanLeftovers(e.Name)
+
+	var res PullResult
+	if cur, err := s.Get(e.Name); err == nil {
+		switch {
+		case cur.Source == SourceImport && !opts.Force:
+			return PullResult{}, fmt.Errorf("kernel %q is already installed from a local import (hint: pass --force to replace it with the catalog's, or import it under another name)", e.Name)
+		case cur.TarballSHA256 == e.SHA256 && !opts.Force:
+			return PullResult{Manifest: cur, AlreadyInstalled: true}, nil
+		}
+		res.Replaced = true
+	} else if !errors.Is(err, ErrNotInstalled) {
+		res.Replaced = true // broken install: replace it
+	}
+
+	tmp, err := s.tempDir(e.Name)
+	if err != nil {
+		return PullResult{}, err
+	}
+	defer os.RemoveAll(tmp) // no-op after a successful commit
+	files, err := s.download(ctx, e, tmp, opts)
+	if err != nil {
+		return PullResult{}, err
+	}
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	m := &Manifest{
+		Name: e.Name, Distro: e.Distro, Arch: e.Arch, KernelVersion: e.KernelVersion,
+		Description: e.Description, Source: SourceCatalog, URL: e.URL,
+		TarballSHA256: e.SHA256, TarballSize: e.Size, InstalledAt: now().UTC().Truncate(time.Second),
+		Files: files,
+	}
+	if err := writeManifest(tmp, m); err != nil {
+		return PullResult{}, fmt.Errorf("pulling kernel %q: %w", e.Name, err)
+	}
+	if err := s.commit(tmp, e.Name); err != nil {
+		return PullResult{}, err
+	}
+	os.Remove(s.partialPath(e.SHA256))
+	res.Manifest, err = s.Get(e.Name)
+	return res, err
+}
+
+func (s *Store) partialPath(sha string) string {
+	return filepath.Join(s.dir, ".partial", sha+".tar.zst.part")
+}
+
+// download streams the tarball into tmp. Hashing, decompression and writes
+// overlap; the hash is checked before download returns.
+func (s *Store) download(ctx context.Context, e kernelcat.Entry, tmp string, opts PullOptions) ([]archive.File, error) {
+	if err := os.MkdirAll(filepath.Dir(s.partialPath(e.SHA256)), 0o755); err != nil {
+		return nil, fmt.Errorf("pulling kernel %q: %w", e.Name, err)
+	}
+	fo := fetch.Options{Client: opts.Client, Partial: s.partialPath(e.SHA256), Logf: opts.Logf}
+	done := func(error) {}
+	if opts.Progress != nil {
+		fo.Progress, done = opts.Progress(e.Size)
+	}
+	body, err := fetch.Open(ctx, fetch.Source{URL: e.URL, Size: e.Size, SHA256: e.SHA256}, fo)
+	if err != nil {
+		done(err)
+		return nil, fmt.Errorf("pulling kernel %q: %w", e.Name, err)
+	}
+	defer body.Close()
+	lim := opts.Limits
+	if lim == (archive.Limits{}) {
+		lim = archive.DefaultLimits()
+	}
+	files, xerr := archive.ExtractBundle(ctx, body, tmp, lim)
+	// Read to the end so the size and digest are checked. A digest
+	// mismatch explains a broken archive better than the archive error.
+	_, derr := io.Copy(io.Discard, body)
+	var de *fetch.DigestError
+	var se *fetch.SizeError
+	switch {
+	case errors.As(derr, &de) || errors.As(derr, &se):
+		err = derr
+	case xerr != nil:
+		err = xerr
+	default:
+		err = derr
+	}
+	done(err)
+	if err != nil {
+		return nil, fmt.Errorf("pulling kernel %q: %w", e.Name, err)
+	}
+	return files, nil
+}

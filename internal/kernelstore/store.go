@@ -1,0 +1,169 @@
+// Package kernelstore keeps installed kernels: one directory per name under
+// the kernels directory, holding vmlinux, an optional initrd.img and
+// modules/ tree, and a manifest.json describing where they came from.
+// Directories appear under their name only complete and verified.
+package kernelstore
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/thaloco/banger/internal/archive"
+	"github.com/thaloco/banger/internal/paths"
+)
+
+// ErrNotInstalled is wrapped by errors for kernels that are not installed.
+var ErrNotInstalled = errors.New("kernel not installed")
+
+// Source values recorded in manifests.
+const (
+	SourceCatalog = "catalog"
+	SourceImport  = "import"
+)
+
+// ManifestFile is the name of the manifest inside a kernel directory.
+const ManifestFile = "manifest.json"
+
+// Manifest describes one installed kernel.
+type Manifest struct {
+	Name          string         `json:"name"`
+	Distro        string         `json:"distro"`
+	Arch          string         `json:"arch"`
+	KernelVersion string         `json:"kernel_version"`
+	Description   string         `json:"description"`
+	Source        string         `json:"source"`
+	URL           string         `json:"url,omitempty"`
+	TarballSHA256 string         `json:"tarball_sha256,omitempty"`
+	TarballSize   int64          `json:"tarball_size,omitempty"`
+	InstalledAt   time.Time      `json:"installed_at"`
+	Files         []archive.File `json:"files"`
+
+	dir string
+}
+
+// Dir is the kernel's install directory.
+func (m *Manifest) Dir() string { return m.dir }
+
+// VMLinux is the path of the kernel image.
+func (m *Manifest) VMLinux() string { return filepath.Join(m.dir, "vmlinux") }
+
+// Initrd is the path of the initrd, or "" when the kernel has none.
+func (m *Manifest) Initrd() string {
+	for _, f := range m.Files {
+		if f.Path == "initrd.img" {
+			return filepath.Join(m.dir, "initrd.img")
+		}
+	}
+	return ""
+}
+
+// Size is the total size of the kernel's regular files.
+func (m *Manifest) Size() int64 {
+	var n int64
+	for _, f := range m.Files {
+		n += f.Size
+	}
+	return n
+}
+
+// Store is a kernels directory.
+type Store struct{ dir string }
+
+// New returns the store rooted at dir (paths.Layout.KernelsDir). Nothing is
+// created until something is installed.
+func New(dir string) *Store { return &Store{dir: dir} }
+
+// Dir is the kernels directory.
+func (s *Store) Dir() string { return s.dir }
+
+func (s *Store) path(name string) string { return filepath.Join(s.dir, name) }
+
+func (s *Store) lockPath(name string) string { return filepath.Join(s.dir, ".locks", name+".lock") }
+
+// Get reads the manifest of an installed kernel and checks its vmlinux is
+// present.
+func (s *Store) Get(name string) (*Manifest, error) {
+	if err := paths.ValidateName("kernel", name); err != nil {
+		return nil, err
+	}
+	dir := s.path(name)
+	data, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, serr := os.Stat(dir); serr == nil {
+			return nil, fmt.Errorf("kernel %q is broken: %s is missing (hint: run \"banger kernel pull %s --force\" or \"banger kernel rm %s\")", name, ManifestFile, name, name)
+		}
+		return nil, fmt.Errorf("kernel %q is not installed (hint: run \"banger kernel pull %s\"): %w", name, name, ErrNotInstalled)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading kernel %q: %w", name, err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("kernel %q is broken: unreadable %s: %v (hint: run \"banger kernel rm %s\" and install it again)", name, ManifestFile, err, name)
+	}
+	m.dir = dir
+	st, err := os.Lstat(m.VMLinux())
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("kernel %q is broken: vmlinux is missing (hint: run \"banger kernel rm %s\" and install it again)", name, name)
+	case !st.Mode().IsRegular():
+		return nil, fmt.Errorf("kernel %q is broken: vmlinux is not a regular file", name)
+	}
+	return &m, nil
+}
+
+// Listing is one directory in the store: a good kernel, or a broken one
+// with the reason.
+type Listing struct {
+	Name     string    `json:"name"`
+	Manifest *Manifest `json:"manifest,omitempty"`
+	Broken   string    `json:"broken,omitempty"`
+}
+
+// List returns every installed kernel sorted by name. A broken install
+// does not hide the others: it is listed with the reason.
+func (s *Store) List() ([]Listing, error) {
+	ents, err := os.ReadDir(s.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing kernels in %s: %w", s.dir, err)
+	}
+	var out []Listing
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") || !e.IsDir() {
+			continue
+		}
+		l := Listing{Name: e.Name()}
+		if err := paths.ValidateName("kernel", e.Name()); err != nil {
+			l.Broken = err.Error()
+		} else if m, err := s.Get(e.Name()); err != nil {
+			l.Broken = brokenReason(err)
+		} else {
+			l.Manifest = m
+		}
+		out = append(out, l)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// brokenReason trims the "kernel X is broken:" prefix and hint from err.
+func brokenReason(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, " is broken: "); i >= 0 {
+		msg = msg[i+len(" is broken: "):]
+	}
+	if i := strings.Index(msg, " (hint:"); i >= 0 {
+		msg = msg[:i]
+	}
+	return msg
+}
