@@ -1,0 +1,183 @@
+// Package diskcopy copies disk images cheaply: a reflink where the
+// filesystem can share blocks, else only the data extents, so holes in the
+// source stay holes in the copy.
+package diskcopy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// chunk bounds each copy step so cancellation is noticed quickly.
+const chunk = 16 << 20
+
+// Copy copies the regular file src to dst. It first tries a reflink
+// (FICLONE); where the filesystem cannot share blocks it copies only the
+// data regions found with SEEK_DATA/SEEK_HOLE and never writes the holes.
+// The copy is written to a temporary file beside dst, synced and renamed
+// into place, so dst is either the old file or the complete copy. dst gets
+// src's permission bits.
+func Copy(ctx context.Context, dst, src string) (err error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("copying %s: %w", src, err)
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return fmt.Errorf("copying %s: %w", src, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("copying %s: not a regular file", src)
+	}
+	dir := filepath.Dir(dst)
+	out, err := os.CreateTemp(dir, "."+filepath.Base(dst)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
+	}
+	defer func() {
+		if err != nil {
+			out.Close()
+			os.Remove(out.Name())
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if unix.IoctlFileClone(int(out.Fd()), int(in.Fd())) != nil {
+		if err := copySparse(ctx, out, in, fi.Size()); err != nil {
+			return fmt.Errorf("copying %s to %s: %w", src, dst, err)
+		}
+	}
+	if err := out.Chmod(fi.Mode().Perm()); err != nil {
+		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
+	}
+	if err := out.Sync(); err != nil {
+		return fmt.Errorf("copying %s to %s: syncing: %w", src, dst, err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := os.Rename(out.Name(), dst); err != nil {
+		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
+	}
+	return syncDir(dir)
+}
+
+// copySparse sets out's size to size and copies each data region of in.
+func copySparse(ctx context.Context, out, in *os.File, size int64) error {
+	if err := out.Truncate(size); err != nil {
+		return err
+	}
+	var pos int64
+	for pos < size {
+		start, err := unix.Seek(int(in.Fd()), pos, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			return nil // only a hole remains
+		}
+		if err != nil {
+			// No SEEK_DATA support: treat the rest as data.
+			start = pos
+		}
+		end, err := unix.Seek(int(in.Fd()), start, unix.SEEK_HOLE)
+		if err != nil || end > size {
+			end = size
+		}
+		if err := copyRange(ctx, out, in, start, end); err != nil {
+			return err
+		}
+		pos = end
+	}
+	return nil
+}
+
+// copyRange copies bytes [start, end) of in to the same offsets in out,
+// in the kernel when it can (copy_file_range), else through a buffer.
+func copyRange(ctx context.Context, out, in *os.File, start, end int64) error {
+	for start < end {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := min(end-start, chunk)
+		roff, woff := start, start
+		done, err := unix.CopyFileRange(int(in.Fd()), &roff, int(out.Fd()), &woff, int(n), 0)
+		if err != nil || done == 0 {
+			return copyBuffered(ctx, out, in, start, end)
+		}
+		start += int64(done)
+	}
+	return nil
+}
+
+// copyBuffered is copyRange's fallback; it also leaves all-zero blocks
+// unwritten, so they stay holes.
+func copyBuffered(ctx context.Context, out, in *os.File, start, end int64) error {
+	buf := make([]byte, 1<<20)
+	for start < end {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, err := in.ReadAt(buf[:min(int64(len(buf)), end-start)], start)
+		if n == 0 && err != nil {
+			if err == io.EOF {
+				return fmt.Errorf("source shrank while copying")
+			}
+			return err
+		}
+		if err := writeNonZero(out, buf[:n], start); err != nil {
+			return err
+		}
+		start += int64(n)
+	}
+	return nil
+}
+
+// writeNonZero writes p at off, skipping 4 KiB blocks that are all zero
+// (the destination already reads as zeros there).
+func writeNonZero(out *os.File, p []byte, off int64) error {
+	const block = 4096
+	for i := 0; i < len(p); {
+		j := min(i+block, len(p))
+		if !allZero(p[i:j]) {
+			// Extend the run over following non-zero blocks.
+			for j < len(p) {
+				k := min(j+block, len(p))
+				if allZero(p[j:k]) {
+					break
+				}
+				j = k
+			}
+			if _, err := out.WriteAt(p[i:j], off+int64(i)); err != nil {
+				return err
+			}
+		}
+		i = j
+	}
+	return nil
+}
+
+var zeroBlock [4096]byte
+
+func allZero(p []byte) bool { return bytes.Equal(p, zeroBlock[:len(p)]) }
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return nil
+}
