@@ -1,0 +1,47 @@
+// Package archive safely extracts kernel bundles (zstd-compressed tar
+// streams) into a directory, enforcing the bundle layout and trust rules.
+//
+// A bundle holds, at the archive root, a regular file vmlinux (required), a
+// regular file initrd.img (optional) and a directory tree modules/
+// (optional). A leading "./" on entry names is accepted; a "." (or "./")
+// directory entry is ignored. ExtractBundle rejects, with an
+// *UnsafeEntryError naming the entry:
+//
+//   - absolute names, ".." components and non-canonical names ("a//b", "a/./b");
+//   - anything outside the three roots, including a top-level versioned
+//     directory such as linux-6.12/vmlinux;
+//   - vmlinux or initrd.img that is not a regular file, modules that is not a
+//     directory, and a bundle without vmlinux;
+//   - symlinks outside modules/, absolute symlink targets, and targets that
+//     leave the archive when resolved from the link's own directory through
+//     the archive's other symlinks (the whole set is checked again once the
+//     tar is read, so a later link cannot change an earlier verdict), and
+//     symlink loops;
+//   - hardlinks, always: a bundle never needs them (archive with
+//     "tar --hard-dereference");
+//   - device, fifo, sparse and any other non-file, non-directory,
+//     non-symlink entries (tar cannot hold sockets);
+//   - entries whose parent is a symlink or a regular file (writes through a
+//     symlink), and an entry whose name was already used (replacement or
+//     duplicate). A directory entry for a directory created implicitly for an
+//     earlier entry is not a duplicate.
+//
+// Everything is written through an os.Root opened on the destination, with
+// O_EXCL for files, so no header can make it write outside that directory.
+// Modes keep only the permission bits (setuid, setgid and sticky bits are
+// dropped), files get at least u+rw and directories u+rwx, implicit parent
+// directories are 0755, and the modes are set with chmod so the umask does
+// not change them. Ownership, times and xattrs from the archive are ignored:
+// everything belongs to the invoking user.
+//
+// Limits bound the decompressed tar bytes (default 8 GiB), the zstd window
+// (default 128 MiB) and the number of entries (default 100,000); names and
+// symlink targets are at most 4096 bytes and a bundle may hold at most 4096
+// symlinks.
+//
+// On error the destination directory is left partially written: the caller
+// extracts into a temporary directory of its own and removes it (with
+// os.RemoveAll, which does not follow symlinks) when ExtractBundle fails.
+// ExtractBundle does not fsync; the caller syncs before renaming the
+// directory into place if it needs durability.
+package archive

@@ -1,0 +1,146 @@
+package archive
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// File is one installed entry, recorded in the kernel manifest.
+type File struct {
+	Path       string `json:"path"`                  // slash-separated, relative to the bundle root
+	Size       int64  `json:"size"`                  // regular files
+	SHA256     string `json:"sha256,omitempty"`      // regular files, lower-case hex
+	Mode       string `json:"mode"`                  // fs.FileMode.String(), e.g. "-rw-r--r--", "Lrwxrwxrwx", "drwxr-xr-x"
+	LinkTarget string `json:"link_target,omitempty"` // symlinks
+}
+
+// ExtractBundle decompresses the zstd stream r and extracts the tar inside
+// into dir (an existing empty directory) through os.Root, enforcing the
+// bundle rules described in the package documentation. It returns the
+// entries written, directories included, sorted by Path.
+//
+// It reads the tar to its end-of-archive marker and then the rest of the
+// decompressed stream, which may hold only zero padding, so the zstd frame
+// checksums are verified; it does not necessarily read r to EOF, and it has
+// stopped reading r when it returns, so the caller may drain r afterwards to
+// finish hash verification. ctx is checked between entries and during long
+// copies; a Read on r that blocks is the caller's to interrupt.
+//
+// On error, dir may hold a partial extraction: the caller removes it.
+func ExtractBundle(ctx context.Context, r io.Reader, dir string, lim Limits) ([]File, error) {
+	lim, err := lim.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	dec, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(lim.MaxWindow))
+	if err != nil {
+		return nil, fmt.Errorf("starting zstd decoder: %w", err)
+	}
+	defer dec.Close()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("opening extraction directory: %w", err)
+	}
+	defer root.Close()
+
+	x := &extractor{
+		ctx:      ctx,
+		root:     root,
+		lim:      lim,
+		entries:  make(map[string]*File),
+		implicit: make(map[string]bool),
+		links:    make(map[string]string),
+		buf:      make([]byte, copyBufSize),
+	}
+	src := &source{r: dec, max: lim.MaxBytes}
+	if err := x.run(src); err != nil {
+		return nil, err
+	}
+	files := make([]File, 0, len(x.entries))
+	for _, f := range x.entries {
+		files = append(files, *f)
+	}
+	slices.SortFunc(files, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
+	return files, nil
+}
+
+// run reads every tar entry, then checks what only the whole archive tells.
+func (x *extractor) run(src *source) error {
+	tr := tar.NewReader(src)
+	var entryEnd int64 // offset of the end of the last entry, padding included
+	for {
+		if err := x.ctx.Err(); err != nil {
+			return err
+		}
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return explain(err, x.lim)
+		}
+		if err := x.add(h, tr); err != nil {
+			var ue *UnsafeEntryError
+			if errors.As(err, &ue) || errors.Is(err, ErrLimitExceeded) || x.ctx.Err() != nil {
+				return err
+			}
+			return explain(err, x.lim)
+		}
+		entryEnd = (src.n + blockSize - 1) / blockSize * blockSize
+	}
+	if src.n == 0 {
+		return errors.New("reading bundle: the bundle is empty (hint: a bundle is a zstd-compressed tar holding vmlinux)")
+	}
+	// Go's tar reader also returns io.EOF for a stream that stops at an
+	// entry boundary, and after a single zero block; the end-of-archive
+	// marker is exactly two zero blocks.
+	if src.n != entryEnd+2*blockSize {
+		return fmt.Errorf("reading bundle tar: no end-of-archive marker after %d bytes (hint: the bundle is truncated)", entryEnd)
+	}
+	if err := x.drain(src); err != nil {
+		return err
+	}
+	if _, ok := x.entries[vmlinux]; !ok {
+		return unsafeEntry(vmlinux, "missing", "a bundle needs a vmlinux regular file at the archive root")
+	}
+	for link := range x.links {
+		if err := checkSymlink(x.links, link); err != nil {
+			return symlinkError(link, x.links[link], err)
+		}
+	}
+	return nil
+}
+
+const blockSize = 512
+
+// drain reads the decompressed stream after the tar's end marker to its end,
+// so the zstd checksums are verified; only zero padding may follow a tar.
+func (x *extractor) drain(src *source) error {
+	for {
+		if err := x.ctx.Err(); err != nil {
+			return err
+		}
+		n, err := src.Read(x.buf)
+		if len(bytes.TrimLeft(x.buf[:n], "\x00")) != 0 {
+			return errors.New("reading bundle tar: data after the end-of-archive marker (hint: a bundle is one tar stream, compressed)")
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return explain(err, x.lim)
+		}
+	}
+}

@@ -1,0 +1,73 @@
+package archive
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// source is the decompressed tar stream: it counts the bytes read, stops at
+// Limits.MaxBytes and marks errors coming from the zstd decoder so they can
+// be told apart from tar errors.
+type source struct {
+	r   io.Reader
+	n   int64 // bytes returned so far
+	max int64
+}
+
+// limitError reports a bundle past one of its Limits; it matches
+// ErrLimitExceeded and its cause with errors.Is.
+type limitError struct {
+	msg   string
+	cause error
+}
+
+func (e *limitError) Error() string   { return e.msg }
+func (e *limitError) Unwrap() []error { return []error{ErrLimitExceeded, e.cause} }
+
+func errTooLarge(max int64) error {
+	return &limitError{msg: fmt.Sprintf("bundle expands to more than %s of tar data (hint: the cap guards against decompression bombs; raise Limits.MaxBytes for a larger bundle)", size(uint64(max)))}
+}
+
+// decodeError wraps an error from the zstd decoder.
+type decodeError struct{ err error }
+
+func (e decodeError) Error() string { return e.err.Error() }
+func (e decodeError) Unwrap() error { return e.err }
+
+func (s *source) Read(p []byte) (int, error) {
+	if room := s.max - s.n + 1; int64(len(p)) > room {
+		p = p[:room]
+	}
+	n, err := s.r.Read(p)
+	s.n += int64(n)
+	if s.n > s.max {
+		return n - int(s.n-s.max), errTooLarge(s.max)
+	}
+	if err != nil && err != io.EOF {
+		err = decodeError{err}
+	}
+	return n, err
+}
+
+// explain turns an error met while reading the stream into one line that
+// says which layer failed and, where known, how to fix it.
+func explain(err error, lim Limits) error {
+	var de decodeError
+	switch {
+	case errors.Is(err, ErrLimitExceeded):
+		return err
+	case errors.Is(err, zstd.ErrWindowSizeExceeded), errors.Is(err, zstd.ErrDecoderSizeExceeded):
+		// The decoder's memory cap is left at its 64 GiB default, far above
+		// any window it allows, so both errors mean the window is too big.
+		return &limitError{cause: err, msg: fmt.Sprintf("decompressing bundle: the zstd window is larger than the %s limit (hint: recompress with a smaller window, e.g. without --long, or raise Limits.MaxWindow)", size(lim.MaxWindow))}
+	case errors.As(err, &de):
+		return fmt.Errorf("decompressing bundle: %w (hint: a bundle is a zstd-compressed tar, <name>-<arch>.tar.zst)", de.err)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("reading bundle tar: %w (hint: the bundle is truncated)", err)
+	default:
+		return fmt.Errorf("reading bundle tar: %w", err)
+	}
+}
