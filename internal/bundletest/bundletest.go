@@ -8,6 +8,10 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"math/rand/v2"
 	"time"
 
@@ -101,4 +105,30 @@ func FakeVMLinux(version string, size int) string {
 		s += string(pad)
 	}
 	return s
+}
+
+// SharedDir is the project's shared/ directory (test kernels, reference
+// data): $BANGER_SHARED_DIR, else ../shared beside the repository root.
+func SharedDir() (string, error) {
+	if d := os.Getenv("BANGER_SHARED_DIR"); d != "" {
+		return d, nil
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			shared := filepath.Join(filepath.Dir(dir), "shared")
+			if _, err := os.Stat(shared); err != nil {
+				return "", fmt.Errorf("shared directory not found at %s (hint: set BANGER_SHARED_DIR)", shared)
+			}
+			return shared, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("repository root (go.mod) not found above the working directory")
+		}
+		dir = parent
+	}
 }
