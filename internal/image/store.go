@@ -1,0 +1,194 @@
+// Package image keeps banger's images: one directory per name under the
+// images directory, holding an ext4 root filesystem (rootfs.ext4) and a
+// manifest.json naming the kernel it boots with and where it came from.
+// Directories appear under their name only complete.
+package image
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/thaloco/banger/internal/paths"
+)
+
+// ErrNotFound is wrapped by errors for images that do not exist.
+var ErrNotFound = errors.New("image not found")
+
+// ErrExists is wrapped when an image name is taken and --force was not given.
+var ErrExists = errors.New("image already exists")
+
+// Source values recorded in manifests.
+const (
+	SourceRegister = "register"
+	SourceBuild    = "build"
+)
+
+// File names inside an image directory.
+const (
+	ManifestFile = "manifest.json"
+	RootfsFile   = "rootfs.ext4"
+)
+
+// Manifest describes one image.
+type Manifest struct {
+	Name         string `json:"name"`
+	KernelRef    string `json:"kernel_ref"`
+	RootfsSize   int64  `json:"rootfs_size"`
+	RootfsSHA256 string `json:"rootfs_sha256"`
+	Source       string `json:"source"`
+	// Register: the file the rootfs was copied from.
+	RegisteredFrom string `json:"registered_from,omitempty"`
+	// Build: the OCI image reference, its resolved digest and platform,
+	// the distribution found in it, the base packages banger installed
+	// and the package hash naming the build cache.
+	ImageRef    string    `json:"image_ref,omitempty"`
+	ImageDigest string    `json:"image_digest,omitempty"`
+	Platform    string    `json:"platform,omitempty"`
+	OS          string    `json:"os,omitempty"`
+	Installed   []string  `json:"installed_packages,omitempty"`
+	PackageHash string    `json:"package_hash,omitempty"`
+	Warnings    []string  `json:"warnings,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+
+	dir string
+}
+
+// Dir is the image's directory.
+func (m *Manifest) Dir() string { return m.dir }
+
+// RootfsPath is the image's ext4 root filesystem.
+func (m *Manifest) RootfsPath() string { return filepath.Join(m.dir, RootfsFile) }
+
+// DiskUsage is the space the rootfs really takes (it is a sparse file).
+func (m *Manifest) DiskUsage() int64 {
+	var st syscall.Stat_t
+	if syscall.Stat(m.RootfsPath(), &st) != nil {
+		return 0
+	}
+	return st.Blocks * 512
+}
+
+// Store is an images directory.
+type Store struct{ dir string }
+
+// New returns the store rooted at dir (paths.Layout.ImagesDir). Nothing is
+// created until an image is added.
+func New(dir string) *Store { return &Store{dir: dir} }
+
+// Dir is the images directory.
+func (s *Store) Dir() string { return s.dir }
+
+func (s *Store) path(name string) string { return filepath.Join(s.dir, name) }
+
+func (s *Store) lockPath(name string) string { return filepath.Join(s.dir, ".locks", name+".lock") }
+
+// RootfsPath is where the rootfs of the image called name lives.
+func (s *Store) RootfsPath(name string) string { return filepath.Join(s.path(name), RootfsFile) }
+
+func notFound(name string) error {
+	return fmt.Errorf("image %q not found (hint: run \"banger image list\", or create it with \"banger image build\" or \"banger image register\"): %w", name, ErrNotFound)
+}
+
+// Get reads the manifest of the image called name and checks its rootfs
+// is present.
+func (s *Store) Get(name string) (*Manifest, error) {
+	if err := paths.ValidateName("image", name); err != nil {
+		return nil, err
+	}
+	dir := s.path(name)
+	data, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, serr := os.Stat(dir); serr == nil {
+			return nil, fmt.Errorf("image %q is broken: %s is missing (hint: run \"banger image rm %s\" and create it again)", name, ManifestFile, name)
+		}
+		return nil, notFound(name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading image %q: %w", name, err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("image %q is broken: unreadable %s: %v (hint: run \"banger image rm %s\" and create it again)", name, ManifestFile, err, name)
+	}
+	m.dir = dir
+	st, err := os.Lstat(m.RootfsPath())
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("image %q is broken: %s is missing (hint: run \"banger image rm %s\" and create it again)", name, RootfsFile, name)
+	case !st.Mode().IsRegular():
+		return nil, fmt.Errorf("image %q is broken: %s is not a regular file", name, RootfsFile)
+	}
+	return &m, nil
+}
+
+// Listing is one directory in the store: a good image, or a broken one
+// with the reason.
+type Listing struct {
+	Name     string    `json:"name"`
+	Manifest *Manifest `json:"manifest,omitempty"`
+	Broken   string    `json:"broken,omitempty"`
+}
+
+// List returns every image sorted by name. A broken image does not hide
+// the others: it is listed with the reason.
+func (s *Store) List() ([]Listing, error) {
+	ents, err := os.ReadDir(s.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing images in %s: %w", s.dir, err)
+	}
+	var out []Listing
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") || !e.IsDir() {
+			continue
+		}
+		l := Listing{Name: e.Name()}
+		if err := paths.ValidateName("image", e.Name()); err != nil {
+			l.Broken = err.Error()
+		} else if m, err := s.Get(e.Name()); err != nil {
+			l.Broken = brokenReason(err)
+		} else {
+			l.Manifest = m
+		}
+		out = append(out, l)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// KernelUsers names the images whose kernel_ref is kernel, sorted.
+func (s *Store) KernelUsers(kernel string) ([]string, error) {
+	ls, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, l := range ls {
+		if l.Manifest != nil && l.Manifest.KernelRef == kernel {
+			names = append(names, l.Name)
+		}
+	}
+	return names, nil
+}
+
+// brokenReason trims the "image X is broken:" prefix and hint from err.
+func brokenReason(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, " is broken: "); i >= 0 {
+		msg = msg[i+len(" is broken: "):]
+	}
+	if i := strings.Index(msg, " (hint:"); i >= 0 {
+		msg = msg[:i]
+	}
+	return msg
+}
