@@ -1,11 +1,46 @@
 package cli
 
-import "github.com/spf13/cobra"
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/thaloco/banger/internal/image"
+)
 
 func newImageCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "image",
-		Short: "Manage root filesystem images: register, build from OCI images, list, remove",
+		Short: "Manage root filesystem images: build from OCI images, register, list, show, remove",
+		Long: `An image is a bootable ext4 root filesystem paired with a kernel.
+"banger image build" makes one from any OCI or Docker image (a registry,
+an OCI layout directory or a docker save archive), adding what a banger
+guest needs; "banger image register" adds an ext4 file you made yourself.`,
 	}
+	cmd.AddCommand(
+		newImageBuildCommand(g),
+		newImageRegisterCommand(g),
+		newImageListCommand(g),
+		newImageShowCommand(g),
+		newImageRmCommand(g),
+	)
 	return cmd
+}
+
+// imageStore opens the images directory named by the environment.
+func (g *globalOptions) imageStore() (*image.Store, error) {
+	l, err := g.layout()
+	if err != nil {
+		return nil, err
+	}
+	return image.New(l.ImagesDir()), nil
+}
+
+// checkKernel returns an error with the pull hint unless kernel is
+// installed.
+func (g *globalOptions) checkKernel(kernel string) error {
+	ks, err := g.kernelStore()
+	if err != nil {
+		return err
+	}
+	_, err = ks.Get(kernel)
+	return err
 }

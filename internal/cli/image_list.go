@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"context"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/thaloco/banger/internal/image"
+	"github.com/thaloco/banger/internal/progress"
+)
+
+func newImageListCommand(g *globalOptions) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List images",
+		Example: `  banger image list
+  banger image list --json`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runImageList(cmd.Context(), asJSON, g, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	return cmd
+}
+
+// imageListJSON is one image in `image list --json`.
+type imageListJSON struct {
+	Name       string `json:"name"`
+	KernelRef  string `json:"kernel_ref,omitempty"`
+	Source     string `json:"source,omitempty"`
+	ImageRef   string `json:"image_ref,omitempty"`
+	RootfsSize int64  `json:"rootfs_size,omitempty"`
+	DiskUsage  int64  `json:"disk_usage,omitempty"`
+	CreatedAt  string `json:"created_at,omitempty"`
+	Broken     string `json:"broken,omitempty"`
+}
+
+func runImageList(_ context.Context, asJSON bool, g *globalOptions, w io.Writer) error {
+	store, err := g.imageStore()
+	if err != nil {
+		return err
+	}
+	ls, err := store.List()
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		out := make([]imageListJSON, 0, len(ls))
+		for _, l := range ls {
+			out = append(out, toImageListJSON(l))
+		}
+		return writeJSON(w, out)
+	}
+	if len(ls) == 0 {
+		_, err := io.WriteString(w, "No images. Build one with \"banger image build --from-image REF --name NAME\" or add an ext4 file with \"banger image register\".\n")
+		return err
+	}
+	t := newTable(w, "NAME", "KERNEL", "SIZE", "DISK", "SOURCE", "CREATED")
+	for _, l := range ls {
+		if l.Broken != "" {
+			t.Row(l.Name, "-", "-", "-", "broken", l.Broken)
+			continue
+		}
+		m := l.Manifest
+		t.Row(m.Name, m.KernelRef, progress.FormatBytes(m.RootfsSize), progress.FormatBytes(m.DiskUsage()), imageSource(m), humanTime(m.CreatedAt))
+	}
+	return t.Flush()
+}
+
+// imageSource says where an image came from in one short column.
+func imageSource(m *image.Manifest) string {
+	if m.Source == image.SourceBuild && m.ImageRef != "" {
+		return "build " + m.ImageRef
+	}
+	return m.Source
+}
+
+func toImageListJSON(l image.Listing) imageListJSON {
+	if l.Broken != "" {
+		return imageListJSON{Name: l.Name, Broken: l.Broken}
+	}
+	m := l.Manifest
+	return imageListJSON{
+		Name: m.Name, KernelRef: m.KernelRef, Source: m.Source, ImageRef: m.ImageRef,
+		RootfsSize: m.RootfsSize, DiskUsage: m.DiskUsage(),
+		CreatedAt: m.CreatedAt.UTC().Format("2006-01-02T15:04:05Z"),
+	}
+}

@@ -1,0 +1,57 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+func newImageRmCommand(g *globalOptions) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:     "rm NAME...",
+		Aliases: []string{"remove"},
+		Short:   "Remove images",
+		Long: `Remove images. An image that a VM was created from is kept unless
+--force is given. The build cache is not touched.`,
+		Example: `  banger image rm golden
+  banger image rm old-a old-b --force`,
+		Args: minArgs(1, "at least one image name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runImageRm(cmd.Context(), force, g, args, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "remove even if VMs use the image")
+	return cmd
+}
+
+func runImageRm(ctx context.Context, force bool, g *globalOptions, names []string, w io.Writer) error {
+	store, err := g.imageStore()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range names {
+		if !force {
+			users, err := g.vmsUsingImage(name)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if len(users) > 0 {
+				errs = append(errs, fmt.Errorf("image %q is used by VM(s) %s (hint: remove them first, or pass --force)", name, strings.Join(users, ", ")))
+				continue
+			}
+		}
+		if err := store.Remove(ctx, name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintf(w, "image %s removed\n", name)
+	}
+	return errors.Join(errs...)
+}
