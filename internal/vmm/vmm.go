@@ -44,6 +44,9 @@ type Forward struct {
 type Process struct {
 	PID       int
 	APISocket string // control socket (Firecracker API or QMP)
+	// ConsoleSocket is a unix socket connected to the guest's serial
+	// console (read its output, write its input), "" if the driver has none.
+	ConsoleSocket string
 }
 
 // Driver starts and stops microVMs with one VMM.

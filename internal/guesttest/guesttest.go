@@ -1,0 +1,54 @@
+// Package guesttest gives tests what they need to boot real guests: the
+// shared test kernel bundle and small busybox root filesystems built with
+// mkfs.ext4 -d. It is imported only by tests.
+package guesttest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+// KernelBundleName is the shared test kernel bundle's file name.
+const KernelBundleName = "test-6.12-x86_64.tar.zst"
+
+// SharedDir is the shared/ directory beside the repository:
+// $BANGER_SHARED_DIR if set, else <repo root>/../shared.
+func SharedDir(t testing.TB) string {
+	t.Helper()
+	if d := os.Getenv("BANGER_SHARED_DIR"); d != "" {
+		return d
+	}
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("cannot locate the repository")
+	}
+	// file is <repo>/internal/guesttest/guesttest.go.
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "shared")
+}
+
+// KernelBundle is the path of the shared test kernel bundle.
+func KernelBundle(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(SharedDir(t), "kernels", KernelBundleName)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("test kernel bundle: %v (hint: set BANGER_SHARED_DIR to the directory holding kernels/%s)", err, KernelBundleName)
+	}
+	return p
+}
+
+// ExtractKernel unpacks the test bundle into dir and returns the path of
+// its vmlinux.
+func ExtractKernel(t testing.TB, dir string) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("tar", "--zstd", "-xf", KernelBundle(t), "-C", dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("extracting the test kernel: %v: %s", err, out)
+	}
+	return filepath.Join(dir, "vmlinux")
+}

@@ -1,0 +1,136 @@
+package guesttest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// ReadyMarker is the line the test root filesystems print on the serial
+// console when their init has set up the system.
+const ReadyMarker = "banger-test: ready"
+
+// Rootfs describes a test root filesystem.
+type Rootfs struct {
+	// AuthorizedKey, when set, adds Debian's dropbear SSH server, started
+	// at boot, trusting this authorized_keys line for root.
+	AuthorizedKey string
+	// Init is shell run by /sbin/init after the standard setup and before the
+	// ready marker; it may end the boot (e.g. "reboot -f").
+	Init string
+	// SizeMiB is the filesystem size; 0 means 32.
+	SizeMiB int
+}
+
+// inittab: a root shell on the console, Ctrl-Alt-Del reboots (QEMU and
+// Firecracker then exit).
+const inittab = `::ctrlaltdel:/bin/reboot -f
+ttyS0::respawn:-/bin/sh
+`
+
+const initHead = `#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+ip link set lo up
+hostname banger-test
+if [ -x /usr/sbin/dropbear ]; then /usr/sbin/dropbear -R -p 22; fi
+`
+
+// BuildRootfs writes an ext4 image at path: Debian's static busybox, an
+// /init that mounts the basics, runs r.Init, prints ReadyMarker and hands
+// over to busybox init, and optionally dropbear.
+func BuildRootfs(t testing.TB, path string, r Rootfs) {
+	t.Helper()
+	root := t.TempDir()
+	for _, d := range []string{"bin", "sbin", "etc/dropbear", "proc", "sys", "dev", "tmp", "root/.ssh", "usr/bin", "usr/sbin", "var/log", "run"} {
+		mkdir(t, filepath.Join(root, d))
+	}
+	copyFile(t, "/bin/busybox", filepath.Join(root, "bin/busybox"), 0o755)
+	out, err := exec.Command("/bin/busybox", "--list").Output()
+	if err != nil {
+		t.Fatalf("busybox --list: %v (hint: install busybox-static)", err)
+	}
+	for _, applet := range strings.Fields(string(out)) {
+		if applet == "busybox" {
+			continue
+		}
+		if err := os.Symlink("busybox", filepath.Join(root, "bin", applet)); err != nil && !os.IsExist(err) {
+			t.Fatal(err)
+		}
+	}
+	write(t, root, "etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644)
+	write(t, root, "etc/group", "root:x:0:\n", 0o644)
+	write(t, root, "etc/shells", "/bin/sh\n", 0o644)
+	write(t, root, "etc/inittab", inittab, 0o644)
+	init := initHead + r.Init + "\necho '" + ReadyMarker + "'\nexec /bin/init\n"
+	write(t, root, "sbin/init", init, 0o755)
+	if r.AuthorizedKey != "" {
+		addDropbear(t, root)
+		write(t, root, "root/.ssh/authorized_keys", r.AuthorizedKey, 0o600)
+	}
+	if err := os.Chmod(filepath.Join(root, "root"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	size := r.SizeMiB
+	if size == 0 {
+		size = 32
+	}
+	_ = os.Remove(path)
+	cmd := exec.Command("mkfs.ext4", "-q", "-F", "-d", root, path, fmt.Sprintf("%dM", size))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v: %s", err, out)
+	}
+}
+
+var libRE = regexp.MustCompile(`(/\S+\.so[.\d]*)\s`)
+
+// addDropbear copies /usr/sbin/dropbear and the shared libraries ldd
+// lists for it.
+func addDropbear(t testing.TB, root string) {
+	t.Helper()
+	const bin = "/usr/sbin/dropbear"
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%s: %v (hint: install the dropbear-bin package)", bin, err)
+	}
+	copyFile(t, bin, filepath.Join(root, bin), 0o755)
+	out, err := exec.Command("ldd", bin).Output()
+	if err != nil {
+		t.Fatalf("ldd %s: %v", bin, err)
+	}
+	for _, m := range libRE.FindAllStringSubmatch(string(out)+"\n", -1) {
+		lib := m[1]
+		mkdir(t, filepath.Join(root, filepath.Dir(lib)))
+		copyFile(t, lib, filepath.Join(root, lib), 0o755)
+	}
+}
+
+func mkdir(t testing.TB, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func write(t testing.TB, root, name, data string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(root, name), []byte(data), mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// copyFile copies src (following symlinks) to dst.
+func copyFile(t testing.TB, src, dst string, mode os.FileMode) {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, data, mode); err != nil {
+		t.Fatal(err)
+	}
+}

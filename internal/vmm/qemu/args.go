@@ -1,0 +1,163 @@
+package qemu
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/thaloco/banger/internal/vmm"
+)
+
+// maxSocketPath is the longest unix socket path Linux accepts (sun_path
+// is 108 bytes including the terminating NUL).
+const maxSocketPath = 107
+
+// defaultArgs are the kernel arguments every QEMU guest gets before the
+// caller's: the serial console, the root disk, reboot by triple fault
+// (microvm has no reset register; reboot=k would cost ~1.5s of retries),
+// reboot at once on panic (QEMU then exits: -no-reboot), and the i8042
+// driver kept (Ctrl-Alt-Del) but not probed at length.
+const defaultArgs = "console=ttyS0 root=/dev/vda rw rootfstype=ext4 reboot=t panic=-1 i8042.noaux i8042.nomux i8042.nopnp"
+
+// Args returns the complete QEMU command line (binary first) that Start
+// runs for m. It is exported so that users and benchmarks can run the
+// same VMM by hand.
+func (d *Driver) Args(m vmm.Machine) ([]string, error) {
+	if err := validate(m); err != nil {
+		return nil, err
+	}
+	bin, err := d.binary()
+	if err != nil {
+		return nil, err
+	}
+	cpu := "host"
+	if m.Accel == "tcg" {
+		cpu = "max"
+	}
+	cmdline := m.Cmdline
+	if m.Accel == "tcg" {
+		khz := d.TSCKHz
+		if khz == 0 {
+			khz = hostTSCKHz()
+		}
+		if khz > 0 {
+			cmdline = "tsc_early_khz=" + strconv.Itoa(khz) + " " + cmdline
+		}
+	}
+	a := []string{bin,
+		"-name", "banger-" + m.Name + ",process=banger-" + m.Name,
+		"-M", "microvm,acpi=off,accel=" + m.Accel,
+		"-cpu", cpu,
+		"-smp", strconv.Itoa(m.CPUs),
+		"-m", strconv.Itoa(m.MemoryMiB),
+		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+		"-device", "i8042",
+		"-chardev", "socket,id=con,path=" + opt(filepath.Join(m.Dir, ConsoleSocketName)) +
+			",server=on,wait=off,logfile=" + opt(m.ConsoleLog) + ",logappend=on",
+		"-serial", "chardev:con",
+		"-chardev", "socket,id=qmp,path=" + opt(filepath.Join(m.Dir, QMPSocketName)) + ",server=on,wait=off",
+		"-mon", "chardev=qmp,mode=control",
+		"-kernel", m.Kernel,
+	}
+	if m.Initrd != "" {
+		a = append(a, "-initrd", m.Initrd)
+	}
+	a = append(a, "-append", mergeArgs(defaultArgs, cmdline),
+		"-drive", "id=rootfs,file="+opt(m.Rootfs)+",format=raw,if=none,discard=unmap",
+		"-device", "virtio-blk-device,drive=rootfs")
+	net, err := netArgs(m.Net)
+	if err != nil {
+		return nil, fmt.Errorf("VM %q: %w", m.Name, err)
+	}
+	return append(a, net...), nil
+}
+
+// netArgs are the -netdev/-device arguments of the VM's network.
+func netArgs(n vmm.Network) ([]string, error) {
+	var netdev string
+	switch n.Mode {
+	case "", "none":
+		return nil, nil
+	case "user":
+		netdev = "user,id=n0"
+		for _, f := range n.Forwards {
+			proto := f.Proto
+			if proto == "" {
+				proto = "tcp"
+			}
+			netdev += fmt.Sprintf(",hostfwd=%s:%s:%d-:%d", proto, f.HostIP, f.HostPort, f.GuestPort)
+		}
+	case "tap":
+		if n.Tap == "" {
+			return nil, fmt.Errorf("tap networking without a tap device name")
+		}
+		netdev = "tap,id=n0,ifname=" + opt(n.Tap) + ",script=no,downscript=no"
+	default:
+		return nil, fmt.Errorf("unknown network mode %q (want user, tap or none)", n.Mode)
+	}
+	dev := "virtio-net-device,netdev=n0"
+	if n.MAC != "" {
+		dev += ",mac=" + n.MAC
+	}
+	return []string{"-netdev", netdev, "-device", dev}, nil
+}
+
+// validate checks m before anything is spawned.
+func validate(m vmm.Machine) error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("VM %q: "+format, append([]any{m.Name}, a...)...)
+	}
+	switch {
+	case m.Dir == "":
+		return bad("no state directory")
+	case m.ConsoleLog == "":
+		return bad("no console log file")
+	case m.Accel != "kvm" && m.Accel != "tcg":
+		return bad("unknown accelerator %q (want kvm or tcg)", m.Accel)
+	case m.CPUs < 1:
+		return bad("needs at least one vCPU, not %d", m.CPUs)
+	case m.MemoryMiB < 1:
+		return bad("memory size %d MiB is not positive", m.MemoryMiB)
+	}
+	for _, name := range []string{QMPSocketName, ConsoleSocketName} {
+		if p := filepath.Join(m.Dir, name); len(p) > maxSocketPath {
+			return bad("socket path %s is %d bytes, longer than the %d unix sockets allow (hint: set BANGER_STATE_DIR to a shorter directory)", p, len(p), maxSocketPath)
+		}
+	}
+	for _, f := range []struct{ what, path string }{{"kernel", m.Kernel}, {"rootfs", m.Rootfs}, {"initrd", m.Initrd}} {
+		if f.path == "" {
+			if f.what == "initrd" {
+				continue
+			}
+			return bad("no %s", f.what)
+		}
+		if st, err := os.Stat(f.path); err != nil {
+			return bad("%s: %w", f.what, err)
+		} else if !st.Mode().IsRegular() {
+			return bad("%s %s is not a regular file", f.what, f.path)
+		}
+	}
+	return nil
+}
+
+// opt escapes a value for QEMU's comma-separated option syntax.
+func opt(s string) string { return strings.ReplaceAll(s, ",", ",,") }
+
+// mergeArgs appends user to defaults, dropping the defaults whose key the
+// user sets.
+func mergeArgs(defaults, user string) string {
+	set := map[string]bool{}
+	for _, f := range strings.Fields(user) {
+		k, _, _ := strings.Cut(f, "=")
+		set[k] = true
+	}
+	var args []string
+	for _, f := range strings.Fields(defaults) {
+		if k, _, _ := strings.Cut(f, "="); !set[k] {
+			args = append(args, f)
+		}
+	}
+	return strings.Join(append(args, strings.Fields(user)...), " ")
+}

@@ -1,0 +1,90 @@
+package qemu
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/thaloco/banger/internal/vmm"
+)
+
+type localListener struct {
+	net.Listener
+	port int
+}
+
+func listenLocal() (*localListener, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	return &localListener{ln, ln.Addr().(*net.TCPAddr).Port}, nil
+}
+
+func TestArgs(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"vmlinux", "disk,1.ext4"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := vmm.Machine{
+		Name: "web", Kernel: filepath.Join(dir, "vmlinux"), Rootfs: filepath.Join(dir, "disk,1.ext4"),
+		CPUs: 2, MemoryMiB: 512, Dir: dir, ConsoleLog: filepath.Join(dir, "console.log"), Accel: "tcg",
+		Cmdline: "quiet panic=5",
+	}
+	d := &Driver{Binary: "true", TSCKHz: 1234}
+	for _, tc := range []struct {
+		name    string
+		edit    func(*vmm.Machine)
+		want    []string // substrings of the joined command line
+		notWant []string
+		err     string
+	}{
+		{name: "tcg", want: []string{"accel=tcg", "-cpu max", "-smp 2", "-m 512", "tsc_early_khz=1234",
+			"panic=5", "quiet", "file=" + dir + "/disk,,1.ext4,", "-device i8042", "-no-reboot"},
+			notWant: []string{"panic=-1", "-netdev"}},
+		{name: "kvm", edit: func(m *vmm.Machine) { m.Accel = "kvm" }, want: []string{"accel=kvm", "-cpu host"}, notWant: []string{"tsc_early_khz"}},
+		{name: "user net", edit: func(m *vmm.Machine) {
+			m.Net = vmm.Network{Mode: "user", MAC: "52:54:00:00:00:01", Forwards: []vmm.Forward{
+				{HostIP: "127.0.0.1", HostPort: 2222, GuestPort: 22}, {HostIP: "0.0.0.0", HostPort: 53, GuestPort: 53, Proto: "udp"}}}
+		}, want: []string{"-netdev user,id=n0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=udp:0.0.0.0:53-:53", "virtio-net-device,netdev=n0,mac=52:54:00:00:00:01"}},
+		{name: "tap", edit: func(m *vmm.Machine) { m.Net = vmm.Network{Mode: "tap", Tap: "bg-web"} },
+			want: []string{"-netdev tap,id=n0,ifname=bg-web,script=no,downscript=no"}},
+		{name: "initrd", edit: func(m *vmm.Machine) { m.Initrd = m.Kernel }, want: []string{"-initrd " + dir + "/vmlinux"}},
+		{name: "bad accel", edit: func(m *vmm.Machine) { m.Accel = "hvf" }, err: "unknown accelerator"},
+		{name: "no kernel", edit: func(m *vmm.Machine) { m.Kernel = filepath.Join(dir, "missing") }, err: "kernel:"},
+		{name: "bad net", edit: func(m *vmm.Machine) { m.Net.Mode = "bridge" }, err: "unknown network mode"},
+		{name: "deep dir", edit: func(m *vmm.Machine) { m.Dir = "/" + strings.Repeat("d", 110) }, err: "BANGER_STATE_DIR"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := base
+			if tc.edit != nil {
+				tc.edit(&m)
+			}
+			argv, err := d.Args(m)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			line := strings.Join(argv, " ")
+			for _, w := range tc.want {
+				if !strings.Contains(line, w) {
+					t.Errorf("command line lacks %q:\n%s", w, line)
+				}
+			}
+			for _, w := range tc.notWant {
+				if strings.Contains(line, w) {
+					t.Errorf("command line has %q:\n%s", w, line)
+				}
+			}
+		})
+	}
+}

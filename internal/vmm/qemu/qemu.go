@@ -1,0 +1,127 @@
+// Package qemu runs microVMs with QEMU's microvm machine
+// (qemu-system-x86_64 -M microvm): direct kernel boot, virtio-mmio block
+// and network devices, the serial console on a unix socket that is also
+// logged to a file, and QMP on a second unix socket for control. The QEMU
+// process is detached from banger and outlives it.
+//
+// Shutdown sends Ctrl-Alt-Del through an emulated i8042 keyboard
+// controller, as Firecracker does: the guest's init decides what to do with
+// it (systemd and busybox init reboot), and a guest reboot ends QEMU
+// (-no-reboot). microvm runs without ACPI, so there is no power button.
+package qemu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/thaloco/banger/internal/vmm"
+)
+
+// Files the driver keeps in a VM's state directory.
+const (
+	QMPSocketName     = "qmp.sock"
+	ConsoleSocketName = "console.sock"
+)
+
+// DefaultBinary is the QEMU executable looked up on PATH.
+const DefaultBinary = "qemu-system-x86_64"
+
+// Driver is the QEMU vmm.Driver. The zero value runs qemu-system-x86_64
+// from PATH.
+type Driver struct {
+	// Binary is the QEMU executable: a path or a name looked up on PATH.
+	// Empty means DefaultBinary.
+	Binary string
+	// TSCKHz is the host TSC frequency passed to TCG guests as
+	// tsc_early_khz (without it, TCG boots now and then hang calibrating
+	// the TSC). Zero reads it from /proc/cpuinfo.
+	TSCKHz int
+	// SocketTimeout bounds the wait for QEMU's QMP socket. Zero means 10s.
+	SocketTimeout time.Duration
+}
+
+var _ vmm.Driver = (*Driver)(nil)
+
+// Name returns "qemu".
+func (d *Driver) Name() string { return "qemu" }
+
+// Check reports whether the QEMU binary can be found.
+func (d *Driver) Check() error {
+	_, err := d.binary()
+	return err
+}
+
+func (d *Driver) binary() (string, error) {
+	name := d.Binary
+	if name == "" {
+		name = DefaultBinary
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return "", fmt.Errorf("%s not found (hint: install the qemu-system-x86 package, e.g. \"sudo apt-get install qemu-system-x86\", or use --vmm firecracker)", name)
+		}
+		return "", fmt.Errorf("%s: %w", name, err)
+	}
+	return filepath.Abs(p)
+}
+
+// Start spawns QEMU detached, waits until its QMP socket answers and the
+// machine runs, and returns. On failure, including ctx ending, the QEMU
+// process is killed and the error quotes what it printed.
+func (d *Driver) Start(ctx context.Context, m vmm.Machine) (vmm.Process, error) {
+	argv, err := d.Args(m)
+	if err != nil {
+		return vmm.Process{}, err
+	}
+	p, err := spawn(argv, m.ConsoleLog)
+	if err != nil {
+		return vmm.Process{}, fmt.Errorf("starting QEMU for VM %q: %w", m.Name, err)
+	}
+	timeout := d.SocketTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	q := &QMP{Socket: filepath.Join(m.Dir, QMPSocketName)}
+	if err := p.waitRunning(ctx, q, timeout); err != nil {
+		p.kill()
+		return vmm.Process{}, fmt.Errorf("starting QEMU for VM %q: %w", m.Name, err)
+	}
+	return vmm.Process{
+		PID:           p.cmd.Process.Pid,
+		APISocket:     q.Socket,
+		ConsoleSocket: filepath.Join(m.Dir, ConsoleSocketName),
+	}, nil
+}
+
+// Shutdown presses Ctrl-Alt-Del on the guest's keyboard controller. It does
+// not wait for QEMU to exit.
+func (d *Driver) Shutdown(ctx context.Context, m vmm.Machine, p vmm.Process) error {
+	q := &QMP{Socket: p.APISocket}
+	keys := []map[string]string{
+		{"type": "qcode", "data": "ctrl"},
+		{"type": "qcode", "data": "alt"},
+		{"type": "qcode", "data": "delete"},
+	}
+	if err := q.Execute(ctx, "send-key", map[string]any{"keys": keys}, nil); err != nil {
+		return fmt.Errorf("stopping VM %q: %w", m.Name, err)
+	}
+	return nil
+}
+
+// Status returns QEMU's run state ("running", "paused", "internal-error",
+// "guest-panicked", "shutdown", ...) as QMP query-status reports it.
+func (d *Driver) Status(ctx context.Context, p vmm.Process) (string, error) {
+	var st struct {
+		Status string `json:"status"`
+	}
+	q := &QMP{Socket: p.APISocket}
+	if err := q.Execute(ctx, "query-status", nil, &st); err != nil {
+		return "", err
+	}
+	return st.Status, nil
+}
