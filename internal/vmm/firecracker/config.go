@@ -1,0 +1,173 @@
+package firecracker
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/thaloco/banger/internal/vmm"
+)
+
+// defaultArgs are the kernel arguments Firecracker guests need: the serial
+// console, reboot through the keyboard controller (so Ctrl-Alt-Del and a
+// guest reboot end the Firecracker process), reboot 1s after a panic, no
+// PCI probing, and the i8042 driver kept but not probed at length.
+// Firecracker itself adds root=/dev/vda and the virtio-mmio devices.
+const defaultArgs = "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
+
+// bootArgs puts defaultArgs before the user's cmdline, minus the ones the
+// user sets themselves.
+func bootArgs(user string) string {
+	set := map[string]bool{}
+	for _, f := range strings.Fields(user) {
+		k, _, _ := strings.Cut(f, "=")
+		set[k] = true
+	}
+	var args []string
+	for _, f := range strings.Fields(defaultArgs) {
+		if k, _, _ := strings.Cut(f, "="); !set[k] {
+			args = append(args, f)
+		}
+	}
+	if user = strings.TrimSpace(user); user != "" {
+		args = append(args, user)
+	}
+	return strings.Join(args, " ")
+}
+
+// validate checks m before anything is spawned.
+func validate(m vmm.Machine) error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("VM %q: "+format, append([]any{m.Name}, a...)...)
+	}
+	switch {
+	case m.Dir == "":
+		return bad("no state directory")
+	case m.Accel != "" && m.Accel != "kvm":
+		return bad("firecracker needs KVM, not %q (hint: use --vmm qemu for software emulation)", m.Accel)
+	case m.CPUs < 1 || m.CPUs > 32:
+		return bad("firecracker supports 1 to 32 vCPUs, not %d", m.CPUs)
+	case m.MemoryMiB < 1:
+		return bad("memory size %d MiB is not positive", m.MemoryMiB)
+	}
+	switch m.Net.Mode {
+	case "", "none":
+	case "tap":
+		if m.Net.Tap == "" {
+			return bad("tap networking without a tap device name")
+		}
+	case "user":
+		return bad("firecracker has no user-mode networking (hint: use --net tap, or --vmm qemu for --net user)")
+	default:
+		return bad("unknown network mode %q (want none or tap)", m.Net.Mode)
+	}
+	files := []struct{ what, path string }{{"kernel", m.Kernel}, {"rootfs", m.Rootfs}}
+	if m.Initrd != "" {
+		files = append(files, struct{ what, path string }{"initrd", m.Initrd})
+	}
+	for _, f := range files {
+		if f.path == "" {
+			return bad("no %s", f.what)
+		}
+		if st, err := os.Stat(f.path); err != nil {
+			return bad("%s: %w", f.what, err)
+		} else if !st.Mode().IsRegular() {
+			return bad("%s %s is not a regular file", f.what, f.path)
+		}
+	}
+	return nil
+}
+
+// request is one PUT of the configuration sequence.
+type request struct {
+	path string
+	body any
+}
+
+type (
+	loggerBody struct {
+		LogPath       string `json:"log_path"`
+		Level         string `json:"level"`
+		ShowLevel     bool   `json:"show_level"`
+		ShowLogOrigin bool   `json:"show_log_origin"`
+	}
+	machineBody struct {
+		VCPUs     int   `json:"vcpu_count"`
+		MemMiB    int   `json:"mem_size_mib"`
+		HTEnabled *bool `json:"ht_enabled,omitempty"` // required before v1.0, unknown since
+	}
+	bootBody struct {
+		Kernel   string `json:"kernel_image_path"`
+		BootArgs string `json:"boot_args"`
+		Initrd   string `json:"initrd_path,omitempty"`
+	}
+	driveBody struct {
+		ID       string `json:"drive_id"`
+		Path     string `json:"path_on_host"`
+		Root     bool   `json:"is_root_device"`
+		ReadOnly bool   `json:"is_read_only"`
+	}
+	netBody struct {
+		ID      string `json:"iface_id"`
+		HostDev string `json:"host_dev_name"`
+		MAC     string `json:"guest_mac,omitempty"`
+	}
+	vsockBody struct {
+		ID      string `json:"vsock_id,omitempty"` // required before v1.0, deprecated since
+		CID     uint32 `json:"guest_cid"`
+		UDSPath string `json:"uds_path"`
+	}
+	actionBody struct {
+		Type string `json:"action_type"`
+	}
+)
+
+// requests is the configuration sequence for m, ending with InstanceStart.
+// legacy selects the pre-v1.0 API shapes.
+func requests(m vmm.Machine, l layout, cid uint32, legacy bool) []request {
+	mc := machineBody{VCPUs: m.CPUs, MemMiB: m.MemoryMiB}
+	if legacy {
+		mc.HTEnabled = new(bool)
+	}
+	rs := []request{
+		{"/logger", loggerBody{LogPath: l.logFile, Level: "Info", ShowLevel: true}},
+		{"/machine-config", mc},
+		{"/boot-source", bootBody{Kernel: l.kernel, BootArgs: bootArgs(m.Cmdline), Initrd: l.initrd}},
+		{"/drives/rootfs", driveBody{ID: "rootfs", Path: l.rootfs, Root: true}},
+	}
+	if m.Net.Mode == "tap" {
+		rs = append(rs, request{"/network-interfaces/eth0", netBody{ID: "eth0", HostDev: m.Net.Tap, MAC: m.Net.MAC}})
+	}
+	if cid != 0 {
+		v := vsockBody{CID: cid, UDSPath: l.vsock}
+		if legacy {
+			v.ID = "vsock0"
+		}
+		rs = append(rs, request{"/vsock", v})
+	}
+	return append(rs, request{"/actions", actionBody{Type: "InstanceStart"}})
+}
+
+// configure asks Firecracker its version, then sends the sequence.
+func configure(ctx context.Context, c *Client, m vmm.Machine, l layout, cid uint32) error {
+	var info struct {
+		Version string `json:"vmm_version"`
+	}
+	if err := c.Get(ctx, "/", &info); err != nil {
+		return err
+	}
+	for _, r := range requests(m, l, cid, isLegacy(info.Version)) {
+		if err := c.Put(ctx, r.path, r.body); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isLegacy reports whether version (e.g. "0.24.6") predates v1.0, whose API
+// renamed machine-config's ht_enabled and retired vsock_id.
+func isLegacy(version string) bool {
+	major, _, _ := strings.Cut(strings.TrimPrefix(version, "v"), ".")
+	return major == "0"
+}

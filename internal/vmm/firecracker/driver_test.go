@@ -1,0 +1,207 @@
+package firecracker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// call is an expected API request; body is JSON ("" for none).
+type call struct{ method, path, body string }
+
+// checkCalls compares the API requests the fake saw with want, bodies as
+// JSON values, and that each was accepted.
+func checkCalls(t *testing.T, e *testEnv, want []call) {
+	t.Helper()
+	var got []recordEntry
+	for _, r := range e.records(t) {
+		if r.Method != "" {
+			got = append(got, r)
+		}
+	}
+	for i := 0; i < max(len(got), len(want)); i++ {
+		if i >= len(got) {
+			t.Errorf("request %d: missing, want %s %s %s", i, want[i].method, want[i].path, want[i].body)
+			continue
+		}
+		g := got[i]
+		if i >= len(want) {
+			t.Errorf("request %d: unexpected %s %s %s", i, g.Method, g.Path, g.Body)
+			continue
+		}
+		w := want[i]
+		if g.Method != w.method || g.Path != w.path || !sameJSON(t, g.Body, w.body) {
+			t.Errorf("request %d:\n got %s %s %s\nwant %s %s %s", i, g.Method, g.Path, g.Body, w.method, w.path, w.body)
+		}
+		if g.Status >= 300 {
+			t.Errorf("request %d %s %s: fake answered %d: %s", i, g.Method, g.Path, g.Status, g.Fault)
+		}
+	}
+}
+
+func sameJSON(t *testing.T, a, b string) bool {
+	if a == "" || b == "" {
+		return a == b
+	}
+	var va, vb any
+	must(t, json.Unmarshal([]byte(a), &va))
+	must(t, json.Unmarshal([]byte(b), &vb))
+	return reflect.DeepEqual(va, vb)
+}
+
+func js(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+const wantArgs = "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd quiet"
+
+func TestStartAndShutdown(t *testing.T) {
+	e := newTestEnv(t, fakeConfig{})
+	m := e.m
+	m.Initrd = e.file(t, "initrd.img", 0o644)
+	m.Net = vmmTap("tap-vm1", "02:fc:00:00:00:01")
+	d := &Driver{VsockCID: 3}
+
+	p, err := d.Start(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := e.pids(t)
+	if len(pids) != 1 || p.PID != pids[0] {
+		t.Errorf("Process.PID = %d, fake firecracker pids %v", p.PID, pids)
+	}
+	if want := filepath.Join(m.Dir, "fc.sock"); p.APISocket != want {
+		t.Errorf("APISocket = %s, want %s", p.APISocket, want)
+	}
+	if got := d.VsockPath(m); got != filepath.Join(m.Dir, "vsock.sock") {
+		t.Errorf("VsockPath = %s", got)
+	}
+	must(t, d.Shutdown(context.Background(), m, p))
+	waitGone(t, p.PID)
+
+	checkCalls(t, e, []call{
+		{"GET", "/", ""},
+		{"PUT", "/logger", js(map[string]any{"log_path": filepath.Join(m.Dir, "firecracker.log"), "level": "Info", "show_level": true, "show_log_origin": false})},
+		{"PUT", "/machine-config", `{"vcpu_count":2,"mem_size_mib":256}`},
+		{"PUT", "/boot-source", js(map[string]any{"kernel_image_path": m.Kernel, "boot_args": wantArgs, "initrd_path": m.Initrd})},
+		{"PUT", "/drives/rootfs", js(map[string]any{"drive_id": "rootfs", "path_on_host": m.Rootfs, "is_root_device": true, "is_read_only": false})},
+		{"PUT", "/network-interfaces/eth0", `{"iface_id":"eth0","host_dev_name":"tap-vm1","guest_mac":"02:fc:00:00:00:01"}`},
+		{"PUT", "/vsock", js(map[string]any{"guest_cid": 3, "uds_path": filepath.Join(m.Dir, "vsock.sock")})},
+		{"PUT", "/actions", `{"action_type":"InstanceStart"}`},
+		{"PUT", "/actions", `{"action_type":"SendCtrlAltDel"}`},
+	})
+	// Firecracker's serial console is its stdout: it lands in ConsoleLog.
+	if log, _ := os.ReadFile(m.ConsoleLog); !strings.Contains(string(log), "fake firecracker: guest booted") {
+		t.Errorf("console log %q lacks the fake's console output", log)
+	}
+	// Shutting down a VM that is gone says so.
+	if err := d.Shutdown(context.Background(), m, p); err == nil {
+		t.Error("Shutdown of an exited firecracker succeeded")
+	}
+}
+
+// Firecracker before v1.0 requires machine-config's ht_enabled and vsock's
+// vsock_id; the fake, reporting 0.24.6, checks against that older schema.
+func TestStartFirecrackerV024(t *testing.T) {
+	e := newTestEnv(t, fakeConfig{Version: "0.24.6"})
+	m := e.m
+	if _, err := (&Driver{VsockCID: 7}).Start(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	checkCalls(t, e, []call{
+		{"GET", "/", ""},
+		{"PUT", "/logger", js(map[string]any{"log_path": filepath.Join(m.Dir, "firecracker.log"), "level": "Info", "show_level": true, "show_log_origin": false})},
+		{"PUT", "/machine-config", `{"vcpu_count":2,"mem_size_mib":256,"ht_enabled":false}`},
+		{"PUT", "/boot-source", js(map[string]any{"kernel_image_path": m.Kernel, "boot_args": wantArgs})},
+		{"PUT", "/drives/rootfs", js(map[string]any{"drive_id": "rootfs", "path_on_host": m.Rootfs, "is_root_device": true, "is_read_only": false})},
+		{"PUT", "/vsock", js(map[string]any{"vsock_id": "vsock0", "guest_cid": 7, "uds_path": filepath.Join(m.Dir, "vsock.sock")})},
+		{"PUT", "/actions", `{"action_type":"InstanceStart"}`},
+	})
+}
+
+func TestStartAPIFault(t *testing.T) {
+	const msg = "Unable to create the block device: BackingFile(Os { code: 13, kind: PermissionDenied })"
+	e := newTestEnv(t, fakeConfig{Faults: map[string]string{"/drives/rootfs": msg}})
+	_, err := (&Driver{}).Start(context.Background(), e.m)
+	if err == nil {
+		t.Fatal("Start succeeded despite the fault")
+	}
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != 400 || apiErr.FaultMessage != msg || apiErr.Path != "/drives/rootfs" {
+		t.Fatalf("error %v (%#v) does not carry the 400 fault", err, apiErr)
+	}
+	if !strings.Contains(err.Error(), msg) || !strings.Contains(err.Error(), `VM "vm1"`) {
+		t.Errorf("error %q lacks the fault message or the VM name", err)
+	}
+	for _, r := range e.records(t) {
+		if r.Path == "/actions" {
+			t.Errorf("InstanceStart sent after a failed step")
+		}
+	}
+	waitGone(t, e.pids(t)[0]) // a failed start leaves no Firecracker behind
+}
+
+func TestStartProcessDiesBeforeSocket(t *testing.T) {
+	e := newTestEnv(t, fakeConfig{Die: true})
+	must(t, os.MkdirAll(e.m.Dir, 0o755))
+	must(t, os.WriteFile(e.m.ConsoleLog, []byte("output of an older run\n"), 0o644))
+	_, err := (&Driver{}).Start(context.Background(), e.m)
+	if err == nil {
+		t.Fatal("Start succeeded with a firecracker that died")
+	}
+	for _, want := range []string{"exited before creating its API socket", "exit status 3",
+		"fake firecracker: starting up", "Error creating the VMM: Kvm(Error(19))"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "older run") {
+		t.Errorf("error %q quotes an older run's output", err)
+	}
+}
+
+func TestStartCancelledWhileWaitingForSocket(t *testing.T) {
+	e := newTestEnv(t, fakeConfig{SocketDelay: time.Minute})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := (&Driver{}).Start(ctx, e.m)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Start error = %v, want context.Canceled", err)
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("Start took %v to notice the cancellation", el)
+	}
+	waitGone(t, e.pids(t)[0])
+}
+
+func TestStartSocketTimeout(t *testing.T) {
+	e := newTestEnv(t, fakeConfig{SocketDelay: time.Minute})
+	_, err := (&Driver{SocketTimeout: 200 * time.Millisecond}).Start(context.Background(), e.m)
+	if err == nil || !strings.Contains(err.Error(), "no API socket") {
+		t.Fatalf("Start error = %v, want a socket timeout", err)
+	}
+	waitGone(t, e.pids(t)[0])
+}
+
+func TestStartRefusesRunningVM(t *testing.T) {
+	e := newTestEnv(t, fakeConfig{})
+	d := &Driver{}
+	if _, err := d.Start(context.Background(), e.m); err != nil {
+		t.Fatal(err)
+	}
+	_, err := d.Start(context.Background(), e.m)
+	if err == nil || !strings.Contains(err.Error(), "already running") {
+		t.Fatalf("second Start error = %v, want already running", err)
+	}
+	if n := len(e.pids(t)); n != 1 {
+		t.Errorf("%d firecrackers spawned, want 1", n)
+	}
+}

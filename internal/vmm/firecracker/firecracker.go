@@ -1,0 +1,155 @@
+// Package firecracker runs microVMs with Firecracker: it spawns
+// `firecracker --api-sock …` (optionally through the jailer) detached from
+// banger, configures the VM over Firecracker's REST API on that unix socket
+// and boots it; shutdown is Ctrl-Alt-Del, which needs `reboot=k` and the
+// i8042 keyboard driver in the guest (the boot arguments set the former).
+//
+// It works with Firecracker v0.24 and later. Firecracker has no user-mode
+// networking: a VM has either no network or a tap device.
+package firecracker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/thaloco/banger/internal/vmm"
+)
+
+// Files the driver keeps in a VM's state directory (or, with the jailer,
+// in its chroot).
+const (
+	SocketName = "fc.sock"         // the API socket
+	LogName    = "firecracker.log" // Firecracker's own log (PUT /logger)
+	VsockName  = "vsock.sock"      // host side of the vsock device
+)
+
+// Driver is the Firecracker vmm.Driver. The zero value runs `firecracker`
+// from PATH without the jailer and without vsock.
+type Driver struct {
+	// Binary is the firecracker executable: a path, or a name looked up
+	// on PATH. Empty means "firecracker".
+	Binary string
+	// Jailer, when set, starts Firecracker through the jailer.
+	Jailer *Jailer
+	// VsockCID, when non-zero, adds a vsock device with this guest CID.
+	// Its host side is the unix socket VsockPath returns.
+	VsockCID uint32
+	// SocketTimeout bounds the wait for the API socket. Zero means 5s.
+	SocketTimeout time.Duration
+}
+
+var _ vmm.Driver = (*Driver)(nil)
+
+// Name returns "firecracker".
+func (d *Driver) Name() string { return "firecracker" }
+
+// Check reports whether the firecracker (and, if used, jailer) binaries can
+// be found. Whether KVM is usable is the caller's question.
+func (d *Driver) Check() error {
+	if _, err := d.binary(); err != nil {
+		return err
+	}
+	if d.Jailer != nil {
+		if _, err := d.Jailer.binary(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// releaseHint is how to get Firecracker: it is not packaged by Debian.
+const releaseHint = "Firecracker ships release binaries, not a Debian package: download " +
+	"firecracker-<version>-x86_64.tgz from https://github.com/firecracker-microvm/firecracker/releases " +
+	"and put its firecracker and jailer binaries on PATH, or use --vmm qemu"
+
+func (d *Driver) binary() (string, error) {
+	return lookBinary(d.Binary, "firecracker")
+}
+
+// lookBinary resolves name (default def) to an absolute executable path.
+func lookBinary(name, def string) (string, error) {
+	if name == "" {
+		name = def
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if errors.Is(err, exec.ErrNotFound) && filepath.Base(name) == name {
+			return "", fmt.Errorf("%s not found on PATH (hint: %s)", name, releaseHint)
+		}
+		return "", fmt.Errorf("%s binary: %w (hint: %s)", def, err, releaseHint)
+	}
+	return filepath.Abs(p)
+}
+
+// VsockPath is the host unix socket of m's vsock device (see VsockCID).
+// Host-initiated connections dial it and send "CONNECT <port>\n".
+func (d *Driver) VsockPath(m vmm.Machine) string {
+	if d.Jailer != nil {
+		return filepath.Join(d.JailDir(m), "root", VsockName)
+	}
+	return filepath.Join(m.Dir, VsockName)
+}
+
+// Start spawns Firecracker detached, configures m and boots it. On any
+// failure, including ctx being cancelled, the spawned process is killed.
+func (d *Driver) Start(ctx context.Context, m vmm.Machine) (vmm.Process, error) {
+	if err := validate(m); err != nil {
+		return vmm.Process{}, err
+	}
+	bin, err := d.binary()
+	if err != nil {
+		return vmm.Process{}, err
+	}
+	var l layout
+	if d.Jailer != nil {
+		l, err = d.Jailer.prepare(ctx, bin, m)
+	} else {
+		l, err = plainLayout(ctx, bin, m)
+	}
+	if err != nil {
+		return vmm.Process{}, err
+	}
+	consoleLog := m.ConsoleLog
+	if consoleLog == "" {
+		consoleLog = filepath.Join(m.Dir, "console.log")
+	}
+	if err := os.MkdirAll(filepath.Dir(consoleLog), 0o755); err != nil {
+		return vmm.Process{}, fmt.Errorf("VM %q console log: %w", m.Name, err)
+	}
+	p, err := spawn(l.argv, consoleLog)
+	if err != nil {
+		return vmm.Process{}, fmt.Errorf("starting firecracker for VM %q: %w", m.Name, err)
+	}
+	timeout := d.SocketTimeout
+	if timeout == 0 {
+		timeout = 5 * time.Second
+	}
+	if err := p.waitSocket(ctx, l.hostSocket, timeout); err != nil {
+		p.kill()
+		return vmm.Process{}, fmt.Errorf("starting firecracker for VM %q: %w", m.Name, err)
+	}
+	c := &Client{Socket: l.hostSocket}
+	if err := configure(ctx, c, m, l, d.VsockCID); err != nil {
+		p.kill()
+		return vmm.Process{}, fmt.Errorf("configuring firecracker for VM %q: %w%s", m.Name, err, p.outputSince())
+	}
+	return vmm.Process{PID: p.cmd.Process.Pid, APISocket: l.hostSocket}, nil
+}
+
+// Shutdown sends Ctrl-Alt-Del; a guest booted with reboot=k then resets,
+// and Firecracker exits. It does not wait for that.
+func (d *Driver) Shutdown(ctx context.Context, m vmm.Machine, p vmm.Process) error {
+	if _, err := os.Stat(p.APISocket); err != nil {
+		return fmt.Errorf("stopping VM %q: firecracker API socket: %w", m.Name, err)
+	}
+	c := &Client{Socket: p.APISocket}
+	if err := c.Action(ctx, "SendCtrlAltDel"); err != nil {
+		return fmt.Errorf("stopping VM %q: %w", m.Name, err)
+	}
+	return nil
+}

@@ -1,0 +1,139 @@
+package firecracker
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// jailIDs are the uid/gid the jailed Firecracker runs as: a foreign pair
+// as root (as in CI), else our own (chown to another user needs root).
+func jailIDs() (int, int) {
+	if os.Getuid() == 0 {
+		return 1234, 1235
+	}
+	return os.Getuid(), os.Getgid()
+}
+
+func owner(t *testing.T, p string) (int, int) {
+	t.Helper()
+	st, err := os.Stat(p)
+	must(t, err)
+	s := st.Sys().(*syscall.Stat_t)
+	return int(s.Uid), int(s.Gid)
+}
+
+// The jailer is the fake too (see fake_test.go): it records its argv,
+// checks it like the jailer, and serves the API on the socket inside the
+// jail, opening every file Firecracker is told about inside the jail.
+func TestJailer(t *testing.T) {
+	e := newTestEnv(t, fakeConfig{})
+	uid, gid := jailIDs()
+	base := filepath.Join(e.dir, "jail")
+	m := e.m
+	m.Initrd = e.file(t, "initrd.img", 0o600) // unreadable to the jailed user: copied
+	d := &Driver{VsockCID: 3, Jailer: &Jailer{UID: uid, GID: gid, ChrootBaseDir: base, ExtraArgs: []string{"--cgroup-version", "2"}}}
+	jailDir := filepath.Join(base, "firecracker", "vm1")
+	root := filepath.Join(jailDir, "root")
+	must(t, os.MkdirAll(root, 0o755))
+	must(t, os.WriteFile(filepath.Join(root, "stale"), nil, 0o644)) // a previous run's jail
+
+	p, err := d.Start(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.JailDir(m); got != jailDir {
+		t.Errorf("JailDir = %s, want %s", got, jailDir)
+	}
+	if p.APISocket != filepath.Join(root, "fc.sock") || d.VsockPath(m) != filepath.Join(root, "vsock.sock") {
+		t.Errorf("APISocket %s, VsockPath %s: not in the jail %s", p.APISocket, d.VsockPath(m), root)
+	}
+	wantArgv := []string{"--id", "vm1", "--exec-file", filepath.Join(e.dir, "bin", "firecracker"),
+		"--uid", strconv.Itoa(uid), "--gid", strconv.Itoa(gid), "--chroot-base-dir", base,
+		"--cgroup-version", "2", "--", "--api-sock", "/fc.sock"}
+	var argv []string
+	for _, r := range e.records(t) {
+		if r.Argv != nil {
+			argv = r.Argv
+		}
+	}
+	if !reflect.DeepEqual(argv, wantArgv) {
+		t.Errorf("jailer argv:\n got %q\nwant %q", argv, wantArgv)
+	}
+
+	if _, err := os.Stat(filepath.Join(root, "stale")); !os.IsNotExist(err) {
+		t.Errorf("the old jail was not replaced: %v", err)
+	}
+	same := func(a, b string) bool {
+		sa, err1 := os.Stat(a)
+		sb, err2 := os.Stat(b)
+		must(t, err1)
+		must(t, err2)
+		return os.SameFile(sa, sb)
+	}
+	if !same(m.Kernel, filepath.Join(root, "vmlinux")) {
+		t.Error("kernel is not hard-linked into the jail")
+	}
+	if !same(m.Rootfs, filepath.Join(root, "rootfs.ext4")) {
+		t.Error("rootfs is not hard-linked into the jail: guest writes would be lost")
+	}
+	if same(m.Initrd, filepath.Join(root, "initrd")) {
+		t.Error("a private initrd was linked, not copied")
+	} else if b, _ := os.ReadFile(filepath.Join(root, "initrd")); string(b) != "not really initrd.img" {
+		t.Errorf("initrd copy holds %q", b)
+	}
+	for _, f := range []string{"", "rootfs.ext4", "initrd", "firecracker.log"} {
+		if u, g := owner(t, filepath.Join(root, f)); u != uid || g != gid {
+			t.Errorf("jail/%s owned by %d:%d, want %d:%d", f, u, g, uid, gid)
+		}
+	}
+
+	checkCalls(t, e, []call{
+		{"GET", "/", ""},
+		{"PUT", "/logger", `{"log_path":"/firecracker.log","level":"Info","show_level":true,"show_log_origin":false}`},
+		{"PUT", "/machine-config", `{"vcpu_count":2,"mem_size_mib":256}`},
+		{"PUT", "/boot-source", js(map[string]any{"kernel_image_path": "/vmlinux", "boot_args": wantArgs, "initrd_path": "/initrd"})},
+		{"PUT", "/drives/rootfs", `{"drive_id":"rootfs","path_on_host":"/rootfs.ext4","is_root_device":true,"is_read_only":false}`},
+		{"PUT", "/vsock", `{"guest_cid":3,"uds_path":"/vsock.sock"}`},
+		{"PUT", "/actions", `{"action_type":"InstanceStart"}`},
+	})
+	must(t, d.Shutdown(context.Background(), m, p))
+	waitGone(t, p.PID)
+}
+
+func TestJailerRejectsBadID(t *testing.T) {
+	e := newTestEnv(t, fakeConfig{})
+	m := e.m
+	m.Name = "vm_1"
+	_, err := (&Driver{Jailer: &Jailer{ChrootBaseDir: filepath.Join(e.dir, "jail")}}).Start(context.Background(), m)
+	if err == nil || !strings.Contains(err.Error(), `VM name "vm_1" cannot be a jailer id`) {
+		t.Fatalf("Start error %v, want a bad jailer id", err)
+	}
+}
+
+// A disk on another filesystem than the jail cannot be hard-linked, and a
+// copy would lose the guest's writes: Start refuses with a hint.
+func TestJailerDiskOnOtherFilesystem(t *testing.T) {
+	e := newTestEnv(t, fakeConfig{})
+	base, err := os.MkdirTemp("/dev/shm", "banger-jail-")
+	if err != nil {
+		t.Skipf("no /dev/shm to put a jail on another filesystem: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	var a, b syscall.Stat_t
+	must(t, syscall.Stat(base, &a))
+	must(t, syscall.Stat(e.dir, &b))
+	if a.Dev == b.Dev {
+		t.Skipf("/dev/shm and %s are on the same filesystem here", e.dir)
+	}
+	uid, gid := jailIDs()
+	_, err = (&Driver{Jailer: &Jailer{UID: uid, GID: gid, ChrootBaseDir: base}}).Start(context.Background(), e.m)
+	if err == nil || !strings.Contains(err.Error(), "putting the rootfs in the jail") || !strings.Contains(err.Error(), "same filesystem") {
+		t.Fatalf("Start error %v, want a cross-filesystem rootfs error with a hint", err)
+	}
+}
