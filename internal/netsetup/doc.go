@@ -1,0 +1,51 @@
+// Package netsetup builds and removes the host side of banger's tap
+// networking: one tap device per VM on a routed /30 carved from a private
+// pool, with IPv4 forwarding and NAT to the host's uplink.
+//
+// Usage:
+//
+//	cfg, err := netsetup.ConfigFromEnv(os.Getenv, filepath.Join(layout.State, "net"))
+//	lease, err := netsetup.Setup(ctx, cfg, "web")  // idempotent; call before each start
+//	// give the VMM lease.Tap and lease.MAC; append lease.KernelIPArg() to the
+//	// kernel command line; show lease.Notes to the user.
+//	err = netsetup.Teardown(ctx, cfg, "web")       // idempotent; call on vm rm
+//	leases, err := netsetup.List(cfg)              // e.g. to reap leases of deleted VMs
+//
+// For a VM called NAME, Setup creates:
+//   - a persistent tap device named "bg-NAME" (names longer than 12 bytes
+//     become "bg-" + 5 bytes of the name + "-" + 6 hex digits of its
+//     SHA-256), owned by the calling user, with the interface alias
+//     "banger:NAME" that marks it as banger's;
+//   - the /30's first address (.1) on the tap; the guest gets .2 and the
+//     host's .1 as its gateway, passed on the kernel command line as
+//     ip=GUEST::HOST:255.255.255.252:NAME:eth0:off (Lease.KernelIPArg).
+//     banger runs no DNS server, so no DNS server is passed: images configure
+//     their own resolver;
+//   - net.ipv4.ip_forward=1 (never switched back off: other software on the
+//     host may rely on it; a Lease note says when banger switched it on);
+//   - iptables rules carrying the comment "banger:NAME": two filter FORWARD
+//     rules accepting traffic from the tap and replies to it (inserted first,
+//     so a DROP policy such as Docker's does not drop VM traffic), and, when
+//     the host has a default route, a nat POSTROUTING MASQUERADE rule for the
+//     /30 out of the default route's interface. Without a default route the
+//     VM only reaches the host, and a Lease note says so;
+//   - a lease file StateDir/leases/NAME.json recording the tap, subnet and
+//     MAC, so the VM keeps its address across restarts (even if the pool
+//     changes later) and no two VMs ever share a subnet. Setup and Teardown
+//     hold an flock on StateDir/lock, so concurrent "vm create"s are safe.
+//     The lease is written before anything is created and removed only after
+//     everything is gone.
+//
+// A repeated Setup re-creates what is missing and moves the NAT rule to the
+// current uplink. Subnets overlapping an address or route already on the
+// host (any routing table) are skipped. Teardown removes the tap only if it carries banger's alias
+// for that VM, deletes exactly the iptables rules with the VM's comment, and
+// releases the lease; it never touches anything else.
+//
+// The pool defaults to DefaultPool (172.30.0.0/16) and is set with the
+// environment variable BANGER_NET_POOL (an RFC 1918 IPv4 prefix no longer
+// than /30). Setup and Teardown need CAP_NET_ADMIN (root), /dev/net/tun and
+// the iptables command (either backend); without them they fail up front
+// with an error naming what is missing. A non-root banger holding
+// CAP_NET_ADMIN passes it to iptables as an ambient capability.
+package netsetup

@@ -1,0 +1,158 @@
+package netsetup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"time"
+
+	"github.com/thaloco/banger/internal/lockfile"
+	"github.com/thaloco/banger/internal/paths"
+)
+
+// Setup gives VM vm its tap device, address, forwarding and NAT, allocating
+// a subnet on first use and reusing its lease afterwards. It is idempotent:
+// call it before every start, since tap devices do not survive a reboot.
+// If a first Setup fails, everything it made is removed again.
+func Setup(ctx context.Context, cfg Config, vm string) (Lease, error) {
+	cfg, err := cfg.checked()
+	if err != nil {
+		return Lease{}, err
+	}
+	if err := paths.ValidateName("vm", vm); err != nil {
+		return Lease{}, err
+	}
+	t, err := checkHost(fmt.Sprintf("tap networking for VM %q", vm))
+	if err != nil {
+		return Lease{}, err
+	}
+	lock, err := lockfile.Acquire(ctx, filepath.Join(cfg.StateDir, "lock"), nil)
+	if err != nil {
+		return Lease{}, fmt.Errorf("setting up network of VM %q: %w", vm, err)
+	}
+	defer func() { _ = lock.Unlock() }() // closing the lock file cannot lose data
+
+	l, err := readLease(cfg, vm)
+	fresh := errors.Is(err, fs.ErrNotExist)
+	if fresh {
+		l, err = allocateLease(cfg, vm)
+		if err == nil {
+			err = writeLease(cfg, l)
+		}
+	}
+	if err != nil {
+		return Lease{}, err
+	}
+	l, err = t.bringUp(ctx, l)
+	if err != nil && fresh {
+		// Undo even if ctx was cancelled (Ctrl-C), within a bound.
+		undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if uerr := t.teardown(undoCtx, cfg, vm, l.Tap); uerr != nil {
+			err = errors.Join(err, fmt.Errorf("cleaning up after the failure: %w", uerr))
+		}
+	}
+	if err != nil {
+		return Lease{}, err
+	}
+	return l, nil
+}
+
+// allocateLease picks a subnet and tap name for a VM that has no lease.
+func allocateLease(cfg Config, vm string) (Lease, error) {
+	leases, err := readLeases(cfg)
+	if err != nil {
+		return Lease{}, err
+	}
+	tap := tapName(vm)
+	for _, o := range leases {
+		if o.Tap == tap {
+			return Lease{}, fmt.Errorf("tap device name %s of VM %q is already used by VM %q (hint: choose another VM name)", tap, vm, o.VM)
+		}
+	}
+	taken, err := hostPrefixes()
+	if err != nil {
+		return Lease{}, err
+	}
+	subnet, err := allocate(cfg.Pool, vm, leases, taken)
+	if err != nil {
+		return Lease{}, err
+	}
+	return newLease(vm, subnet), nil
+}
+
+// bringUp creates or repairs everything lease l needs on the host.
+func (t tools) bringUp(ctx context.Context, l Lease) (Lease, error) {
+	if err := ensureTap(l); err != nil {
+		return l, err
+	}
+	changed, err := enableForwarding()
+	if err != nil {
+		return l, err
+	}
+	if changed {
+		l.Notes = append(l.Notes, "switched on IPv4 forwarding on this host (net.ipv4.ip_forward was 0); banger leaves it on")
+	}
+	if l.Uplink, err = defaultUplink(); err != nil {
+		return l, err
+	}
+	if l.Uplink == "" {
+		l.Notes = append(l.Notes, fmt.Sprintf("the host has no default route, so VM %q gets no NAT to outside networks: it can reach only the host at %s", l.VM, l.HostAddr.Addr()))
+	}
+	want := rulesFor(l, l.Uplink)
+	if err := t.deleteRules(ctx, l.VM, want); err != nil { // stale ones, e.g. for an old uplink
+		return l, err
+	}
+	for _, r := range want {
+		if err := t.addRule(ctx, r); err != nil {
+			return l, fmt.Errorf("setting up network of VM %q: %w", l.VM, err)
+		}
+	}
+	return l, nil
+}
+
+// Teardown removes the tap device, the firewall rules and the lease of VM
+// vm. It is idempotent, and it leaves alone anything banger did not create
+// for vm. IPv4 forwarding stays on.
+func Teardown(ctx context.Context, cfg Config, vm string) error {
+	cfg, err := cfg.checked()
+	if err != nil {
+		return err
+	}
+	if err := paths.ValidateName("vm", vm); err != nil {
+		return err
+	}
+	lock, err := lockfile.Acquire(ctx, filepath.Join(cfg.StateDir, "lock"), nil)
+	if err != nil {
+		return fmt.Errorf("removing network of VM %q: %w", vm, err)
+	}
+	defer func() { _ = lock.Unlock() }() // closing the lock file cannot lose data
+
+	tap := tapName(vm)
+	l, err := readLease(cfg, vm)
+	switch {
+	case err == nil:
+		tap = l.Tap
+	case errors.Is(err, fs.ErrNotExist) && !tapExists(tap):
+		// Setup writes the lease before it makes anything and Teardown
+		// removes it last: without a lease nothing of vm's is left.
+		return nil
+	}
+	t, err := checkHost(fmt.Sprintf("removing the tap network of VM %q", vm))
+	if err != nil {
+		return err
+	}
+	return t.teardown(ctx, cfg, vm, tap)
+}
+
+func (t tools) teardown(ctx context.Context, cfg Config, vm, tap string) error {
+	if err := t.deleteRules(ctx, vm, nil); err != nil {
+		return err
+	}
+	if err := deleteTap(tap, vm); err != nil {
+		return err
+	}
+	return removeLease(cfg, vm)
+}
