@@ -126,6 +126,14 @@ if ((!dry_run)) && git -C "$(dirname "$catalog")" rev-parse --is-inside-work-tre
 	fi
 fi
 
+# Uploading needs rclone, a configured remote and curl: check before the slow pack.
+if ((!dry_run)); then
+	command -v rclone >/dev/null || die "rclone is not installed (hint: apt-get install rclone)"
+	rclone listremotes 2>/dev/null | grep -qxF "$remote:" ||
+		die "rclone remote \"$remote\" is not configured (hint: run \"rclone config\" to add it, or set RCLONE_REMOTE)"
+	command -v curl >/dev/null || die "curl is not installed (hint: apt-get install curl)"
+fi
+
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/publish-kernel.XXXXXX")
 cleanup() {
 	chmod -R u+w "$tmp" 2>/dev/null || true
@@ -168,7 +176,8 @@ if ! env -u BANGER_KERNELS_DIR -u BANGER_KERNEL_MIRROR -u XDG_STATE_HOME \
 fi
 cmp -s "$kdir/vmlinux" "$tmp/state/kernels/$name/vmlinux" ||
 	die "banger kernel pull of the packed bundle did not install a vmlinux identical to $kdir/vmlinux"
-mv -f "$tmp/$file" "$out"
+cp "$tmp/$file" "$publish_dir/.$file.part"
+mv -f "$publish_dir/.$file.part" "$out"
 
 # --- the new catalog ----------------------------------------------------------
 url=$base_url/$file
@@ -195,14 +204,10 @@ if ((dry_run)); then
 fi
 
 # --- upload and check ---------------------------------------------------------
-command -v rclone >/dev/null || die "rclone is not installed (hint: apt-get install rclone)"
-rclone listremotes 2>/dev/null | grep -qxF "$remote:" ||
-	die "rclone remote \"$remote\" is not configured (hint: run \"rclone config\" to add it, or set RCLONE_REMOTE)"
 log "uploading to $remote:$bucket/$file"
 rclone copyto --retries 3 "$out" "$remote:$bucket/$file" 2>"$tmp/rclone.log" ||
 	die "uploading $file to $remote:$bucket failed: $(tail -n 3 "$tmp/rclone.log")"
 
-command -v curl >/dev/null || die "curl is not installed (hint: apt-get install curl)"
 status="" length=""
 for attempt in 1 2 3 4 5; do
 	if headers=$(curl -sS -I -L --max-time 15 "$url" 2>"$tmp/curl.log"); then
