@@ -72,6 +72,9 @@ func (l Layout) CacheDir() string { return filepath.Join(l.State, "cache") }
 // SSHDir holds banger's own SSH key pair, used to reach guests.
 func (l Layout) SSHDir() string { return filepath.Join(l.State, "ssh") }
 
+// NetDir holds tap networking leases and their lock.
+func (l Layout) NetDir() string { return filepath.Join(l.State, "net") }
+
 // LocksDir holds lock files; they are never removed, only flocked.
 func (l Layout) LocksDir() string { return filepath.Join(l.State, "locks") }
 
