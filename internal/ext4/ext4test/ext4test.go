@@ -38,9 +38,9 @@ func debugfs(t testing.TB, img, req string) (stdout, stderr string) {
 // Stat returns the inode at path in img, and false if there is none.
 func Stat(t testing.TB, img, path string) (Inode, bool) {
 	t.Helper()
-	out, errOut := debugfs(t, img, "stat "+quote(path))
-	if strings.Contains(errOut, "File not found") {
-		return Inode{}, false
+	out, _ := debugfs(t, img, "stat "+quote(path))
+	if !strings.HasPrefix(out, "Inode:") {
+		return Inode{}, false // not found, or a parent is not a directory
 	}
 	var in Inode
 	in.Xattrs = map[string]string{}

@@ -1,0 +1,280 @@
+package imagebuild
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Whiteout markers in OCI layers (the AUFS convention).
+const (
+	whiteoutPrefix = ".wh."
+	whiteoutOpaque = ".wh..wh..opq"
+	whiteoutMeta   = ".wh..wh."
+)
+
+// applier writes layers, base first, into a root directory the way a
+// container runtime stacks them: later entries replace earlier ones,
+// whiteouts delete, opaque markers hide what lower layers put in a
+// directory. Every path is resolved through an os.Root, so no entry, link
+// or symlink can make it write outside the root.
+type applier struct {
+	root   *os.Root
+	dirs   map[string]*os.File // open directories by relative path ("." is the root)
+	layer  map[string]bool     // paths the current layer wrote
+	times  map[string]time.Time
+	warn   func(string)
+	warned map[string]bool
+}
+
+func newApplier(dir string, warn func(string)) (*applier, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &applier{root: root, dirs: map[string]*os.File{}, times: map[string]time.Time{}, warn: warn, warned: map[string]bool{}}, nil
+}
+
+// Close sets directory times and releases the root.
+func (a *applier) Close() error {
+	var names []string
+	for n := range a.times {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool { return len(names[i]) > len(names[j]) })
+	for _, n := range names {
+		if p, base, err := a.lookupParent(n); err == nil {
+			t := a.times[n]
+			ts := []unix.Timespec{unix.NsecToTimespec(t.UnixNano()), unix.NsecToTimespec(t.UnixNano())}
+			_ = unix.UtimesNanoAt(int(p.Fd()), base, ts, unix.AT_SYMLINK_NOFOLLOW)
+		}
+	}
+	a.dropDirs()
+	return a.root.Close()
+}
+
+// errHostile marks layer entries that try to leave the root.
+var errHostile = errors.New("the image is malformed or hostile")
+
+// Apply writes one layer's tar stream.
+func (a *applier) Apply(ctx context.Context, r io.Reader) error {
+	a.layer = map[string]bool{}
+	tr := tar.NewReader(r)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading layer: %w", err)
+		}
+		if err := a.entry(hdr, tr); err != nil {
+			if errors.Is(err, errHostile) || errors.Is(err, syscallENOSPC) {
+				return err
+			}
+			return fmt.Errorf("layer entry %q: %w", hdr.Name, err)
+		}
+	}
+}
+
+// clean turns a tar name into a path relative to the root ("" for the
+// root itself), refusing names that climb out of it. A leading "/" means
+// the image root, as container runtimes read it.
+func clean(name string) (string, error) {
+	n := strings.TrimLeft(name, "/")
+	if n == "" || path.Clean(n) == "." {
+		return "", nil
+	}
+	if !filepath.IsLocal(n) {
+		return "", fmt.Errorf("layer entry %q points outside the image: %w", name, errHostile)
+	}
+	return path.Clean(n), nil
+}
+
+func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
+	name, err := clean(hdr.Name)
+	if err != nil {
+		return err
+	}
+	if name == "" {
+		return nil // the root itself: mkfs.ext4 owns its attributes
+	}
+	dir, base := path.Split(name)
+	dir = strings.TrimSuffix(dir, "/")
+	switch {
+	case base == whiteoutOpaque:
+		return a.opaque(dir)
+	case strings.HasPrefix(base, whiteoutMeta):
+		return nil // other AUFS metadata (.wh..wh.plnk, ...)
+	case strings.HasPrefix(base, whiteoutPrefix):
+		return a.remove(path.Join(dir, strings.TrimPrefix(base, whiteoutPrefix)))
+	}
+	p, err := a.dir(dir)
+	if err != nil {
+		return err
+	}
+	pfd := int(p.Fd())
+	a.layer[name] = true
+	var existing unix.Stat_t
+	exists := unix.Fstatat(pfd, base, &existing, unix.AT_SYMLINK_NOFOLLOW) == nil
+	isDir := exists && existing.Mode&unix.S_IFMT == unix.S_IFDIR
+	if exists && !(hdr.Typeflag == tar.TypeDir && isDir) {
+		if err := a.removeAt(name, pfd, base, existing.Mode); err != nil {
+			return err
+		}
+		// Removing a directory or symlink closes cached descriptors.
+		if p, err = a.dir(dir); err != nil {
+			return err
+		}
+		pfd = int(p.Fd())
+	}
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		if !isDir {
+			if err := unix.Mkdirat(pfd, base, 0o700); err != nil {
+				return err
+			}
+		}
+		a.times[name] = hdr.ModTime
+		return a.dirMeta(pfd, base, hdr)
+	case tar.TypeReg, tar.TypeRegA:
+		return a.file(pfd, base, hdr, r)
+	case tar.TypeSymlink:
+		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
+			return err
+		}
+		return a.linkMeta(pfd, base, hdr)
+	case tar.TypeLink:
+		return a.hardlink(pfd, base, hdr)
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		mode := uint32(hdr.Mode) & 0o7777
+		switch hdr.Typeflag {
+		case tar.TypeChar:
+			mode |= unix.S_IFCHR
+		case tar.TypeBlock:
+			mode |= unix.S_IFBLK
+		default:
+			mode |= unix.S_IFIFO
+		}
+		if err := unix.Mknodat(pfd, base, mode, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor)))); err != nil {
+			return err
+		}
+		if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
+		}
+		if err := unix.Fchmodat(pfd, base, uint32(hdr.Mode)&0o7777, 0); err != nil {
+			return err
+		}
+		return a.linkMeta(pfd, base, hdr)
+	default:
+		a.warnOnce(fmt.Sprintf("skipped layer entries of tar type %q", string(hdr.Typeflag)))
+		delete(a.layer, name)
+		return nil
+	}
+}
+
+// file writes a regular file and its metadata through its descriptor.
+func (a *applier) file(pfd int, base string, hdr *tar.Header, r io.Reader) error {
+	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), base)
+	defer f.Close()
+	if _, err := io.CopyBuffer(f, r, make([]byte, 256<<10)); err != nil {
+		return err
+	}
+	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
+		return err
+	}
+	// After chown, which clears setuid/setgid bits.
+	if err := unix.Fchmod(fd, uint32(hdr.Mode)&0o7777); err != nil {
+		return err
+	}
+	a.xattrs(hdr, func(k string, v []byte) error { return unix.Fsetxattr(fd, k, v, 0) })
+	ts := []unix.Timespec{unix.NsecToTimespec(hdr.ModTime.UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
+	return unix.UtimesNanoAt(pfd, base, ts, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+func (a *applier) dirMeta(pfd int, base string, hdr *tar.Header) error {
+	fd, err := unix.Openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
+		return err
+	}
+	if err := unix.Fchmod(fd, uint32(hdr.Mode)&0o7777); err != nil {
+		return err
+	}
+	a.xattrs(hdr, func(k string, v []byte) error { return unix.Fsetxattr(fd, k, v, 0) })
+	return nil
+}
+
+// linkMeta sets the owner, xattrs and time of a symlink or special file
+// without following it.
+func (a *applier) linkMeta(pfd int, base string, hdr *tar.Header) error {
+	if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return err
+	}
+	// The parent is a trusted descriptor and base one component, so the
+	// /proc path names exactly this entry.
+	procPath := fmt.Sprintf("/proc/self/fd/%d/%s", pfd, base)
+	a.xattrs(hdr, func(k string, v []byte) error { return unix.Lsetxattr(procPath, k, v, 0) })
+	ts := []unix.Timespec{unix.NsecToTimespec(hdr.ModTime.UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
+	return unix.UtimesNanoAt(pfd, base, ts, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+func (a *applier) hardlink(pfd int, base string, hdr *tar.Header) error {
+	target, err := clean(hdr.Linkname)
+	if err != nil || target == "" {
+		return fmt.Errorf("hard link %q points outside the image (to %q): %w", hdr.Name, hdr.Linkname, errHostile)
+	}
+	tdir, tbase := path.Split(target)
+	tp, err := a.dir(strings.TrimSuffix(tdir, "/"))
+	if err != nil {
+		return err
+	}
+	if err := unix.Linkat(int(tp.Fd()), tbase, pfd, base, 0); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("hard link to %q: the target is not in the image", hdr.Linkname)
+		}
+		return fmt.Errorf("hard link to %q: %w", hdr.Linkname, err)
+	}
+	return nil
+}
+
+// xattrs applies the entry's extended attributes with set; failures (a
+// filesystem without that namespace) become one warning per attribute.
+func (a *applier) xattrs(hdr *tar.Header, set func(string, []byte) error) {
+	for k, v := range hdr.PAXRecords {
+		name, ok := strings.CutPrefix(k, "SCHILY.xattr.")
+		if !ok {
+			continue
+		}
+		if err := set(name, []byte(v)); err != nil {
+			a.warnOnce(fmt.Sprintf("could not keep extended attribute %s: %v", name, err))
+		}
+	}
+}
+
+func (a *applier) warnOnce(msg string) {
+	if !a.warned[msg] && a.warn != nil {
+		a.warn(msg)
+	}
+	a.warned[msg] = true
+}

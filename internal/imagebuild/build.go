@@ -1,0 +1,274 @@
+// Package imagebuild turns an OCI or Docker image into a banger image: it
+// pulls the image (registry, OCI layout or docker save archive), applies
+// its layers into a directory tree, installs the Debian base packages a
+// guest needs, bakes in the guest setup, and writes the tree as an ext4
+// root filesystem with mkfs.ext4 -d. Trees are cached by package hash.
+package imagebuild
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
+
+	"github.com/thaloco/banger/internal/ext4"
+	"github.com/thaloco/banger/internal/image"
+	"github.com/thaloco/banger/internal/paths"
+	"github.com/thaloco/banger/internal/progress"
+)
+
+// Defaults for Options.
+const (
+	DefaultPlatform = "linux/amd64"
+	DefaultKernel   = "generic-6.12"
+)
+
+// Options describe one build.
+type Options struct {
+	Ref       string // image reference: registry ref, oci:DIR[:TAG], docker-archive:FILE, or a path
+	Name      string // name of the new image
+	KernelRef string // kernel the image boots with (DefaultKernel if empty)
+	Size      int64  // rootfs size in bytes; 0 means the content plus ext4.Headroom
+	Platform  string // os/arch[/variant] (DefaultPlatform if empty)
+	Force     bool   // replace an existing image of the same name
+	// CacheDir holds the build cache (paths.Layout.CacheDir()/images).
+	CacheDir string
+	// AuthorizedKey is banger's SSH public key, trusted for root.
+	AuthorizedKey string
+	// CheckKernel returns an error with a hint unless the kernel is
+	// installed (kernelstore.Store.Get fits). Nil skips the check.
+	CheckKernel func(name string) error
+	// Transport for registry requests (nil: ggcr's default).
+	Transport http.RoundTripper
+	// Log receives progress bars, steps and warnings (nil: quiet).
+	Log io.Writer
+}
+
+// Build builds the image described by opts into store and returns its
+// manifest. Nothing appears under the image's name unless the build
+// completes; an interrupted or failed build leaves only hidden
+// directories that the next build of that name removes.
+func Build(ctx context.Context, store *image.Store, opts Options) (*image.Manifest, error) {
+	if err := paths.ValidateName("image", opts.Name); err != nil {
+		return nil, err
+	}
+	if opts.Ref == "" {
+		return nil, errors.New("image build needs an image reference (hint: pass --from-image REF)")
+	}
+	if opts.KernelRef == "" {
+		opts.KernelRef = DefaultKernel
+	}
+	if opts.Platform == "" {
+		opts.Platform = DefaultPlatform
+	}
+	platform, err := v1.ParsePlatform(opts.Platform)
+	if err != nil || platform.OS == "" || platform.Architecture == "" {
+		return nil, fmt.Errorf("invalid platform %q (hint: use OS/ARCH such as linux/amd64 or linux/arm64)", opts.Platform)
+	}
+	if opts.CheckKernel != nil {
+		if err := opts.CheckKernel(opts.KernelRef); err != nil {
+			return nil, err
+		}
+	}
+	log := opts.Log
+	if log == nil {
+		log = io.Discard
+	}
+	onWait := func() { fmt.Fprintf(log, "waiting for another banger building image %q...\n", opts.Name) }
+	txn, err := store.Begin(ctx, opts.Name, opts.Force, onWait)
+	if err != nil {
+		return nil, err
+	}
+	defer txn.Abort()
+
+	src, err := openSource(ctx, opts.Ref, *platform, opts.Transport)
+	if err != nil {
+		return nil, err
+	}
+	hash := PackageHash(src.Digest, DebianBasePackages)
+	entry, err := openCache(ctx, opts.CacheDir, hash, func() { fmt.Fprintln(log, "waiting for another build of the same image...") })
+	if err != nil {
+		return nil, err
+	}
+	defer entry.Release()
+	info, ok := entry.Info()
+	if ok {
+		fmt.Fprintf(log, "using the cached tree of %s (%s)\n", src.Digest, info.OS)
+	} else if info, err = populate(ctx, entry, src, log); err != nil {
+		return nil, diskFull(err, opts.CacheDir)
+	}
+	warnings := append([]string(nil), info.Warnings...)
+	gw, err := setupGuest(entry.Tree(), GuestConfig{Hostname: opts.Name, AuthorizedKey: opts.AuthorizedKey})
+	if err != nil {
+		return nil, diskFull(err, opts.CacheDir)
+	}
+	warnings = append(warnings, gw...)
+	for _, w := range warnings {
+		fmt.Fprintf(log, "warning: %s\n", w)
+	}
+	if err := writeRootfs(ctx, entry.Tree(), txn.RootfsPath(), opts.Size, log); err != nil {
+		return nil, diskFull(err, store.Dir())
+	}
+	m, err := txn.Commit(ctx, &image.Manifest{
+		KernelRef: opts.KernelRef, Source: image.SourceBuild,
+		ImageRef: opts.Ref, ImageDigest: src.Digest, Platform: src.Platform,
+		OS: info.OS, Installed: info.Installed, PackageHash: hash, Warnings: warnings,
+	})
+	return m, diskFull(err, store.Dir())
+}
+
+// populate fills a new cache entry: layers, then base packages.
+func populate(ctx context.Context, entry *cacheEntry, src *source, log io.Writer) (*cacheInfo, error) {
+	tmp, err := entry.Prepare()
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp) // gone already after a successful Commit
+	tree := tmp + "/rootfs"
+	info := &cacheInfo{Ref: src.Ref, Digest: src.Digest, Platform: src.Platform}
+	if err := pull(ctx, src, tree, log, &info.Warnings); err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(tree)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	osr := readOSRelease(root)
+	info.OS = osr.String()
+	if osr.DebianLike() {
+		if missing := missingPackages(root, DebianBasePackages); len(missing) > 0 {
+			fmt.Fprintf(log, "%s lacks %s: installing with apt...\n", osr, strings.Join(missing, " "))
+			start := time.Now()
+			if err := installPackages(ctx, tree, missing); err != nil {
+				return nil, fmt.Errorf("image %q is %s and lacks %s; %w", src.Ref, osr, strings.Join(missing, ", "), err)
+			}
+			still := missingPackages(root, missing)
+			for _, p := range missing {
+				if !contains(still, p) {
+					info.Installed = append(info.Installed, p)
+				}
+			}
+			if len(still) > 0 {
+				info.Warnings = append(info.Warnings, fmt.Sprintf("%s not installed: not available from the image's apt sources", strings.Join(still, ", ")))
+			}
+			fmt.Fprintf(log, "installed %s in %s\n", strings.Join(info.Installed, " "), time.Since(start).Round(time.Second))
+		}
+	} else if lacks := lacking(root); len(lacks) > 0 {
+		info.Warnings = append(info.Warnings, fmt.Sprintf("%s is not Debian or Ubuntu, so banger installed nothing; it lacks %s", osr, strings.Join(lacks, ", ")))
+	}
+	if err := entry.Commit(tmp, info); err != nil {
+		return nil, err
+	}
+	return info, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// pull applies src's layers, base first, into tree.
+func pull(ctx context.Context, src *source, tree string, log io.Writer, warnings *[]string) (err error) {
+	layers, err := src.Image.Layers()
+	if err != nil {
+		return fmt.Errorf("reading the layers of %q: %w", src.Ref, err)
+	}
+	bar := progress.New(log, fmt.Sprintf("pulling %s (%s, %d layers)", src.Ref, src.Platform, len(layers)), src.Total)
+	defer func() { bar.Finish(err) }()
+	a, err := newApplier(tree, func(w string) { *warnings = append(*warnings, w) })
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	for i, l := range layers {
+		if err := applyLayer(ctx, a, src, l, bar); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			d, _ := l.Digest()
+			return fmt.Errorf("layer %d/%d (%s) of %q: %w", i+1, len(layers), shortDigest(d.String()), src.Ref, err)
+		}
+	}
+	return nil
+}
+
+func applyLayer(ctx context.Context, a *applier, src *source, l v1.Layer, bar io.Writer) error {
+	rc, err := openLayer(src, l, bar)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if err := a.Apply(ctx, rc); err != nil {
+		return err
+	}
+	// Read to the end so the digest is checked.
+	_, err = io.Copy(io.Discard, rc)
+	return err
+}
+
+func shortDigest(d string) string {
+	if i := strings.IndexByte(d, ':'); i >= 0 && len(d) > i+13 {
+		return d[:i+13]
+	}
+	return d
+}
+
+// writeRootfs writes tree as an ext4 image at out with a progress bar.
+func writeRootfs(ctx context.Context, tree, out string, size int64, log io.Writer) error {
+	u, err := ext4.DirUsage(ctx, tree)
+	if err != nil {
+		return err
+	}
+	if size == 0 {
+		size = ext4.DefaultSize(u)
+	} else if min := ext4.MinSize(u); size < min {
+		return fmt.Errorf("--size %s is too small for %s of content (hint: pass at least --size %dM, or leave --size out)", progress.FormatBytes(size), progress.FormatBytes(u.Bytes), min>>20)
+	}
+	bar := progress.New(log, fmt.Sprintf("writing %s ext4 image", progress.FormatBytes(size)), u.Bytes)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var last int64
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				var st unix.Stat_t
+				if unix.Stat(out, &st) == nil && st.Blocks*512 > last {
+					bar.Add(st.Blocks*512 - last)
+					last = st.Blocks * 512
+				}
+			}
+		}
+	}()
+	err = ext4.Make(ctx, out, ext4.MakeOptions{Dir: tree, Size: size, Inodes: u.Inodes, Label: "rootfs"})
+	close(stop)
+	<-done
+	bar.Finish(err)
+	return err
+}
+
+// diskFull adds a hint to out-of-space errors.
+func diskFull(err error, where string) error {
+	if err != nil && errors.Is(err, syscall.ENOSPC) && !strings.Contains(err.Error(), "hint:") {
+		return fmt.Errorf("%w (hint: free some space under %s)", err, where)
+	}
+	return err
+}

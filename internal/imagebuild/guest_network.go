@@ -1,0 +1,45 @@
+package imagebuild
+
+// dhcpNetwork configures the first NIC with DHCP unless the kernel
+// command line has ip=: then systemd-network-generator turns ip= into
+// /run/systemd/network/70-<dev>.network, which sorts first and keeps the
+// kernel's static address.
+const dhcpNetwork = `# Written by banger: DHCP on Ethernet NICs, unless the kernel command line
+# configures the network with ip= (systemd-network-generator then writes an
+# equivalent static config to /run/systemd/network/, which takes precedence).
+[Match]
+Type=ether
+KernelCommandLine=!ip
+
+[Network]
+DHCP=ipv4
+LinkLocalAddressing=no
+IPv6AcceptRA=no
+`
+
+// network sets up systemd-networkd (DHCP, or the kernel's ip= config) and
+// systemd-resolved for DNS.
+func (g *guest) network(GuestConfig) error {
+	if !g.systemd() || !(g.exists("lib/systemd/systemd-networkd") || g.exists("usr/lib/systemd/systemd-networkd")) {
+		g.warn = append(g.warn, "no systemd-networkd in the image: configure the network (DHCP on eth0) yourself")
+		return nil
+	}
+	if err := g.write("etc/systemd/network/80-banger-dhcp.network", dhcpNetwork, 0o644); err != nil {
+		return err
+	}
+	for _, e := range []struct{ unit, target string }{
+		{"systemd-networkd.service", "multi-user.target"},
+		{"systemd-networkd.socket", "sockets.target"},
+		{"systemd-network-generator.service", "sysinit.target"},
+		{"systemd-resolved.service", "multi-user.target"},
+	} {
+		if err := g.enable(e.unit, e.target); err != nil {
+			return err
+		}
+	}
+	if g.unitPath("systemd-resolved.service") != "" {
+		return g.link("../run/systemd/resolve/stub-resolv.conf", "etc/resolv.conf")
+	}
+	g.warn = append(g.warn, "no systemd-resolved in the image: /etc/resolv.conf is left as it is")
+	return nil
+}
