@@ -243,7 +243,9 @@ func TestBuildBadInput(t *testing.T) {
 		{"missing archive", "docker-archive:/nonexistent.tar", "x", nil, "reading image archive /nonexistent.tar"},
 		{"size too small", good, "x", func(o *Options) { o.Size = 1 << 20 }, "is too small"},
 		{"kernel not installed", good, "x", func(o *Options) {
-			o.CheckKernel = func(k string) error { return errors.New(`kernel "` + k + `" is not installed (hint: run "banger kernel pull ` + k + `")`) }
+			o.CheckKernel = func(k string) error {
+				return errors.New(`kernel "` + k + `" is not installed (hint: run "banger kernel pull ` + k + `")`)
+			}
 		}, `banger kernel pull test-6.12`},
 		{"bad name", good, "../x", nil, "invalid image name"},
 	}
