@@ -1,0 +1,134 @@
+package fetch
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+)
+
+// DigestError reports that the received bytes do not hash to the
+// expected sha256.
+type DigestError struct{ URL, Expected, Actual string }
+
+func (e *DigestError) Error() string {
+	return fmt.Sprintf("sha256 mismatch for %s: expected %s, got %s (hint: the tarball is corrupt or was replaced; check the catalog entry or mirror, or try again)",
+		e.URL, e.Expected, e.Actual)
+}
+
+// SizeError reports a body of the wrong length. Actual is the length the
+// server announced, or the number of bytes seen when the body ended early
+// or ran past Expected (then Actual > Expected is a lower bound).
+type SizeError struct {
+	URL              string
+	Expected, Actual int64
+}
+
+func (e *SizeError) Error() string {
+	got := fmt.Sprintf("got %d", e.Actual)
+	if e.Actual > e.Expected {
+		got = fmt.Sprintf("got more than %d", e.Expected)
+	}
+	return fmt.Sprintf("size mismatch for %s: expected %d bytes, %s (hint: the tarball is truncated or was replaced; check the catalog entry or mirror)",
+		e.URL, e.Expected, got)
+}
+
+// StatusError is an HTTP response that is neither 200 nor 206.
+type StatusError struct {
+	URL    string
+	Code   int
+	Status string // e.g. "404 Not Found"
+}
+
+func (e *StatusError) Error() string {
+	s := fmt.Sprintf("downloading %s: %s", e.URL, e.Status)
+	if h := statusHint(e.Code); h != "" {
+		s += " (hint: " + h + ")"
+	}
+	return s
+}
+
+func statusHint(code int) string {
+	switch {
+	case code == http.StatusNotFound || code == http.StatusGone:
+		return "the catalog entry's URL is wrong or the tarball was removed; check BANGER_KERNEL_MIRROR/BANGER_CATALOG"
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return "the server refused access; check the URL and BANGER_KERNEL_MIRROR/BANGER_CATALOG"
+	case transientStatus(code):
+		return "the server is failing; try again later"
+	}
+	return ""
+}
+
+func transientStatus(code int) bool {
+	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500
+}
+
+// retryError is the last transient failure once retries ran out.
+type retryError struct {
+	name     string
+	attempts int
+	last     error
+}
+
+func (e *retryError) Error() string {
+	hint := "check the network and the server, then run the command again"
+	var st *StatusError
+	if errors.As(e.last, &st) {
+		hint = statusHint(st.Code)
+	}
+	return fmt.Sprintf("downloading %s: giving up after %d failed attempts: %s (hint: %s)",
+		e.name, e.attempts, describe(e.last), hint)
+}
+
+func (e *retryError) Unwrap() error { return e.last }
+
+// describe is err without the "downloading URL:" its message may carry.
+func describe(err error) string {
+	var st *StatusError
+	if errors.As(err, &st) {
+		return st.Status
+	}
+	return err.Error()
+}
+
+// permanentError marks an error that retrying cannot fix.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+func permanent(err error) error { return &permanentError{err} }
+
+// transient reports whether a failed attempt is worth retrying. The
+// caller has already checked that its own context is still alive.
+func transient(err error) bool {
+	var (
+		perm  *permanentError
+		st    *StatusError
+		se    *SizeError
+		de    *DigestError
+		dns   *net.DNSError
+		cve   *tls.CertificateVerificationError
+		unk   x509.UnknownAuthorityError
+		host  x509.HostnameError
+		inval x509.CertificateInvalidError
+	)
+	switch {
+	case errors.As(err, &st):
+		return transientStatus(st.Code)
+	case errors.As(err, &perm), errors.As(err, &se), errors.As(err, &de):
+		return false
+	case errors.As(err, &dns):
+		return !dns.IsNotFound
+	case errors.As(err, &cve), errors.As(err, &unk), errors.As(err, &host), errors.As(err, &inval):
+		return false
+	case errors.Is(err, context.Canceled):
+		return false
+	}
+	// Resets, drops, timeouts, unexpected EOFs: the network's usual faults.
+	return true
+}
