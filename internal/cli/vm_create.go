@@ -1,0 +1,103 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/thaloco/banger/internal/ext4"
+	"github.com/thaloco/banger/internal/vm"
+)
+
+// vmCreateOptions are the flags that describe a new VM (vm create, vm run).
+type vmCreateOptions struct {
+	Image, Kernel, Rootfs string
+	CPUs                  int
+	Memory, DiskSize      string
+	VMM, Net              string
+	Publish               []string
+	KernelArgs            string
+	Ready, ReadyMarker    string
+}
+
+func (o *vmCreateOptions) AddFlags(f *pflag.FlagSet, withImage bool) {
+	if withImage {
+		f.StringVar(&o.Image, "image", "", "image to create the VM from (see \"banger image list\")")
+	}
+	f.StringVar(&o.Kernel, "kernel", "", "installed kernel to boot (default: the image's kernel)")
+	f.StringVar(&o.Rootfs, "rootfs", "", "ext4 file to copy as the root disk instead of an image (needs --kernel)")
+	f.IntVar(&o.CPUs, "cpus", vm.DefaultCPUs, "number of vCPUs")
+	f.StringVar(&o.Memory, "memory", fmt.Sprintf("%dM", vm.DefaultMemoryMiB), "memory size, e.g. 512M or 2G")
+	f.StringVar(&o.DiskSize, "disk-size", "", "grow the VM's disk to this size, e.g. 4G (default: the image's size)")
+	f.StringVar(&o.VMM, "vmm", "", "VMM: qemu, firecracker or auto (default $BANGER_VMM, else auto: firecracker when installed and KVM is usable)")
+	f.StringVar(&o.Net, "net", "", "network: user (QEMU's user-mode network, the QEMU default), tap (the Firecracker default) or none")
+	f.StringArrayVarP(&o.Publish, "publish", "p", nil, "forward a host port to the guest, [IP:]HOSTPORT:GUESTPORT[/udp] (user networking; repeatable)")
+	f.StringVar(&o.KernelArgs, "kernel-args", "", "extra kernel command-line arguments")
+	f.StringVar(&o.Ready, "ready", "auto", "when the guest counts as ready: ssh (its SSH server answers), console (a line on its console) or auto (ssh if the disk has sshd or dropbear and the VM a network)")
+	f.StringVar(&o.ReadyMarker, "ready-marker", "", "console text that means ready (implies --ready console; default: the kernel starting init)")
+}
+
+// options turns the flags into vm.CreateOptions.
+func (o *vmCreateOptions) options(name string) (vm.CreateOptions, error) {
+	c := vm.CreateOptions{
+		Name: name, Image: o.Image, Kernel: o.Kernel, Rootfs: o.Rootfs, CPUs: o.CPUs,
+		VMM: o.VMM, Net: o.Net, KernelArgs: o.KernelArgs, Ready: o.Ready, ReadyMarker: o.ReadyMarker,
+	}
+	var err error
+	if c.MemoryMiB, err = vm.ParseMemory(o.Memory); err != nil {
+		return c, &usageError{err}
+	}
+	if o.DiskSize != "" {
+		if c.DiskSize, err = ext4.ParseSize(o.DiskSize); err != nil {
+			return c, &usageError{fmt.Errorf("--disk-size: %w", err)}
+		}
+	}
+	for _, p := range o.Publish {
+		f, err := vm.ParseForward(p)
+		if err != nil {
+			return c, &usageError{err}
+		}
+		c.Forwards = append(c.Forwards, f)
+	}
+	return c, nil
+}
+
+func newVMCreateCommand(g *globalOptions) *cobra.Command {
+	var o vmCreateOptions
+	cmd := &cobra.Command{
+		Use:   "create NAME (--image IMAGE | --kernel KERNEL --rootfs FILE)",
+		Short: "Create a VM (without starting it)",
+		Long: `Create a VM from an image, or from an installed kernel and an ext4 file.
+The VM gets its own writable copy of the root filesystem (a reflink or
+sparse copy) and its own directory <state>/vms/NAME/. It is not started.`,
+		Example: `  banger vm create web --image golden
+  banger vm create web --image golden --cpus 2 --memory 1G --disk-size 8G -p 8080:80
+  banger vm create tiny --kernel generic-6.12 --rootfs ./rootfs.ext4 --net none`,
+		Args: exactArgs(1, "a VM name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runVMCreate(cmd.Context(), &o, g, args[0], cmd.OutOrStdout())
+		},
+	}
+	o.AddFlags(cmd.Flags(), true)
+	return cmd
+}
+
+func runVMCreate(ctx context.Context, o *vmCreateOptions, g *globalOptions, name string, w io.Writer) error {
+	copts, err := o.options(name)
+	if err != nil {
+		return err
+	}
+	s, err := g.vmStore()
+	if err != nil {
+		return err
+	}
+	v, err := s.Create(ctx, copts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "VM %s created (%s, %s); start it with \"banger vm start %s\"\n", v.Name(), v.Config.VMM, describeNet(v), v.Name())
+	return nil
+}

@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/thaloco/banger/internal/guest"
+	"github.com/thaloco/banger/internal/vm"
+)
+
+func newVMShowCommand(g *globalOptions) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show a VM: config, status, network, boot timings, VMM command line",
+		Long: `Show a VM. The boot timings are those of its last boot, measured from
+the VMM's start: the VMM answering, the kernel's first console output,
+the kernel starting init, and the guest being ready. The VMM command line
+is the one banger ran (for QEMU, runnable by hand).`,
+		Example: `  banger vm show web
+  banger vm show web --json | jq -r '.vmm_argv | @sh'`,
+		Args:              exactArgs(1, "a VM name"),
+		ValidArgsFunction: completeVMNames(g),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runVMShow(g, args[0], asJSON, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	return cmd
+}
+
+func runVMShow(g *globalOptions, name string, asJSON bool, w io.Writer) error {
+	s, err := g.vmStore()
+	if err != nil {
+		return err
+	}
+	v, err := s.Get(name)
+	if err != nil {
+		return err
+	}
+	view := viewOf(vm.Listing{Name: name, VM: v})
+	if asJSON {
+		return writeJSON(w, view)
+	}
+	t := newTable(w, "FIELD", "VALUE")
+	row := func(k, val string) {
+		if val != "" {
+			t.Row(k, val)
+		}
+	}
+	row("name", view.Name)
+	status := view.Status
+	if view.Reason != "" {
+		status += " (" + view.Reason + ")"
+	}
+	row("status", status)
+	row("image", view.Image)
+	row("kernel", view.Kernel)
+	row("rootfs", view.Rootfs)
+	row("vmm", strings.TrimSpace(view.VMM+" "+view.Accel))
+	row("cpus", fmt.Sprint(view.CPUs))
+	row("memory", fmt.Sprintf("%dM", view.MemoryMiB))
+	row("disk", fmt.Sprintf("%s (%s)", view.Disk, humanSize(view.DiskSize)))
+	row("network", describeNet(v))
+	row("kernel args", view.KernelArgs)
+	row("ready", view.Ready)
+	if view.PID != 0 {
+		row("pid", fmt.Sprint(view.PID))
+	}
+	row("created", humanTime(view.CreatedAt))
+	if !view.StartedAt.IsZero() {
+		row("started", humanTime(view.StartedAt))
+	}
+	if v.State.Boot != (vm.Timings{}) {
+		row("boot", formatTimings(v.State.Boot))
+	}
+	row("console log", view.ConsoleLog)
+	if len(view.VMMArgv) > 0 {
+		row("vmm command", guest.QuoteArgs(view.VMMArgv))
+	}
+	return t.Flush()
+}
+
+// humanSize formats bytes in binary units.
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%dB", n)
+}

@@ -1,0 +1,53 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/thaloco/banger/internal/vm"
+)
+
+func newVMStopCommand(g *globalOptions) *cobra.Command {
+	var o vm.StopOptions
+	cmd := &cobra.Command{
+		Use:   "stop NAME...",
+		Short: "Stop VMs gracefully (or at once with --force)",
+		Long: `Stop VMs. banger presses Ctrl-Alt-Del in the guest (its init then
+shuts down or reboots, which ends the VMM), waits up to --timeout, then
+kills the VMM. --force kills it at once. Stopping a stopped VM is fine.`,
+		Example: `  banger vm stop web
+  banger vm stop web db --force`,
+		Args:              minArgs(1, "at least one VM name"),
+		ValidArgsFunction: completeVMNames(g),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runVMStop(cmd.Context(), g, args, o, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().BoolVar(&o.Force, "force", false, "kill the VMM at once, without a graceful shutdown")
+	cmd.Flags().DurationVar(&o.Timeout, "timeout", vm.DefaultStopTimeout, "how long the guest may take to shut down before it is killed")
+	return cmd
+}
+
+func runVMStop(ctx context.Context, g *globalOptions, names []string, o vm.StopOptions, w io.Writer) error {
+	s, err := g.vmStore()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range names {
+		was, err := s.Stop(ctx, name, o)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case was:
+			fmt.Fprintf(w, "VM %s stopped\n", name)
+		default:
+			fmt.Fprintf(w, "VM %s is not running\n", name)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/thaloco/banger/internal/vm"
+)
+
+// vmView is how list --json and show --json print a VM.
+type vmView struct {
+	Name       string       `json:"name"`
+	Status     string       `json:"status"`
+	Reason     string       `json:"reason,omitempty"`
+	Broken     string       `json:"broken,omitempty"`
+	Image      string       `json:"image,omitempty"`
+	Kernel     string       `json:"kernel,omitempty"`
+	Rootfs     string       `json:"rootfs,omitempty"`
+	VMM        string       `json:"vmm,omitempty"`
+	Accel      string       `json:"accel,omitempty"`
+	CPUs       int          `json:"cpus,omitempty"`
+	MemoryMiB  int          `json:"memory_mib,omitempty"`
+	Disk       string       `json:"disk,omitempty"`
+	DiskSize   int64        `json:"disk_size,omitempty"`
+	Net        string       `json:"net,omitempty"`
+	SSH        string       `json:"ssh,omitempty"`
+	GuestAddr  string       `json:"guest_addr,omitempty"`
+	HostAddr   string       `json:"host_addr,omitempty"`
+	Tap        string       `json:"tap,omitempty"`
+	Forwards   []vm.Forward `json:"forwards,omitempty"`
+	KernelArgs string       `json:"kernel_args,omitempty"`
+	Ready      string       `json:"ready,omitempty"`
+	PID        int          `json:"pid,omitempty"`
+	Dir        string       `json:"dir,omitempty"`
+	ConsoleLog string       `json:"console_log,omitempty"`
+	CreatedAt  time.Time    `json:"created_at,omitzero"`
+	StartedAt  time.Time    `json:"started_at,omitzero"`
+	Boot       *bootView    `json:"boot,omitempty"`
+	VMMArgv    []string     `json:"vmm_argv,omitempty"`
+}
+
+// bootView is the last boot's timings in milliseconds from VMM start.
+type bootView struct {
+	VMMMs    int64 `json:"vmm_ms"`
+	KernelMs int64 `json:"kernel_ms"`
+	InitMs   int64 `json:"init_ms"`
+	ReadyMs  int64 `json:"ready_ms"`
+}
+
+func viewOf(l vm.Listing) vmView {
+	if l.VM == nil {
+		return vmView{Name: l.Name, Status: "broken", Broken: l.Broken}
+	}
+	v := l.VM
+	c, st := v.Config, v.State
+	out := vmView{
+		Name: c.Name, Status: string(st.Status), Reason: st.Reason, Image: c.Image, Kernel: c.Kernel,
+		Rootfs: c.Rootfs, VMM: c.VMM, Accel: st.Accel, CPUs: c.CPUs, MemoryMiB: c.MemoryMiB,
+		Disk: v.DiskPath(), DiskSize: c.DiskSize, Net: c.Net, SSH: v.SSHAddr(), Tap: st.Tap,
+		GuestAddr: st.GuestAddr, HostAddr: st.HostAddr, Forwards: c.Forwards, KernelArgs: c.KernelArgs,
+		Ready: c.Ready, PID: st.PID, Dir: v.Dir, ConsoleLog: v.ConsoleLog(),
+		CreatedAt: c.CreatedAt, StartedAt: st.StartedAt, VMMArgv: st.Argv,
+	}
+	if c.ReadyMarker != "" {
+		out.Ready += ": " + c.ReadyMarker
+	}
+	if b := st.Boot; b != (vm.Timings{}) {
+		out.Boot = &bootView{b.VMM.Milliseconds(), b.Kernel.Milliseconds(), b.Init.Milliseconds(), b.Ready.Milliseconds()}
+	}
+	return out
+}
+
+// describeNet is a VM's network in a few words.
+func describeNet(v *vm.VM) string {
+	switch v.Config.Net {
+	case vm.NetUser:
+		s := "user networking"
+		if addr := v.SSHAddr(); addr != "" {
+			s += ", ssh " + addr
+		}
+		if len(v.Config.Forwards) > 0 {
+			var f []string
+			for _, fw := range v.Config.Forwards {
+				f = append(f, fw.String())
+			}
+			s += ", " + strings.Join(f, " ")
+		}
+		return s
+	case vm.NetTap:
+		if v.State.GuestAddr != "" {
+			return fmt.Sprintf("tap %s, guest %s", v.State.Tap, v.State.GuestAddr)
+		}
+		return "tap networking"
+	}
+	return "no network"
+}

@@ -1,0 +1,106 @@
+package vm
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// AccelEnv forces QEMU's accelerator: "kvm" or "tcg".
+const AccelEnv = "BANGER_QEMU_ACCEL"
+
+// kvmUsable reports whether KVM can run ordinary guests here: /dev/kvm
+// opens read-write AND the CPU advertises hardware virtualization (vmx or
+// svm in /proc/cpuinfo). A /dev/kvm without them (kvm_pvm, some nested
+// setups) fails ordinary guests with "KVM internal error". why says what
+// is missing.
+func kvmUsable() (ok bool, why string) {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return false, fmt.Sprintf("cannot open /dev/kvm: %v", err)
+	}
+	f.Close()
+	if !cpuHasVirt() {
+		return false, "/dev/kvm exists but the CPU advertises no vmx/svm in /proc/cpuinfo"
+	}
+	return true, ""
+}
+
+func cpuHasVirt() bool {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	s.Buffer(make([]byte, 64<<10), 1<<20)
+	for s.Scan() {
+		k, v, ok := strings.Cut(s.Text(), ":")
+		if !ok || strings.TrimSpace(k) != "flags" {
+			continue
+		}
+		for _, fl := range strings.Fields(v) {
+			if fl == "vmx" || fl == "svm" {
+				return true
+			}
+		}
+		return false
+	}
+	return false
+}
+
+// qemuAccel picks QEMU's accelerator: $BANGER_QEMU_ACCEL when set, else
+// KVM when usable, else TCG with a one-line warning.
+func (s *Store) qemuAccel() (string, error) {
+	switch forced := s.getenv(AccelEnv); forced {
+	case "kvm":
+		f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+		if err != nil {
+			return "", fmt.Errorf("%s=kvm but KVM is not usable: %v (hint: load the kvm module and make /dev/kvm accessible, e.g. add yourself to the kvm group, or set %s=tcg)", AccelEnv, err, AccelEnv)
+		}
+		f.Close()
+		return "kvm", nil
+	case "tcg":
+		return "tcg", nil
+	case "":
+	default:
+		return "", fmt.Errorf("%s=%q: want kvm or tcg", AccelEnv, forced)
+	}
+	if ok, why := kvmUsable(); !ok {
+		s.logf("warning: KVM is not usable (%s): QEMU uses TCG software emulation, which is much slower (set %s=tcg to silence this)", why, AccelEnv)
+		return "tcg", nil
+	}
+	return "kvm", nil
+}
+
+// VMM names.
+const (
+	VMMQEMU        = "qemu"
+	VMMFirecracker = "firecracker"
+)
+
+// VMMEnv chooses the VMM of new VMs when --vmm is not given.
+const VMMEnv = "BANGER_VMM"
+
+// chooseVMM resolves a --vmm value (or $BANGER_VMM): "auto" or "" means
+// Firecracker when it is on PATH and KVM is usable, else QEMU.
+func (s *Store) chooseVMM(flag string) (string, error) {
+	v := flag
+	if v == "" {
+		v = s.getenv(VMMEnv)
+	}
+	switch v {
+	case VMMQEMU, VMMFirecracker:
+		return v, nil
+	case "", "auto":
+		if _, err := exec.LookPath("firecracker"); err == nil {
+			if ok, _ := kvmUsable(); ok {
+				return VMMFirecracker, nil
+			}
+		}
+		return VMMQEMU, nil
+	}
+	return "", fmt.Errorf("unknown VMM %q (hint: use qemu, firecracker or auto)", v)
+}

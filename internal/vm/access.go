@@ -1,0 +1,70 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/thaloco/banger/internal/guest"
+	"github.com/thaloco/banger/internal/lockfile"
+	"github.com/thaloco/banger/internal/sshkey"
+)
+
+// notRunning is the error for commands that need a running VM.
+func notRunning(v *VM) error {
+	msg := fmt.Sprintf("VM %q is not running (status %s", v.Name(), v.State.Status)
+	if v.State.Reason != "" {
+		msg += ": " + v.State.Reason
+	}
+	return fmt.Errorf("%s) (hint: start it with \"banger vm start %s\")", msg, v.Name())
+}
+
+// SSH returns how to reach the running VM's SSH server with banger's key.
+func (s *Store) SSH(name string) (*guest.SSH, error) {
+	v, err := s.Get(name)
+	if err != nil {
+		return nil, err
+	}
+	if !v.State.Status.active() {
+		return nil, notRunning(v)
+	}
+	addr := v.sshAddr()
+	if addr == "" {
+		return nil, fmt.Errorf("VM %q has no network, so no SSH (hint: use \"banger vm console %s\", or create a VM with --net user)", name, name)
+	}
+	kp, err := sshkey.Ensure(s.Layout.SSHDir())
+	if err != nil {
+		return nil, err
+	}
+	return &guest.SSH{Addr: addr, KeyPath: kp.PrivatePath, KnownHosts: v.KnownHosts(), Name: name}, nil
+}
+
+// ErrConsoleBusy is returned when another session holds a VM's console.
+var ErrConsoleBusy = errors.New("the console is attached in another session")
+
+// Console attaches in and out to the running VM's serial console until
+// the VM stops, the user detaches (guest.DetachKey) or ctx ends. One
+// session at a time may attach.
+func (s *Store) Console(ctx context.Context, name string, in io.Reader, out io.Writer) (detached bool, err error) {
+	v, err := s.Get(name)
+	if err != nil {
+		return false, err
+	}
+	if !v.State.Status.active() {
+		return false, notRunning(v)
+	}
+	if v.State.ConsoleSocket == "" {
+		return false, fmt.Errorf("VM %q runs on %s, which has no attachable console (hint: \"banger vm logs -f %s\" follows its output)", name, v.Config.VMM, name)
+	}
+	l, err := lockfile.TryLock(filepath.Join(v.Dir, "console.lock"))
+	if errors.Is(err, lockfile.ErrBusy) {
+		return false, fmt.Errorf("VM %q: %w", name, ErrConsoleBusy)
+	}
+	if err != nil {
+		return false, err
+	}
+	defer l.Unlock()
+	return guest.AttachConsole(ctx, v.State.ConsoleSocket, in, out)
+}

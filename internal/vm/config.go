@@ -1,0 +1,141 @@
+package vm
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/thaloco/banger/internal/ext4"
+)
+
+// Network modes.
+const (
+	NetUser = "user"
+	NetTap  = "tap"
+	NetNone = "none"
+)
+
+// Readiness modes: wait for the guest's SSH server, or for a line on its
+// serial console.
+const (
+	ReadySSH     = "ssh"
+	ReadyConsole = "console"
+)
+
+// MinMemoryMiB is the least memory a VM may have: below it ordinary guest
+// kernels and inits run out of memory while booting.
+const MinMemoryMiB = 128
+
+// Config is what a VM is made of; it is fixed at creation.
+type Config struct {
+	Name   string `json:"name"`
+	Image  string `json:"image,omitempty"`  // image it was created from, "" for --rootfs
+	Kernel string `json:"kernel"`           // installed kernel name
+	Rootfs string `json:"rootfs,omitempty"` // file the disk was copied from (--rootfs)
+	VMM    string `json:"vmm"`              // "qemu" or "firecracker"
+
+	CPUs       int       `json:"cpus"`
+	MemoryMiB  int       `json:"memory_mib"`
+	DiskSize   int64     `json:"disk_size"`
+	Net        string    `json:"net"`
+	Forwards   []Forward `json:"forwards,omitempty"`
+	KernelArgs string    `json:"kernel_args,omitempty"`
+
+	// Ready is ReadySSH or ReadyConsole; ReadyMarker is the console text
+	// that means ready ("" means the kernel starting init).
+	Ready       string    `json:"ready"`
+	ReadyMarker string    `json:"ready_marker,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Forward forwards a host port to a guest port (user networking).
+type Forward struct {
+	HostIP    string `json:"host_ip"`
+	HostPort  int    `json:"host_port"`
+	GuestPort int    `json:"guest_port"`
+	Proto     string `json:"proto"`
+}
+
+func (f Forward) String() string {
+	return fmt.Sprintf("%s:%d->%d/%s", f.HostIP, f.HostPort, f.GuestPort, f.Proto)
+}
+
+// ParseForward parses a -p value: [HOSTIP:]HOSTPORT:GUESTPORT[/tcp|/udp].
+// The host address defaults to 127.0.0.1, so forwards are not reachable
+// from other machines unless asked for.
+func ParseForward(s string) (Forward, error) {
+	bad := func(why string) (Forward, error) {
+		return Forward{}, fmt.Errorf("invalid port forward %q: %s (hint: use HOSTPORT:GUESTPORT, e.g. -p 8080:80, optionally IP:HOSTPORT:GUESTPORT or a /udp suffix)", s, why)
+	}
+	f := Forward{HostIP: "127.0.0.1", Proto: "tcp"}
+	rest := s
+	if i := strings.LastIndexByte(rest, '/'); i >= 0 {
+		f.Proto = rest[i+1:]
+		rest = rest[:i]
+		if f.Proto != "tcp" && f.Proto != "udp" {
+			return bad("protocol must be tcp or udp")
+		}
+	}
+	parts := strings.Split(rest, ":")
+	switch len(parts) {
+	case 2:
+	case 3:
+		f.HostIP, parts = parts[0], parts[1:]
+		if f.HostIP == "" {
+			return bad("empty host address")
+		}
+	default:
+		return bad("expected two or three ':'-separated fields")
+	}
+	var err error
+	if f.HostPort, err = parsePort(parts[0]); err != nil {
+		return bad("host " + err.Error())
+	}
+	if f.GuestPort, err = parsePort(parts[1]); err != nil {
+		return bad("guest " + err.Error())
+	}
+	return f, nil
+}
+
+func parsePort(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 65535 {
+		return 0, fmt.Errorf("port %q is not a number from 1 to 65535", s)
+	}
+	return n, nil
+}
+
+// ParseMemory parses a memory size: a plain number is MiB ("512"), else a
+// size with a unit ("512M", "2G").
+func ParseMemory(s string) (int, error) {
+	if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil {
+		if n <= 0 {
+			return 0, fmt.Errorf("invalid memory size %q (hint: use e.g. 512M or 2G)", s)
+		}
+		return n, nil
+	}
+	b, err := ext4.ParseSize(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid memory size %q (hint: use e.g. 512M or 2G)", s)
+	}
+	if b%(1<<20) != 0 {
+		return 0, fmt.Errorf("memory size %q is not a whole number of MiB", s)
+	}
+	return int(b >> 20), nil
+}
+
+// humanBytes formats n in binary units: 512M, 4G, 1.5G.
+func humanBytes(n int64) string {
+	units := []string{"", "K", "M", "G", "T"}
+	f := float64(n)
+	i := 0
+	for f >= 1024 && i < len(units)-1 {
+		f /= 1024
+		i++
+	}
+	if f == float64(int64(f)) {
+		return fmt.Sprintf("%d%s", int64(f), units[i])
+	}
+	return fmt.Sprintf("%.1f%s", f, units[i])
+}

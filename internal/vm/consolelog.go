@@ -1,0 +1,105 @@
+package vm
+
+import (
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// readConsole returns the console log from offset on, at most the last
+// max bytes of it.
+func readConsole(path string, offset, max int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	if st.Size()-offset > max {
+		offset = st.Size() - max
+	}
+	data, _ := io.ReadAll(io.NewSectionReader(f, offset, st.Size()-offset))
+	return string(data)
+}
+
+// lastLines returns the last n non-empty lines of s, control characters
+// removed, for quoting in errors.
+func lastLines(s string, n int) []string {
+	var lines []string
+	for _, l := range strings.Split(ansiRE.ReplaceAllString(s, ""), "\n") {
+		l = strings.TrimSpace(strings.Map(func(r rune) rune {
+			if r < ' ' && r != '\t' || r == 0x7f {
+				return -1
+			}
+			return r
+		}, l))
+		if l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return lines
+}
+
+// quoteConsole formats the last lines of a boot's console output to end
+// an error message.
+func quoteConsole(log string, n int) string {
+	lines := lastLines(log, n)
+	if len(lines) == 0 {
+		return " (the console log is empty)"
+	}
+	return "; last console lines:\n  " + strings.Join(lines, "\n  ")
+}
+
+var (
+	ansiRE      = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
+	timestampRE = regexp.MustCompile(`^\[\s*\d+\.\d+\]\s*`)
+	panicRE     = regexp.MustCompile(`Kernel panic - not syncing: .*`)
+	initRE      = regexp.MustCompile(`Run \S+ as init process`)
+	// Lines with which QEMU reports that KVM cannot run the guest.
+	kvmRE = regexp.MustCompile(`KVM internal error.*|kvm_buf_set_msrs.*|failed to set MSR.*|KVM: entry failed.*|kvm run failed.*`)
+	// A guest that shut itself down (or rebooted, which ends the VMM).
+	shutdownRE = regexp.MustCompile(`reboot: (Restarting system|Power down|System halted)`)
+	// QEMU's own messages.
+	qemuRE = regexp.MustCompile(`(?m)^qemu-system-\S+: (.*)$`)
+)
+
+// kvmHint is the fix for a host whose /dev/kvm cannot run guests.
+const kvmHint = "hint: this host's KVM cannot run the guest (e.g. kvm_pvm, or nested virtualization without vmx/svm); run with BANGER_QEMU_ACCEL=tcg for software emulation"
+
+// panicLine returns the kernel panic line in log, "" if none.
+func panicLine(log string) string {
+	return panicRE.FindString(log)
+}
+
+// crashReason explains, from a boot's console output, why the VMM is gone
+// when nobody asked it to stop. crashed is false when the guest shut down by
+// itself (a clean stop, not a crash).
+func crashReason(log string) (reason string, crashed bool) {
+	if l := panicLine(log); l != "" {
+		return "kernel panic: " + strings.TrimSpace(strings.TrimPrefix(l, "Kernel panic - ")), true
+	}
+	if l := kvmRE.FindString(log); l != "" {
+		return "KVM failed: " + strings.TrimSpace(l) + " (" + kvmHint + ")", true
+	}
+	if shutdownRE.MatchString(log) {
+		return "the guest shut down", false
+	}
+	for _, m := range slices.Backward(qemuRE.FindAllStringSubmatch(log, -1)) {
+		if msg := strings.TrimSpace(m[1]); !strings.HasPrefix(msg, "warning:") {
+			return "QEMU: " + msg, true
+		}
+	}
+	last := lastLines(log, 1)
+	if len(last) == 0 {
+		return "the VMM process exited or was killed before the guest wrote anything", true
+	}
+	return "the VMM process exited or was killed; last console line: " + timestampRE.ReplaceAllString(last[0], ""), true
+}

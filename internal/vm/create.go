@@ -1,0 +1,269 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/thaloco/banger/internal/diskcopy"
+	"github.com/thaloco/banger/internal/ext4"
+	"github.com/thaloco/banger/internal/image"
+	"github.com/thaloco/banger/internal/kernelstore"
+	"github.com/thaloco/banger/internal/paths"
+)
+
+// CreateOptions describe a new VM. Either Image, or Kernel and Rootfs.
+type CreateOptions struct {
+	Name   string
+	Image  string // image name; its kernel unless Kernel is set
+	Kernel string // installed kernel name
+	Rootfs string // ext4 file to copy instead of an image's rootfs
+
+	CPUs       int    // 0 means 1
+	MemoryMiB  int    // 0 means 512
+	DiskSize   int64  // bytes; 0 means the size of the source rootfs
+	VMM        string // "qemu", "firecracker", "auto" or "" ($BANGER_VMM, else auto)
+	Net        string // "user", "tap", "none"; "" means user for QEMU, tap for Firecracker
+	Forwards   []Forward
+	KernelArgs string
+	// Ready is "ssh", "console" or "auto"/"" (ssh when the disk holds an
+	// SSH server and the VM has a network, else console).
+	Ready       string
+	ReadyMarker string
+}
+
+// Defaults.
+const (
+	DefaultCPUs      = 1
+	DefaultMemoryMiB = 512
+)
+
+// Create makes a new VM from an image (or a kernel and rootfs): its own
+// directory with a writable copy of the root filesystem. It does not start
+// it. The VM appears under its name only complete: an error or ctx ending
+// half-way leaves nothing behind.
+func (s *Store) Create(ctx context.Context, o CreateOptions) (*VM, error) {
+	if err := paths.ValidateName("vm", o.Name); err != nil {
+		return nil, err
+	}
+	cfg, src, err := s.plan(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("creating VM %q: %w", o.Name, err)
+	}
+	l, err := s.lock(ctx, o.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Unlock()
+	dir := s.Layout.VM(o.Name)
+	if _, err := os.Lstat(dir); err == nil {
+		return nil, fmt.Errorf("VM %q already exists (hint: choose another name, or remove it first with \"banger vm rm %s\")", o.Name, o.Name)
+	}
+	if sock := filepath.Join(dir, "console.sock"); len(sock) > 107 {
+		return nil, fmt.Errorf("creating VM %q: its socket path %s is longer than the 107 bytes unix sockets allow (hint: use a shorter name, or set BANGER_STATE_DIR to a shorter directory)", o.Name, sock)
+	}
+	if err := os.MkdirAll(s.Layout.VMsDir(), 0o755); err != nil {
+		return nil, fmt.Errorf("creating VM %q: %w", o.Name, err)
+	}
+	s.cleanLeftovers(o.Name)
+	tmp, err := os.MkdirTemp(s.Layout.VMsDir(), ".tmp~"+o.Name+"~")
+	if err != nil {
+		return nil, fmt.Errorf("creating VM %q: %w", o.Name, err)
+	}
+	v := &VM{Config: cfg, Dir: tmp, State: State{Status: StatusCreated}}
+	if err := s.populate(ctx, v, src, o); err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("creating VM %q: %w", o.Name, err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("creating VM %q: %w", o.Name, err)
+	}
+	v.Dir = dir
+	if err := syncDir(s.Layout.VMsDir()); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// populate writes v's disk, config and state into its temp directory.
+func (s *Store) populate(ctx context.Context, v *VM, src string, o CreateOptions) error {
+	disk := v.DiskPath()
+	if err := diskcopy.Copy(ctx, disk, src); err != nil {
+		return diskErr(err, s.Layout.VMsDir())
+	}
+	st, err := os.Stat(disk)
+	if err != nil {
+		return err
+	}
+	if v.Config.DiskSize > st.Size() {
+		if err := growDisk(ctx, disk, v.Config.DiskSize); err != nil {
+			return diskErr(err, s.Layout.VMsDir())
+		}
+	}
+	v.Config.DiskSize = max(v.Config.DiskSize, st.Size())
+	if o.Ready == "" || o.Ready == "auto" {
+		v.Config.Ready = ReadyConsole
+		if v.Config.Net != NetNone && v.Config.ReadyMarker == "" {
+			ok, err := hasSSHServer(ctx, disk)
+			if err != nil {
+				return err
+			}
+			if ok {
+				v.Config.Ready = ReadySSH
+			}
+		}
+	}
+	if err := writeJSON(filepath.Join(v.Dir, configFile), v.Config); err != nil {
+		return diskErr(err, s.Layout.VMsDir())
+	}
+	return diskErr(writeJSON(filepath.Join(v.Dir, stateFile), v.State), s.Layout.VMsDir())
+}
+
+// diskErr adds a hint to out-of-space errors.
+func diskErr(err error, dir string) error {
+	if err != nil && (errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "No space left")) {
+		return fmt.Errorf("%w (hint: free space on the filesystem holding %s)", err, dir)
+	}
+	return err
+}
+
+// plan checks o and turns it into a Config plus the rootfs file to copy.
+func (s *Store) plan(ctx context.Context, o CreateOptions) (Config, string, error) {
+	cfg := Config{
+		Name: o.Name, Image: o.Image, Kernel: o.Kernel, CPUs: o.CPUs, MemoryMiB: o.MemoryMiB,
+		DiskSize: o.DiskSize, Forwards: o.Forwards, KernelArgs: strings.TrimSpace(o.KernelArgs),
+		Ready: o.Ready, ReadyMarker: o.ReadyMarker, CreatedAt: time.Now().UTC(),
+	}
+	var src string
+	switch {
+	case o.Image != "" && o.Rootfs != "":
+		return cfg, "", errors.New("give an image or --rootfs, not both")
+	case o.Image != "":
+		m, err := image.New(s.Layout.ImagesDir()).Get(o.Image)
+		if err != nil {
+			return cfg, "", err
+		}
+		src = m.RootfsPath()
+		if cfg.Kernel == "" {
+			cfg.Kernel = m.KernelRef
+		}
+	case o.Rootfs != "":
+		if o.Kernel == "" {
+			return cfg, "", errors.New("--rootfs needs --kernel (hint: \"banger kernel list\" shows the installed kernels)")
+		}
+		abs, err := filepath.Abs(o.Rootfs)
+		if err != nil {
+			return cfg, "", err
+		}
+		if _, err := ext4.Check(abs); err != nil {
+			return cfg, "", err
+		}
+		src, cfg.Rootfs = abs, abs
+	default:
+		return cfg, "", errors.New("no image given (hint: name an image from \"banger image list\", or pass --kernel and --rootfs)")
+	}
+	if _, err := kernelstore.New(s.Layout.KernelsDir).Get(cfg.Kernel); err != nil {
+		return cfg, "", err
+	}
+	if err := s.checkResources(&cfg, src); err != nil {
+		return cfg, "", err
+	}
+	var err error
+	if cfg.VMM, err = s.chooseVMM(o.VMM); err != nil {
+		return cfg, "", err
+	}
+	if err := checkNet(&cfg, o.Net); err != nil {
+		return cfg, "", err
+	}
+	switch cfg.Ready {
+	case "", "auto", ReadyConsole:
+	case ReadySSH:
+		if cfg.Net == NetNone {
+			return cfg, "", errors.New("--ready ssh needs a network (hint: --net user or --net tap)")
+		}
+	default:
+		return cfg, "", fmt.Errorf("unknown readiness %q (hint: use ssh, console or auto)", cfg.Ready)
+	}
+	if cfg.ReadyMarker != "" {
+		cfg.Ready = ReadyConsole
+	}
+	return cfg, src, ctx.Err()
+}
+
+// checkResources fills in and checks CPUs, memory and disk size.
+func (s *Store) checkResources(cfg *Config, src string) error {
+	if cfg.CPUs == 0 {
+		cfg.CPUs = DefaultCPUs
+	}
+	if cfg.CPUs < 1 || cfg.CPUs > 4*runtime.NumCPU() {
+		return fmt.Errorf("--cpus %d is out of range (hint: use 1 to %d)", cfg.CPUs, 4*runtime.NumCPU())
+	}
+	if cfg.MemoryMiB == 0 {
+		cfg.MemoryMiB = DefaultMemoryMiB
+	}
+	if cfg.MemoryMiB < MinMemoryMiB {
+		return fmt.Errorf("--memory %dM is too little: a VM needs at least %dM (hint: use --memory %dM or more)", cfg.MemoryMiB, MinMemoryMiB, MinMemoryMiB)
+	}
+	if total := hostMemoryMiB(); total > 0 && cfg.MemoryMiB > total {
+		return fmt.Errorf("--memory %dM is more than this host's %dM of RAM", cfg.MemoryMiB, total)
+	}
+	st, err := os.Stat(src)
+	if err != nil {
+		return fmt.Errorf("root filesystem: %w", err)
+	}
+	if cfg.DiskSize != 0 && cfg.DiskSize < st.Size() {
+		return fmt.Errorf("--disk-size %s is smaller than the root filesystem (%s) (hint: use --disk-size %s or more)", humanBytes(cfg.DiskSize), humanBytes(st.Size()), humanBytes(st.Size()))
+	}
+	return nil
+}
+
+// checkNet fills in and checks the network mode and port forwards.
+func checkNet(cfg *Config, mode string) error {
+	if mode == "" {
+		mode = NetUser
+		if cfg.VMM == VMMFirecracker {
+			mode = NetTap
+		}
+	}
+	switch mode {
+	case NetUser:
+		if cfg.VMM == VMMFirecracker {
+			return errors.New("firecracker has no user-mode networking (hint: use --net tap, or --vmm qemu)")
+		}
+	case NetTap, NetNone:
+		if len(cfg.Forwards) > 0 {
+			return fmt.Errorf("-p forwards ports only with --net user (with --net %s, reach the guest's address directly)", mode)
+		}
+	default:
+		return fmt.Errorf("unknown network mode %q (hint: use user, tap or none)", mode)
+	}
+	cfg.Net = mode
+	seen := map[string]bool{}
+	for _, f := range cfg.Forwards {
+		k := fmt.Sprintf("%s/%d/%s", f.HostIP, f.HostPort, f.Proto)
+		if seen[k] {
+			return fmt.Errorf("host port %s:%d/%s is forwarded twice", f.HostIP, f.HostPort, f.Proto)
+		}
+		seen[k] = true
+	}
+	return nil
+}
+
+// cleanLeftovers removes temp directories of earlier creates or removals
+// of name that were killed half-way ('~' cannot appear in a name, so the
+// patterns match only name's). The caller holds name's lock.
+func (s *Store) cleanLeftovers(name string) {
+	for _, pat := range []string{".tmp~" + name + "~*", ".rm~" + name + "~*"} {
+		matches, _ := filepath.Glob(filepath.Join(s.Layout.VMsDir(), pat))
+		for _, m := range matches {
+			os.RemoveAll(m)
+		}
+	}
+}

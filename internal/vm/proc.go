@@ -1,0 +1,97 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// procStart returns the start time of process pid (clock ticks after
+// boot, /proc/PID/stat field 22) and whether it is a live process (not a
+// zombie).
+func procStart(pid int) (start uint64, alive bool) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	return parseStat(string(data))
+}
+
+// parseStat reads the state and start time out of a /proc/PID/stat line.
+// The command name (field 2) may hold spaces and parentheses, so fields
+// are counted from the last ')'.
+func parseStat(s string) (start uint64, alive bool) {
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state); field 22 is f[19].
+	if len(f) < 20 {
+		return 0, false
+	}
+	start, err := strconv.ParseUint(f[19], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return start, f[0] != "Z" && f[0] != "X"
+}
+
+// vmmAlive reports whether the VMM recorded in st still runs: the pid
+// exists, is not a zombie, and started when the recorded one did.
+func vmmAlive(st State) bool {
+	if st.PID <= 0 {
+		return false
+	}
+	start, alive := procStart(st.PID)
+	return alive && start == st.PIDStart
+}
+
+// signalVMM sends sig to the recorded VMM if it is still that process.
+func signalVMM(st State, sig syscall.Signal) error {
+	if !vmmAlive(st) {
+		return nil
+	}
+	if err := syscall.Kill(st.PID, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("signalling VMM process %d: %w", st.PID, err)
+	}
+	return nil
+}
+
+// waitExit waits until the recorded VMM is gone or timeout passes; it
+// reports whether it is gone.
+func waitExit(ctx context.Context, st State, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if !vmmAlive(st) {
+			return true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// killVMM ends the recorded VMM: SIGTERM, then SIGKILL after grace, and
+// waits for it to be gone.
+func killVMM(st State, grace time.Duration) error {
+	if err := signalVMM(st, syscall.SIGTERM); err != nil {
+		return err
+	}
+	if waitExit(context.Background(), st, grace) {
+		return nil
+	}
+	if err := signalVMM(st, syscall.SIGKILL); err != nil {
+		return err
+	}
+	if !waitExit(context.Background(), st, 10*time.Second) {
+		return fmt.Errorf("VMM process %d survived SIGKILL", st.PID)
+	}
+	return nil
+}

@@ -1,0 +1,76 @@
+package vm
+
+import (
+	"os"
+	"time"
+
+	"github.com/thaloco/banger/internal/lockfile"
+)
+
+// reconcile brings v's recorded status in line with its VMM process. It
+// writes only when it can take the VM's lock without waiting: a VM that
+// another banger command is starting or stopping is shown as recorded.
+func (s *Store) reconcile(v *VM) {
+	if !v.State.Status.active() {
+		return
+	}
+	l, err := lockfile.TryLock(s.lockPath(v.Name()))
+	if err != nil {
+		return
+	}
+	defer l.Unlock()
+	if fresh, err := load(v.Dir); err == nil {
+		*v = *fresh
+	}
+	if reconcileLocked(v) {
+		_ = v.saveState()
+	}
+}
+
+// reconcileLocked is reconcile for a caller holding the VM's lock. It
+// reports whether it changed v's state.
+func reconcileLocked(v *VM) bool {
+	if !v.State.Status.active() {
+		return false
+	}
+	if vmmAlive(v.State) {
+		// A start or stop whose banger died half-way: the VMM is what counts.
+		if v.State.Status != StatusRunning {
+			v.State.Status = StatusRunning
+			return true
+		}
+		return false
+	}
+	markGone(v)
+	return true
+}
+
+// markGone records that v's VMM is gone: stopped when banger asked for it
+// or the guest shut down by itself, crashed otherwise, with the reason
+// from the console log. Stale sockets and the pid are cleared.
+func markGone(v *VM) {
+	if v.State.StopRequested {
+		v.State.Status, v.State.Reason = StatusStopped, ""
+	} else {
+		reason, crashed := crashReason(readConsole(v.ConsoleLog(), v.State.ConsoleOffset, 1<<20))
+		v.State.Status, v.State.Reason = StatusStopped, reason
+		if crashed {
+			v.State.Status = StatusCrashed
+		}
+	}
+	clearRuntime(v)
+}
+
+// clearRuntime forgets the VMM process and removes its sockets.
+func clearRuntime(v *VM) {
+	for _, sock := range []string{v.State.APISocket, v.State.ConsoleSocket} {
+		if sock != "" {
+			_ = os.Remove(sock)
+		}
+	}
+	v.State.PID, v.State.PIDStart = 0, 0
+	v.State.APISocket, v.State.ConsoleSocket = "", ""
+	v.State.SSHPort = 0
+	v.State.StopRequested = false
+	v.State.StoppedAt = time.Now().UTC()
+}

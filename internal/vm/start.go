@@ -1,0 +1,159 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/thaloco/banger/internal/kernelstore"
+	"github.com/thaloco/banger/internal/vmm"
+)
+
+// DefaultReadyTimeout bounds the wait for a guest to become ready.
+const DefaultReadyTimeout = 2 * time.Minute
+
+// StartOptions tune Start.
+type StartOptions struct {
+	// Timeout bounds the wait for the guest to be ready; 0 means
+	// DefaultReadyTimeout.
+	Timeout time.Duration
+}
+
+// Start boots the VM called name and waits until the guest is ready (its
+// SSH server answers, or its console shows the ready marker). The VMM is
+// detached and keeps running after banger exits. If the boot fails, times
+// out or ctx ends, the VMM is killed and the VM is left stopped (or
+// crashed, with the reason).
+func (s *Store) Start(ctx context.Context, name string, o StartOptions) (*VM, error) {
+	l, err := s.lock(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Unlock()
+	v, err := s.open(name)
+	if err != nil {
+		return nil, err
+	}
+	if reconcileLocked(v) {
+		if err := v.saveState(); err != nil {
+			return nil, err
+		}
+	}
+	if v.State.Status.active() {
+		return v, fmt.Errorf("VM %q is already running", name)
+	}
+	return v, s.startLocked(ctx, v, o)
+}
+
+// startLocked boots v; the caller holds its lock.
+func (s *Store) startLocked(ctx context.Context, v *VM, o StartOptions) error {
+	m, drv, err := s.machine(ctx, v)
+	if err != nil {
+		return fmt.Errorf("starting VM %q: %w", v.Name(), err)
+	}
+	if o.Timeout == 0 {
+		o.Timeout = DefaultReadyTimeout
+	}
+	var offset int64
+	if st, err := os.Stat(m.ConsoleLog); err == nil {
+		offset = st.Size()
+	}
+	v.State.Status, v.State.Reason = StatusStarting, ""
+	v.State.ConsoleOffset = offset
+	v.State.StartedAt, v.State.StoppedAt = time.Now().UTC(), time.Time{}
+	v.State.Boot = Timings{}
+	if err := v.saveState(); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	p, err := drv.Start(ctx, m)
+	if err != nil {
+		if l := kvmRE.FindString(readConsole(m.ConsoleLog, offset, 1<<20)); l != "" && m.Accel == "kvm" {
+			err = &BootError{Reason: "KVM failed: " + strings.TrimSpace(l) + " (" + kvmHint + ")", Crashed: true}
+		}
+		s.failStart(v, err)
+		return fmt.Errorf("starting VM %q: %w", v.Name(), err)
+	}
+	v.State.PID, v.State.APISocket, v.State.ConsoleSocket = p.PID, p.APISocket, p.ConsoleSocket
+	v.State.PIDStart, _ = procStart(p.PID)
+	v.State.Boot.VMM = time.Since(t0)
+	if err := v.saveState(); err != nil {
+		_ = killVMM(v.State, 0)
+		return err
+	}
+	if err := s.waitReady(ctx, v, t0, o.Timeout); err != nil {
+		_ = killVMM(v.State, 0)
+		s.failStart(v, err)
+		return fmt.Errorf("starting VM %q: %w", v.Name(), err)
+	}
+	v.State.Status = StatusRunning
+	return v.saveState()
+}
+
+// failStart records a failed start: crashed when the guest or VMM
+// failed, stopped when the start was interrupted or could not begin.
+func (s *Store) failStart(v *VM, err error) {
+	var be *BootError
+	switch {
+	case errors.As(err, &be) && be.Crashed:
+		v.State.Status, v.State.Reason = StatusCrashed, be.Reason
+	case errors.As(err, &be):
+		v.State.Status, v.State.Reason = StatusStopped, "start failed: "+be.Reason
+	default:
+		v.State.Status = StatusStopped
+		v.State.Reason = "start failed: " + firstLine(err.Error())
+		if errors.Is(err, context.Canceled) {
+			v.State.Reason = "start interrupted"
+		}
+	}
+	clearRuntime(v)
+	_ = v.saveState()
+}
+
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
+}
+
+// machine resolves what the VMM needs to boot v: kernel, accelerator,
+// network, command line.
+func (s *Store) machine(ctx context.Context, v *VM) (vmm.Machine, vmm.Driver, error) {
+	drv, err := driver(v.Config.VMM)
+	if err != nil {
+		return vmm.Machine{}, nil, err
+	}
+	if err := drv.Check(); err != nil {
+		return vmm.Machine{}, nil, err
+	}
+	k, err := kernelstore.New(s.Layout.KernelsDir).Get(v.Config.Kernel)
+	if err != nil {
+		return vmm.Machine{}, nil, err
+	}
+	m := vmm.Machine{
+		Name: v.Name(), Kernel: k.VMLinux(), Initrd: k.Initrd(), Rootfs: v.DiskPath(),
+		CPUs: v.Config.CPUs, MemoryMiB: v.Config.MemoryMiB, Dir: v.Dir, ConsoleLog: v.ConsoleLog(),
+		Accel: "kvm",
+	}
+	if v.Config.VMM == VMMQEMU {
+		if m.Accel, err = s.qemuAccel(); err != nil {
+			return vmm.Machine{}, nil, err
+		}
+	}
+	v.State.Accel = m.Accel
+	v.State.SSHPort, v.State.Tap, v.State.GuestAddr, v.State.HostAddr = 0, "", "", ""
+	ipArg, err := s.setupNet(ctx, v, &m)
+	if err != nil {
+		return vmm.Machine{}, nil, err
+	}
+	m.Cmdline = strings.TrimSpace(ipArg + " " + v.Config.KernelArgs)
+	v.State.Argv = nil
+	if a, ok := drv.(argvDriver); ok {
+		if v.State.Argv, err = a.Args(m); err != nil {
+			return vmm.Machine{}, nil, err
+		}
+	}
+	return m, drv, nil
+}

@@ -1,0 +1,136 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/thaloco/banger/internal/vmm"
+)
+
+// DefaultStopTimeout bounds a graceful stop before the VMM is killed.
+const DefaultStopTimeout = 30 * time.Second
+
+// StopOptions tune Stop.
+type StopOptions struct {
+	// Force kills the VMM at once instead of asking the guest to shut down.
+	Force bool
+	// Timeout bounds the graceful shutdown; then the VMM is killed. 0
+	// means DefaultStopTimeout.
+	Timeout time.Duration
+}
+
+// Stop shuts the VM called name down: Ctrl-Alt-Del to the guest, a wait
+// of up to Timeout for the VMM to exit, then SIGTERM and SIGKILL. It
+// reports whether the VM was running.
+func (s *Store) Stop(ctx context.Context, name string, o StopOptions) (wasRunning bool, err error) {
+	l, err := s.lock(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	defer l.Unlock()
+	v, err := s.open(name)
+	if err != nil {
+		return false, err
+	}
+	if reconcileLocked(v) {
+		if err := v.saveState(); err != nil {
+			return false, err
+		}
+	}
+	if !v.State.Status.active() {
+		return false, nil
+	}
+	return true, s.stopLocked(ctx, v, o)
+}
+
+// stopLocked stops v's VMM; the caller holds its lock.
+func (s *Store) stopLocked(ctx context.Context, v *VM, o StopOptions) error {
+	if o.Timeout == 0 {
+		o.Timeout = DefaultStopTimeout
+	}
+	v.State.Status, v.State.StopRequested = StatusStopping, true
+	if err := v.saveState(); err != nil {
+		return err
+	}
+	gone := false
+	if !o.Force {
+		if err := s.shutdown(ctx, v); err != nil {
+			s.logf("VM %q: %v; killing it", v.Name(), err)
+		} else {
+			gone = waitExit(ctx, v.State, o.Timeout)
+			if !gone && ctx.Err() == nil {
+				s.logf("VM %q did not shut down within %v; killing it", v.Name(), o.Timeout)
+			}
+		}
+	}
+	if !gone {
+		grace := 3 * time.Second
+		if o.Force {
+			grace = 0
+		}
+		if err := killVMM(v.State, grace); err != nil {
+			return fmt.Errorf("stopping VM %q: %w", v.Name(), err)
+		}
+	}
+	markGone(v)
+	return v.saveState()
+}
+
+// shutdown asks v's guest to shut down through its driver.
+func (s *Store) shutdown(ctx context.Context, v *VM) error {
+	drv, err := driver(v.Config.VMM)
+	if err != nil {
+		return err
+	}
+	m := vmm.Machine{Name: v.Name(), Dir: v.Dir, ConsoleLog: v.ConsoleLog()}
+	p := vmm.Process{PID: v.State.PID, APISocket: v.State.APISocket, ConsoleSocket: v.State.ConsoleSocket}
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return drv.Shutdown(sctx, m, p)
+}
+
+// Remove deletes the VM called name: its directory, disk and network.
+// A running VM is refused unless force, which kills its VMM first.
+func (s *Store) Remove(ctx context.Context, name string, force bool) error {
+	l, err := s.lock(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer l.Unlock()
+	dir := s.Layout.VM(name)
+	v, err := s.open(name)
+	switch {
+	case err == nil:
+		if reconcileLocked(v) {
+			_ = v.saveState()
+		}
+		if v.State.Status.active() {
+			if !force {
+				return fmt.Errorf("VM %q is running (hint: stop it first with \"banger vm stop %s\", or pass --force)", name, name)
+			}
+			if err := killVMM(v.State, 0); err != nil {
+				return fmt.Errorf("removing VM %q: %w", name, err)
+			}
+		}
+		if err := s.teardownNet(ctx, v); err != nil {
+			return fmt.Errorf("removing VM %q: %w", name, err)
+		}
+	case errors.As(err, new(*BrokenError)) && force:
+		// A broken VM: its VMM cannot be known; remove what is there.
+	default:
+		return err
+	}
+	// Rename first so the VM disappears at once, then delete.
+	trash := filepath.Join(s.Layout.VMsDir(), fmt.Sprintf(".rm~%s~%d", name, time.Now().UnixNano()))
+	if err := os.Rename(dir, trash); err != nil {
+		return fmt.Errorf("removing VM %q: %w", name, err)
+	}
+	if err := os.RemoveAll(trash); err != nil {
+		return fmt.Errorf("removing VM %q: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,151 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/thaloco/banger/internal/lockfile"
+	"github.com/thaloco/banger/internal/paths"
+)
+
+// ErrNotFound is wrapped by errors for VMs that do not exist.
+var ErrNotFound = errors.New("VM not found")
+
+// Store is the set of VMs under one state directory.
+type Store struct {
+	Layout paths.Layout
+	// Getenv reads BANGER_VMM, BANGER_QEMU_ACCEL and the network settings;
+	// nil means no environment.
+	Getenv func(string) string
+	// Logf receives warnings and notes for the user (the TCG fallback, tap
+	// network notes); nil discards them.
+	Logf func(format string, args ...any)
+}
+
+// NewStore returns the VM store of layout.
+func NewStore(layout paths.Layout, getenv func(string) string, logf func(string, ...any)) *Store {
+	return &Store{Layout: layout, Getenv: getenv, Logf: logf}
+}
+
+func (s *Store) getenv(k string) string {
+	if s.Getenv == nil {
+		return ""
+	}
+	return s.Getenv(k)
+}
+
+func (s *Store) logf(format string, args ...any) {
+	if s.Logf != nil {
+		s.Logf(format, args...)
+	}
+}
+
+func (s *Store) lockPath(name string) string {
+	return filepath.Join(s.Layout.LocksDir(), "vm-"+name+".lock")
+}
+
+// lock takes the VM's lock, waiting for other banger commands working on
+// it.
+func (s *Store) lock(ctx context.Context, name string) (*lockfile.Lock, error) {
+	l, err := lockfile.Acquire(ctx, s.lockPath(name), func() {
+		s.logf("waiting for another banger command working on VM %q", name)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("locking VM %q: %w", name, err)
+	}
+	return l, nil
+}
+
+func notFound(name string) error {
+	return fmt.Errorf("VM %q not found (hint: run \"banger vm list\", or create it with \"banger vm create\"): %w", name, ErrNotFound)
+}
+
+// open reads the VM called name without reconciling it.
+func (s *Store) open(name string) (*VM, error) {
+	if err := paths.ValidateName("vm", name); err != nil {
+		return nil, err
+	}
+	dir := s.Layout.VM(name)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, notFound(name)
+	}
+	v, err := load(dir)
+	if err != nil {
+		return nil, &BrokenError{Name: name, Reason: err.Error()}
+	}
+	return v, nil
+}
+
+// BrokenError is a VM directory whose config or state cannot be read.
+type BrokenError struct{ Name, Reason string }
+
+func (e *BrokenError) Error() string {
+	return fmt.Sprintf("VM %q is broken: %s (hint: remove it with \"banger vm rm --force %s\")", e.Name, e.Reason, e.Name)
+}
+
+// Get returns the VM called name with its status reconciled with the real
+// VMM process.
+func (s *Store) Get(name string) (*VM, error) {
+	v, err := s.open(name)
+	if err != nil {
+		return nil, err
+	}
+	s.reconcile(v)
+	return v, nil
+}
+
+// Listing is one VM directory: a good VM, or a broken one with the reason.
+type Listing struct {
+	Name   string
+	VM     *VM
+	Broken string
+}
+
+// List returns every VM, sorted by name, each reconciled. A broken VM
+// directory is listed with the reason and never hides the others.
+func (s *Store) List() ([]Listing, error) {
+	entries, err := os.ReadDir(s.Layout.VMsDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing VMs: %w", err)
+	}
+	var out []Listing
+	for _, e := range entries {
+		name := e.Name()
+		if !e.IsDir() || strings.HasPrefix(name, ".") {
+			continue
+		}
+		v, err := load(filepath.Join(s.Layout.VMsDir(), name))
+		if err != nil {
+			out = append(out, Listing{Name: name, Broken: err.Error()})
+			continue
+		}
+		s.reconcile(v)
+		out = append(out, Listing{Name: name, VM: v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// ImageUsers names the VMs created from image, sorted.
+func (s *Store) ImageUsers(image string) ([]string, error) {
+	ls, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	var users []string
+	for _, l := range ls {
+		if l.VM != nil && l.VM.Config.Image == image {
+			users = append(users, l.Name)
+		}
+	}
+	return users, nil
+}
