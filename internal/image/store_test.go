@@ -251,3 +251,33 @@ func TestListGetRemove(t *testing.T) {
 		t.Fatalf("after removals the dir holds %v", v)
 	}
 }
+
+func TestHashFileSparse(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name    string
+		size    int64
+		offsets []int64
+	}{
+		{"empty", 0, nil},
+		{"all hole", 5<<20 + 17, nil},
+		{"leading hole", 8 << 20, []int64{7 << 20}},
+		{"trailing hole", 8 << 20, []int64{0}},
+		{"scattered", 9<<20 + 3, []int64{1 << 20, 3<<20 + 512, 9<<20 - 100}},
+	} {
+		p := filepath.Join(dir, tt.name)
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Truncate(tt.size)
+		for _, off := range tt.offsets {
+			f.WriteAt([]byte("data at "+fmt.Sprint(off)), off)
+		}
+		f.Close()
+		size, sum, err := hashFile(context.Background(), p)
+		if err != nil || size != tt.size || sum != sha(t, p) {
+			t.Errorf("%s: hashFile = %d %s %v; want %d %s", tt.name, size, sum, err, tt.size, sha(t, p))
+		}
+	}
+}

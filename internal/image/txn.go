@@ -87,7 +87,13 @@ func (t *Txn) Commit(ctx context.Context, m *Manifest) (*Manifest, error) {
 		return nil, errors.New("image transaction already finished")
 	}
 	defer t.Abort()
+	// Flushing to disk (I/O) and hashing (CPU) overlap.
+	synced := make(chan error, 1)
+	go func() { synced <- syncFS(t.dir) }()
 	size, sum, err := hashFile(ctx, t.RootfsPath())
+	if serr := <-synced; serr != nil && err == nil {
+		return nil, fmt.Errorf("flushing image %q to disk: %w", t.name, serr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("hashing the rootfs of image %q: %w", t.name, err)
 	}
@@ -119,18 +125,52 @@ func (t *Txn) Commit(ctx context.Context, m *Manifest) (*Manifest, error) {
 }
 
 // hashFile returns the size and sha256 of path, checking ctx as it goes.
+// Holes (found with SEEK_DATA/SEEK_HOLE) are hashed as the zeros they
+// read as, without reading them.
 func hashFile(ctx context.Context, path string) (int64, string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, "", err
 	}
 	defer f.Close()
-	h := sha256.New()
-	n, err := io.CopyBuffer(h, ctxReader{ctx, f}, make([]byte, 1<<20))
+	st, err := f.Stat()
 	if err != nil {
 		return 0, "", err
 	}
-	return n, hex.EncodeToString(h.Sum(nil)), nil
+	size := st.Size()
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	zeros := make([]byte, 1<<20)
+	for pos := int64(0); pos < size; {
+		if err := ctx.Err(); err != nil {
+			return 0, "", err
+		}
+		data, err := unix.Seek(int(f.Fd()), pos, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			data = size // only a hole remains
+		} else if err != nil {
+			data = pos // no SEEK_DATA: read everything
+		}
+		for ; pos < data; pos += int64(min(int64(len(zeros)), data-pos)) {
+			h.Write(zeros[:min(int64(len(zeros)), data-pos)])
+		}
+		if pos >= size {
+			break
+		}
+		end, err := unix.Seek(int(f.Fd()), pos, unix.SEEK_HOLE)
+		if err != nil || end > size {
+			end = size
+		}
+		n, err := io.CopyBuffer(h, ctxReader{ctx, io.NewSectionReader(f, pos, end-pos)}, buf)
+		if err != nil {
+			return 0, "", err
+		}
+		if n != end-pos {
+			return 0, "", fmt.Errorf("%s changed while hashing", path)
+		}
+		pos = end
+	}
+	return size, hex.EncodeToString(h.Sum(nil)), nil
 }
 
 type ctxReader struct {

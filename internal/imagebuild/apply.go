@@ -35,6 +35,7 @@ type applier struct {
 	times  map[string]time.Time
 	warn   func(string)
 	warned map[string]bool
+	buf    []byte // copy buffer for file contents
 }
 
 func newApplier(dir string, warn func(string)) (*applier, error) {
@@ -194,7 +195,10 @@ func (a *applier) file(pfd int, base string, hdr *tar.Header, r io.Reader) error
 	}
 	f := os.NewFile(uintptr(fd), base)
 	defer f.Close()
-	if _, err := io.CopyBuffer(f, r, make([]byte, 256<<10)); err != nil {
+	if a.buf == nil {
+		a.buf = make([]byte, 256<<10)
+	}
+	if _, err := io.CopyBuffer(f, r, a.buf); err != nil {
 		return err
 	}
 	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {

@@ -93,16 +93,19 @@ func (a *applier) dropDirs() {
 // removeAt removes the existing entry base in pfd (rel is its path), a
 // whole tree if it is a directory.
 func (a *applier) removeAt(rel string, pfd int, base string, mode uint32) error {
-	if mode&unix.S_IFMT == unix.S_IFDIR || mode&unix.S_IFMT == unix.S_IFLNK {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFDIR:
 		// Cached descriptors may point into what goes away.
 		a.dropDirs()
-	}
-	if mode&unix.S_IFMT == unix.S_IFDIR {
 		if err := a.root.RemoveAll(rel); err != nil {
 			return err
 		}
 		a.forgetTimes(rel)
 		return nil
+	case unix.S_IFLNK:
+		err := unix.Unlinkat(pfd, base, 0)
+		a.dropDirs() // some may have been reached through the symlink
+		return err
 	}
 	return unix.Unlinkat(pfd, base, 0)
 }
