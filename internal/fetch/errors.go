@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // DigestError reports that the received bytes do not hash to the
@@ -38,9 +40,10 @@ func (e *SizeError) Error() string {
 
 // StatusError is an HTTP response that is neither 200 nor 206.
 type StatusError struct {
-	URL    string
-	Code   int
-	Status string // e.g. "404 Not Found"
+	URL        string
+	Code       int
+	Status     string        // e.g. "404 Not Found"
+	RetryAfter time.Duration // from a Retry-After header, or 0
 }
 
 func (e *StatusError) Error() string {
@@ -131,4 +134,18 @@ func transient(err error) bool {
 	}
 	// Resets, drops, timeouts, unexpected EOFs: the network's usual faults.
 	return true
+}
+
+// retryAfter parses a Retry-After header: seconds or an HTTP date.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n > 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }

@@ -38,7 +38,8 @@ type Options struct {
 	// delivered no new byte) are retried; 0 means 5.
 	Retries int
 	// Backoff is the first retry delay, doubled per failure with jitter
-	// and capped at 5s; 0 means 200ms.
+	// and capped at 5s; 0 means 200ms. A longer Retry-After from the
+	// server (429, 503) is honoured up to 60s.
 	Backoff time.Duration
 	// Stall aborts and retries an attempt that receives no byte for this
 	// long; 0 means 60s.
@@ -52,6 +53,7 @@ const (
 	defaultRetries = 5
 	defaultBackoff = 200 * time.Millisecond
 	maxBackoff     = 5 * time.Second
+	maxRetryAfter  = 60 * time.Second
 	defaultStall   = 60 * time.Second
 )
 

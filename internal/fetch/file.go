@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -34,14 +35,11 @@ func (s *fileSource) open(_ context.Context, offset int64) (io.ReadCloser, int64
 		err = fmt.Errorf("%s is not a regular file", s.path)
 	}
 	if err == nil && fi.Size() != s.size {
-		err = &SizeError{URL: s.name, Expected: s.size, Actual: fi.Size()}
+		f.Close()
+		return nil, 0, &SizeError{URL: s.name, Expected: s.size, Actual: fi.Size()}
 	}
 	if err == nil {
 		_, err = f.Seek(offset, io.SeekStart)
-	}
-	if se, ok := err.(*SizeError); ok {
-		f.Close()
-		return nil, 0, se
 	}
 	if err != nil {
 		f.Close()
@@ -59,7 +57,7 @@ type fileBody struct {
 
 func (b fileBody) Read(p []byte) (int, error) {
 	n, err := b.f.Read(p)
-	if err != nil && err != io.EOF {
+	if err != nil && !errors.Is(err, io.EOF) {
 		err = permanent(fmt.Errorf("downloading %s: %w", b.name, err))
 	}
 	return n, err

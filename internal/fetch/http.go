@@ -113,7 +113,8 @@ func (s *httpSource) check(resp *http.Response, offset int64) (int64, error) {
 			return 0, errors.New("the server refused the range; downloading from the start instead")
 		}
 	}
-	return 0, &StatusError{URL: s.name, Code: resp.StatusCode, Status: resp.Status}
+	return 0, &StatusError{URL: s.name, Code: resp.StatusCode, Status: resp.Status,
+		RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
 }
 
 // validator returns what If-Range may carry: a strong ETag, else the

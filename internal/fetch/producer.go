@@ -119,6 +119,9 @@ func (p *producer) fetchRest() error {
 			return &retryError{name: p.name, attempts: failures, last: err}
 		}
 		d := backoff(p.opts.Backoff, failures)
+		if st := (*StatusError)(nil); errors.As(err, &st) && st.RetryAfter > d {
+			d = min(st.RetryAfter, maxRetryAfter) // the server said when
+		}
 		if p.offset > 0 {
 			p.opts.Logf("downloading %s: %s at %s; resuming in %s (retry %d of %d)",
 				p.name, describe(err), progress.FormatBytes(p.offset), d.Round(time.Millisecond), failures, p.opts.Retries)
@@ -182,7 +185,7 @@ func (p *producer) deliver(m int) {
 	data := c.buf[c.n : c.n+m]
 	p.h.Write(data)
 	if p.opts.Progress != nil {
-		p.opts.Progress.Write(data)
+		_, _ = p.opts.Progress.Write(data) // a progress display cannot fail a download
 	}
 	c.n += m
 	p.offset += int64(m)

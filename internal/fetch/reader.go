@@ -87,7 +87,7 @@ func (r *reader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for {
 		if err := r.next(); err != nil {
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				return total, nil
 			}
 			return total, err

@@ -296,3 +296,36 @@ func (s *signalAt) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// A server that answers a range request with the wrong range is not
+// trusted with ranges again: the retry asks for the whole file.
+func TestBadPartialResponseFallsBack(t *testing.T) {
+	data := payload(2<<20, 20)
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		switch n {
+		case 0:
+			serve(&cutWriter{ResponseWriter: w, n: cut}, r, data, `"v1"`)
+		case 1: // broken: claims a partial response but sends from byte 0
+			w.Header().Set("Content-Range", "bytes 0-"+strconv.Itoa(len(data)-1)+"/"+strconv.Itoa(len(data)))
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write(data)
+		default:
+			serve(w, r, data, `"v1"`)
+		}
+	})
+	var logs lines
+	got, err := readAll(t, mustOpen(t, t.Context(), srcFor(srv.url(), data), fast(t, &logs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("output differs from the served bytes")
+	}
+	reqs := srv.requests()
+	if len(reqs) != 3 || reqs[2].Get("Range") != "" {
+		t.Fatalf("requests %v, want a third one without Range", reqs)
+	}
+	if !strings.Contains(logs.all(), "bad partial response") {
+		t.Errorf("no line about the bad partial response:\n%s", logs.all())
+	}
+}
