@@ -1,7 +1,11 @@
 package cli
 
-// imagesUsingKernel names the images whose kernel_ref is kernel.
-// TODO(images): wired to the image store once it lands.
+// imagesUsingKernel names the images whose kernel_ref is kernel; "banger
+// kernel rm" keeps a kernel they use unless --force.
 func (g *globalOptions) imagesUsingKernel(kernel string) ([]string, error) {
-	return nil, nil
+	images, err := g.imageStore()
+	if err != nil {
+		return nil, err
+	}
+	return images.KernelUsers(kernel)
 }
