@@ -6,9 +6,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -92,8 +94,11 @@ func (e *retryError) Unwrap() error { return e.last }
 // describe is err without the "downloading URL:" its message may carry.
 func describe(err error) string {
 	var st *StatusError
-	if errors.As(err, &st) {
+	switch {
+	case errors.As(err, &st):
 		return st.Status
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "connection dropped"
 	}
 	return err.Error()
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thaloco/banger/internal/progress"
 )
 
 const cut = 1_000_003 // not a multiple of anything in the code
@@ -45,7 +47,7 @@ func TestDropResumesWithRange(t *testing.T) {
 	if ir := reqs[1].Get("If-Range"); ir != `"v1"` {
 		t.Errorf("second request If-Range = %q, want the ETag", ir)
 	}
-	if !strings.Contains(logs.all(), "resuming") {
+	if !strings.Contains(logs.all(), "connection dropped at "+progress.FormatBytes(cut)+"; resuming") {
 		t.Errorf("no resume line logged:\n%s", logs.all())
 	}
 }
