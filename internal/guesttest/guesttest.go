@@ -4,11 +4,14 @@
 package guesttest
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/thaloco/banger/internal/kernelstore"
 )
 
 // KernelBundleName is the shared test kernel bundle's file name.
@@ -51,4 +54,17 @@ func ExtractKernel(t testing.TB, dir string) string {
 		t.Fatalf("extracting the test kernel: %v: %s", err, out)
 	}
 	return filepath.Join(dir, "vmlinux")
+}
+
+// InstallKernel imports the test kernel into the kernel store at
+// kernelsDir under name.
+func InstallKernel(t testing.TB, kernelsDir, name string) {
+	t.Helper()
+	src := ExtractKernel(t, t.TempDir())
+	_, err := kernelstore.New(kernelsDir).Import(context.Background(), name, filepath.Dir(src), kernelstore.ImportOptions{
+		Distro: "test", Arch: "x86_64", Description: "banger's test kernel",
+	})
+	if err != nil {
+		t.Fatalf("installing the test kernel: %v", err)
+	}
 }

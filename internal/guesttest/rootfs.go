@@ -37,7 +37,6 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
 ip link set lo up
-hostname banger-test
 if [ -x /usr/sbin/dropbear ]; then /usr/sbin/dropbear -R -p 22; fi
 `
 

@@ -1,0 +1,210 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/thaloco/banger/internal/image"
+	"github.com/thaloco/banger/internal/kernelstore"
+)
+
+// visibleVMs lists the entries of the VMs directory, hidden ones included.
+func visibleVMs(t *testing.T, s *Store) []string {
+	t.Helper()
+	entries, err := os.ReadDir(s.Layout.VMsDir())
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func TestCreate(t *testing.T) {
+	s := newStore(t, nil)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, rootfs, net, ready string
+	}{
+		{"plain", shared.plain, "", ReadyConsole},
+		{"sshd", shared.sshd, "", ReadySSH},
+		{"offline", shared.sshd, NetNone, ReadyConsole},
+	} {
+		v, err := s.Create(ctx, CreateOptions{Name: tc.name, Kernel: "test", Rootfs: tc.rootfs, Net: tc.net})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if v.Config.Ready != tc.ready || v.Config.VMM != VMMQEMU || v.State.Status != StatusCreated {
+			t.Errorf("%s: config %+v, state %+v", tc.name, v.Config, v.State)
+		}
+		if v.Config.CPUs != DefaultCPUs || v.Config.MemoryMiB != DefaultMemoryMiB {
+			t.Errorf("%s: defaults not applied: %+v", tc.name, v.Config)
+		}
+	}
+	// The disk is the VM's own copy.
+	v, err := s.Get("plain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(v.DiskPath(), []byte("scribble"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(shared.plain); strings.HasPrefix(string(data), "scribble") {
+		t.Fatal("writing the VM's disk changed the source rootfs")
+	}
+	ls, err := s.List()
+	if err != nil || len(ls) != 3 || ls[0].Name != "offline" || ls[2].VM.Config.Net != NetUser {
+		t.Fatalf("List = %+v, %v", ls, err)
+	}
+}
+
+func TestCreateFromImageAndImageUsers(t *testing.T) {
+	s := newStore(t, nil)
+	ctx := context.Background()
+	ks := kernelstore.New(s.Layout.KernelsDir)
+	if _, err := image.New(s.Layout.ImagesDir()).Register(ctx, "tiny", shared.plain, image.RegisterOptions{
+		KernelRef: "test", CheckKernel: func(n string) error { _, err := ks.Get(n); return err },
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"b", "a"} {
+		if _, err := s.Create(ctx, CreateOptions{Name: n, Image: "tiny", DiskSize: 64 << 20}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Create(ctx, CreateOptions{Name: "other", Kernel: "test", Rootfs: shared.plain}); err != nil {
+		t.Fatal(err)
+	}
+	users, err := s.ImageUsers("tiny")
+	if err != nil || strings.Join(users, ",") != "a,b" {
+		t.Fatalf("ImageUsers = %v, %v; want a,b", users, err)
+	}
+	v, _ := s.Get("a")
+	if v.Config.Kernel != "test" || v.Config.DiskSize != 64<<20 {
+		t.Fatalf("config = %+v", v.Config)
+	}
+	// The filesystem was grown with the file.
+	out, err := exec.Command("dumpe2fs", "-h", v.DiskPath()).Output()
+	if err != nil {
+		t.Fatalf("dumpe2fs: %v", err)
+	}
+	var count, size int64
+	for _, l := range strings.Split(string(out), "\n") {
+		k, val, _ := strings.Cut(l, ":")
+		switch k {
+		case "Block count":
+			count, _ = strconv.ParseInt(strings.TrimSpace(val), 10, 64)
+		case "Block size":
+			size, _ = strconv.ParseInt(strings.TrimSpace(val), 10, 64)
+		}
+	}
+	if count*size != 64<<20 {
+		t.Fatalf("filesystem is %d blocks of %d bytes; want 64 MiB", count, size)
+	}
+}
+
+func TestCreateErrors(t *testing.T) {
+	s := newStore(t, nil)
+	ctx := context.Background()
+	if _, err := s.Create(ctx, CreateOptions{Name: "taken", Kernel: "test", Rootfs: shared.plain}); err != nil {
+		t.Fatal(err)
+	}
+	notExt4 := filepath.Join(t.TempDir(), "junk.img")
+	if err := os.WriteFile(notExt4, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := CreateOptions{Name: "new", Kernel: "test", Rootfs: shared.plain}
+	for _, tc := range []struct {
+		name string
+		edit func(*CreateOptions)
+		want string
+	}{
+		{"clash", func(o *CreateOptions) { o.Name = "taken" }, `VM "taken" already exists (hint:`},
+		{"bad name", func(o *CreateOptions) { o.Name = "Bad/Name" }, "invalid vm name"},
+		{"unknown image", func(o *CreateOptions) { o.Rootfs, o.Kernel, o.Image = "", "", "nope" }, `image "nope" not found (hint:`},
+		{"unknown kernel", func(o *CreateOptions) { o.Kernel = "generic-6.12" }, `(hint: run "banger kernel pull generic-6.12")`},
+		{"no image", func(o *CreateOptions) { o.Rootfs = "" }, "no image given (hint:"},
+		{"rootfs without kernel", func(o *CreateOptions) { o.Kernel = "" }, "--rootfs needs --kernel"},
+		{"not ext4", func(o *CreateOptions) { o.Rootfs = notExt4 }, "ext"},
+		{"too little memory", func(o *CreateOptions) { o.MemoryMiB = 64 }, "--memory 64M is too little"},
+		{"too much memory", func(o *CreateOptions) { o.MemoryMiB = 1 << 30 }, "more than this host's"},
+		{"cpus", func(o *CreateOptions) { o.CPUs = -1 }, "--cpus -1 is out of range"},
+		{"small disk", func(o *CreateOptions) { o.DiskSize = 1 << 20 }, "--disk-size 1M is smaller than the root filesystem"},
+		{"forward without user net", func(o *CreateOptions) {
+			o.Net, o.Forwards = NetNone, []Forward{{"127.0.0.1", 8080, 80, "tcp"}}
+		}, "-p forwards ports only with --net user"},
+		{"duplicate forward", func(o *CreateOptions) {
+			o.Forwards = []Forward{{"127.0.0.1", 8080, 80, "tcp"}, {"127.0.0.1", 8080, 81, "tcp"}}
+		}, "forwarded twice"},
+		{"unknown vmm", func(o *CreateOptions) { o.VMM = "xen" }, `unknown VMM "xen"`},
+		{"firecracker user net", func(o *CreateOptions) { o.VMM, o.Net = VMMFirecracker, NetUser }, "firecracker has no user-mode networking"},
+		{"bad net", func(o *CreateOptions) { o.Net = "bridge" }, `unknown network mode "bridge"`},
+		{"ssh without net", func(o *CreateOptions) { o.Net, o.Ready = NetNone, ReadySSH }, "--ready ssh needs a network"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := base
+			tc.edit(&o)
+			_, err := s.Create(ctx, o)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v; want %q", err, tc.want)
+			}
+			if got := visibleVMs(t, s); len(got) != 1 || got[0] != "taken" {
+				t.Fatalf("VMs directory holds %v after a failed create", got)
+			}
+		})
+	}
+}
+
+// TestCreateInterrupted cancels a create half-way: nothing may be left.
+func TestCreateInterrupted(t *testing.T) {
+	s := newStore(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := s.Create(ctx, CreateOptions{Name: "x", Kernel: "test", Rootfs: shared.plain})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v; want context.Canceled", err)
+	}
+	if got := visibleVMs(t, s); len(got) != 0 {
+		t.Fatalf("VMs directory holds %v after an interrupted create", got)
+	}
+}
+
+// TestCreateDiskFull creates a VM on a real filesystem too small for its
+// disk (a tmpfs mounted for the test).
+func TestCreateDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root (CI runs as root)")
+	}
+	s := newStore(t, nil)
+	// Fill the rootfs so that the sparse copy needs real space.
+	full := filepath.Join(t.TempDir(), "full.ext4")
+	if out, err := exec.Command("cp", shared.plain, full).CombinedOutput(); err != nil {
+		t.Fatal(err, string(out))
+	}
+	if out, err := exec.Command("sh", "-c", "dd if=/dev/urandom of="+full+" bs=1M seek=16 count=12 conv=notrunc status=none").CombinedOutput(); err != nil {
+		t.Fatal(err, string(out))
+	}
+	vms := s.Layout.VMsDir()
+	if err := os.MkdirAll(vms, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", vms).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", vms).Run() })
+	_, err := s.Create(context.Background(), CreateOptions{Name: "big", Kernel: "test", Rootfs: full})
+	if err == nil || !strings.Contains(err.Error(), "hint: free space") {
+		t.Fatalf("err = %v; want a disk-full error with a hint", err)
+	}
+	if got := visibleVMs(t, s); len(got) != 0 {
+		t.Fatalf("VMs directory holds %v after a failed create", got)
+	}
+}

@@ -1,0 +1,242 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/thaloco/banger/internal/guest"
+)
+
+// bootTimeout bounds one test boot. Under TCG a boot takes a few seconds;
+// now and then one hangs, so tests retry once (startRetry).
+const bootTimeout = 90 * time.Second
+
+// startRetry starts name, retrying once when the guest was not ready in
+// time (a TCG boot hang, reported in the test log).
+func startRetry(t *testing.T, s *Store, name string) *VM {
+	t.Helper()
+	v, err := s.Start(context.Background(), name, StartOptions{Timeout: bootTimeout})
+	var be *BootError
+	if errors.As(err, &be) && !be.Crashed {
+		t.Logf("REPORT: boot of %s did not become ready, retrying once: %v", name, err)
+		v, err = s.Start(context.Background(), name, StartOptions{Timeout: bootTimeout})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func status(t *testing.T, s *Store, name string) *VM {
+	t.Helper()
+	v, err := s.Get(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestLifecycle boots a real guest (QEMU; TCG where KVM is not usable)
+// with dropbear and a web server, reaches both through user networking,
+// stops it gracefully, starts it again, kills its VMM and removes it.
+func TestLifecycle(t *testing.T) {
+	s := newStore(t, nil)
+	ctx := context.Background()
+	web := freeTestPort(t)
+	_, err := s.Create(ctx, CreateOptions{Name: "life", Kernel: "test", Rootfs: shared.sshd, MemoryMiB: 256,
+		Forwards: []Forward{{HostIP: "127.0.0.1", HostPort: web, GuestPort: 8080, Proto: "tcp"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := startRetry(t, s, "life")
+	if v.State.Status != StatusRunning || v.State.PID == 0 || v.State.Boot.Ready == 0 || v.State.Boot.Kernel == 0 {
+		t.Fatalf("after start: %+v", v.State)
+	}
+	if b := v.State.Boot; !(b.VMM <= b.Kernel && b.Kernel <= b.Init && b.Init <= b.Ready) {
+		t.Errorf("boot phases out of order: %+v", b)
+	}
+	if _, err := s.Start(ctx, "life", StartOptions{}); err == nil || !strings.Contains(err.Error(), "already running") {
+		t.Errorf("second start: %v", err)
+	}
+
+	// SSH with banger's key, exit status passed through.
+	target, err := s.SSH("life")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := target.Connect(ctx, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	code, err := guest.Run(ctx, c, "cat /proc/cmdline; hostname; exit 7", nil, &out, io.Discard)
+	c.Close()
+	if err != nil || code != 7 || !strings.Contains(out.String(), "life\n") || !strings.Contains(out.String(), "ip=10.0.2.15") {
+		t.Fatalf("ssh: code %d, err %v, output %q", code, err, out.String())
+	}
+	// The -p forward reaches the guest's web server.
+	body := httpGet(t, "http://127.0.0.1:"+strconv.Itoa(web)+"/srv.txt")
+	if body != "hello from the guest\n" {
+		t.Fatalf("forwarded port answered %q", body)
+	}
+
+	// Graceful stop: Ctrl-Alt-Del, busybox init reboots, QEMU exits.
+	t0 := time.Now()
+	if was, err := s.Stop(ctx, "life", StopOptions{Timeout: 60 * time.Second}); err != nil || !was {
+		t.Fatalf("stop: %v, %v", was, err)
+	}
+	if time.Since(t0) > 50*time.Second {
+		t.Errorf("graceful stop took %v: was the guest killed?", time.Since(t0))
+	}
+	v = status(t, s, "life")
+	if v.State.Status != StatusStopped || v.State.PID != 0 || fileExists(v.Dir+"/qmp.sock") {
+		t.Fatalf("after stop: %+v", v.State)
+	}
+	if log := readConsole(v.ConsoleLog(), v.State.ConsoleOffset, 1<<20); !strings.Contains(log, "reboot: Restarting system") {
+		t.Errorf("the guest did not shut down by itself:\n%s", strings.Join(lastLines(log, 10), "\n"))
+	}
+
+	// Start again, then kill -9 the VMM behind banger's back.
+	v = startRetry(t, s, "life")
+	pid := v.State.PID
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, pid)
+	v = status(t, s, "life")
+	if v.State.Status != StatusCrashed || !strings.Contains(v.State.Reason, "killed") {
+		t.Fatalf("after kill -9: %+v", v.State)
+	}
+	if fileExists(v.Dir+"/qmp.sock") || fileExists(v.Dir+"/console.sock") || v.State.PID != 0 {
+		t.Fatalf("stale sockets or pid after reconcile: %+v", v.State)
+	}
+
+	// rm of a running VM needs --force and leaves no VMM behind.
+	v = startRetry(t, s, "life")
+	pid = v.State.PID
+	if err := s.Remove(ctx, "life", false); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("rm without force: %v", err)
+	}
+	if err := s.Remove(ctx, "life", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, alive := procStart(pid); alive {
+		t.Fatalf("VMM %d still runs after rm --force", pid)
+	}
+	if got := visibleVMs(t, s); len(got) != 0 {
+		t.Fatalf("VMs directory holds %v after rm", got)
+	}
+}
+
+// TestKernelPanic boots a guest whose init dies: the start fails quoting
+// the panic, and the VM is crashed with the panic as the reason.
+func TestKernelPanic(t *testing.T) {
+	s := newStore(t, nil)
+	_, err := s.Create(context.Background(), CreateOptions{Name: "dies", Kernel: "test", Rootfs: shared.panics,
+		Net: NetNone, ReadyMarker: "never printed", MemoryMiB: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Start(context.Background(), "dies", StartOptions{Timeout: bootTimeout})
+	var be *BootError
+	if !errors.As(err, &be) || !be.Crashed || !strings.Contains(err.Error(), "Kernel panic - not syncing: Attempted to kill init!") ||
+		!strings.Contains(err.Error(), "dying") {
+		t.Fatalf("err = %v; want a kernel panic quoting the console", err)
+	}
+	v := status(t, s, "dies")
+	if v.State.Status != StatusCrashed || !strings.HasPrefix(v.State.Reason, "the guest kernel panicked") || v.State.PID != 0 {
+		t.Fatalf("after the panic: %+v", v.State)
+	}
+}
+
+// TestStartInterrupted cancels a start while the guest boots: the VMM is
+// killed and the VM is left stopped, not half-started.
+func TestStartInterrupted(t *testing.T) {
+	s := newStore(t, nil)
+	if _, err := s.Create(context.Background(), CreateOptions{Name: "int", Kernel: "test", Rootfs: shared.plain,
+		Net: NetNone, ReadyMarker: "never printed", MemoryMiB: 256}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var pid int
+	go func() {
+		// Cancel once the VMM runs.
+		for ctx.Err() == nil {
+			if v, err := s.open("int"); err == nil && v.State.PID != 0 {
+				pid = v.State.PID
+				cancel()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	_, err := s.Start(ctx, "int", StartOptions{Timeout: bootTimeout})
+	cancel()
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v; want context.Canceled", err)
+	}
+	if pid == 0 {
+		t.Fatal("the VMM never started")
+	}
+	if _, alive := procStart(pid); alive {
+		t.Fatalf("VMM %d still runs after an interrupted start", pid)
+	}
+	v := status(t, s, "int")
+	if v.State.Status != StatusStopped || v.State.Reason != "start interrupted" || v.State.PID != 0 {
+		t.Fatalf("after the interrupted start: %+v", v.State)
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		if _, alive := procStart(pid); !alive {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("process %d did not exit", pid)
+}
+
+func freeTestPort(t *testing.T) int {
+	t.Helper()
+	p, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	var lastErr error
+	for i := 0; i < 50; i++ {
+		resp, err := http.Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return string(body)
+			}
+			lastErr = errors.New(resp.Status)
+		} else {
+			lastErr = err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("GET %s: %v", url, lastErr)
+	return ""
+}
