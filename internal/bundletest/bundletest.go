@@ -10,9 +10,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"math/rand/v2"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -101,7 +101,7 @@ func FakeVMLinux(version string, size int) string {
 	if len(s) < size {
 		pad := make([]byte, size-len(s))
 		seed := sha256.Sum256([]byte(version))
-		rand.NewChaCha8(seed).Read(pad)
+		_, _ = rand.NewChaCha8(seed).Read(pad)
 		s += string(pad)
 	}
 	return s

@@ -53,7 +53,7 @@ func Serve(dir string, f Faults) *Server {
 			s.dropped = true
 		}
 		s.mu.Unlock()
-		var ww http.ResponseWriter = w
+		ww := http.ResponseWriter(w)
 		if drop || f.BytesPerSecond > 0 {
 			ww = &faultWriter{ResponseWriter: w, limit: f.DropAfter, drop: drop, bps: f.BytesPerSecond}
 		}
@@ -83,7 +83,7 @@ func (w *faultWriter) Write(p []byte) (int, error) {
 				if tc, ok := c.(*net.TCPConn); ok {
 					_ = tc.SetLinger(0)
 				}
-				c.Close()
+				_ = c.Close()
 			}
 		}
 		return n, http.ErrAbortHandler

@@ -106,7 +106,7 @@ func (s *Store) Get(name string) (*Manifest, error) {
 	}
 	var m Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("kernel %q is broken: unreadable %s: %v (hint: run \"banger kernel rm %s\" and install it again)", name, ManifestFile, err, name)
+		return nil, fmt.Errorf("kernel %q is broken: unreadable %s: %w (hint: run \"banger kernel rm %s\" and install it again)", name, ManifestFile, err, name)
 	}
 	m.dir = dir
 	st, err := os.Lstat(m.VMLinux())
