@@ -87,9 +87,9 @@ func (t *Txn) Commit(ctx context.Context, m *Manifest) (*Manifest, error) {
 		return nil, errors.New("image transaction already finished")
 	}
 	defer t.Abort()
-	// Flushing to disk (I/O) and hashing (CPU) overlap.
+	// Flushing the rootfs to disk (I/O) and hashing it (CPU) overlap.
 	synced := make(chan error, 1)
-	go func() { synced <- syncFS(t.dir) }()
+	go func() { synced <- syncFile(t.RootfsPath()) }()
 	size, sum, err := hashFile(ctx, t.RootfsPath())
 	if serr := <-synced; serr != nil && err == nil {
 		return nil, fmt.Errorf("flushing image %q to disk: %w", t.name, serr)
@@ -104,7 +104,7 @@ func (t *Txn) Commit(ctx context.Context, m *Manifest) (*Manifest, error) {
 	if err := writeManifest(t.dir, m); err != nil {
 		return nil, fmt.Errorf("image %q: %w", t.name, err)
 	}
-	if err := syncFS(t.dir); err != nil {
+	if err := syncDir(t.dir); err != nil {
 		return nil, fmt.Errorf("flushing image %q to disk: %w", t.name, err)
 	}
 	final := t.s.path(t.name)
@@ -211,20 +211,32 @@ func writeManifest(dir string, m *Manifest) error {
 	if err != nil {
 		return fmt.Errorf("encoding manifest: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, ManifestFile), append(data, '\n'), 0o644); err != nil {
+	f, err := os.OpenFile(filepath.Join(dir, ManifestFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("writing manifest: %w", err)
+	}
+	if _, err := f.Write(append(data, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("writing manifest: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("writing manifest: %w", err)
+	}
+	if err := f.Close(); err != nil {
 		return fmt.Errorf("writing manifest: %w", err)
 	}
 	return nil
 }
 
-// syncFS flushes the filesystem holding dir (the whole new image at once).
-func syncFS(dir string) error {
-	f, err := os.Open(dir)
+// syncFile flushes one file's data to disk.
+func syncFile(path string) error {
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return unix.Syncfs(int(f.Fd()))
+	return f.Sync()
 }
 
 func syncDir(dir string) error {
