@@ -22,6 +22,9 @@ type Rootfs struct {
 	// Init is shell run by /sbin/init after the standard setup and before the
 	// ready marker; it may end the boot (e.g. "reboot -f").
 	Init string
+	// Inittab replaces the default /etc/inittab (a console shell, and
+	// Ctrl-Alt-Del reboots).
+	Inittab string
 	// SizeMiB is the filesystem size; 0 means 32.
 	SizeMiB int
 }
@@ -65,7 +68,11 @@ func BuildRootfs(t testing.TB, path string, r Rootfs) {
 	write(t, root, "etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644)
 	write(t, root, "etc/group", "root:x:0:\n", 0o644)
 	write(t, root, "etc/shells", "/bin/sh\n", 0o644)
-	write(t, root, "etc/inittab", inittab, 0o644)
+	tab := inittab
+	if r.Inittab != "" {
+		tab = r.Inittab
+	}
+	write(t, root, "etc/inittab", tab, 0o644)
 	init := initHead + r.Init + "\necho '" + ReadyMarker + "'\nexec /bin/init\n"
 	write(t, root, "sbin/init", init, 0o755)
 	if r.AuthorizedKey != "" {

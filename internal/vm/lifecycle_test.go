@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/thaloco/banger/internal/guest"
+	"github.com/thaloco/banger/internal/guesttest"
 )
 
 // bootTimeout bounds one test boot. Under TCG a boot takes a few seconds;
@@ -239,4 +240,35 @@ func httpGet(t *testing.T, url string) string {
 	}
 	t.Fatalf("GET %s: %v", url, lastErr)
 	return ""
+}
+
+// TestStopTimeout stops a guest whose init ignores Ctrl-Alt-Del (busybox
+// init with no ctrlaltdel entry in its inittab): after the timeout banger
+// kills the VMM, and the VM is stopped.
+func TestStopTimeout(t *testing.T) {
+	s := newStore(t, nil)
+	deaf := t.TempDir() + "/deaf.ext4"
+	guesttest.BuildRootfs(t, deaf, guesttest.Rootfs{
+		// busybox init turns the kernel's hard Ctrl-Alt-Del reboot off before
+		// sysinit, so the marker means the guest will ignore it.
+		Inittab: "::sysinit:/bin/echo deaf-ready\nttyS0::respawn:-/bin/sh\n"})
+	if _, err := s.Create(context.Background(), CreateOptions{Name: "deaf", Kernel: "test", Rootfs: deaf,
+		Net: NetNone, MemoryMiB: 256, ReadyMarker: "deaf-ready"}); err != nil {
+		t.Fatal(err)
+	}
+	v := startRetry(t, s, "deaf")
+	pid := v.State.PID
+	t0 := time.Now()
+	if was, err := s.Stop(context.Background(), "deaf", StopOptions{Timeout: 2 * time.Second}); err != nil || !was {
+		t.Fatalf("stop: %v, %v", was, err)
+	}
+	if d := time.Since(t0); d < 2*time.Second {
+		t.Fatalf("stop returned after %v, before the 2s timeout: did the guest shut down?", d)
+	}
+	if _, alive := procStart(pid); alive {
+		t.Fatalf("VMM %d survived the stop", pid)
+	}
+	if v := status(t, s, "deaf"); v.State.Status != StatusStopped || v.State.PID != 0 {
+		t.Fatalf("after stop: %+v", v.State)
+	}
 }
