@@ -1,64 +1,55 @@
 package archive
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"archive/tar"
+	"cmp"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 )
 
-// copyBufSize is the chunk read from the tar stream, hashed and written at
-// once: large enough to keep syscalls rare, small enough to stay in cache
-// between the hash and the write.
-const copyBufSize = 256 << 10
-
-// writeFile creates name (which must not exist) with mode perm and copies
-// body into it, hashing on the way, checking ctx between chunks.
-func (x *extractor) writeFile(name string, perm fs.FileMode, body io.Reader) (*File, error) {
-	f, err := x.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+// file writes a regular file: small ones go to the writers, large ones are
+// streamed.
+func (x *extractor) file(h *tar.Header, name string, body io.Reader) error {
+	if x.written += h.Size; x.written > x.lim.MaxBytes {
+		// Redundant with the cap on tar bytes while sparse entries are
+		// refused; kept so no expansion can outgrow MaxBytes.
+		return errTooLarge(x.lim.MaxBytes)
+	}
+	dir, base, err := x.place(name)
 	if err != nil {
-		return nil, fmt.Errorf("creating %q: %w", name, err)
+		return err
 	}
-	h := sha256.New()
-	var n int64
-	for {
-		if err := x.ctx.Err(); err != nil {
-			f.Close()
-			return nil, err
+	perm := fs.FileMode(h.Mode)&fs.ModePerm | 0o600
+	f := &File{Path: name, Mode: perm.String()}
+	x.entries[name] = f
+	if h.Size <= smallFile {
+		data := x.w.buffer(int(h.Size))
+		if n, err := fill(body, data); n < len(data) || (err != nil && !errors.Is(err, io.EOF)) {
+			x.w.free <- data
+			return cmp.Or(err, io.ErrUnexpectedEOF)
 		}
-		nr, rerr := fill(body, x.buf)
-		if nr > 0 {
-			h.Write(x.buf[:nr])
-			if _, err := f.Write(x.buf[:nr]); err != nil {
-				f.Close()
-				return nil, fmt.Errorf("writing %q: %w", name, err)
-			}
-			n += int64(nr)
-			// Redundant with the cap on tar bytes while sparse entries
-			// are refused; kept so no expansion can outgrow MaxBytes.
-			if x.written += int64(nr); x.written > x.lim.MaxBytes {
-				f.Close()
-				return nil, errTooLarge(x.lim.MaxBytes)
-			}
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			f.Close()
-			return nil, rerr
-		}
+		x.w.submit(&job{dir: dir, base: base, perm: perm, data: data, f: f})
+		return nil
 	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("setting mode of %q: %w", name, err)
+
+	out, err := dir.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating %q: %w", name, err)
 	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("writing %q: %w", name, err)
+	defer out.Close()
+	if f.Size, f.SHA256, err = x.stream(name, out, body); err != nil {
+		return err
 	}
-	return &File{Path: name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil)), Mode: perm.String()}, nil
+	if err := out.Chmod(perm); err != nil {
+		return fmt.Errorf("setting mode of %q: %w", name, err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("writing %q: %w", name, err)
+	}
+	return nil
 }
 
 // fill reads into buf until it is full or r returns an error; unlike

@@ -3,6 +3,7 @@ package archive
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -20,7 +21,9 @@ type extractor struct {
 	links    map[string]string // symlink path -> target
 	lastDir  string            // the last parent directory verified
 	written  int64             // file bytes written
-	buf      []byte
+	chunks   chan *chunk       // free chunks for streaming large files, allocated on first use
+	dirs     map[string]*os.Root
+	w        *writers
 }
 
 // add validates one tar entry and writes it.
@@ -54,13 +57,40 @@ func (x *extractor) add(h *tar.Header, body io.Reader) error {
 	case tar.TypeSymlink:
 		return x.symlink(h, name)
 	case tar.TypeReg:
-		f, err := x.writeFile(name, fs.FileMode(h.Mode)&fs.ModePerm|0o600, body)
-		if err != nil {
-			return err
-		}
-		x.entries[name] = f
+		return x.file(h, name, body)
 	}
 	return nil
+}
+
+// maxDirRoots bounds the directories kept open to create files in them
+// with one openat; files in other directories are opened from the root.
+const maxDirRoots = 256
+
+// place returns the directory to create name in, and its name there.
+func (x *extractor) place(name string) (*os.Root, string, error) {
+	i := strings.LastIndexByte(name, '/')
+	if i < 0 {
+		return x.root, name, nil
+	}
+	dir := name[:i]
+	if r, ok := x.dirs[dir]; ok {
+		return r, name[i+1:], nil
+	}
+	if len(x.dirs) >= maxDirRoots {
+		return x.root, name, nil
+	}
+	r, err := x.root.OpenRoot(dir)
+	if err != nil {
+		return nil, "", fmt.Errorf("opening directory %q: %w", dir, err)
+	}
+	x.dirs[dir] = r
+	return r, name[i+1:], nil
+}
+
+func (x *extractor) closeDirs() {
+	for _, r := range x.dirs {
+		_ = r.Close() // a directory handle: closing it cannot lose data
+	}
 }
 
 // mkdir creates directory name, or only sets its mode when f, the entry of
@@ -151,7 +181,7 @@ func (x *extractor) symlink(h *tar.Header, name string) error {
 }
 
 func symlinkError(name, target string, err error) error {
-	if err == errLoop {
+	if errors.Is(err, errLoop) {
 		return unsafeEntry(name, fmt.Sprintf("symlink to %q: %v", target, err), "")
 	}
 	return unsafeEntry(name, fmt.Sprintf("symlink target %q %v", target, err), "symlink targets must resolve inside the bundle, from the link's own directory")

@@ -3,6 +3,7 @@ package archive
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,7 +45,7 @@ func ExtractBundle(ctx context.Context, r io.Reader, dir string, lim Limits) ([]
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	dec, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(lim.MaxWindow))
+	dec, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(lim.MaxWindow), zstd.WithDecoderConcurrency(1))
 	if err != nil {
 		return nil, fmt.Errorf("starting zstd decoder: %w", err)
 	}
@@ -53,7 +54,7 @@ func ExtractBundle(ctx context.Context, r io.Reader, dir string, lim Limits) ([]
 	if err != nil {
 		return nil, fmt.Errorf("opening extraction directory: %w", err)
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 
 	x := &extractor{
 		ctx:      ctx,
@@ -62,10 +63,16 @@ func ExtractBundle(ctx context.Context, r io.Reader, dir string, lim Limits) ([]
 		entries:  make(map[string]*File),
 		implicit: make(map[string]bool),
 		links:    make(map[string]string),
-		buf:      make([]byte, copyBufSize),
+		dirs:     make(map[string]*os.Root),
+		w:        startWriters(ctx),
 	}
 	src := &source{r: dec, max: lim.MaxBytes}
-	if err := x.run(src); err != nil {
+	err = x.run(src)
+	// Every write is done before ExtractBundle returns and the caller
+	// looks at, or removes, dir.
+	werr := x.w.wait()
+	x.closeDirs()
+	if err = cmp.Or(err, werr); err != nil {
 		return nil, err
 	}
 	files := make([]File, 0, len(x.entries))
@@ -81,11 +88,11 @@ func (x *extractor) run(src *source) error {
 	tr := tar.NewReader(src)
 	var entryEnd int64 // offset of the end of the last entry, padding included
 	for {
-		if err := x.ctx.Err(); err != nil {
+		if err := cmp.Or(x.ctx.Err(), x.w.failed()); err != nil {
 			return err
 		}
 		h, err := tr.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
@@ -113,7 +120,7 @@ func (x *extractor) run(src *source) error {
 		return err
 	}
 	if _, ok := x.entries[vmlinux]; !ok {
-		return unsafeEntry(vmlinux, "missing", "a bundle needs a vmlinux regular file at the archive root")
+		return unsafeEntry(vmlinux, "required file is missing", "a bundle needs a vmlinux regular file at the archive root")
 	}
 	for link := range x.links {
 		if err := checkSymlink(x.links, link); err != nil {
@@ -128,15 +135,16 @@ const blockSize = 512
 // drain reads the decompressed stream after the tar's end marker to its end,
 // so the zstd checksums are verified; only zero padding may follow a tar.
 func (x *extractor) drain(src *source) error {
+	var buf [16 << 10]byte
 	for {
 		if err := x.ctx.Err(); err != nil {
 			return err
 		}
-		n, err := src.Read(x.buf)
-		if len(bytes.TrimLeft(x.buf[:n], "\x00")) != 0 {
+		n, err := src.Read(buf[:])
+		if len(bytes.TrimLeft(buf[:n], "\x00")) != 0 {
 			return errors.New("reading bundle tar: data after the end-of-archive marker (hint: a bundle is one tar stream, compressed)")
 		}
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {

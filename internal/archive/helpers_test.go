@@ -86,9 +86,12 @@ type sandbox struct {
 	before    map[string]string
 }
 
-func newSandbox(tb testing.TB) *sandbox {
+func newSandbox(tb testing.TB) *sandbox { return newSandboxIn(tb, tb.TempDir()) }
+
+// newSandboxIn makes a sandbox in the empty directory root.
+func newSandboxIn(tb testing.TB, root string) *sandbox {
 	tb.Helper()
-	s := &sandbox{root: tb.TempDir()}
+	s := &sandbox{root: root}
 	s.out = filepath.Join(s.root, "out")
 	for _, d := range []string{s.out, filepath.Join(s.root, "outside", "etc")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {

@@ -46,7 +46,7 @@ func (s *source) Read(p []byte) (int, error) {
 	if s.n > s.max {
 		return n - int(s.n-s.max), errTooLarge(s.max)
 	}
-	if err != nil && err != io.EOF {
+	if err != nil && !errors.Is(err, io.EOF) {
 		err = decodeError{err}
 	}
 	return n, err

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -181,3 +182,42 @@ func (c *cancelAfter) Read(p []byte) (int, error) {
 }
 
 func equalStrings(a, b []string) bool { return strings.Join(a, "\x00") == strings.Join(b, "\x00") }
+
+// TestWriteError makes writes fail the way a full disk would, with a real
+// file size limit (RLIMIT_FSIZE; Go ignores the SIGXFSZ it raises, so the
+// write returns EFBIG), for a small file (written by the pool) and a large
+// one (streamed).
+func TestWriteError(t *testing.T) {
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ name, entry string }{
+		{"small file", "modules/big.ko"},
+		{"large file", "vmlinux"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			size := 200 << 10
+			if tt.entry == "vmlinux" {
+				size = smallFile + 1
+			}
+			ents := []ent{file(tt.entry, randomBytes(t, size))}
+			if tt.entry != "vmlinux" {
+				ents = append(ents, file("vmlinux", "k"))
+			}
+			data := bundle(t, ents...)
+			s := newSandbox(t)
+			lim := syscall.Rlimit{Cur: 100 << 10, Max: old.Max}
+			if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+				t.Fatal(err)
+			}
+			_, err := ExtractBundle(context.Background(), bytes.NewReader(data), s.out, Limits{})
+			if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+				t.Fatal(err)
+			}
+			if err == nil || !strings.Contains(err.Error(), `writing "`+tt.entry+`": `) || !errors.Is(err, syscall.EFBIG) {
+				t.Errorf("err = %v, want a write error naming %s", err, tt.entry)
+			}
+		})
+	}
+}
