@@ -51,7 +51,7 @@ func sshExec(ctx context.Context, g *globalOptions, target *guest.SSH, command [
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	var code int
 	if len(command) == 0 {
 		code, err = guest.Shell(ctx, c, g.Stdin, g.Stdout, g.Stderr)

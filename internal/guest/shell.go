@@ -21,7 +21,7 @@ func Shell(ctx context.Context, c *ssh.Client, stdin io.Reader, stdout, stderr i
 	if err != nil {
 		return 0, fmt.Errorf("opening SSH session: %w", err)
 	}
-	defer sess.Close()
+	defer func() { _ = sess.Close() }()
 	sess.Stdout, sess.Stderr = stdout, stderr
 	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		fd := int(f.Fd())
@@ -63,7 +63,7 @@ func Shell(ctx context.Context, c *ssh.Client, stdin io.Reader, stdout, stderr i
 	if err := sess.Shell(); err != nil {
 		return 0, fmt.Errorf("starting the guest shell: %w", err)
 	}
-	stop := context.AfterFunc(ctx, func() { sess.Close() })
+	stop := context.AfterFunc(ctx, func() { _ = sess.Close() })
 	defer stop()
 	return exitStatus(ctx, sess.Wait())
 }

@@ -127,7 +127,7 @@ func Run(ctx context.Context, c *ssh.Client, command string, stdin io.Reader, st
 	if err != nil {
 		return 0, fmt.Errorf("opening SSH session: %w", err)
 	}
-	defer sess.Close()
+	defer func() { _ = sess.Close() }()
 	sess.Stdout, sess.Stderr = stdout, stderr
 	if stdin != nil {
 		w, err := sess.StdinPipe()
@@ -139,7 +139,7 @@ func Run(ctx context.Context, c *ssh.Client, command string, stdin io.Reader, st
 			w.Close()
 		}()
 	}
-	stop := context.AfterFunc(ctx, func() { sess.Close() })
+	stop := context.AfterFunc(ctx, func() { _ = sess.Close() })
 	defer stop()
 	return exitStatus(ctx, sess.Run(command))
 }

@@ -49,7 +49,7 @@ func ExtractKernel(t testing.TB, dir string) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("tar", "--zstd", "-xf", KernelBundle(t), "-C", dir)
+	cmd := exec.CommandContext(t.Context(), "tar", "--zstd", "-xf", KernelBundle(t), "-C", dir)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("extracting the test kernel: %v: %s", err, out)
 	}

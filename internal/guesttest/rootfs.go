@@ -53,7 +53,7 @@ func BuildRootfs(t testing.TB, path string, r Rootfs) {
 		mkdir(t, filepath.Join(root, d))
 	}
 	copyFile(t, "/bin/busybox", filepath.Join(root, "bin/busybox"), 0o755)
-	out, err := exec.Command("/bin/busybox", "--list").Output()
+	out, err := exec.CommandContext(t.Context(), "/bin/busybox", "--list").Output()
 	if err != nil {
 		t.Fatalf("busybox --list: %v (hint: install busybox-static)", err)
 	}
@@ -87,7 +87,7 @@ func BuildRootfs(t testing.TB, path string, r Rootfs) {
 		size = 32
 	}
 	_ = os.Remove(path)
-	cmd := exec.Command("mkfs.ext4", "-q", "-F", "-d", root, path, fmt.Sprintf("%dM", size))
+	cmd := exec.CommandContext(t.Context(), "mkfs.ext4", "-q", "-F", "-d", root, path, fmt.Sprintf("%dM", size))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.ext4: %v: %s", err, out)
 	}
@@ -104,7 +104,7 @@ func addDropbear(t testing.TB, root string) {
 		t.Fatalf("%s: %v (hint: install the dropbear-bin package)", bin, err)
 	}
 	copyFile(t, bin, filepath.Join(root, bin), 0o755)
-	out, err := exec.Command("ldd", bin).Output()
+	out, err := exec.CommandContext(t.Context(), "ldd", bin).Output()
 	if err != nil {
 		t.Fatalf("ldd %s: %v", bin, err)
 	}

@@ -58,7 +58,7 @@ func (s *Store) qemuAccel() (string, error) {
 	case "kvm":
 		f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
 		if err != nil {
-			return "", fmt.Errorf("%s=kvm but KVM is not usable: %v (hint: load the kvm module and make /dev/kvm accessible, e.g. add yourself to the kvm group, or set %s=tcg)", AccelEnv, err, AccelEnv)
+			return "", fmt.Errorf("%s=kvm but KVM is not usable: %v (hint: load the kvm module and make /dev/kvm accessible, e.g. add yourself to the kvm group, or set %s=tcg)", AccelEnv, err, AccelEnv) //nolint:errorlint // the hint follows the cause
 		}
 		f.Close()
 		return "kvm", nil

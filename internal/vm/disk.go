@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -43,18 +44,7 @@ func run(ctx context.Context, name string, args ...string) error {
 
 func exitCode(err error, code int) bool {
 	var ee *exec.ExitError
-	for e := err; e != nil; {
-		if x, ok := e.(*exec.ExitError); ok {
-			ee = x
-			break
-		}
-		u, ok := e.(interface{ Unwrap() error })
-		if !ok {
-			break
-		}
-		e = u.Unwrap()
-	}
-	return ee != nil && ee.ExitCode() == code
+	return errors.As(err, &ee) && ee.ExitCode() == code
 }
 
 // hostMemoryMiB is MemTotal from /proc/meminfo in MiB, 0 if unknown.

@@ -61,7 +61,7 @@ func TestLifecycle(t *testing.T) {
 	if v.State.Status != StatusRunning || v.State.PID == 0 || v.State.Boot.Ready == 0 || v.State.Boot.Kernel == 0 {
 		t.Fatalf("after start: %+v", v.State)
 	}
-	if b := v.State.Boot; !(b.VMM <= b.Kernel && b.Kernel <= b.Init && b.Init <= b.Ready) {
+	if b := v.State.Boot; b.VMM > b.Kernel || b.Kernel > b.Init || b.Init > b.Ready {
 		t.Errorf("boot phases out of order: %+v", b)
 	}
 	if _, err := s.Start(ctx, "life", StartOptions{}); err == nil || !strings.Contains(err.Error(), "already running") {
@@ -214,7 +214,7 @@ func waitGone(t *testing.T, pid int) {
 
 func freeTestPort(t *testing.T) int {
 	t.Helper()
-	p, err := freePort()
+	p, err := freePort(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,11 +30,11 @@ func (s *Store) setupNet(ctx context.Context, v *VM, m *vmm.Machine) (string, er
 		return "", nil
 	case NetUser:
 		for _, f := range v.Config.Forwards {
-			if err := portFree(f); err != nil {
+			if err := portFree(ctx, f); err != nil {
 				return "", err
 			}
 		}
-		port, err := freePort()
+		port, err := freePort(ctx)
 		if err != nil {
 			return "", err
 		}
@@ -108,28 +108,30 @@ func userMAC(name string) string {
 }
 
 // freePort returns a TCP port on 127.0.0.1 that nothing listens on.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort(ctx context.Context) (int, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("finding a free port for SSH: %w", err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // portFree checks that the host side of a forward can be bound.
-func portFree(f Forward) error {
+func portFree(ctx context.Context, f Forward) error {
 	addr := net.JoinHostPort(f.HostIP, strconv.Itoa(f.HostPort))
+	var lc net.ListenConfig
 	var err error
 	if f.Proto == "udp" {
 		var c net.PacketConn
-		if c, err = net.ListenPacket("udp", addr); err == nil {
-			c.Close()
+		if c, err = lc.ListenPacket(ctx, "udp", addr); err == nil {
+			_ = c.Close()
 		}
 	} else {
 		var ln net.Listener
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			ln.Close()
+		if ln, err = lc.Listen(ctx, "tcp", addr); err == nil {
+			_ = ln.Close()
 		}
 	}
 	if err != nil {

@@ -155,14 +155,14 @@ func load(dir string) (*VM, error) {
 		return nil, fmt.Errorf("reading %s: %w", configFile, err)
 	}
 	if err := json.Unmarshal(data, &v.Config); err != nil {
-		return nil, fmt.Errorf("unreadable %s: %v", configFile, err)
+		return nil, fmt.Errorf("unreadable %s: %w", configFile, err)
 	}
 	data, err = os.ReadFile(filepath.Join(dir, stateFile))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", stateFile, err)
 	}
 	if err := json.Unmarshal(data, &v.State); err != nil {
-		return nil, fmt.Errorf("unreadable %s: %v", stateFile, err)
+		return nil, fmt.Errorf("unreadable %s: %w", stateFile, err)
 	}
 	return v, nil
 }

@@ -54,8 +54,11 @@ func (q *QMP) Execute(ctx context.Context, command string, args, result any) err
 	var greeting struct {
 		QMP json.RawMessage `json:"QMP"`
 	}
-	if err := readLine(r, &greeting); err != nil || greeting.QMP == nil {
-		return q.wrap(ctx, command, fmt.Errorf("no QMP greeting: %v", err))
+	if err := readLine(r, &greeting); err != nil {
+		return q.wrap(ctx, command, fmt.Errorf("no QMP greeting: %w", err))
+	}
+	if greeting.QMP == nil {
+		return q.wrap(ctx, command, errors.New("no QMP greeting"))
 	}
 	if err := q.roundTrip(conn, r, "qmp_capabilities", nil, nil); err != nil {
 		return q.wrap(ctx, command, err)

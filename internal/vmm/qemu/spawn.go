@@ -3,6 +3,7 @@ package qemu
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -36,7 +37,7 @@ func spawn(argv []string, consoleLog string) (*proc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console log: %w", err)
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd := exec.Command(argv[0], argv[1:]...) //nolint:noctx // QEMU must outlive ctx and banger
 	cmd.Stdout = f
 	cmd.Stderr = f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -59,15 +60,18 @@ func (p *proc) waitRunning(ctx context.Context, q *QMP, timeout time.Duration) e
 	defer deadline.Stop()
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
-	var lastErr error
+	lastErr := errors.New("no QMP socket yet")
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-p.done:
-			return fmt.Errorf("QEMU exited (%v)%s", p.waitErr, p.output())
+			if p.waitErr == nil {
+				return fmt.Errorf("QEMU exited at once%s", p.output())
+			}
+			return fmt.Errorf("QEMU exited (%w)%s", p.waitErr, p.output())
 		case <-deadline.C:
-			return fmt.Errorf("QMP socket %s did not answer within %v: %v%s", q.Socket, timeout, lastErr, p.output())
+			return fmt.Errorf("QMP socket %s did not answer within %v: %w%s", q.Socket, timeout, lastErr, p.output())
 		case <-tick.C:
 		}
 		if _, err := os.Stat(q.Socket); err != nil {
