@@ -81,13 +81,19 @@ func (s *Store) waitReady(ctx context.Context, v *VM, t0 time.Time, timeout time
 		if b.Init == 0 && initRE.MatchString(log) {
 			b.Init = time.Since(t0)
 		}
+		alive := vmmAlive(v.State)
+		if !alive {
+			// Read what the VMM wrote before it died.
+			con.poll()
+			log = con.text.String()
+		}
 		if l := panicLine(log); l != "" {
 			return fail("the guest kernel panicked: "+strings.TrimSpace(l), true)
 		}
 		if l := kvmRE.FindString(log); l != "" {
 			return fail("KVM failed: "+strings.TrimSpace(l)+" ("+kvmHint+")", true)
 		}
-		if !vmmAlive(v.State) {
+		if !alive {
 			reason, crashed := crashReason(log)
 			return fail("the VMM exited during boot: "+reason, crashed)
 		}
