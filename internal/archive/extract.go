@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -99,11 +100,12 @@ func (x *extractor) run(src *source) error {
 			return explain(err, x.lim)
 		}
 		if err := x.add(h, tr); err != nil {
-			var ue *UnsafeEntryError
-			if errors.As(err, &ue) || errors.Is(err, ErrLimitExceeded) || x.ctx.Err() != nil {
-				return err
+			// Errors reading the entry's body come from the stream; the
+			// others (rules, limits, ctx, the file system) say it all.
+			if errors.As(err, new(decodeError)) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return explain(err, x.lim)
 			}
-			return explain(err, x.lim)
+			return err
 		}
 		entryEnd = (src.n + blockSize - 1) / blockSize * blockSize
 	}
@@ -122,7 +124,7 @@ func (x *extractor) run(src *source) error {
 	if _, ok := x.entries[vmlinux]; !ok {
 		return unsafeEntry(vmlinux, "required file is missing", "a bundle needs a vmlinux regular file at the archive root")
 	}
-	for link := range x.links {
+	for _, link := range slices.Sorted(maps.Keys(x.links)) {
 		if err := checkSymlink(x.links, link); err != nil {
 			return symlinkError(link, x.links[link], err)
 		}

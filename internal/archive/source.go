@@ -38,6 +38,9 @@ func (e decodeError) Error() string { return e.err.Error() }
 func (e decodeError) Unwrap() error { return e.err }
 
 func (s *source) Read(p []byte) (int, error) {
+	if s.n > s.max {
+		return 0, errTooLarge(s.max)
+	}
 	if room := s.max - s.n + 1; int64(len(p)) > room {
 		p = p[:room]
 	}
