@@ -37,7 +37,13 @@
 // Limits bound the decompressed tar bytes (default 8 GiB), the zstd window
 // (default 128 MiB) and the number of entries (default 100,000); names and
 // symlink targets are at most 4096 bytes and a bundle may hold at most 4096
-// symlinks.
+// symlinks. Errors for a bundle past a limit match ErrLimitExceeded.
+//
+// For speed, decompression, hashing and writing overlap: small files are
+// created, hashed and written by a pool of goroutines while the tar is
+// read on, and large files are hashed and written by two goroutines while
+// the next chunk is decompressed. All writes are done when ExtractBundle
+// returns.
 //
 // On error the destination directory is left partially written: the caller
 // extracts into a temporary directory of its own and removes it (with
