@@ -189,6 +189,10 @@ func finish(s *source, want v1.Platform) (*source, error) {
 	if have == nil {
 		have = &v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}
 	}
+	if have.OS == "" && have.Architecture == "" {
+		// Hand-made images may not say; take them as what was asked for.
+		have = &want
+	}
 	if !platformMatches(*have, want) {
 		return nil, fmt.Errorf("image %q is for %s, not %s (hint: pick an image built for %s, or pass --platform %s if that is really what you want)", s.Ref, have, want.String(), want.String(), have)
 	}
