@@ -2,6 +2,7 @@ package imagebuild
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +37,7 @@ type applier struct {
 	warn   func(string)
 	warned map[string]bool
 	buf    []byte // copy buffer for file contents
+	zero   []byte // as long as buf, all zeros
 }
 
 func newApplier(dir string, warn func(string)) (*applier, error) {
@@ -116,6 +118,8 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	dir, base := path.Split(name)
 	dir = strings.TrimSuffix(dir, "/")
 	switch {
+	case strings.Contains("/"+dir+"/", "/"+whiteoutMeta):
+		return nil // inside AUFS metadata (.wh..wh.plnk/...)
 	case base == whiteoutOpaque:
 		return a.opaque(dir)
 	case strings.HasPrefix(base, whiteoutMeta):
@@ -195,10 +199,7 @@ func (a *applier) file(pfd int, base string, hdr *tar.Header, r io.Reader) error
 	}
 	f := os.NewFile(uintptr(fd), base)
 	defer f.Close()
-	if a.buf == nil {
-		a.buf = make([]byte, 256<<10)
-	}
-	if _, err := io.CopyBuffer(f, r, a.buf); err != nil {
+	if err := a.writeSparse(f, r); err != nil {
 		return err
 	}
 	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
@@ -227,6 +228,58 @@ func (a *applier) dirMeta(pfd int, base string, hdr *tar.Header) error {
 	}
 	a.xattrs(hdr, func(k string, v []byte) error { return unix.Fsetxattr(fd, k, v, 0) })
 	return nil
+}
+
+// writeSparse copies r into the new file f, leaving runs of zero blocks
+// as holes (sparse files stay sparse, and a layer of zeros costs no disk).
+func (a *applier) writeSparse(f *os.File, r io.Reader) error {
+	const block = 4096
+	if a.buf == nil {
+		a.buf = make([]byte, 256<<10)
+		a.zero = make([]byte, 256<<10)
+	}
+	var off int64
+	for {
+		n, err := fill(r, a.buf)
+		if n > 0 {
+			p := a.buf[:n]
+			for i := 0; i < n; i += block {
+				j := min(i+block, n)
+				if bytes.Equal(p[i:j], a.zero[:j-i]) {
+					continue
+				}
+				k := j
+				for k < n && !bytes.Equal(p[k:min(k+block, n)], a.zero[:min(k+block, n)-k]) {
+					k = min(k+block, n)
+				}
+				if _, err := f.WriteAt(p[i:k], off+int64(i)); err != nil {
+					return err
+				}
+				i = k - block
+			}
+			off += int64(n)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return f.Truncate(off)
+}
+
+// fill reads into buf until it is full or r ends (io.EOF) or fails.
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // linkMeta sets the owner, xattrs and time of a symlink or special file
