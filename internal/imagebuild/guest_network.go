@@ -1,12 +1,12 @@
 package imagebuild
 
-// dhcpNetwork configures the first NIC with DHCP unless the kernel
-// command line has ip=: then systemd-network-generator turns ip= into
-// /run/systemd/network/70-<dev>.network, which sorts first and keeps the
-// kernel's static address.
+// dhcpNetwork configures Ethernet NICs with DHCP unless the kernel command
+// line has ip=: then systemd-network-generator turns ip= (address, gateway,
+// DNS) into /run/systemd/network/90-<dev>.network, or 91-default.network
+// when ip= names no device, and networkd applies that instead.
 const dhcpNetwork = `# Written by banger: DHCP on Ethernet NICs, unless the kernel command line
-# configures the network with ip= (systemd-network-generator then writes an
-# equivalent static config to /run/systemd/network/, which takes precedence).
+# configures the network with ip= (systemd-network-generator then writes the
+# equivalent static config to /run/systemd/network/ and networkd uses it).
 [Match]
 Type=ether
 KernelCommandLine=!ip
