@@ -21,6 +21,9 @@ type MakeOptions struct {
 	Size   int64  // image size in bytes
 	Inodes int64  // inodes the tree needs (DirUsage); 0 lets mkfs.ext4 choose
 	Label  string // volume label, at most 16 bytes
+	// MapRoot runs mkfs.ext4 in a user namespace that maps the caller to
+	// root, so files the (unprivileged) caller owns are recorded as root's.
+	MapRoot bool
 }
 
 // Make writes a new ext4 image at out (which must not exist) holding the
@@ -58,6 +61,9 @@ func Make(ctx context.Context, out string, opts MakeOptions) (err error) {
 	}
 	args = append(args, out)
 	cmd := exec.CommandContext(ctx, "mkfs.ext4", args...)
+	if opts.MapRoot {
+		cmd = exec.CommandContext(ctx, "unshare", append([]string{"--map-root-user", "--", "mkfs.ext4"}, args...)...)
+	}
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Run(); err != nil {

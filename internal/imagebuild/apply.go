@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -38,24 +39,27 @@ type applier struct {
 	warned map[string]bool
 	buf    []byte // copy buffer for file contents
 	zero   []byte // as long as buf, all zeros
+
+	// rootless: the builder is not root, so owners, device nodes and
+	// privileged xattrs go to fix (applied to the ext4 image later) and
+	// directories stay writable until Close gives them their modes.
+	rootless bool
+	fix      fixups
+	modes    map[string]uint32
 }
 
-func newApplier(dir string, warn func(string)) (*applier, error) {
+func newApplier(dir string, rootless bool, warn func(string)) (*applier, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, err
 	}
-	return &applier{root: root, dirs: map[string]*os.File{}, times: map[string]time.Time{}, warn: warn, warned: map[string]bool{}}, nil
+	return &applier{root: root, dirs: map[string]*os.File{}, times: map[string]time.Time{}, warn: warn, warned: map[string]bool{},
+		rootless: rootless, fix: fixups{}, modes: map[string]uint32{}}, nil
 }
 
-// Close sets directory times and releases the root.
+// Close sets directory times (and, rootless, modes) and releases the root.
 func (a *applier) Close() error {
-	var names []string
-	for n := range a.times {
-		names = append(names, n)
-	}
-	sort.Slice(names, func(i, j int) bool { return len(names[i]) > len(names[j]) })
-	for _, n := range names {
+	for _, n := range deepestFirst(a.times) {
 		if p, base, err := a.lookupParent(n); err == nil {
 			t := a.times[n]
 			ts := []unix.Timespec{unix.NsecToTimespec(t.UnixNano()), unix.NsecToTimespec(t.UnixNano())}
@@ -63,7 +67,37 @@ func (a *applier) Close() error {
 		}
 	}
 	a.dropDirs()
+	for _, n := range deepestFirst(a.modes) {
+		if st, err := a.root.Lstat(n); err == nil && st.IsDir() {
+			_ = a.root.Chmod(n, fs.FileMode(a.modes[n]&0o777)|unixModeBits(a.modes[n]))
+		}
+	}
 	return a.root.Close()
+}
+
+// deepestFirst returns m's keys, longest paths first.
+func deepestFirst[V any](m map[string]V) []string {
+	var names []string
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool { return len(names[i]) > len(names[j]) })
+	return names
+}
+
+// unixModeBits converts setuid/setgid/sticky bits to fs.FileMode.
+func unixModeBits(m uint32) fs.FileMode {
+	var out fs.FileMode
+	if m&unix.S_ISUID != 0 {
+		out |= fs.ModeSetuid
+	}
+	if m&unix.S_ISGID != 0 {
+		out |= fs.ModeSetgid
+	}
+	if m&unix.S_ISVTX != 0 {
+		out |= fs.ModeSticky
+	}
+	return out
 }
 
 // errHostile marks layer entries that try to leave the root.
@@ -132,7 +166,9 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		return err
 	}
 	pfd := int(p.Fd())
-	a.layer[name] = true
+	for n := name; n != "."; n = path.Dir(n) {
+		a.layer[n] = true // the entry and its parents belong to this layer
+	}
 	var existing unix.Stat_t
 	exists := unix.Fstatat(pfd, base, &existing, unix.AT_SYMLINK_NOFOLLOW) == nil
 	isDir := exists && existing.Mode&unix.S_IFMT == unix.S_IFDIR
@@ -145,6 +181,8 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 			return err
 		}
 		pfd = int(p.Fd())
+	} else if !exists {
+		a.fix.forget(name) // a device node only recorded, never created
 	}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
@@ -154,16 +192,16 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 			}
 		}
 		a.times[name] = hdr.ModTime
-		return a.dirMeta(pfd, base, hdr)
+		return a.dirMeta(name, pfd, base, hdr)
 	case tar.TypeReg, tar.TypeRegA:
-		return a.file(pfd, base, hdr, r)
+		return a.file(name, pfd, base, hdr, r)
 	case tar.TypeSymlink:
 		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
 			return err
 		}
-		return a.linkMeta(pfd, base, hdr)
+		return a.linkMeta(name, pfd, base, hdr)
 	case tar.TypeLink:
-		return a.hardlink(pfd, base, hdr)
+		return a.hardlink(name, pfd, base, hdr)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		mode := uint32(hdr.Mode) & 0o7777
 		switch hdr.Typeflag {
@@ -174,16 +212,26 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		default:
 			mode |= unix.S_IFIFO
 		}
+		if a.rootless && hdr.Typeflag != tar.TypeFifo {
+			// Only root makes device nodes: debugfs adds it to the image.
+			f := a.fixup(name)
+			f.Device, f.Major, f.Minor, f.Mode = true, uint32(hdr.Devmajor), uint32(hdr.Devminor), mode
+			f.UID, f.GID = hdr.Uid, hdr.Gid
+			for k, v := range xattrsOf(hdr) {
+				f.Xattrs[k] = v
+			}
+			return nil
+		}
 		if err := unix.Mknodat(pfd, base, mode, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor)))); err != nil {
 			return err
 		}
-		if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := a.chown(name, pfd, base, -1, hdr); err != nil {
 			return err
 		}
 		if err := unix.Fchmodat(pfd, base, uint32(hdr.Mode)&0o7777, 0); err != nil {
 			return err
 		}
-		return a.linkMeta(pfd, base, hdr)
+		return a.linkMeta(name, pfd, base, hdr)
 	default:
 		a.warnOnce(fmt.Sprintf("skipped layer entries of tar type %q", string(hdr.Typeflag)))
 		delete(a.layer, name)
@@ -192,7 +240,7 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 }
 
 // file writes a regular file and its metadata through its descriptor.
-func (a *applier) file(pfd int, base string, hdr *tar.Header, r io.Reader) error {
+func (a *applier) file(name string, pfd int, base string, hdr *tar.Header, r io.Reader) error {
 	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return err
@@ -202,31 +250,51 @@ func (a *applier) file(pfd int, base string, hdr *tar.Header, r io.Reader) error
 	if err := a.writeSparse(f, r); err != nil {
 		return err
 	}
-	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
+	if err := a.chown(name, pfd, base, fd, hdr); err != nil {
 		return err
 	}
 	// After chown, which clears setuid/setgid bits.
 	if err := unix.Fchmod(fd, uint32(hdr.Mode)&0o7777); err != nil {
 		return err
 	}
-	a.xattrs(hdr, func(k string, v []byte) error { return unix.Fsetxattr(fd, k, v, 0) })
+	a.xattrs(name, hdr, func(k string, v []byte) error { return unix.Fsetxattr(fd, k, v, 0) })
 	ts := []unix.Timespec{unix.NsecToTimespec(hdr.ModTime.UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
 	return unix.UtimesNanoAt(pfd, base, ts, unix.AT_SYMLINK_NOFOLLOW)
 }
 
-func (a *applier) dirMeta(pfd int, base string, hdr *tar.Header) error {
+// chown gives the entry its owner: directly as root (through fd when it
+// is >= 0), else as a fixup for the image unless the owner is root (an
+// unprivileged build's files become root's in the image).
+func (a *applier) chown(name string, pfd int, base string, fd int, hdr *tar.Header) error {
+	if a.rootless {
+		if hdr.Uid != 0 || hdr.Gid != 0 {
+			f := a.fixup(name)
+			f.UID, f.GID = hdr.Uid, hdr.Gid
+		}
+		return nil
+	}
+	if fd >= 0 {
+		return unix.Fchown(fd, hdr.Uid, hdr.Gid)
+	}
+	return unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+func (a *applier) dirMeta(name string, pfd int, base string, hdr *tar.Header) error {
 	fd, err := unix.Openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
+	if err := a.chown(name, pfd, base, fd, hdr); err != nil {
 		return err
 	}
-	if err := unix.Fchmod(fd, uint32(hdr.Mode)&0o7777); err != nil {
+	if a.rootless {
+		// Stay writable for later entries; Close sets the mode.
+		a.modes[name] = uint32(hdr.Mode) & 0o7777
+	} else if err := unix.Fchmod(fd, uint32(hdr.Mode)&0o7777); err != nil {
 		return err
 	}
-	a.xattrs(hdr, func(k string, v []byte) error { return unix.Fsetxattr(fd, k, v, 0) })
+	a.xattrs(name, hdr, func(k string, v []byte) error { return unix.Fsetxattr(fd, k, v, 0) })
 	return nil
 }
 
@@ -284,19 +352,19 @@ func fill(r io.Reader, buf []byte) (int, error) {
 
 // linkMeta sets the owner, xattrs and time of a symlink or special file
 // without following it.
-func (a *applier) linkMeta(pfd int, base string, hdr *tar.Header) error {
-	if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+func (a *applier) linkMeta(name string, pfd int, base string, hdr *tar.Header) error {
+	if err := a.chown(name, pfd, base, -1, hdr); err != nil {
 		return err
 	}
 	// The parent is a trusted descriptor and base one component, so the
 	// /proc path names exactly this entry.
 	procPath := fmt.Sprintf("/proc/self/fd/%d/%s", pfd, base)
-	a.xattrs(hdr, func(k string, v []byte) error { return unix.Lsetxattr(procPath, k, v, 0) })
+	a.xattrs(name, hdr, func(k string, v []byte) error { return unix.Lsetxattr(procPath, k, v, 0) })
 	ts := []unix.Timespec{unix.NsecToTimespec(hdr.ModTime.UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
 	return unix.UtimesNanoAt(pfd, base, ts, unix.AT_SYMLINK_NOFOLLOW)
 }
 
-func (a *applier) hardlink(pfd int, base string, hdr *tar.Header) error {
+func (a *applier) hardlink(name string, pfd int, base string, hdr *tar.Header) error {
 	target, err := clean(hdr.Linkname)
 	if err != nil || target == "" {
 		return fmt.Errorf("hard link %q points outside the image (to %q): %w", hdr.Name, hdr.Linkname, errHostile)
@@ -312,21 +380,37 @@ func (a *applier) hardlink(pfd int, base string, hdr *tar.Header) error {
 		}
 		return fmt.Errorf("hard link to %q: %w", hdr.Linkname, err)
 	}
+	if f, ok := a.fix[target]; ok {
+		a.fix[name] = f.clone() // same inode, so the same owner
+	}
 	return nil
 }
 
 // xattrs applies the entry's extended attributes with set; failures (a
 // filesystem without that namespace) become one warning per attribute.
-func (a *applier) xattrs(hdr *tar.Header, set func(string, []byte) error) {
-	for k, v := range hdr.PAXRecords {
-		name, ok := strings.CutPrefix(k, "SCHILY.xattr.")
-		if !ok {
+// Rootless, only user.* attributes of files and directories can be set
+// here; the others become fixups.
+func (a *applier) xattrs(name string, hdr *tar.Header, set func(string, []byte) error) {
+	special := hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA && hdr.Typeflag != tar.TypeDir
+	for k, v := range xattrsOf(hdr) {
+		if a.rootless && (special || !strings.HasPrefix(k, "user.")) {
+			a.fixup(name).Xattrs[k] = v
 			continue
 		}
-		if err := set(name, []byte(v)); err != nil {
-			a.warnOnce(fmt.Sprintf("could not keep extended attribute %s: %v", name, err))
+		if err := set(k, []byte(v)); err != nil {
+			a.warnOnce(fmt.Sprintf("could not keep extended attribute %s: %v", k, err))
 		}
 	}
+}
+
+func xattrsOf(hdr *tar.Header) map[string]string {
+	out := map[string]string{}
+	for k, v := range hdr.PAXRecords {
+		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+			out[name] = v
+		}
+	}
+	return out
 }
 
 func (a *applier) warnOnce(msg string) {

@@ -22,21 +22,29 @@ import (
 // returns its path.
 func applyLayers(t *testing.T, layers ...[]it.Entry) (string, error) {
 	t.Helper()
+	dir, _, err := applyLayersAs(t, false, layers...)
+	return dir, err
+}
+
+// applyLayersAs is applyLayers, rootless or not, also returning the
+// fixups.
+func applyLayersAs(t *testing.T, rootless bool, layers ...[]it.Entry) (string, fixups, error) {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "tree")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	a, err := newApplier(dir, func(w string) { t.Logf("warning: %s", w) })
+	a, err := newApplier(dir, rootless, func(w string) { t.Logf("warning: %s", w) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
 	for _, l := range layers {
 		if err := a.Apply(context.Background(), bytes.NewReader(it.Tar(l...))); err != nil {
-			return dir, err
+			return dir, a.fix, err
 		}
 	}
-	return dir, nil
+	return dir, a.fix, nil
 }
 
 // tree describes dir as sorted "path type[ target|content]" lines.
@@ -196,7 +204,7 @@ func TestApplyRefuses(t *testing.T) {
 	// A canceled context stops between entries.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	a, _ := newApplier(t.TempDir(), nil)
+	a, _ := newApplier(t.TempDir(), false, nil)
 	defer a.Close()
 	if err := a.Apply(ctx, bytes.NewReader(it.Tar(it.File("x", "x")))); !errors.Is(err, context.Canceled) {
 		t.Fatalf("canceled apply: %v", err)
@@ -217,7 +225,7 @@ func FuzzApply(f *testing.F) {
 		top := t.TempDir()
 		dir := filepath.Join(top, "root")
 		os.Mkdir(dir, 0o755)
-		a, err := newApplier(dir, nil)
+		a, err := newApplier(dir, false, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -253,7 +261,7 @@ func TestApplyKeepsZerosAsHoles(t *testing.T) {
 func TestApplyTruncatedLayer(t *testing.T) {
 	needRoot(t)
 	data := it.Tar(it.File("big", strings.Repeat("z", 100000)))
-	a, _ := newApplier(t.TempDir(), nil)
+	a, _ := newApplier(t.TempDir(), false, nil)
 	defer a.Close()
 	err := a.Apply(context.Background(), bytes.NewReader(data[:20000]))
 	if err == nil || !strings.Contains(err.Error(), "unexpected EOF") {

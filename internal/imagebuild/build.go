@@ -50,6 +50,10 @@ type Options struct {
 	Transport http.RoundTripper
 	// Log receives progress bars, steps and warnings (nil: quiet).
 	Log io.Writer
+
+	// rootless builds as an unprivileged user must (automatic when not
+	// root; tests set it to exercise that path as root).
+	rootless bool
 }
 
 // Build builds the image described by opts into store and returns its
@@ -94,7 +98,12 @@ func Build(ctx context.Context, store *image.Store, opts Options) (*image.Manife
 		return nil, err
 	}
 	hash := PackageHash(src.Digest, DebianBasePackages)
-	entry, err := openCache(ctx, opts.CacheDir, hash, func() { fmt.Fprintln(log, "waiting for another build of the same image...") })
+	rootless := opts.rootless || os.Geteuid() != 0
+	key := hash
+	if rootless {
+		key += "-rootless" // its tree has other owners
+	}
+	entry, err := openCache(ctx, opts.CacheDir, key, func() { fmt.Fprintln(log, "waiting for another build of the same image...") })
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +111,7 @@ func Build(ctx context.Context, store *image.Store, opts Options) (*image.Manife
 	info, ok := entry.Info()
 	if ok {
 		fmt.Fprintf(log, "using the cached tree of %s (%s)\n", src.Digest, info.OS)
-	} else if info, err = populate(ctx, entry, src, log); err != nil {
+	} else if info, err = populate(ctx, entry, src, rootless, log); err != nil {
 		return nil, diskFull(err, opts.CacheDir)
 	}
 	warnings := append([]string(nil), info.Warnings...)
@@ -114,7 +123,7 @@ func Build(ctx context.Context, store *image.Store, opts Options) (*image.Manife
 	for _, w := range warnings {
 		fmt.Fprintf(log, "warning: %s\n", w)
 	}
-	if err := writeRootfs(ctx, entry.Tree(), txn.RootfsPath(), opts.Size, log); err != nil {
+	if err := writeRootfs(ctx, entry.Tree(), txn.RootfsPath(), opts.Size, rootless, info.Fixups, log); err != nil {
 		return nil, diskFull(err, store.Dir())
 	}
 	m, err := txn.Commit(ctx, &image.Manifest{
@@ -126,15 +135,15 @@ func Build(ctx context.Context, store *image.Store, opts Options) (*image.Manife
 }
 
 // populate fills a new cache entry: layers, then base packages.
-func populate(ctx context.Context, entry *cacheEntry, src *source, log io.Writer) (*cacheInfo, error) {
+func populate(ctx context.Context, entry *cacheEntry, src *source, rootless bool, log io.Writer) (*cacheInfo, error) {
 	tmp, err := entry.Prepare()
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp) // gone already after a successful Commit
+	defer removeTree(tmp) // gone already after a successful Commit
 	tree := tmp + "/rootfs"
 	info := &cacheInfo{Ref: src.Ref, Digest: src.Digest, Platform: src.Platform}
-	if err := pull(ctx, src, tree, log, &info.Warnings); err != nil {
+	if info.Fixups, err = pull(ctx, src, tree, rootless, log, &info.Warnings); err != nil {
 		return nil, err
 	}
 	root, err := os.OpenRoot(tree)
@@ -180,29 +189,30 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// pull applies src's layers, base first, into tree.
-func pull(ctx context.Context, src *source, tree string, log io.Writer, warnings *[]string) (err error) {
+// pull applies src's layers, base first, into tree and returns what a
+// rootless build must still apply to the image.
+func pull(ctx context.Context, src *source, tree string, rootless bool, log io.Writer, warnings *[]string) (fx fixups, err error) {
 	layers, err := src.Image.Layers()
 	if err != nil {
-		return fmt.Errorf("reading the layers of %q: %w", src.Ref, err)
+		return nil, fmt.Errorf("reading the layers of %q: %w", src.Ref, err)
 	}
 	bar := progress.New(log, fmt.Sprintf("pulling %s (%s, %d layers)", src.Ref, src.Platform, len(layers)), src.Total)
 	defer func() { bar.Finish(err) }()
-	a, err := newApplier(tree, func(w string) { *warnings = append(*warnings, w) })
+	a, err := newApplier(tree, rootless, func(w string) { *warnings = append(*warnings, w) })
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer a.Close()
 	for i, l := range layers {
 		if err := applyLayer(ctx, a, src, l, bar); err != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return nil, ctx.Err()
 			}
 			d, _ := l.Digest()
-			return fmt.Errorf("layer %d/%d (%s) of %q: %w", i+1, len(layers), shortDigest(d.String()), src.Ref, err)
+			return nil, fmt.Errorf("layer %d/%d (%s) of %q: %w", i+1, len(layers), shortDigest(d.String()), src.Ref, err)
 		}
 	}
-	return nil
+	return a.fix, nil
 }
 
 func applyLayer(ctx context.Context, a *applier, src *source, l v1.Layer, bar io.Writer) error {
@@ -226,8 +236,9 @@ func shortDigest(d string) string {
 	return d
 }
 
-// writeRootfs writes tree as an ext4 image at out with a progress bar.
-func writeRootfs(ctx context.Context, tree, out string, size int64, log io.Writer) error {
+// writeRootfs writes tree as an ext4 image at out with a progress bar,
+// then applies the fixups of a rootless build.
+func writeRootfs(ctx context.Context, tree, out string, size int64, rootless bool, fx fixups, log io.Writer) error {
 	u, err := ext4.DirUsage(ctx, tree)
 	if err != nil {
 		return err
@@ -258,11 +269,26 @@ func writeRootfs(ctx context.Context, tree, out string, size int64, log io.Write
 			}
 		}
 	}()
-	err = ext4.Make(ctx, out, ext4.MakeOptions{Dir: tree, Size: size, Inodes: u.Inodes, Label: "rootfs"})
+	err = ext4.Make(ctx, out, ext4.MakeOptions{Dir: tree, Size: size, Inodes: u.Inodes, Label: "rootfs", MapRoot: rootless})
 	close(stop)
 	<-done
 	bar.Finish(err)
-	return err
+	if err != nil || len(fx) == 0 {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "banger-fixups-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	cmds, err := fx.commands(tmp)
+	if err != nil {
+		return err
+	}
+	if err := ext4.Edit(ctx, out, cmds); err != nil {
+		return fmt.Errorf("setting owners and device nodes: %w", err)
+	}
+	return nil
 }
 
 // diskFull adds a hint to out-of-space errors.

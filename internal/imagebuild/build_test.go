@@ -84,21 +84,27 @@ func TestBuildRichImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, "")
-	m, err := e.build(context.Background(), ref, "rich")
-	if err != nil {
-		t.Fatalf("%v\nlog:\n%s", err, e.log.String())
-	}
 	digest, _ := img.Digest()
-	if m.ImageDigest != digest.String() || m.ImageRef != ref || m.Platform != "linux/amd64" || m.Source != image.SourceBuild || m.KernelRef != "test-6.12" || m.OS != "Test OS 1" || len(m.PackageHash) != 64 {
-		t.Errorf("manifest %+v", m)
+	for _, rootless := range []bool{false, true} {
+		e := newEnv(t, "")
+		m, err := e.build(context.Background(), ref, "rich", func(o *Options) { o.rootless = rootless })
+		if err != nil {
+			t.Fatalf("rootless=%v: %v\nlog:\n%s", rootless, err, e.log.String())
+		}
+		if m.ImageDigest != digest.String() || m.ImageRef != ref || m.Platform != "linux/amd64" || m.Source != image.SourceBuild || m.KernelRef != "test-6.12" || m.OS != "Test OS 1" || len(m.PackageHash) != 64 {
+			t.Errorf("manifest %+v", m)
+		}
+		if len(m.Warnings) == 0 || !strings.Contains(m.Warnings[0], "not Debian or Ubuntu") || !strings.Contains(m.Warnings[0], "an SSH server") {
+			t.Errorf("warnings %q, want the non-Debian warning listing what it lacks", m.Warnings)
+		}
+		checkRich(t, m.RootfsPath(), "rich")
 	}
-	if len(m.Warnings) == 0 || !strings.Contains(m.Warnings[0], "not Debian or Ubuntu") || !strings.Contains(m.Warnings[0], "an SSH server") {
-		t.Errorf("warnings %q, want the non-Debian warning listing what it lacks", m.Warnings)
-	}
-	fs := m.RootfsPath()
-	ext4test.Fsck(t, fs)
+}
 
+// checkRich checks an image built from imagetest.Rich with debugfs.
+func checkRich(t *testing.T, fs, hostname string) {
+	t.Helper()
+	ext4test.Fsck(t, fs)
 	type want struct {
 		path, typ  string
 		mode       uint32
@@ -121,7 +127,7 @@ func TestBuildRichImage(t *testing.T) {
 		{"/opaque/new", "regular", 0o644, 0, 0, "new\n", ""},
 		{"/dev/null", "character special", 0o666, 0, 0, "", ""},
 		{"/dev/fifo", "FIFO", 0o600, 0, 0, "", ""},
-		{"/etc/hostname", "regular", 0o644, 0, 0, "rich\n", ""},
+		{"/etc/hostname", "regular", 0o644, 0, 0, hostname + "\n", ""},
 		{"/root/.ssh", "directory", 0o700, 0, 0, "", ""},
 		{"/root/.ssh/authorized_keys", "regular", 0o600, 0, 0, testKey, ""},
 	} {
@@ -138,6 +144,9 @@ func TestBuildRichImage(t *testing.T) {
 				t.Errorf("%s holds %q, want %q", w.path, got, w.body)
 			}
 		}
+	}
+	if null, _ := ext4test.Stat(t, fs, "/dev/null"); null.Device != "" && null.Device != "1:3" && null.Device != "01:03" {
+		t.Errorf("/dev/null is device %s", null.Device)
 	}
 	tool, _ := ext4test.Stat(t, fs, "/usr/bin/tool-link")
 	if tool.Links != 1 || tool.Xattrs["user.banger"] != `"yes"` {

@@ -34,6 +34,7 @@ type cacheInfo struct {
 	OS        string   `json:"os"`
 	Installed []string `json:"installed_packages,omitempty"`
 	Warnings  []string `json:"warnings,omitempty"`
+	Fixups    fixups   `json:"fixups,omitempty"` // rootless builds only
 }
 
 type cacheEntry struct {
@@ -91,7 +92,7 @@ func (e *cacheEntry) Commit(tmp string, ci *cacheInfo) error {
 	if err := os.WriteFile(filepath.Join(tmp, "info.json"), append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("writing build cache: %w", err)
 	}
-	if err := os.RemoveAll(e.dir()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := removeTree(e.dir()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("replacing build cache entry: %w", err)
 	}
 	if err := os.Rename(tmp, e.dir()); err != nil {
@@ -107,7 +108,23 @@ func (e *cacheEntry) cleanLeftovers() {
 	matches, _ := filepath.Glob(filepath.Join(e.base, ".tmp-"+e.hash+"-*"))
 	for _, m := range matches {
 		if rest := strings.TrimPrefix(filepath.Base(m), ".tmp-"+e.hash+"-"); len(rest) == 12 {
-			os.RemoveAll(m)
+			removeTree(m)
 		}
 	}
+}
+
+// removeTree removes dir like os.RemoveAll, first making directories
+// writable when an unprivileged build left some read-only.
+func removeTree(dir string) error {
+	err := os.RemoveAll(dir)
+	if err == nil || os.Geteuid() == 0 {
+		return err
+	}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(dir)
 }

@@ -100,13 +100,15 @@ func (a *applier) removeAt(rel string, pfd int, base string, mode uint32) error 
 		if err := a.root.RemoveAll(rel); err != nil {
 			return err
 		}
-		a.forgetTimes(rel)
+		a.forget(rel)
 		return nil
 	case unix.S_IFLNK:
 		err := unix.Unlinkat(pfd, base, 0)
 		a.dropDirs() // some may have been reached through the symlink
+		a.fix.forget(rel)
 		return err
 	}
+	a.fix.forget(rel)
 	return unix.Unlinkat(pfd, base, 0)
 }
 
@@ -124,6 +126,7 @@ func (a *applier) remove(rel string) error {
 	}
 	var st unix.Stat_t
 	if err := unix.Fstatat(int(p.Fd()), base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		a.fix.forget(rel) // perhaps a device node only recorded
 		return nil
 	}
 	return a.removeAt(rel, int(p.Fd()), base, st.Mode)
@@ -139,6 +142,11 @@ func (a *applier) opaque(dir string) error {
 		return err
 	}
 	a.layer[dir] = true
+	for p := range a.fix {
+		if strings.HasPrefix(p, dir+"/") && !a.layer[p] {
+			delete(a.fix, p) // device nodes recorded by lower layers
+		}
+	}
 	return a.sweep(dir)
 }
 
@@ -169,12 +177,19 @@ func (a *applier) sweep(dir string) error {
 	return nil
 }
 
-func (a *applier) forgetTimes(rel string) {
+// forget drops what was recorded for rel and everything under it.
+func (a *applier) forget(rel string) {
 	for k := range a.times {
 		if k == rel || strings.HasPrefix(k, rel+"/") {
 			delete(a.times, k)
 		}
 	}
+	for k := range a.modes {
+		if k == rel || strings.HasPrefix(k, rel+"/") {
+			delete(a.modes, k)
+		}
+	}
+	a.fix.forget(rel)
 }
 
 // rootErr turns os.Root's refusal to leave the root into a hostile-layer
