@@ -121,7 +121,7 @@ func Fsck(t testing.TB, img string) {
 	}
 }
 
-func quote(p string) string { return `"` + p + `"` }
+func quote(p string) string { return `"` + strings.ReplaceAll(p, `"`, `""`) + `"` }
 
 func field(f []string, key string) string {
 	for i := range f {
