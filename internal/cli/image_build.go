@@ -28,7 +28,7 @@ func (o *imageBuildOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.fromImage, "from-image", "", "image to build from: a registry reference, oci:DIR[:TAG], docker-archive:FILE, or a path to either (required)")
 	f.StringVar(&o.name, "name", "", "name of the new image (required)")
 	f.StringVar(&o.kernelRef, "kernel-ref", imagebuild.DefaultKernel, "installed kernel the image boots with")
-	f.StringVar(&o.size, "size", "", "rootfs size, e.g. 4G (default: the content plus 1 GiB; the file is sparse)")
+	f.StringVar(&o.size, "size", "", "rootfs size, e.g. 4G (default: the content plus a quarter, at least 256 MiB, free; the file is sparse)")
 	f.StringVar(&o.platform, "platform", imagebuild.DefaultPlatform, "platform to pull from multi-platform images, OS/ARCH[/VARIANT]")
 	f.BoolVar(&o.force, "force", false, "replace an existing image of the same name")
 }

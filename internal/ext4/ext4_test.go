@@ -272,8 +272,12 @@ func TestMakeCanceled(t *testing.T) {
 func TestDefaultSize(t *testing.T) {
 	u := Usage{Bytes: 200 << 20, Inodes: 10000}
 	got := DefaultSize(u)
-	if got < u.Bytes+Headroom || got%(1<<20) != 0 || got > u.Bytes*2+Headroom {
+	if got < u.Bytes+MinHeadroom || got%(1<<20) != 0 || got > u.Bytes*2+MinHeadroom {
 		t.Fatalf("DefaultSize(%+v) = %d", u, got)
+	}
+	big := Usage{Bytes: 4 << 30, Inodes: 100000}
+	if got := DefaultSize(big); got < big.Bytes+big.Bytes/4 || got > big.Bytes*3/2+64<<20 {
+		t.Fatalf("DefaultSize(%+v) = %d, want a quarter of the content free", big, got)
 	}
 	if MinSize(u) >= got || MinSize(u) < u.Bytes {
 		t.Fatalf("MinSize(%+v) = %d", u, MinSize(u))

@@ -55,14 +55,17 @@ func DirUsage(ctx context.Context, dir string) (Usage, error) {
 	return u, nil
 }
 
-// Headroom is the free space a default-sized image keeps beyond its
-// content. Images are sparse files, so unused space costs no disk.
-const Headroom = 1 << 30
+// MinHeadroom is the least free space a default-sized image keeps beyond
+// its content; larger images keep a quarter of their content free. Images
+// are sparse files, so unused space costs no disk, and a VM can be given a
+// larger disk than its image.
+const MinHeadroom = 256 << 20
 
 // DefaultSize is the size of an image holding u: the content, a tenth more
-// for filesystem metadata, plus Headroom, rounded up to a MiB.
+// for filesystem metadata, plus max(MinHeadroom, content/4), rounded up to
+// a MiB.
 func DefaultSize(u Usage) int64 {
-	return roundUp(u.Bytes+u.Bytes/10+u.Inodes*256+Headroom, 1<<20)
+	return roundUp(u.Bytes+u.Bytes/10+u.Inodes*256+max(MinHeadroom, u.Bytes/4), 1<<20)
 }
 
 // MinSize is the smallest image that holds u with a little slack; --size

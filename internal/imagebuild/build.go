@@ -36,7 +36,7 @@ type Options struct {
 	Ref       string // image reference: registry ref, oci:DIR[:TAG], docker-archive:FILE, or a path
 	Name      string // name of the new image
 	KernelRef string // kernel the image boots with (DefaultKernel if empty)
-	Size      int64  // rootfs size in bytes; 0 means the content plus ext4.Headroom
+	Size      int64  // rootfs size in bytes; 0 means ext4.DefaultSize of the content
 	Platform  string // os/arch[/variant] (DefaultPlatform if empty)
 	Force     bool   // replace an existing image of the same name
 	// CacheDir holds the build cache (paths.Layout.CacheDir()/images).
@@ -252,8 +252,16 @@ func writeRootfs(ctx context.Context, tree, out string, size int64, rootless boo
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
+		// Report progress, and start writing what mkfs.ext4 wrote so far
+		// to disk so the final fsync has little left to do.
 		defer close(done)
 		var last int64
+		var f *os.File
+		defer func() {
+			if f != nil {
+				f.Close()
+			}
+		}()
 		t := time.NewTicker(200 * time.Millisecond)
 		defer t.Stop()
 		for {
@@ -265,6 +273,12 @@ func writeRootfs(ctx context.Context, tree, out string, size int64, rootless boo
 				if unix.Stat(out, &st) == nil && st.Blocks*512 > last {
 					bar.Add(st.Blocks*512 - last)
 					last = st.Blocks * 512
+				}
+				if f == nil {
+					f, _ = os.Open(out)
+				}
+				if f != nil {
+					_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 				}
 			}
 		}
