@@ -83,7 +83,7 @@ func Make(ctx context.Context, out string, opts MakeOptions) (err error) {
 		case strings.Contains(msg, "Could not allocate"):
 			return fmt.Errorf("the tree does not fit in a %d MiB ext4 image: %s: %w", opts.Size>>20, lastLine(msg), ErrTooSmall)
 		}
-		return fmt.Errorf("mkfs.ext4 -d %s: %v: %s", opts.Dir, err, lastLines(msg, 5))
+		return fmt.Errorf("mkfs.ext4 -d %s: %w: %s", opts.Dir, err, lastLines(msg, 5))
 	}
 	return nil
 }

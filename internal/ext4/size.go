@@ -19,7 +19,7 @@ type Usage struct {
 	Inodes int64 // files, directories, links and special files (hardlinks once)
 }
 
-// DirUsage measures the tree at dir. Hardlinked files count once.
+// DirUsage measures the tree at dir. Files with several hard links count once.
 func DirUsage(ctx context.Context, dir string) (Usage, error) {
 	var u Usage
 	seen := map[uint64]bool{}

@@ -116,7 +116,7 @@ func (s *Store) Get(name string) (*Manifest, error) {
 	}
 	var m Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("image %q is broken: unreadable %s: %v (hint: run \"banger image rm %s\" and create it again)", name, ManifestFile, err, name)
+		return nil, fmt.Errorf("image %q is broken: unreadable %s: %w (hint: run \"banger image rm %s\" and create it again)", name, ManifestFile, err, name)
 	}
 	m.dir = dir
 	st, err := os.Lstat(m.RootfsPath())

@@ -172,7 +172,7 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	var existing unix.Stat_t
 	exists := unix.Fstatat(pfd, base, &existing, unix.AT_SYMLINK_NOFOLLOW) == nil
 	isDir := exists && existing.Mode&unix.S_IFMT == unix.S_IFDIR
-	if exists && !(hdr.Typeflag == tar.TypeDir && isDir) {
+	if exists && (hdr.Typeflag != tar.TypeDir || !isDir) {
 		if err := a.removeAt(name, pfd, base, existing.Mode); err != nil {
 			return err
 		}
@@ -193,7 +193,7 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		}
 		a.times[name] = hdr.ModTime
 		return a.dirMeta(name, pfd, base, hdr)
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg: // archive/tar reports the old TypeRegA as TypeReg
 		return a.file(name, pfd, base, hdr, r)
 	case tar.TypeSymlink:
 		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
@@ -284,7 +284,7 @@ func (a *applier) dirMeta(name string, pfd int, base string, hdr *tar.Header) er
 	if err != nil {
 		return err
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	if err := a.chown(name, pfd, base, fd, hdr); err != nil {
 		return err
 	}
@@ -327,7 +327,7 @@ func (a *applier) writeSparse(f *os.File, r io.Reader) error {
 			}
 			off += int64(n)
 		}
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
@@ -391,7 +391,7 @@ func (a *applier) hardlink(name string, pfd int, base string, hdr *tar.Header) e
 // Rootless, only user.* attributes of files and directories can be set
 // here; the others become fixups.
 func (a *applier) xattrs(name string, hdr *tar.Header, set func(string, []byte) error) {
-	special := hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA && hdr.Typeflag != tar.TypeDir
+	special := hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeDir
 	for k, v := range xattrsOf(hdr) {
 		if a.rootless && (special || !strings.HasPrefix(k, "user.")) {
 			a.fixup(name).Xattrs[k] = v

@@ -114,7 +114,7 @@ func TestApplyStacksLayers(t *testing.T) {
 		{"hardlink to a lower layer",
 			[][]it.Entry{{it.File("a", "data")}, {it.Hardlink("b", "a")}},
 			[]string{"a = data", "b = data"}},
-		{"replacing a hardlinked file leaves the other name alone",
+		{"replacing a file with two links leaves the other name alone",
 			[][]it.Entry{{it.File("a", "v1"), it.Hardlink("b", "a")}, {it.File("a", "v2")}},
 			[]string{"a = v2", "b = v1"}},
 		{"aufs metadata is skipped",

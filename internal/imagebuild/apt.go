@@ -49,7 +49,7 @@ func installPackages(ctx context.Context, dir string, pkgs []string) error {
 	if err != nil {
 		return err
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	if _, err := root.Lstat("bin/sh"); err != nil {
 		return errors.New("the image has no /bin/sh to run apt with")
 	}
@@ -78,7 +78,7 @@ func installPackages(ctx context.Context, dir string, pkgs []string) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("apt-get install %s in the image failed: %v: %s", strings.Join(pkgs, " "), err, tail(out.String(), 8))
+		return fmt.Errorf("apt-get install %s in the image failed: %w: %s", strings.Join(pkgs, " "), err, tail(out.String(), 8))
 	}
 	return nil
 }
@@ -111,16 +111,16 @@ func hostResolvConf(root *os.Root) (func(), error) {
 	var saved func()
 	if st, err := root.Lstat(p); err == nil && st.Mode()&fs.ModeSymlink != 0 {
 		target, _ := root.Readlink(p)
-		saved = func() { root.Remove(p); root.Symlink(target, p) }
+		saved = func() { _ = root.Remove(p); _ = root.Symlink(target, p) }
 	} else if data, err := root.ReadFile(p); err == nil {
-		saved = func() { root.Remove(p); root.WriteFile(p, data, 0o644) }
+		saved = func() { _ = root.Remove(p); _ = root.WriteFile(p, data, 0o644) }
 	} else {
-		saved = func() { root.Remove(p) }
+		saved = func() { _ = root.Remove(p) }
 	}
 	if err := root.MkdirAll("etc", 0o755); err != nil {
 		return nil, err
 	}
-	root.Remove(p)
+	_ = root.Remove(p)
 	if err := root.WriteFile(p, host, 0o644); err != nil {
 		return nil, err
 	}
@@ -140,7 +140,7 @@ func denyServiceStarts(root *os.Root) (func(), error) {
 	if err := root.WriteFile(p, []byte("#!/bin/sh\nexit 101\n"), 0o755); err != nil {
 		return nil, err
 	}
-	return func() { root.Remove(p) }, nil
+	return func() { _ = root.Remove(p) }, nil
 }
 
 func tail(s string, n int) string {

@@ -140,7 +140,7 @@ func populate(ctx context.Context, entry *cacheEntry, src *source, rootless bool
 	if err != nil {
 		return nil, err
 	}
-	defer removeTree(tmp) // gone already after a successful Commit
+	defer func() { _ = removeTree(tmp) }() // gone already after a successful Commit
 	tree := tmp + "/rootfs"
 	info := &cacheInfo{Ref: src.Ref, Digest: src.Digest, Platform: src.Platform}
 	if info.Fixups, err = pull(ctx, src, tree, rootless, log, &info.Warnings); err != nil {
@@ -150,7 +150,7 @@ func populate(ctx context.Context, entry *cacheEntry, src *source, rootless bool
 	if err != nil {
 		return nil, err
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	osr := readOSRelease(root)
 	info.OS = osr.String()
 	if osr.DebianLike() {
@@ -202,7 +202,7 @@ func pull(ctx context.Context, src *source, tree string, rootless bool, log io.W
 	if err != nil {
 		return nil, err
 	}
-	defer a.Close()
+	defer func() { _ = a.Close() }()
 	for i, l := range layers {
 		if err := applyLayer(ctx, a, src, l, bar); err != nil {
 			if ctx.Err() != nil {

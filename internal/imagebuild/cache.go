@@ -108,7 +108,7 @@ func (e *cacheEntry) cleanLeftovers() {
 	matches, _ := filepath.Glob(filepath.Join(e.base, ".tmp-"+e.hash+"-*"))
 	for _, m := range matches {
 		if rest := strings.TrimPrefix(filepath.Base(m), ".tmp-"+e.hash+"-"); len(rest) == 12 {
-			removeTree(m)
+			_ = removeTree(m)
 		}
 	}
 }
@@ -120,9 +120,9 @@ func removeTree(dir string) error {
 	if err == nil || os.Geteuid() == 0 {
 		return err
 	}
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.IsDir() {
-			os.Chmod(p, 0o700)
+			_ = os.Chmod(p, 0o700)
 		}
 		return nil
 	})

@@ -29,7 +29,7 @@ func openLayer(s *source, l v1.Layer, counter io.Writer) (io.ReadCloser, error) 
 	if err != nil {
 		return nil, err
 	}
-	var r io.Reader = io.TeeReader(rc, counter)
+	r := io.Reader(io.TeeReader(rc, counter))
 	if s.Kind == "oci" {
 		// Blobs read from a local layout are not checked by ggcr.
 		d, err := l.Digest()
@@ -50,7 +50,7 @@ func openLayer(s *source, l v1.Layer, counter io.Writer) (io.ReadCloser, error) 
 			rc.Close()
 			return nil, fmt.Errorf("reading gzip layer: %w", err)
 		}
-		dec, closeDec = zr, func() { zr.Close() }
+		dec, closeDec = zr, func() { _ = zr.Close() }
 	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(2), zstd.WithDecoderLowmem(false))
 		if err != nil {
@@ -88,7 +88,7 @@ type verifyReader struct {
 
 func (v *verifyReader) Read(p []byte) (int, error) {
 	n, err := v.r.Read(p)
-	v.h.Write(p[:n])
+	_, _ = v.h.Write(p[:n])
 	if err == io.EOF {
 		if got := hex.EncodeToString(v.h.Sum(nil)); got != v.want.Hex {
 			return n, fmt.Errorf("layer %s is corrupt: its content hashes to sha256:%s", v.want, got)
@@ -108,7 +108,7 @@ func async(rc io.ReadCloser) io.ReadCloser {
 		pw.CloseWithError(err)
 	}()
 	return readCloser{bufio.NewReaderSize(pr, 1<<20), closerFunc(func() error {
-		pr.Close() // stops the copier if the reader quit early
+		_ = pr.Close() // stops the copier if the reader quit early
 		<-done
 		return rc.Close()
 	})}

@@ -32,7 +32,7 @@ func setupGuest(dir string, cfg GuestConfig) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	g := &guest{root: root}
 	steps := []func(GuestConfig) error{g.identity, g.ssh, g.console, g.network}
 	for _, step := range steps {

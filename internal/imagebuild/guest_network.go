@@ -20,7 +20,8 @@ IPv6AcceptRA=no
 // network sets up systemd-networkd (DHCP, or the kernel's ip= config) and
 // systemd-resolved for DNS.
 func (g *guest) network(GuestConfig) error {
-	if !g.systemd() || !(g.exists("lib/systemd/systemd-networkd") || g.exists("usr/lib/systemd/systemd-networkd")) {
+	networkd := g.exists("lib/systemd/systemd-networkd") || g.exists("usr/lib/systemd/systemd-networkd")
+	if !g.systemd() || !networkd {
 		g.warn = append(g.warn, "no systemd-networkd in the image: configure the network (DHCP on eth0) yourself")
 		return nil
 	}

@@ -74,7 +74,7 @@ func (g *guest) ssh(cfg GuestConfig) error {
 	// Host keys baked into the image would be shared by every VM.
 	matches, _ := g.globHostKeys()
 	for _, m := range matches {
-		g.root.Remove(m)
+		_ = g.root.Remove(m)
 	}
 	if err := g.write("etc/systemd/system/banger-ssh-keygen.service", keygenUnit, 0o644); err != nil {
 		return err

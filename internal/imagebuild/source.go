@@ -61,7 +61,7 @@ func openSource(ctx context.Context, ref string, platform v1.Platform, rt http.R
 func openRemote(ctx context.Context, ref string, platform v1.Platform, rt http.RoundTripper) (*source, error) {
 	r, err := name.ParseReference(ref)
 	if err != nil {
-		return nil, fmt.Errorf("invalid image reference %q: %v (hint: use a registry reference such as docker.io/library/debian:bookworm, or oci:DIR or docker-archive:FILE)", ref, err)
+		return nil, fmt.Errorf("invalid image reference %q: %w (hint: use a registry reference such as docker.io/library/debian:bookworm, or oci:DIR or docker-archive:FILE)", ref, err)
 	}
 	if isLoopback(r.Context().RegistryStr()) {
 		if r, err = name.ParseReference(ref, name.Insecure); err != nil {
@@ -109,7 +109,7 @@ func remoteError(ctx context.Context, ref string, r name.Reference, err error) e
 	var nerr net.Error
 	var operr *net.OpError
 	if errors.As(err, &operr) || errors.As(err, &nerr) {
-		return fmt.Errorf("cannot reach registry %s for %q: %v (hint: check the reference and that the registry is up)", r.Context().RegistryStr(), ref, err)
+		return fmt.Errorf("cannot reach registry %s for %q: %w (hint: check the reference and that the registry is up)", r.Context().RegistryStr(), ref, err)
 	}
 	return fmt.Errorf("pulling %q: %w", ref, err)
 }
@@ -136,7 +136,7 @@ func openLayout(ref, spec string, platform v1.Platform) (*source, error) {
 	}
 	p, err := layout.FromPath(dir)
 	if err != nil {
-		return nil, fmt.Errorf("reading OCI layout %s: %v (hint: pass a directory holding oci-layout and index.json, e.g. from \"skopeo copy ... oci:DIR\")", dir, err)
+		return nil, fmt.Errorf("reading OCI layout %s: %w (hint: pass a directory holding oci-layout and index.json, e.g. from \"skopeo copy ... oci:DIR\")", dir, err)
 	}
 	var idx indexReader
 	idx, err = p.ImageIndex()
@@ -169,7 +169,7 @@ func openLayout(ref, spec string, platform v1.Platform) (*source, error) {
 func openArchive(ref, file string, platform v1.Platform) (*source, error) {
 	img, err := tarball.ImageFromPath(file, nil)
 	if err != nil {
-		return nil, fmt.Errorf("reading image archive %s: %v (hint: pass a tarball from \"docker save\" or \"podman save --format docker-archive\")", file, err)
+		return nil, fmt.Errorf("reading image archive %s: %w (hint: pass a tarball from \"docker save\" or \"podman save --format docker-archive\")", file, err)
 	}
 	s := &source{Ref: ref, Kind: "docker-archive", Image: img, Uncompressed: true}
 	if fi, err := os.Stat(file); err == nil {

@@ -5,6 +5,7 @@ package ext4test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -26,7 +27,7 @@ type Inode struct {
 
 func debugfs(t testing.TB, img, req string) (stdout, stderr string) {
 	t.Helper()
-	cmd := exec.Command("debugfs", "-R", req, img)
+	cmd := exec.CommandContext(context.Background(), "debugfs", "-R", req, img)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	if err := cmd.Run(); err != nil {
@@ -115,7 +116,7 @@ func Ls(t testing.TB, img, path string) []string {
 // Fsck runs e2fsck -fn on img and fails the test unless it is clean.
 func Fsck(t testing.TB, img string) {
 	t.Helper()
-	out, err := exec.Command("e2fsck", "-fn", img).CombinedOutput()
+	out, err := exec.CommandContext(context.Background(), "e2fsck", "-fn", img).CombinedOutput()
 	if err != nil {
 		t.Fatalf("e2fsck -fn %s: %v\n%s", img, err, out)
 	}

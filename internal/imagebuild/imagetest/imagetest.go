@@ -82,10 +82,14 @@ func Tar(entries ...Entry) []byte {
 			panic(fmt.Sprintf("imagetest: %v", err))
 		}
 		if h.Typeflag == tar.TypeReg {
-			tw.Write([]byte(e.Body))
+			if _, err := tw.Write([]byte(e.Body)); err != nil {
+				panic(fmt.Sprintf("imagetest: %v", err))
+			}
 		}
 	}
-	tw.Close()
+	if err := tw.Close(); err != nil {
+		panic(fmt.Sprintf("imagetest: %v", err))
+	}
 	return buf.Bytes()
 }
 
