@@ -39,16 +39,16 @@ func (x *extractor) file(h *tar.Header, name string, body io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("creating %q: %w", name, err)
 	}
-	defer out.Close()
 	if f.Size, f.SHA256, err = x.stream(name, out, body); err != nil {
+		out.Close()
 		return err
 	}
 	if err := out.Chmod(perm); err != nil {
+		out.Close()
 		return fmt.Errorf("setting mode of %q: %w", name, err)
 	}
-	if err := out.Close(); err != nil {
-		return fmt.Errorf("writing %q: %w", name, err)
-	}
+	// The writers flush and close it while the tar loop reads on.
+	x.w.submit(&job{f: f, flush: out})
 	return nil
 }
 

@@ -48,6 +48,8 @@
 // On error the destination directory is left partially written: the caller
 // extracts into a temporary directory of its own and removes it (with
 // os.RemoveAll, which does not follow symlinks) when ExtractBundle fails.
-// ExtractBundle does not fsync; the caller syncs before renaming the
-// directory into place if it needs durability.
+// On success everything written is on stable storage: files are flushed
+// by the writers as they finish (large ones start write-back as they
+// stream), then every directory is fsynced, so the caller can rename the
+// directory into place without a file-system-wide sync.
 package archive

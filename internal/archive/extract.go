@@ -76,6 +76,9 @@ func ExtractBundle(ctx context.Context, r io.Reader, dir string, lim Limits) ([]
 	if err = cmp.Or(err, werr); err != nil {
 		return nil, err
 	}
+	if err := x.flushDirs(); err != nil {
+		return nil, err
+	}
 	files := make([]File, 0, len(x.entries))
 	for _, f := range x.entries {
 		files = append(files, *f)
@@ -153,4 +156,28 @@ func (x *extractor) drain(src *source) error {
 			return explain(err, x.lim)
 		}
 	}
+}
+
+// flushDirs puts every directory's entries on stable storage (the files'
+// data already is), so a crash after the caller renames dir into place
+// cannot leave it with missing files.
+func (x *extractor) flushDirs() error {
+	dirs := []string{"."}
+	for name, f := range x.entries {
+		if strings.HasPrefix(f.Mode, "d") {
+			dirs = append(dirs, name)
+		}
+	}
+	for _, d := range dirs {
+		f, err := x.root.Open(d)
+		if err != nil {
+			return fmt.Errorf("flushing directory %q: %w", d, err)
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("flushing directory %q: %w", d, err)
+		}
+	}
+	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // Creating a file costs far more than writing a small one (about a
@@ -27,6 +29,9 @@ type job struct {
 	perm fs.FileMode
 	data []byte
 	f    *File // Path and Mode are set; the writer fills in Size and SHA256
+	// flush, when set, makes the job "flush and close this large file,
+	// already written" instead of writing data.
+	flush *os.File
 }
 
 type writers struct {
@@ -88,12 +93,19 @@ func (w *writers) run() {
 				}
 				w.mu.Unlock()
 			}
+		} else if j.flush != nil {
+			j.flush.Close()
 		}
-		w.free <- j.data
+		if j.flush == nil {
+			w.free <- j.data // flush jobs took no buffer
+		}
 	}
 }
 
 func (w *writers) write(j *job) error {
+	if j.flush != nil {
+		return flushClose(j.flush, j.f.Path)
+	}
 	if err := w.ctx.Err(); err != nil {
 		return err
 	}
@@ -110,10 +122,24 @@ func (w *writers) write(j *job) error {
 		f.Close()
 		return fmt.Errorf("setting mode of %q: %w", j.f.Path, err)
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing %q: %w", j.f.Path, err)
+	if err := flushClose(f, j.f.Path); err != nil {
+		return err
 	}
 	j.f.Size = int64(len(j.data))
 	j.f.SHA256 = hex.EncodeToString(sum[:])
+	return nil
+}
+
+// flushClose puts f's data on stable storage and closes it. Files are
+// flushed by the writers, several at once, so the file system can commit
+// them together while the tar loop reads on.
+func flushClose(f *os.File, name string) error {
+	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		f.Close()
+		return fmt.Errorf("flushing %q to disk: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %q: %w", name, err)
+	}
 	return nil
 }

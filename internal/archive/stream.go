@@ -9,6 +9,8 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 )
 
 // A large file is streamed in chunks: the tar loop fills a chunk while two
@@ -17,6 +19,7 @@ import (
 const (
 	chunkSize = 1 << 20
 	numChunks = 4
+	syncEvery = 8 << 20 // bytes between write-back starts
 )
 
 type chunk struct {
@@ -54,10 +57,18 @@ func (x *extractor) stream(name string, out *os.File, body io.Reader) (int64, st
 		}
 	})
 	wg.Go(func() {
+		// Start write-back every syncEvery bytes without waiting for it,
+		// so the final flush of the file has little left to do.
+		var written, started int64
 		for c := range writeq {
 			if werr == nil {
 				if _, werr = out.Write(c.b); werr != nil {
 					failed.Store(true)
+				}
+				written += int64(len(c.b))
+				if written-started >= syncEvery {
+					_ = unix.SyncFileRange(int(out.Fd()), started, written-started, unix.SYNC_FILE_RANGE_WRITE)
+					started = written
 				}
 			}
 			release(c)

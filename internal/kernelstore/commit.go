@@ -66,6 +66,10 @@ func writeManifest(dir string, m *Manifest) error {
 		f.Close()
 		return fmt.Errorf("writing manifest: %w", err)
 	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("writing manifest: %w", err)
+	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("writing manifest: %w", err)
 	}
@@ -73,11 +77,12 @@ func writeManifest(dir string, m *Manifest) error {
 }
 
 // commit makes the complete directory tmp visible as kernel name,
-// atomically replacing an existing install, and removes the old one.
-// Everything in tmp is flushed to disk first so a crash cannot leave a
-// kernel with missing data under its name.
+// atomically replacing an existing install, and removes the old one. The
+// extractor has flushed the files, writeManifest the manifest; tmp itself
+// is synced here so a crash cannot leave a kernel with missing data under
+// its name.
 func (s *Store) commit(tmp, name string) error {
-	if err := syncFS(tmp); err != nil {
+	if err := syncDir(tmp); err != nil {
 		return fmt.Errorf("flushing kernel %q to disk: %w", name, err)
 	}
 	final := s.path(name)
@@ -95,17 +100,6 @@ func (s *Store) commit(tmp, name string) error {
 		return fmt.Errorf("installing kernel %q into %s: %w", name, final, err)
 	}
 	return syncDir(s.dir)
-}
-
-// syncFS flushes the filesystem holding dir (all of the new tree at once,
-// cheaper than fsyncing every file).
-func syncFS(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return unix.Syncfs(int(f.Fd()))
 }
 
 func syncDir(dir string) error {
