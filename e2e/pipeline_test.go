@@ -156,7 +156,7 @@ func waitHTTP(ctx context.Context, url string, exited <-chan error) error {
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-exited:
-			return fmt.Errorf("exited early: %v", err)
+			return fmt.Errorf("exited early: %w", err)
 		case <-time.After(100 * time.Millisecond):
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
