@@ -25,26 +25,54 @@ func (e *BootError) Error() string { return e.Reason + e.Console }
 type consoleTail struct {
 	path string
 	off  int64
+	f    *os.File
 	text strings.Builder
+	// scanned is how much of text the checks have seen, up to the start
+	// of its last (possibly partial) line, which is looked at again.
+	scanned int
 }
 
-// poll appends what was written since the last call.
-func (c *consoleTail) poll() {
-	f, err := os.Open(c.path)
-	if err != nil {
-		return
+// poll appends what was written since the last call and reports whether
+// anything was.
+func (c *consoleTail) poll() bool {
+	if c.f == nil {
+		f, err := os.Open(c.path)
+		if err != nil {
+			return false
+		}
+		if _, err := f.Seek(c.off, io.SeekStart); err != nil {
+			f.Close()
+			return false
+		}
+		c.f = f
 	}
-	defer f.Close()
-	if _, err := f.Seek(c.off, io.SeekStart); err != nil {
-		return
-	}
-	n, _ := io.Copy(&c.text, io.LimitReader(f, 8<<20))
+	n, _ := io.Copy(&c.text, io.LimitReader(c.f, 8<<20))
 	c.off += n
+	return n > 0
+}
+
+func (c *consoleTail) close() {
+	if c.f != nil {
+		c.f.Close()
+	}
+}
+
+// unscanned returns the text the checks have not seen (from the start of
+// the last line seen) and marks it seen.
+func (c *consoleTail) unscanned() string {
+	all := c.text.String()
+	chunk := all[c.scanned:]
+	if i := strings.LastIndexByte(chunk, '\n'); i >= 0 {
+		c.scanned += i + 1
+	}
+	return chunk
 }
 
 // waitReady watches v's boot until the guest is ready, recording the boot
 // timings from t0 (when the VMM was spawned). It fails fast on a kernel
-// panic, a KVM failure or the VMM exiting, quoting the console.
+// panic, a KVM failure or the VMM exiting, quoting the console. Each tick
+// reads only what the console gained and checks only the new lines, so
+// the wait costs the (often CPU-starved) VMM next to nothing.
 func (s *Store) waitReady(ctx context.Context, v *VM, t0 time.Time, timeout time.Duration) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -57,10 +85,12 @@ func (s *Store) waitReady(ctx context.Context, v *VM, t0 time.Time, timeout time
 		sshUp = probeSSH(ctx, v.sshAddr())
 	}
 	con := &consoleTail{path: v.ConsoleLog(), off: v.State.ConsoleOffset}
+	defer con.close()
 	fail := func(reason string, crashed bool) error {
 		con.poll()
 		return &BootError{Reason: reason, Crashed: crashed, Console: quoteConsole(con.text.String(), 15)}
 	}
+	var lastAliveCheck time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -72,34 +102,40 @@ func (s *Store) waitReady(ctx context.Context, v *VM, t0 time.Time, timeout time
 			return nil
 		case <-tick.C:
 		}
-		con.poll()
-		log := con.text.String()
-		b := &v.State.Boot
-		if b.Kernel == 0 && strings.Contains(log, "Linux version") {
-			b.Kernel = time.Since(t0)
+		grew := con.poll()
+		alive := true
+		if !grew || time.Since(lastAliveCheck) > 50*time.Millisecond {
+			lastAliveCheck = time.Now()
+			if alive = vmmAlive(v.State); !alive {
+				con.poll() // what the VMM wrote before it died
+				grew = true
+			}
 		}
-		if b.Init == 0 && initRE.MatchString(log) {
-			b.Init = time.Since(t0)
+		if grew {
+			chunk := con.unscanned()
+			b := &v.State.Boot
+			if b.Kernel == 0 && strings.Contains(chunk, "Linux version") {
+				b.Kernel = time.Since(t0)
+			}
+			if b.Init == 0 && initRE.MatchString(chunk) {
+				b.Init = time.Since(t0)
+			}
+			if l := panicLine(chunk); l != "" {
+				return fail("the guest kernel panicked: "+strings.TrimSpace(l), true)
+			}
+			if l := kvmRE.FindString(chunk); l != "" {
+				return fail("KVM failed: "+strings.TrimSpace(l)+" ("+kvmHint+")", true)
+			}
+			// A guest that showed the marker was ready, even if it has
+			// shut down since: reconcile records that.
+			if v.Config.Ready == ReadyConsole && consoleReady(v.Config.ReadyMarker, chunk) {
+				b.Ready = time.Since(t0)
+				return nil
+			}
 		}
-		alive := vmmAlive(v.State)
 		if !alive {
-			// Read what the VMM wrote before it died.
-			con.poll()
-			log = con.text.String()
-		}
-		if l := panicLine(log); l != "" {
-			return fail("the guest kernel panicked: "+strings.TrimSpace(l), true)
-		}
-		if l := kvmRE.FindString(log); l != "" {
-			return fail("KVM failed: "+strings.TrimSpace(l)+" ("+kvmHint+")", true)
-		}
-		if !alive {
-			reason, crashed := crashReason(log)
+			reason, crashed := crashReason(con.text.String())
 			return fail("the VMM exited during boot: "+reason, crashed)
-		}
-		if v.Config.Ready == ReadyConsole && consoleReady(v.Config.ReadyMarker, log) {
-			b.Ready = time.Since(t0)
-			return nil
 		}
 	}
 }

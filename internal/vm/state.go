@@ -99,7 +99,12 @@ func (v *VM) KnownHosts() string { return filepath.Join(v.Dir, knownHosts) }
 
 // writeJSON writes v to path atomically: temp file, fsync, rename, fsync
 // of the directory.
-func writeJSON(path string, v any) error {
+func writeJSON(path string, v any) error { return writeJSONFile(path, v, true) }
+
+// writeJSONFile is writeJSON; without durable it skips the fsyncs and
+// keeps only the atomic rename (readers never see a partial file), for
+// records that are rewritten often and mean nothing after a host reboot.
+func writeJSONFile(path string, v any, durable bool) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
@@ -113,6 +118,15 @@ func writeJSON(path string, v any) error {
 	if _, err := f.Write(append(data, '\n')); err != nil {
 		f.Close()
 		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if !durable {
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
+		if err := os.Rename(f.Name(), path); err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
+		return nil
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
@@ -139,9 +153,11 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// saveState records v's state.
+// saveState records v's state. The runtime state (pid, sockets, status)
+// describes processes that do not survive a host reboot, so it is written
+// atomically but not synced: reconcile repairs it from the real processes.
 func (v *VM) saveState() error {
-	if err := writeJSON(filepath.Join(v.Dir, stateFile), v.State); err != nil {
+	if err := writeJSONFile(filepath.Join(v.Dir, stateFile), v.State, false); err != nil {
 		return fmt.Errorf("saving state of VM %q: %w", v.Name(), err)
 	}
 	return nil
