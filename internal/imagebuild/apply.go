@@ -2,8 +2,8 @@ package imagebuild
 
 import (
 	"archive/tar"
-	"errors"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
