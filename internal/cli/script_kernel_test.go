@@ -38,6 +38,7 @@ func bundles(version string) map[string][]byte {
 	return map[string][]byte{
 		"minimal":        bundletest.Minimal(vm),
 		"full":           bundletest.Full(vm),
+		"large":          bundletest.Minimal(bundletest.FakeVMLinux(version, 512<<10)),
 		"traversal":      bundletest.Build(vml, e("../evil", "x")),
 		"absolute":       bundletest.Build(vml, e("/etc/evil", "x")),
 		"outside-roots":  bundletest.Build(vml, e("etc/passwd", "x")),
