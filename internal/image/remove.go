@@ -5,11 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 
 	"github.com/thaloco/banger/internal/lockfile"
 	"github.com/thaloco/banger/internal/paths"
+	"github.com/thaloco/banger/internal/stagedir"
 )
 
 // Remove deletes the image called name, broken or not. It first moves the
@@ -24,19 +23,10 @@ func (s *Store) Remove(ctx context.Context, name string) error {
 		return fmt.Errorf("locking image %q: %w", name, err)
 	}
 	defer lock.Unlock()
-	s.cleanLeftovers(name)
-	dir := s.path(name)
-	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+	stagedir.CleanLeftovers(s.dir, name)
+	if err := stagedir.Remove(s.dir, name); errors.Is(err, fs.ErrNotExist) {
 		return notFound(name)
-	}
-	old := filepath.Join(s.dir, ".old-"+name+"-"+randSuffix())
-	if err := os.Rename(dir, old); err != nil {
-		return fmt.Errorf("removing image %q: %w", name, err)
-	}
-	if err := syncDir(s.dir); err != nil {
-		return err
-	}
-	if err := os.RemoveAll(old); err != nil {
+	} else if err != nil {
 		return fmt.Errorf("removing image %q: %w", name, err)
 	}
 	return nil

@@ -2,23 +2,20 @@ package image
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/thaloco/banger/internal/lockfile"
 	"github.com/thaloco/banger/internal/paths"
+	"github.com/thaloco/banger/internal/stagedir"
 )
 
 // Leftovers of interrupted runs are hidden dot-directories beside the
@@ -47,17 +44,17 @@ func (s *Store) Begin(ctx context.Context, name string, force bool, onWait func(
 	if err != nil {
 		return nil, fmt.Errorf("locking image %q: %w", name, err)
 	}
-	s.cleanLeftovers(name)
+	stagedir.CleanLeftovers(s.dir, name)
 	if !force {
 		if _, err := os.Stat(s.path(name)); err == nil {
 			lock.Unlock()
 			return nil, fmt.Errorf("image %q already exists (hint: pass --force to replace it, or choose another --name): %w", name, ErrExists)
 		}
 	}
-	dir := filepath.Join(s.dir, ".tmp-"+name+"-"+randSuffix())
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	dir, err := stagedir.Create(s.dir, name)
+	if err != nil {
 		lock.Unlock()
-		return nil, fmt.Errorf("creating a temporary directory for image %q: %w", name, err)
+		return nil, fmt.Errorf("image %q: %w", name, err)
 	}
 	return &Txn{s: s, name: name, dir: dir, force: force, lock: lock}, nil
 }
@@ -101,26 +98,13 @@ func (t *Txn) Commit(ctx context.Context, m *Manifest) (*Manifest, error) {
 	if m.CreatedAt.IsZero() {
 		m.CreatedAt = time.Now().UTC()
 	}
-	if err := writeManifest(t.dir, m); err != nil {
+	if err := stagedir.WriteJSON(filepath.Join(t.dir, ManifestFile), m); err != nil {
 		return nil, fmt.Errorf("image %q: %w", t.name, err)
 	}
-	if err := syncDir(t.dir); err != nil {
-		return nil, fmt.Errorf("flushing image %q to disk: %w", t.name, err)
+	if err := stagedir.Publish(t.s.dir, t.dir, t.name, t.force); err != nil {
+		return nil, fmt.Errorf("installing image %q: %w", t.name, err)
 	}
-	final := t.s.path(t.name)
-	err = unix.Renameat2(unix.AT_FDCWD, t.dir, unix.AT_FDCWD, final, unix.RENAME_NOREPLACE)
-	if t.force && (errors.Is(err, unix.EEXIST) || errors.Is(err, fs.ErrExist)) {
-		// Swap the new image in atomically; the old one ends up at t.dir
-		// and is removed by Abort.
-		err = unix.Renameat2(unix.AT_FDCWD, t.dir, unix.AT_FDCWD, final, unix.RENAME_EXCHANGE)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("installing image %q into %s: %w", t.name, final, err)
-	}
-	if err := syncDir(t.s.dir); err != nil {
-		return nil, err
-	}
-	m.dir = final
+	m.dir = t.s.path(t.name)
 	return m, nil
 }
 
@@ -185,50 +169,6 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-func randSuffix() string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// cleanLeftovers removes what interrupted runs left for name. The caller
-// holds name's lock.
-func (s *Store) cleanLeftovers(name string) {
-	for _, prefix := range []string{".tmp-", ".old-"} {
-		matches, _ := filepath.Glob(filepath.Join(s.dir, prefix+name+"-*"))
-		for _, m := range matches {
-			// The suffix is 12 hex digits: don't touch another name that
-			// merely starts with this one.
-			if rest := strings.TrimPrefix(filepath.Base(m), prefix+name+"-"); len(rest) == 12 && !strings.Contains(rest, "-") {
-				os.RemoveAll(m)
-			}
-		}
-	}
-}
-
-func writeManifest(dir string, m *Manifest) error {
-	data, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encoding manifest: %w", err)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, ManifestFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return fmt.Errorf("writing manifest: %w", err)
-	}
-	if _, err := f.Write(append(data, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("writing manifest: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("writing manifest: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing manifest: %w", err)
-	}
-	return nil
-}
-
 // syncFile flushes one file's data to disk.
 func syncFile(path string) error {
 	f, err := os.Open(path)
@@ -237,16 +177,4 @@ func syncFile(path string) error {
 	}
 	defer f.Close()
 	return f.Sync()
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
 }

@@ -2,12 +2,13 @@ package kernelstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io/fs"
 
 	"github.com/thaloco/banger/internal/lockfile"
 	"github.com/thaloco/banger/internal/paths"
+	"github.com/thaloco/banger/internal/stagedir"
 )
 
 // Remove deletes the installed kernel name and nothing else. The directory
@@ -23,17 +24,10 @@ func (s *Store) Remove(ctx context.Context, name string) error {
 	}
 	defer lock.Unlock()
 	s.cleanLeftovers(name)
-	dir := s.path(name)
-	st, err := os.Lstat(dir)
-	if err != nil || !st.IsDir() {
+	if err := stagedir.Remove(s.dir, name); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("kernel %q is not installed (hint: run \"banger kernel list\"): %w", name, ErrNotInstalled)
-	}
-	old := filepath.Join(s.dir, ".old-"+name+"-"+randSuffix())
-	if err := os.Rename(dir, old); err != nil {
+	} else if err != nil {
 		return fmt.Errorf("removing kernel %q: %w", name, err)
 	}
-	if err := os.RemoveAll(old); err != nil {
-		return fmt.Errorf("removing kernel %q: %w", name, err)
-	}
-	return syncDir(s.dir)
+	return nil
 }

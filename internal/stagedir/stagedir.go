@@ -1,0 +1,138 @@
+// Package stagedir builds named directories (installed kernels, images)
+// out of sight and makes them appear complete or not at all: each is
+// assembled in a hidden .tmp-<name>-<rand> directory beside its final
+// place and renamed into place once flushed to disk; removal renames it to
+// .old-<name>-<rand> first. The caller serializes work on one name (with
+// a lock) and calls CleanLeftovers under it to remove what an interrupted
+// run left behind.
+package stagedir
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrExists is returned by Publish when name exists and replace is false.
+var ErrExists = errors.New("already exists")
+
+const suffixLen = 12 // hex digits
+
+func suffix() string {
+	b := make([]byte, suffixLen/2)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Create makes a new hidden staging directory for name in parent.
+func Create(parent, name string) (string, error) {
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return "", fmt.Errorf("creating %s: %w", parent, err)
+	}
+	dir := filepath.Join(parent, ".tmp-"+name+"-"+suffix())
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", fmt.Errorf("creating a staging directory for %q: %w", name, err)
+	}
+	return dir, nil
+}
+
+// CleanLeftovers removes the staging and removal directories that
+// interrupted runs left for name, and nothing of any other name.
+func CleanLeftovers(parent, name string) {
+	for _, prefix := range []string{".tmp-", ".old-"} {
+		matches, _ := filepath.Glob(filepath.Join(parent, prefix+name+"-*"))
+		for _, m := range matches {
+			rest := strings.TrimPrefix(filepath.Base(m), prefix+name+"-")
+			if len(rest) == suffixLen && !strings.Contains(rest, "-") {
+				os.RemoveAll(m)
+			}
+		}
+	}
+}
+
+// Publish makes the staged directory tmp visible as parent/name in one
+// rename. With replace, an existing directory is swapped out atomically and
+// then removed; without, an existing one is an error wrapping ErrExists.
+// The files in tmp must already be on stable storage; Publish flushes tmp
+// itself and parent.
+func Publish(parent, tmp, name string, replace bool) error {
+	if err := SyncDir(tmp); err != nil {
+		return err
+	}
+	final := filepath.Join(parent, name)
+	err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, final, unix.RENAME_NOREPLACE)
+	exists := errors.Is(err, unix.EEXIST) || errors.Is(err, fs.ErrExist)
+	switch {
+	case exists && !replace:
+		return fmt.Errorf("%s: %w", final, ErrExists)
+	case exists:
+		// The new tree takes the name; the old one ends up at tmp.
+		if err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, final, unix.RENAME_EXCHANGE); err == nil {
+			old := filepath.Join(parent, ".old-"+name+"-"+suffix())
+			if os.Rename(tmp, old) == nil {
+				os.RemoveAll(old)
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("renaming into %s: %w", final, err)
+	}
+	return SyncDir(parent)
+}
+
+// Remove takes parent/name out of sight in one rename, then deletes it.
+// It returns an error wrapping fs.ErrNotExist if there is nothing to remove.
+func Remove(parent, name string) error {
+	dir := filepath.Join(parent, name)
+	old := filepath.Join(parent, ".old-"+name+"-"+suffix())
+	if err := os.Rename(dir, old); err != nil {
+		return err
+	}
+	if err := SyncDir(parent); err != nil {
+		return err
+	}
+	return os.RemoveAll(old)
+}
+
+// WriteJSON writes v, indented, to a new file at path and flushes it.
+func WriteJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", filepath.Base(path), err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", filepath.Base(path), err)
+	}
+	if _, err = f.Write(append(data, '\n')); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
+// SyncDir flushes a directory's entries to stable storage.
+func SyncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return nil
+}
