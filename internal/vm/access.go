@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"time"
 
 	"github.com/thaloco/banger/internal/guest"
 	"github.com/thaloco/banger/internal/lockfile"
@@ -66,5 +67,26 @@ func (s *Store) Console(ctx context.Context, name string, in io.Reader, out io.W
 		return false, err
 	}
 	defer l.Unlock()
+	// A guest that powers off halts without ending the VMM; end it then,
+	// which closes the console and so the session.
+	wctx, stop := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	defer func() { stop(); <-watched }()
+	go func() {
+		defer close(watched)
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-t.C:
+				if guestHalted(v) {
+					s.reconcile(v)
+					return
+				}
+			}
+		}
+	}()
 	return guest.AttachConsole(ctx, v.State.ConsoleSocket, in, out)
 }

@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -99,5 +100,28 @@ func TestConsoleReady(t *testing.T) {
 	}
 	if !consoleReady("hello", log) || consoleReady("bye", log) {
 		t.Error("custom marker not matched as a substring")
+	}
+}
+
+func TestHaltDetection(t *testing.T) {
+	dir := t.TempDir()
+	v := &VM{Dir: dir}
+	for _, tc := range []struct {
+		log    string
+		halted bool
+	}{
+		{"[ 9.1] systemd-shutdown[1]: Powering off.\n[ 9.2] reboot: Power down\n", true},
+		{"[ 9.2] reboot: System halted\n", true},
+		{"/ # \x1b[6n[    2.875661] reboot: Power off not available: System halted instead\r\n", true},
+		{"[ 9.2] reboot: Restarting system\n", false},
+		{"[ 9.2] reboot: Power down\n[ 9.3] later output\n", false},
+		{"login: ", false},
+	} {
+		if err := os.WriteFile(v.ConsoleLog(), []byte(tc.log), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := guestHalted(v); got != tc.halted {
+			t.Errorf("guestHalted(%q) = %v, want %v", tc.log, got, tc.halted)
+		}
 	}
 }

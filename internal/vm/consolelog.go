@@ -66,7 +66,11 @@ var (
 	// Lines with which QEMU reports that KVM cannot run the guest.
 	kvmRE = regexp.MustCompile(`KVM internal error.*|kvm_buf_set_msrs.*|failed to set MSR.*|KVM: entry failed.*|kvm run failed.*`)
 	// A guest that shut itself down (or rebooted, which ends the VMM).
-	shutdownRE = regexp.MustCompile(`reboot: (Restarting system|Power down|System halted)`)
+	shutdownRE = regexp.MustCompile(`reboot: (Restarting system|Power down|System halted|Power off not available)`)
+	// A guest kernel that halted or powered off: without ACPI no microVM
+	// VMM exits then, so banger ends it. (Without ACPI the kernel says
+	// "reboot: Power off not available: System halted instead".)
+	haltRE = regexp.MustCompile(`reboot: (Power down|System halted|Power off not available.*)\s*$`)
 	// QEMU's own messages.
 	qemuRE = regexp.MustCompile(`(?m)^qemu-system-\S+: (.*)$`)
 )

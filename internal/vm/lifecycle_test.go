@@ -272,3 +272,59 @@ func TestStopTimeout(t *testing.T) {
 		t.Fatalf("after stop: %+v", v.State)
 	}
 }
+
+// TestStopOverSSH stops a guest that ignores Ctrl-Alt-Del (as one whose
+// kernel lacks the i8042 driver does) but has SSH: banger asks it to
+// reboot over SSH, and the stop is graceful, well before the timeout.
+func TestStopOverSSH(t *testing.T) {
+	s := newStore(t, nil)
+	kp := shared.ssh + "/id_ed25519.pub"
+	pub, err := os.ReadFile(kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootfs := t.TempDir() + "/deaf-sshd.ext4"
+	guesttest.BuildRootfs(t, rootfs, guesttest.Rootfs{AuthorizedKey: string(pub),
+		Inittab: "ttyS0::respawn:-/bin/sh\n"})
+	if _, err := s.Create(context.Background(), CreateOptions{Name: "deafssh", Kernel: "test", Rootfs: rootfs, MemoryMiB: 256}); err != nil {
+		t.Fatal(err)
+	}
+	v := startRetry(t, s, "deafssh")
+	t0 := time.Now()
+	if _, err := s.Stop(context.Background(), "deafssh", StopOptions{Timeout: 90 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(t0); d > 60*time.Second {
+		t.Fatalf("stop took %v: the SSH reboot did not happen", d)
+	}
+	if log := readConsole(v.ConsoleLog(), v.State.ConsoleOffset, 1<<20); !strings.Contains(log, "reboot: Restarting system") {
+		t.Fatalf("the guest did not reboot:\n%s", strings.Join(lastLines(log, 10), "\n"))
+	}
+}
+
+// TestGuestPowerOff: a guest that powers off halts its kernel, which ends
+// no microVM VMM; banger notices on its next look and ends the VMM.
+func TestGuestPowerOff(t *testing.T) {
+	s := newStore(t, nil)
+	rootfs := t.TempDir() + "/poweroff.ext4"
+	guesttest.BuildRootfs(t, rootfs, guesttest.Rootfs{Init: "(sleep 1; poweroff -f) &"})
+	if _, err := s.Create(context.Background(), CreateOptions{Name: "off", Kernel: "test", Rootfs: rootfs,
+		Net: NetNone, MemoryMiB: 256, ReadyMarker: guesttest.ReadyMarker}); err != nil {
+		t.Fatal(err)
+	}
+	v := startRetry(t, s, "off")
+	pid := v.State.PID
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if v = status(t, s, "off"); v.State.Status != StatusRunning {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if v.State.Status != StatusStopped || v.State.Reason != "the guest shut down" {
+		t.Fatalf("after the guest powered off: %+v", v.State)
+	}
+	if _, alive := procStart(pid); alive {
+		t.Fatalf("VMM %d still runs after the guest powered off", pid)
+	}
+}

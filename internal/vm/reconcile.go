@@ -33,6 +33,10 @@ func reconcileLocked(v *VM) bool {
 	if !v.State.Status.active() {
 		return false
 	}
+	if vmmAlive(v.State) && guestHalted(v) {
+		// The guest powered off, which ends no microVM VMM: end it.
+		_ = killVMM(v.State, time.Second)
+	}
 	if vmmAlive(v.State) {
 		// A start or stop whose banger died half-way: the VMM is what counts.
 		if v.State.Status != StatusRunning {

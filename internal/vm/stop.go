@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/thaloco/banger/internal/guest"
+	"github.com/thaloco/banger/internal/sshkey"
 	"github.com/thaloco/banger/internal/vmm"
 )
 
@@ -61,7 +64,7 @@ func (s *Store) stopLocked(ctx context.Context, v *VM, o StopOptions) error {
 		if err := s.shutdown(ctx, v); err != nil {
 			s.logf("VM %q: %v; killing it", v.Name(), err)
 		} else {
-			gone = waitExit(ctx, v.State, o.Timeout)
+			gone = s.waitShutdown(ctx, v, o.Timeout)
 			if !gone && ctx.Err() == nil {
 				s.logf("VM %q did not shut down within %v; killing it", v.Name(), o.Timeout)
 			}
@@ -78,6 +81,57 @@ func (s *Store) stopLocked(ctx context.Context, v *VM, o StopOptions) error {
 	}
 	markGone(v)
 	return v.saveState()
+}
+
+// sshRebootAfter is how long a guest gets to react to Ctrl-Alt-Del before
+// banger also asks it over SSH (guests whose kernel lacks the i8042
+// keyboard driver never see Ctrl-Alt-Del).
+const sshRebootAfter = 5 * time.Second
+
+// waitShutdown waits up to timeout for v's VMM to exit after Ctrl-Alt-Del.
+// If it still runs after sshRebootAfter and the guest has SSH, the guest
+// is also asked to reboot over SSH (a reboot ends the VMM: -no-reboot, or
+// Firecracker's exit on reset). A guest that halted instead (the kernel's
+// "reboot: Power down", which ends no microVM VMM) counts as gone.
+func (s *Store) waitShutdown(ctx context.Context, v *VM, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	asked := v.Config.Ready != ReadySSH || v.sshAddr() == ""
+	for {
+		if !vmmAlive(v.State) || guestHalted(v) {
+			return true
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return false
+		}
+		if !asked && time.Until(deadline) < timeout-sshRebootAfter {
+			asked = true
+			s.rebootOverSSH(ctx, v)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// rebootOverSSH asks the guest to reboot over SSH, best effort.
+func (s *Store) rebootOverSSH(ctx context.Context, v *VM) {
+	kp, err := sshkey.Ensure(s.Layout.SSHDir())
+	if err != nil {
+		return
+	}
+	target := &guest.SSH{Addr: v.sshAddr(), KeyPath: kp.PrivatePath, KnownHosts: v.KnownHosts(), Name: v.Name()}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := target.Connect(cctx, 0)
+	if err != nil {
+		return
+	}
+	defer func() { _ = c.Close() }()
+	_, _ = guest.Run(cctx, c, "systemctl reboot 2>/dev/null || reboot", nil, io.Discard, io.Discard)
+}
+
+// guestHalted reports whether the guest kernel halted or powered off (its
+// last console lines say so) while the VMM lives on.
+func guestHalted(v *VM) bool {
+	return haltRE.MatchString(readConsole(v.ConsoleLog(), v.State.ConsoleOffset, 4096))
 }
 
 // shutdown asks v's guest to shut down through its driver.
