@@ -127,7 +127,8 @@ func serveHTTP(t *testing.T, ctx context.Context, dir string) string {
 	for attempt := 0; attempt < 3; attempt++ {
 		addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 		sctx, cancel := context.WithCancel(ctx)
-		cmd := exec.CommandContext(sctx, "rclone", "serve", "http", dir, "--addr", addr)
+		cmd := exec.CommandContext(sctx, "rclone", "serve", "http", dir, "--addr", addr,
+			"--dir-cache-time", "0s") // see uploads at once, as a bucket would
 		cmd.Env = cleanEnv()
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
