@@ -36,6 +36,8 @@ lint-shell: ## shellcheck over scripts/ at warning severity
 bench: build ## run the benchmarks (pull, image build, boot)
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
 	scripts/bench-pull.sh
+	scripts/bench-image.sh
+	scripts/bench-boot.sh
 
 kernel: build ## build generic-6.12 from source and import it
 	scripts/make-generic-kernel.sh
