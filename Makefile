@@ -28,6 +28,7 @@ lint: lint-go lint-shell ## gofmt, go vet, golangci-lint, shellcheck
 lint-go:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) mod tidy -diff
 	$(GOLANGCI) run ./...
 
 lint-shell: ## shellcheck over scripts/ at warning severity
