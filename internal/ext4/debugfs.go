@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/thaloco/banger/internal/logtail"
 )
 
 // Edit runs debugfs commands (one per element, e.g. `sif "/etc/x" uid 5`)
@@ -33,7 +35,7 @@ func Edit(ctx context.Context, img string, commands []string) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("debugfs -w %s: %w: %s", img, err, lastLines(stderr.String(), 3))
+		return fmt.Errorf("debugfs -w %s: %w: %s", img, err, logtail.Quote(stderr.String(), 3))
 	}
 	// debugfs keeps going after a failed command and exits 0; its errors
 	// are the stderr lines other than its version banner.

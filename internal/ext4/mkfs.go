@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/thaloco/banger/internal/logtail"
 )
 
 // ErrTooSmall is wrapped when the tree does not fit in the requested size.
@@ -81,19 +83,9 @@ func Make(ctx context.Context, out string, opts MakeOptions) (err error) {
 		case strings.Contains(msg, "No space left on device"):
 			return fmt.Errorf("writing ext4 image %s: %w (hint: free some space there)", out, syscall.ENOSPC)
 		case strings.Contains(msg, "Could not allocate"):
-			return fmt.Errorf("the tree does not fit in a %d MiB ext4 image: %s: %w", opts.Size>>20, lastLine(msg), ErrTooSmall)
+			return fmt.Errorf("the tree does not fit in a %d MiB ext4 image: %s: %w", opts.Size>>20, logtail.Quote(msg, 1), ErrTooSmall)
 		}
-		return fmt.Errorf("mkfs.ext4 -d %s: %w: %s", opts.Dir, err, lastLines(msg, 5))
+		return fmt.Errorf("mkfs.ext4 -d %s: %w: %s", opts.Dir, err, logtail.Quote(msg, 5))
 	}
 	return nil
-}
-
-func lastLine(s string) string { return lastLines(s, 1) }
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "; ")
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+
+	"github.com/thaloco/banger/internal/logtail"
 )
 
 // aptScript runs inside the image's chroot: it installs the packages
@@ -78,7 +80,7 @@ func installPackages(ctx context.Context, dir string, pkgs []string) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("apt-get install %s in the image failed: %w: %s", strings.Join(pkgs, " "), err, tail(out.String(), 8))
+		return fmt.Errorf("apt-get install %s in the image failed: %w: %s", strings.Join(pkgs, " "), err, logtail.Quote(out.String(), 8))
 	}
 	return nil
 }
@@ -141,12 +143,4 @@ func denyServiceStarts(root *os.Root) (func(), error) {
 		return nil, err
 	}
 	return func() { _ = root.Remove(p) }, nil
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "; ")
 }

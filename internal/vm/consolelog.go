@@ -1,57 +1,17 @@
 package vm
 
 import (
-	"io"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/thaloco/banger/internal/logtail"
 )
-
-// readConsole returns the console log from offset on, at most the last
-// max bytes of it.
-func readConsole(path string, offset, max int64) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return ""
-	}
-	if st.Size()-offset > max {
-		offset = st.Size() - max
-	}
-	data, _ := io.ReadAll(io.NewSectionReader(f, offset, st.Size()-offset))
-	return string(data)
-}
-
-// lastLines returns the last n non-empty lines of s, control characters
-// removed, for quoting in errors.
-func lastLines(s string, n int) []string {
-	var lines []string
-	for _, l := range strings.Split(ansiRE.ReplaceAllString(s, ""), "\n") {
-		l = strings.TrimSpace(strings.Map(func(r rune) rune {
-			if r < ' ' && r != '\t' || r == 0x7f {
-				return -1
-			}
-			return r
-		}, l))
-		if l != "" {
-			lines = append(lines, l)
-		}
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return lines
-}
 
 // quoteConsole formats the last lines of a boot's console output to end
 // an error message.
 func quoteConsole(log string, n int) string {
-	lines := lastLines(log, n)
+	lines := logtail.Lines(log, n)
 	if len(lines) == 0 {
 		return " (the console log is empty)"
 	}
@@ -59,7 +19,6 @@ func quoteConsole(log string, n int) string {
 }
 
 var (
-	ansiRE      = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
 	timestampRE = regexp.MustCompile(`^\[\s*\d+\.\d+\]\s*`)
 	panicRE     = regexp.MustCompile(`Kernel panic - not syncing: .*`)
 	initRE      = regexp.MustCompile(`Run \S+ as init process`)
@@ -101,7 +60,7 @@ func crashReason(log string) (reason string, crashed bool) {
 			return "QEMU: " + msg, true
 		}
 	}
-	last := lastLines(log, 1)
+	last := logtail.Lines(log, 1)
 	if len(last) == 0 {
 		return "the VMM process exited or was killed before the guest wrote anything", true
 	}

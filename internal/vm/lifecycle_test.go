@@ -14,6 +14,7 @@ import (
 
 	"github.com/thaloco/banger/internal/guest"
 	"github.com/thaloco/banger/internal/guesttest"
+	"github.com/thaloco/banger/internal/logtail"
 )
 
 // bootTimeout bounds one test boot. Under TCG a boot takes a few seconds;
@@ -101,8 +102,8 @@ func TestLifecycle(t *testing.T) {
 	if v.State.Status != StatusStopped || v.State.PID != 0 || fileExists(v.Dir+"/qmp.sock") {
 		t.Fatalf("after stop: %+v", v.State)
 	}
-	if log := readConsole(v.ConsoleLog(), v.State.ConsoleOffset, 1<<20); !strings.Contains(log, "reboot: Restarting system") {
-		t.Errorf("the guest did not shut down by itself:\n%s", strings.Join(lastLines(log, 10), "\n"))
+	if log := logtail.ReadFrom(v.ConsoleLog(), v.State.ConsoleOffset, 1<<20); !strings.Contains(log, "reboot: Restarting system") {
+		t.Errorf("the guest did not shut down by itself:\n%s", strings.Join(logtail.Lines(log, 10), "\n"))
 	}
 
 	// Start again, then kill -9 the VMM behind banger's back.
@@ -297,8 +298,8 @@ func TestStopOverSSH(t *testing.T) {
 	if d := time.Since(t0); d > 60*time.Second {
 		t.Fatalf("stop took %v: the SSH reboot did not happen", d)
 	}
-	if log := readConsole(v.ConsoleLog(), v.State.ConsoleOffset, 1<<20); !strings.Contains(log, "reboot: Restarting system") {
-		t.Fatalf("the guest did not reboot:\n%s", strings.Join(lastLines(log, 10), "\n"))
+	if log := logtail.ReadFrom(v.ConsoleLog(), v.State.ConsoleOffset, 1<<20); !strings.Contains(log, "reboot: Restarting system") {
+		t.Fatalf("the guest did not reboot:\n%s", strings.Join(logtail.Lines(log, 10), "\n"))
 	}
 }
 

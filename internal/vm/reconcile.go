@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/thaloco/banger/internal/lockfile"
+	"github.com/thaloco/banger/internal/logtail"
 )
 
 // reconcile brings v's recorded status in line with its VMM process. It
@@ -56,7 +57,7 @@ func markGone(v *VM) {
 	if v.State.StopRequested {
 		v.State.Status, v.State.Reason = StatusStopped, ""
 	} else {
-		reason, crashed := crashReason(readConsole(v.ConsoleLog(), v.State.ConsoleOffset, 1<<20))
+		reason, crashed := crashReason(logtail.ReadFrom(v.ConsoleLog(), v.State.ConsoleOffset, 1<<20))
 		v.State.Status, v.State.Reason = StatusStopped, reason
 		if crashed {
 			v.State.Status = StatusCrashed

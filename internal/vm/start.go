@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/thaloco/banger/internal/kernelstore"
+	"github.com/thaloco/banger/internal/logtail"
 	"github.com/thaloco/banger/internal/vmm"
 )
 
@@ -71,7 +72,7 @@ func (s *Store) startLocked(ctx context.Context, v *VM, o StartOptions) error {
 	t0 := time.Now()
 	p, err := drv.Start(ctx, m)
 	if err != nil {
-		if l := kvmRE.FindString(readConsole(m.ConsoleLog, offset, 1<<20)); l != "" && m.Accel == "kvm" {
+		if l := kvmRE.FindString(logtail.ReadFrom(m.ConsoleLog, offset, 1<<20)); l != "" && m.Accel == "kvm" {
 			err = &BootError{Reason: "KVM failed: " + strings.TrimSpace(l) + " (" + kvmHint + ")", Crashed: true}
 		}
 		s.failStart(v, err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/thaloco/banger/internal/guest"
+	"github.com/thaloco/banger/internal/logtail"
 	"github.com/thaloco/banger/internal/sshkey"
 	"github.com/thaloco/banger/internal/vmm"
 )
@@ -131,7 +132,7 @@ func (s *Store) rebootOverSSH(ctx context.Context, v *VM) {
 // guestHalted reports whether the guest kernel halted or powered off (its
 // last console lines say so) while the VMM lives on.
 func guestHalted(v *VM) bool {
-	return haltRE.MatchString(readConsole(v.ConsoleLog(), v.State.ConsoleOffset, 4096))
+	return haltRE.MatchString(logtail.ReadFrom(v.ConsoleLog(), v.State.ConsoleOffset, 4096))
 }
 
 // shutdown asks v's guest to shut down through its driver.

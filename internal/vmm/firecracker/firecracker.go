@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/thaloco/banger/internal/vmm"
+	"github.com/thaloco/banger/internal/vmm/vmmproc"
 )
 
 // Files the driver keeps in a VM's state directory (or, with the jailer,
@@ -121,7 +122,7 @@ func (d *Driver) Start(ctx context.Context, m vmm.Machine) (vmm.Process, error) 
 	if err := os.MkdirAll(filepath.Dir(consoleLog), 0o755); err != nil {
 		return vmm.Process{}, fmt.Errorf("VM %q console log: %w", m.Name, err)
 	}
-	p, err := spawn(l.argv, consoleLog)
+	p, err := vmmproc.Spawn(l.argv, consoleLog)
 	if err != nil {
 		return vmm.Process{}, fmt.Errorf("starting firecracker for VM %q: %w", m.Name, err)
 	}
@@ -129,16 +130,16 @@ func (d *Driver) Start(ctx context.Context, m vmm.Machine) (vmm.Process, error) 
 	if timeout == 0 {
 		timeout = 5 * time.Second
 	}
-	if err := p.waitSocket(ctx, l.hostSocket, timeout); err != nil {
-		p.kill()
+	if err := waitSocket(ctx, p, l.hostSocket, timeout); err != nil {
+		p.Kill()
 		return vmm.Process{}, fmt.Errorf("starting firecracker for VM %q: %w", m.Name, err)
 	}
 	c := &Client{Socket: l.hostSocket}
 	if err := configure(ctx, c, m, l, d.VsockCID); err != nil {
-		p.kill()
-		return vmm.Process{}, fmt.Errorf("configuring firecracker for VM %q: %w%s", m.Name, err, p.outputSince())
+		p.Kill()
+		return vmm.Process{}, fmt.Errorf("configuring firecracker for VM %q: %w%s", m.Name, err, outputSince(p))
 	}
-	return vmm.Process{PID: p.cmd.Process.Pid, APISocket: l.hostSocket}, nil
+	return vmm.Process{PID: p.PID(), APISocket: l.hostSocket}, nil
 }
 
 // Shutdown sends Ctrl-Alt-Del; a guest booted with reboot=k then resets,

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/thaloco/banger/internal/vmm"
+	"github.com/thaloco/banger/internal/vmm/vmmproc"
 )
 
 // Files the driver keeps in a VM's state directory.
@@ -78,7 +79,7 @@ func (d *Driver) Start(ctx context.Context, m vmm.Machine) (vmm.Process, error) 
 	if err != nil {
 		return vmm.Process{}, err
 	}
-	p, err := spawn(argv, m.ConsoleLog)
+	p, err := vmmproc.Spawn(argv, m.ConsoleLog)
 	if err != nil {
 		return vmm.Process{}, fmt.Errorf("starting QEMU for VM %q: %w", m.Name, err)
 	}
@@ -87,12 +88,12 @@ func (d *Driver) Start(ctx context.Context, m vmm.Machine) (vmm.Process, error) 
 		timeout = 10 * time.Second
 	}
 	q := &QMP{Socket: filepath.Join(m.Dir, QMPSocketName)}
-	if err := p.waitRunning(ctx, q, timeout); err != nil {
-		p.kill()
+	if err := waitRunning(ctx, p, q, timeout); err != nil {
+		p.Kill()
 		return vmm.Process{}, fmt.Errorf("starting QEMU for VM %q: %w", m.Name, err)
 	}
 	return vmm.Process{
-		PID:           p.cmd.Process.Pid,
+		PID:           p.PID(),
 		APISocket:     q.Socket,
 		ConsoleSocket: filepath.Join(m.Dir, ConsoleSocketName),
 	}, nil
