@@ -11,12 +11,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/thaloco/banger/internal/paths"
+	"github.com/thaloco/banger/internal/stagedir"
 )
 
 // ErrNotFound is wrapped by errors for images that do not exist.
@@ -131,40 +130,11 @@ func (s *Store) Get(name string) (*Manifest, error) {
 
 // Listing is one directory in the store: a good image, or a broken one
 // with the reason.
-type Listing struct {
-	Name     string    `json:"name"`
-	Manifest *Manifest `json:"manifest,omitempty"`
-	Broken   string    `json:"broken,omitempty"`
-}
+type Listing = stagedir.Listing[*Manifest]
 
-// List returns every image sorted by name. A broken image does not hide
-// the others: it is listed with the reason.
-func (s *Store) List() ([]Listing, error) {
-	ents, err := os.ReadDir(s.dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("listing images in %s: %w", s.dir, err)
-	}
-	var out []Listing
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), ".") || !e.IsDir() {
-			continue
-		}
-		l := Listing{Name: e.Name()}
-		if err := paths.ValidateName("image", e.Name()); err != nil {
-			l.Broken = err.Error()
-		} else if m, err := s.Get(e.Name()); err != nil {
-			l.Broken = brokenReason(err)
-		} else {
-			l.Manifest = m
-		}
-		out = append(out, l)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
-}
+// List returns every image sorted by name. A broken one does not hide the
+// others: it is listed with the reason.
+func (s *Store) List() ([]Listing, error) { return stagedir.List(s.dir, "image", s.Get) }
 
 // KernelUsers names the images whose kernel_ref is kernel, sorted.
 func (s *Store) KernelUsers(kernel string) ([]string, error) {
@@ -179,16 +149,4 @@ func (s *Store) KernelUsers(kernel string) ([]string, error) {
 		}
 	}
 	return names, nil
-}
-
-// brokenReason trims the "image X is broken:" prefix and hint from err.
-func brokenReason(err error) string {
-	msg := err.Error()
-	if i := strings.Index(msg, " is broken: "); i >= 0 {
-		msg = msg[i+len(" is broken: "):]
-	}
-	if i := strings.Index(msg, " (hint:"); i >= 0 {
-		msg = msg[:i]
-	}
-	return msg
 }

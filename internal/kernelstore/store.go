@@ -11,12 +11,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/thaloco/banger/internal/archive"
 	"github.com/thaloco/banger/internal/paths"
+	"github.com/thaloco/banger/internal/stagedir"
 )
 
 // ErrNotInstalled is wrapped by errors for kernels that are not installed.
@@ -121,49 +120,8 @@ func (s *Store) Get(name string) (*Manifest, error) {
 
 // Listing is one directory in the store: a good kernel, or a broken one
 // with the reason.
-type Listing struct {
-	Name     string    `json:"name"`
-	Manifest *Manifest `json:"manifest,omitempty"`
-	Broken   string    `json:"broken,omitempty"`
-}
+type Listing = stagedir.Listing[*Manifest]
 
-// List returns every installed kernel sorted by name. A broken install
-// does not hide the others: it is listed with the reason.
-func (s *Store) List() ([]Listing, error) {
-	ents, err := os.ReadDir(s.dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("listing kernels in %s: %w", s.dir, err)
-	}
-	var out []Listing
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), ".") || !e.IsDir() {
-			continue
-		}
-		l := Listing{Name: e.Name()}
-		if err := paths.ValidateName("kernel", e.Name()); err != nil {
-			l.Broken = err.Error()
-		} else if m, err := s.Get(e.Name()); err != nil {
-			l.Broken = brokenReason(err)
-		} else {
-			l.Manifest = m
-		}
-		out = append(out, l)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
-}
-
-// brokenReason trims the "kernel X is broken:" prefix and hint from err.
-func brokenReason(err error) string {
-	msg := err.Error()
-	if i := strings.Index(msg, " is broken: "); i >= 0 {
-		msg = msg[i+len(" is broken: "):]
-	}
-	if i := strings.Index(msg, " (hint:"); i >= 0 {
-		msg = msg[:i]
-	}
-	return msg
-}
+// List returns every installed kernel sorted by name. A broken one does
+// not hide the others: it is listed with the reason.
+func (s *Store) List() ([]Listing, error) { return stagedir.List(s.dir, "kernel", s.Get) }

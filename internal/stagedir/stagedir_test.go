@@ -102,3 +102,32 @@ func TestWriteJSONRefusesToOverwrite(t *testing.T) {
 		t.Fatal("WriteJSON overwrote an existing file")
 	}
 }
+
+func TestListShowsBrokenEntriesWithoutHidingOthers(t *testing.T) {
+	parent := t.TempDir()
+	for _, d := range []string{"good", "bad", "Bad-Name", ".tmp-good-0123456789ab"} {
+		if err := os.Mkdir(filepath.Join(parent, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(t, filepath.Join(parent, "afile"), "")
+	get := func(name string) (string, error) {
+		if name == "bad" {
+			return "", errors.New(`kernel "bad" is broken: vmlinux is missing (hint: remove it)`)
+		}
+		return "manifest of " + name, nil
+	}
+	ls, err := List(parent, "kernel", get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != 3 || ls[0].Name != "Bad-Name" || ls[1].Name != "bad" || ls[2].Name != "good" {
+		t.Fatalf("listing %+v", ls)
+	}
+	if ls[0].Broken == "" || ls[1].Broken != "vmlinux is missing" || ls[2].Manifest != "manifest of good" || ls[2].Broken != "" {
+		t.Fatalf("listing %+v", ls)
+	}
+	if ls, err := List(filepath.Join(parent, "missing"), "kernel", get); err != nil || ls != nil {
+		t.Fatalf("missing parent: %v %v", ls, err)
+	}
+}
