@@ -108,6 +108,9 @@ fetch() {
 
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }
 
+# last N lines of a log, joined into one line for an error message.
+lastlines() { tail -n "$1" "$2" | tr -s '\n\t' '  '; }
+
 # sha of a source directory: every regular file's path and hash, sorted.
 sha_of_dir() {
 	(cd "$1" && find . -type f ! -path './.git/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
@@ -147,6 +150,10 @@ elif [[ -d $LINUX_SRC ]]; then
 elif [[ -f $LINUX_SRC ]]; then
 	src=$(readlink -f "$LINUX_SRC")
 	src_origin=$(basename "$src")
+	# Name the distro package too when the tarball came from one (Debian's linux-source-*).
+	if pkg=$(dpkg-query -S "$src" 2>/dev/null | cut -d: -f1) && [[ -n $pkg ]]; then
+		src_origin="$src_origin (package $pkg $(dpkg-query -W -f '${Version}' "$pkg" 2>/dev/null))"
+	fi
 else
 	die "LINUX_SRC=$LINUX_SRC is neither a linux-*.tar.xz file nor a source directory"
 fi
@@ -155,7 +162,8 @@ if [[ $src_kind == tarball ]]; then
 	log "hashing $src"
 	src_sha=$(sha_of "$src")
 	if [[ -n ${LINUX_SHA256:-} && $src_sha != "$LINUX_SHA256" ]]; then
-		die "source tarball $src has sha256 $src_sha, expected $LINUX_SHA256 (hint: delete it and download again, or fix LINUX_SHA256)"
+		[[ -n ${LINUX_SRC:-} ]] || rm -f "$src" # a bad download is not kept
+		die "source tarball $src has sha256 $src_sha, expected $LINUX_SHA256 (hint: download it again, or fix LINUX_SHA256)"
 	fi
 else
 	[[ -f $src/Makefile && -f $src/Kconfig ]] || die "LINUX_SRC=$src does not look like a Linux source tree (no Makefile/Kconfig)"
@@ -171,7 +179,10 @@ else
 	fc_config=$cache/downloads/firecracker-${FC_CONFIG_REF}-x86_64-6.1.config
 	mkdir -p "$cache/downloads"
 	[[ -f $fc_config ]] || fetch "$FC_CONFIG_URL" "$fc_config"
-	[[ $(sha_of "$fc_config") == "$FC_CONFIG_SHA256" ]] || die "Firecracker config $FC_CONFIG_URL does not match its pinned sha256 $FC_CONFIG_SHA256 (hint: update FC_CONFIG_REF/FC_CONFIG_SHA256 together, or pass FC_CONFIG=/path)"
+	if [[ $(sha_of "$fc_config") != "$FC_CONFIG_SHA256" ]]; then
+		rm -f "$fc_config"
+		die "Firecracker config $FC_CONFIG_URL does not match its pinned sha256 $FC_CONFIG_SHA256 (hint: update FC_CONFIG_REF/FC_CONFIG_SHA256 together, or pass FC_CONFIG=/path)"
+	fi
 	config_origin=$FC_CONFIG_URL
 fi
 grep -q '^CONFIG_' "$fc_config" || die "FC_CONFIG $fc_config has no CONFIG_ lines: not a kernel config"
@@ -231,7 +242,7 @@ log "build key $key"
 if [[ $src_kind == tarball ]]; then
 	log "unpacking $src"
 	tar -xf "$src" -C "$tree" --strip-components=1 --no-same-owner 2>"$work/tar.err" ||
-		die "unpacking $src failed: $(tail -n 3 "$work/tar.err") (hint: the tarball is corrupt or not a linux-*.tar.xz; download it again)"
+		die "unpacking $src failed: $(lastlines 3 "$work/tar.err")(hint: the tarball is corrupt or not a linux-*.tar.xz; download it again)"
 else
 	(cd "$src" && tar -cf - --exclude=./.git .) | tar -xf - -C "$tree"
 fi
@@ -252,11 +263,11 @@ name=generic-${BASH_REMATCH[1]}.${BASH_REMATCH[2]}
 log "building $name ($kernel_version), $jobs jobs; log in $buildlog"
 
 cp "$fc_config" "$tree/.config"
-kmake olddefconfig >>"$buildlog" 2>&1 || die "make olddefconfig failed: $(tail -n 5 "$buildlog")"
+kmake olddefconfig >>"$buildlog" 2>&1 || die "make olddefconfig failed: $(lastlines 5 "$buildlog")"
 cfg=("$tree/scripts/config" --file "$tree/.config")
 for o in "${ESSENTIAL_Y[@]}"; do "${cfg[@]}" --enable "$o"; done
 for o in "${ESSENTIAL_OFF[@]}"; do "${cfg[@]}" --disable "$o"; done
-kmake olddefconfig >>"$buildlog" 2>&1 || die "make olddefconfig failed: $(tail -n 5 "$buildlog")"
+kmake olddefconfig >>"$buildlog" 2>&1 || die "make olddefconfig failed: $(lastlines 5 "$buildlog")"
 
 bad=()
 for o in "${ESSENTIAL_Y[@]}"; do

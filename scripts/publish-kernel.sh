@@ -41,6 +41,8 @@ Tools: GNU tar, zstd, jq, curl, rclone (apt-get install tar zstd jq curl rclone)
 USAGE
 }
 
+# last N lines of a log, joined into one line for an error message.
+lastlines() { tail -n "$1" "$2" | tr -s '\n\t' '  '; }
 log() { printf 'publish-kernel: %s\n' "$*" >&2; }
 die() {
 	printf 'publish-kernel: error: %s\n' "$*" >&2
@@ -172,7 +174,7 @@ jq -n --arg name "$name" --arg distro "$distro" --arg arch "$arch" --arg kv "$ke
 if ! env -u BANGER_KERNELS_DIR -u BANGER_KERNEL_MIRROR -u XDG_STATE_HOME \
 	BANGER_CATALOG="$tmp/check-catalog.json" BANGER_STATE_DIR="$tmp/state" \
 	"$banger" kernel pull "$name" --arch "$arch" >"$tmp/pull.log" 2>&1; then
-	die "banger refuses the packed bundle, so it would refuse the published one too: $(tail -n 3 "$tmp/pull.log")"
+	die "banger refuses the packed bundle, so it would refuse the published one too: $(lastlines 3 "$tmp/pull.log")"
 fi
 cmp -s "$kdir/vmlinux" "$tmp/state/kernels/$name/vmlinux" ||
 	die "banger kernel pull of the packed bundle did not install a vmlinux identical to $kdir/vmlinux"
@@ -206,7 +208,7 @@ fi
 # --- upload and check ---------------------------------------------------------
 log "uploading to $remote:$bucket/$file"
 rclone copyto --retries 3 "$out" "$remote:$bucket/$file" 2>"$tmp/rclone.log" ||
-	die "uploading $file to $remote:$bucket failed: $(tail -n 3 "$tmp/rclone.log")"
+	die "uploading $file to $remote:$bucket failed: $(lastlines 3 "$tmp/rclone.log")"
 
 status="" length=""
 for attempt in 1 2 3 4 5; do
@@ -216,7 +218,7 @@ for attempt in 1 2 3 4 5; do
 		length=$(awk -F': *' 'tolower($1) == "content-length" {l = $2} END {print l}' <<<"$headers")
 		[[ $status == 200 && $length == "$size" ]] && break
 	else
-		status="no answer ($(tail -n 1 "$tmp/curl.log"))"
+		status="no answer ($(lastlines 1 "$tmp/curl.log"))"
 	fi
 	((attempt == 5)) || sleep 2
 done
