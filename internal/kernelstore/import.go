@@ -76,7 +76,7 @@ func (s *Store) Import(ctx context.Context, name, dir string, opts ImportOptions
 	defer os.RemoveAll(tmp)
 	files, err := copyBundle(ctx, dir, tmp)
 	if err != nil {
-		return nil, fmt.Errorf("importing kernel %q from %s: %w", name, dir, err)
+		return nil, fmt.Errorf("importing kernel %q from %s: %w%s", name, dir, err, s.diskFullHint(err))
 	}
 	now := time.Now
 	if opts.Now != nil {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/thaloco/banger/internal/archive"
@@ -151,7 +152,16 @@ func (s *Store) download(ctx context.Context, e kernelcat.Entry, tmp string, opt
 	}
 	done(err)
 	if err != nil {
-		return nil, fmt.Errorf("pulling kernel %q: %w", e.Name, err)
+		return nil, fmt.Errorf("pulling kernel %q: %w%s", e.Name, err, s.diskFullHint(err))
 	}
 	return files, nil
+}
+
+// diskFullHint explains ENOSPC: which directory needs space, or how to
+// install elsewhere.
+func (s *Store) diskFullHint(err error) string {
+	if !errors.Is(err, syscall.ENOSPC) {
+		return ""
+	}
+	return fmt.Sprintf(" (hint: free space in %s, or set BANGER_KERNELS_DIR to a directory on a larger file system)", s.dir)
 }
