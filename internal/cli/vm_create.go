@@ -18,6 +18,7 @@ type vmCreateOptions struct {
 	CPUs                  int
 	Memory, DiskSize      string
 	VMM, Net              string
+	Jailer                bool
 	Publish               []string
 	KernelArgs            string
 	Ready, ReadyMarker    string
@@ -32,6 +33,7 @@ func (o *vmCreateOptions) AddFlags(f *pflag.FlagSet, withImage bool) {
 	f.IntVar(&o.CPUs, "cpus", vm.DefaultCPUs, "number of vCPUs")
 	f.StringVar(&o.Memory, "memory", fmt.Sprintf("%dM", vm.DefaultMemoryMiB), "memory size, e.g. 512M or 2G")
 	f.StringVar(&o.DiskSize, "disk-size", "", "grow the VM's disk to this size, e.g. 4G (default: the image's size)")
+	f.BoolVar(&o.Jailer, "jailer", false, "run Firecracker through its jailer (chroot, jail under <state>/jail)")
 	f.StringVar(&o.VMM, "vmm", "", "VMM: qemu, firecracker or auto (default $BANGER_VMM, else auto: firecracker when installed and KVM is usable)")
 	f.StringVar(&o.Net, "net", "", "network: user (QEMU's user-mode network, the QEMU default), tap (the Firecracker default) or none")
 	f.StringArrayVarP(&o.Publish, "publish", "p", nil, "forward a host port to the guest, [IP:]HOSTPORT:GUESTPORT[/udp] (user networking; repeatable)")
@@ -44,7 +46,7 @@ func (o *vmCreateOptions) AddFlags(f *pflag.FlagSet, withImage bool) {
 func (o *vmCreateOptions) options(name string) (vm.CreateOptions, error) {
 	c := vm.CreateOptions{
 		Name: name, Image: o.Image, Kernel: o.Kernel, Rootfs: o.Rootfs, CPUs: o.CPUs,
-		VMM: o.VMM, Net: o.Net, KernelArgs: o.KernelArgs, Ready: o.Ready, ReadyMarker: o.ReadyMarker,
+		VMM: o.VMM, Jailer: o.Jailer, Net: o.Net, KernelArgs: o.KernelArgs, Ready: o.Ready, ReadyMarker: o.ReadyMarker,
 	}
 	var err error
 	if c.MemoryMiB, err = vm.ParseMemory(o.Memory); err != nil {

@@ -34,6 +34,8 @@ type Config struct {
 	Kernel string `json:"kernel"`           // installed kernel name
 	Rootfs string `json:"rootfs,omitempty"` // file the disk was copied from (--rootfs)
 	VMM    string `json:"vmm"`              // "qemu" or "firecracker"
+	// Jailer runs Firecracker through its jailer (chroot, own uid/gid).
+	Jailer bool `json:"jailer,omitempty"`
 
 	CPUs       int       `json:"cpus"`
 	MemoryMiB  int       `json:"memory_mib"`

@@ -29,6 +29,7 @@ type CreateOptions struct {
 	MemoryMiB  int    // 0 means 512
 	DiskSize   int64  // bytes; 0 means the size of the source rootfs
 	VMM        string // "qemu", "firecracker", "auto" or "" ($BANGER_VMM, else auto)
+	Jailer     bool   // Firecracker only: run it through its jailer
 	Net        string // "user", "tap", "none"; "" means user for QEMU, tap for Firecracker
 	Forwards   []Forward
 	KernelArgs string
@@ -178,6 +179,12 @@ func (s *Store) plan(ctx context.Context, o CreateOptions) (Config, string, erro
 	var err error
 	if cfg.VMM, err = s.chooseVMM(o.VMM); err != nil {
 		return cfg, "", err
+	}
+	if cfg.Jailer = o.Jailer; cfg.Jailer && cfg.VMM != VMMFirecracker {
+		return cfg, "", fmt.Errorf("--jailer needs Firecracker, but VM %q uses %s (hint: add --vmm firecracker)", cfg.Name, cfg.VMM)
+	}
+	if cfg.Jailer && strings.ContainsAny(cfg.Name, "._") {
+		return cfg, "", fmt.Errorf("VM name %q cannot be a jailer id: the jailer accepts only letters, digits and '-' (hint: rename the VM)", cfg.Name)
 	}
 	if err := checkNet(&cfg, o.Net); err != nil {
 		return cfg, "", err

@@ -138,6 +138,8 @@ func TestCreateErrors(t *testing.T) {
 		{"too much memory", func(o *CreateOptions) { o.MemoryMiB = 1 << 30 }, "more than this host's"},
 		{"cpus", func(o *CreateOptions) { o.CPUs = -1 }, "--cpus -1 is out of range"},
 		{"small disk", func(o *CreateOptions) { o.DiskSize = 1 << 20 }, "--disk-size 1M is smaller than the root filesystem"},
+		{"jailer without firecracker", func(o *CreateOptions) { o.Jailer, o.VMM = true, VMMQEMU }, "--jailer needs Firecracker"},
+		{"jailer id", func(o *CreateOptions) { o.Name, o.Jailer, o.VMM, o.Net = "a.b", true, VMMFirecracker, NetNone }, "cannot be a jailer id"},
 		{"forward without user net", func(o *CreateOptions) {
 			o.Net, o.Forwards = NetNone, []Forward{{"127.0.0.1", 8080, 80, "tcp"}}
 		}, "-p forwards ports only with --net user"},
@@ -206,5 +208,32 @@ func TestCreateDiskFull(t *testing.T) {
 	}
 	if got := visibleVMs(t, s); len(got) != 0 {
 		t.Fatalf("VMs directory holds %v after a failed create", got)
+	}
+}
+
+// TestJailedVMRemovesItsJail: a jailed Firecracker VM records the choice,
+// its jail lives under <state>/jail, and rm deletes the jail with the VM.
+func TestJailedVMRemovesItsJail(t *testing.T) {
+	s := newStore(t, nil)
+	ctx := context.Background()
+	v, err := s.Create(ctx, CreateOptions{Name: "jailed", Kernel: "test", Rootfs: shared.plain, VMM: VMMFirecracker, Jailer: true, Net: NetNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.Config.Jailer {
+		t.Fatal("Jailer not recorded in the VM's config")
+	}
+	jail := s.jailDir(v)
+	if want := filepath.Join(s.Layout.State, "jail", "firecracker", "jailed"); jail != want {
+		t.Fatalf("jail dir %q, want %q", jail, want)
+	}
+	if err := os.MkdirAll(filepath.Join(jail, "root"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove(ctx, "jailed", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(jail); !os.IsNotExist(err) {
+		t.Fatalf("jail survived vm rm: %v", err)
 	}
 }

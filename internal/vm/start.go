@@ -122,7 +122,7 @@ func firstLine(s string) string {
 // machine resolves what the VMM needs to boot v: kernel, accelerator,
 // network, command line.
 func (s *Store) machine(ctx context.Context, v *VM) (vmm.Machine, vmm.Driver, error) {
-	drv, err := driver(v.Config.VMM)
+	drv, err := s.driver(v)
 	if err != nil {
 		return vmm.Machine{}, nil, err
 	}

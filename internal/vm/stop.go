@@ -137,7 +137,7 @@ func guestHalted(v *VM) bool {
 
 // shutdown asks v's guest to shut down through its driver.
 func (s *Store) shutdown(ctx context.Context, v *VM) error {
-	drv, err := driver(v.Config.VMM)
+	drv, err := s.driver(v)
 	if err != nil {
 		return err
 	}
@@ -173,6 +173,11 @@ func (s *Store) Remove(ctx context.Context, name string, force bool) error {
 		}
 		if err := s.teardownNet(ctx, v); err != nil {
 			return fmt.Errorf("removing VM %q: %w", name, err)
+		}
+		if jail := s.jailDir(v); jail != "" {
+			if err := os.RemoveAll(jail); err != nil {
+				return fmt.Errorf("removing VM %q's jail %s: %w", name, jail, err)
+			}
 		}
 	case errors.As(err, new(*BrokenError)) && force:
 		// A broken VM: its VMM cannot be known; remove what is there.
