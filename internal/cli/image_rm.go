@@ -2,10 +2,7 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
-	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -34,24 +31,5 @@ func runImageRm(ctx context.Context, force bool, g *globalOptions, names []strin
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, name := range names {
-		if !force {
-			users, err := g.vmsUsingImage(name)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if len(users) > 0 {
-				errs = append(errs, fmt.Errorf("image %q is used by VM(s) %s (hint: remove them first, or pass --force)", name, strings.Join(users, ", ")))
-				continue
-			}
-		}
-		if err := store.Remove(ctx, name); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		fmt.Fprintf(w, "image %s removed\n", name)
-	}
-	return errors.Join(errs...)
+	return removeEach(ctx, w, "image", "VM(s)", names, force, g.vmsUsingImage, store.Remove)
 }

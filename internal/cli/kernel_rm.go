@@ -2,10 +2,7 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
-	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -34,24 +31,5 @@ func runKernelRm(ctx context.Context, force bool, g *globalOptions, names []stri
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, name := range names {
-		if !force {
-			users, err := g.imagesUsingKernel(name)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if len(users) > 0 {
-				errs = append(errs, fmt.Errorf("kernel %q is used by image(s) %s (hint: remove them first, or pass --force)", name, strings.Join(users, ", ")))
-				continue
-			}
-		}
-		if err := store.Remove(ctx, name); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		fmt.Fprintf(w, "kernel %s removed\n", name)
-	}
-	return errors.Join(errs...)
+	return removeEach(ctx, w, "kernel", "image(s)", names, force, g.imagesUsingKernel, store.Remove)
 }
