@@ -48,4 +48,4 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}"
+"${sudo[@]}" apt-get install -y -qq "${packages[@]}"
