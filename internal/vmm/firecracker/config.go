@@ -18,23 +18,7 @@ const defaultArgs = "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.no
 
 // bootArgs puts defaultArgs before the user's cmdline, minus the ones the
 // user sets themselves.
-func bootArgs(user string) string {
-	set := map[string]bool{}
-	for _, f := range strings.Fields(user) {
-		k, _, _ := strings.Cut(f, "=")
-		set[k] = true
-	}
-	var args []string
-	for _, f := range strings.Fields(defaultArgs) {
-		if k, _, _ := strings.Cut(f, "="); !set[k] {
-			args = append(args, f)
-		}
-	}
-	if user = strings.TrimSpace(user); user != "" {
-		args = append(args, user)
-	}
-	return strings.Join(args, " ")
-}
+func bootArgs(user string) string { return vmm.MergeCmdline(defaultArgs, user) }
 
 // validate checks m before anything is spawned.
 func validate(m vmm.Machine) error {

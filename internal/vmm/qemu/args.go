@@ -64,7 +64,7 @@ func (d *Driver) Args(m vmm.Machine) ([]string, error) {
 	if m.Initrd != "" {
 		a = append(a, "-initrd", m.Initrd)
 	}
-	a = append(a, "-append", mergeArgs(defaultArgs, cmdline),
+	a = append(a, "-append", vmm.MergeCmdline(defaultArgs, cmdline),
 		"-drive", "id=rootfs,file="+opt(m.Rootfs)+",format=raw,if=none,discard=unmap",
 		"-device", "virtio-blk-device,drive=rootfs")
 	net, err := netArgs(m.Net)
@@ -144,20 +144,3 @@ func validate(m vmm.Machine) error {
 
 // opt escapes a value for QEMU's comma-separated option syntax.
 func opt(s string) string { return strings.ReplaceAll(s, ",", ",,") }
-
-// mergeArgs appends user to defaults, dropping the defaults whose key the
-// user sets.
-func mergeArgs(defaults, user string) string {
-	set := map[string]bool{}
-	for _, f := range strings.Fields(user) {
-		k, _, _ := strings.Cut(f, "=")
-		set[k] = true
-	}
-	var args []string
-	for _, f := range strings.Fields(defaults) {
-		if k, _, _ := strings.Cut(f, "="); !set[k] {
-			args = append(args, f)
-		}
-	}
-	return strings.Join(append(args, strings.Fields(user)...), " ")
-}
