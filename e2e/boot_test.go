@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thaloco/banger/internal/guesttest"
 )
 
 // bootInit is the guest's /init: it reports what the kernel gave it on the
@@ -168,4 +170,43 @@ func firstLineWith(s, sub string) string {
 		}
 	}
 	return "(no line with " + sub + ")"
+}
+
+// TestGenericKernelCtrlAltDel: "vm stop" presses Ctrl-Alt-Del, which only
+// reaches a guest whose kernel has the i8042 controller and AT keyboard
+// drivers; generic-6.12 has them built in, so a busybox guest (whose
+// inittab reboots on Ctrl-Alt-Del) stops gracefully, without being killed.
+func TestGenericKernelCtrlAltDel(t *testing.T) {
+	cfg := readKV(t, filepath.Join(genericKernel(t), "config"))
+	for _, o := range []string{"CONFIG_SERIO_I8042", "CONFIG_KEYBOARD_ATKBD"} {
+		if cfg[o] != "y" {
+			t.Errorf("%s=%q in generic-6.12's config, want y", o, cfg[o])
+		}
+	}
+	e := newVMEnv(t)
+	ctx := testContext(t)
+	banger := func(args ...string) result {
+		t.Helper()
+		return mustRun(t, ctx, e.env, bangerBin(t), args...)
+	}
+	banger("kernel", "import", "generic-6.12", "--from", genericKernel(t), "--distro", "generic", "--arch", "x86_64")
+	banger("vm", "create", "cad", "--kernel", "generic-6.12", "--rootfs", e.plain, "--net", "none",
+		"--ready-marker", guesttest.ReadyMarker)
+	r := runCmd(ctx, e.env, bangerBin(t), "vm", "start", "cad", "--timeout", "3m")
+	if r.err != nil && strings.Contains(r.stderr, "was not ready after") {
+		t.Logf("REPORT: TCG boot not ready in time, retrying once:\n%s", r.stderr)
+		r = runCmd(ctx, e.env, bangerBin(t), "vm", "start", "cad", "--timeout", "3m")
+	}
+	if r.err != nil {
+		t.Fatalf("vm start: %v\n%s", r.err, r.stderr)
+	}
+	r = banger("vm", "stop", "cad", "--timeout", "60s")
+	if strings.Contains(r.stderr, "killing") {
+		t.Errorf("vm stop had to kill the VM: Ctrl-Alt-Del did not reach the guest:\n%s", r.stderr)
+	}
+	log := banger("vm", "logs", "cad").stdout
+	if !strings.Contains(log, "reboot: Restarting system") {
+		t.Errorf("the guest did not reboot on Ctrl-Alt-Del; console tail:\n%s", tail(log, 20))
+	}
+	banger("vm", "rm", "cad")
 }

@@ -39,9 +39,11 @@ func (g *globalOptions) vmStore() (*vm.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return vm.NewStore(l, g.Getenv, func(format string, args ...any) {
+	s := vm.NewStore(l, g.Getenv, func(format string, args ...any) {
 		fmt.Fprintf(g.Stderr, "banger: "+format+"\n", args...)
-	}), nil
+	})
+	s.ConsoleRelay = consoleRelayCommand()
+	return s, nil
 }
 
 // completeVMNames completes the names of existing VMs.

@@ -17,7 +17,7 @@ func (s *Store) driver(v *VM) (vmm.Driver, error) {
 	case VMMQEMU:
 		return &qemu.Driver{}, nil
 	case VMMFirecracker:
-		d := &firecracker.Driver{}
+		d := &firecracker.Driver{ConsoleRelay: s.ConsoleRelay}
 		if v.Config.Jailer {
 			d.Jailer = &firecracker.Jailer{ChrootBaseDir: filepath.Join(s.Layout.State, "jail")}
 		}

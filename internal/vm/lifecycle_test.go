@@ -3,6 +3,7 @@ package vm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -291,12 +292,17 @@ func TestStopOverSSH(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := startRetry(t, s, "deafssh")
+	var notes []string
+	s.Logf = func(format string, args ...any) { notes = append(notes, fmt.Sprintf(format, args...)) }
 	t0 := time.Now()
 	if _, err := s.Stop(context.Background(), "deafssh", StopOptions{Timeout: 90 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(t0); d > 60*time.Second {
 		t.Fatalf("stop took %v: the SSH reboot did not happen", d)
+	}
+	if len(notes) != 1 || !strings.Contains(notes[0], "asking it over SSH to reboot") {
+		t.Errorf("stop notes %q, want one saying the guest was asked over SSH", notes)
 	}
 	if log := logtail.ReadFrom(v.ConsoleLog(), v.State.ConsoleOffset, 1<<20); !strings.Contains(log, "reboot: Restarting system") {
 		t.Fatalf("the guest did not reboot:\n%s", strings.Join(logtail.Lines(log, 10), "\n"))

@@ -106,6 +106,7 @@ func (s *Store) waitShutdown(ctx context.Context, v *VM, timeout time.Duration) 
 		}
 		if !asked && time.Until(deadline) < timeout-sshRebootAfter {
 			asked = true
+			s.logf("VM %q still runs %v after Ctrl-Alt-Del; asking it over SSH to reboot", v.Name(), sshRebootAfter)
 			s.rebootOverSSH(ctx, v)
 		}
 		time.Sleep(50 * time.Millisecond)

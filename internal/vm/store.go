@@ -26,6 +26,10 @@ type Store struct {
 	// Logf receives warnings and notes for the user (the TCG fallback, tap
 	// network notes); nil discards them.
 	Logf func(format string, args ...any)
+	// ConsoleRelay is the command that runs the console relay of
+	// Firecracker VMs (see firecracker.Driver.ConsoleRelay); nil leaves
+	// their consoles readable in the log only.
+	ConsoleRelay []string
 }
 
 // NewStore returns the VM store of layout.

@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thaloco/banger/internal/vmm"
 )
 
 // call is an expected API request; body is JSON ("" for none).
@@ -203,5 +207,91 @@ func TestStartRefusesRunningVM(t *testing.T) {
 	}
 	if n := len(e.pids(t)); n != 1 {
 		t.Errorf("%d firecrackers spawned, want 1", n)
+	}
+}
+
+// attachConsole connects to p's console socket and checks the guest
+// answers there: the real console relay holds Firecracker's terminal.
+func attachConsole(t *testing.T, m vmm.Machine, p vmm.Process) net.Conn {
+	t.Helper()
+	if want := filepath.Join(m.Dir, ConsoleSocketName); p.ConsoleSocket != want {
+		t.Fatalf("ConsoleSocket = %q, want %s", p.ConsoleSocket, want)
+	}
+	c, err := net.Dial("unix", p.ConsoleSocket)
+	must(t, err)
+	t.Cleanup(func() { c.Close() })
+	want := `fake guest: you typed "uname -a"`
+	var got strings.Builder
+	buf := make([]byte, 1024)
+	for attempt := 0; attempt < 20 && !strings.Contains(got.String(), want); attempt++ {
+		// The relay may not have taken the connection yet: type again.
+		_, err := c.Write([]byte("uname -a\r"))
+		must(t, err)
+		_ = c.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+		for !strings.Contains(got.String(), want) {
+			n, err := c.Read(buf)
+			got.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+	}
+	if !strings.Contains(got.String(), want) {
+		t.Fatalf("console socket: typed a line, the guest's answer %q did not come back; got %q", want, got.String())
+	}
+	return c
+}
+
+// TestConsoleRelay: with ConsoleRelay set, Firecracker's stdin and stdout
+// are a terminal held by the relay, whose socket is the VM's console; it
+// logs the output and goes away with Firecracker.
+func TestConsoleRelay(t *testing.T) {
+	e := newTestEnv(t, fakeConfig{})
+	m := e.m
+	d := &Driver{ConsoleRelay: e.relay}
+	p, err := d.Start(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := attachConsole(t, m, p)
+	must(t, d.Shutdown(context.Background(), m, p))
+	waitGone(t, p.PID)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(c); err != nil {
+		t.Errorf("console connection after Firecracker exited: %v, want the relay to hang up", err)
+	}
+	if _, err := net.Dial("unix", p.ConsoleSocket); err == nil {
+		t.Error("the console socket still answers after Firecracker exited: the relay outlived it")
+	}
+	log, _ := os.ReadFile(m.ConsoleLog)
+	for _, want := range []string{"fake firecracker: guest booted", "fake guest: console on a terminal: true", `you typed "uname -a"`} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("console log lacks %q:\n%s", want, log)
+		}
+	}
+
+	// A second boot of the same VM replaces the stale socket.
+	p, err = d.Start(context.Background(), m)
+	if err != nil {
+		t.Fatalf("restart with the relay: %v", err)
+	}
+	attachConsole(t, m, p)
+}
+
+// TestConsoleRelayQuotesFailure: when Firecracker dies at once, its last
+// words pass through the relay into the log before the error quotes them.
+func TestConsoleRelayQuotesFailure(t *testing.T) {
+	e := newTestEnv(t, fakeConfig{Die: true})
+	_, err := (&Driver{ConsoleRelay: e.relay}).Start(context.Background(), e.m)
+	if err == nil {
+		t.Fatal("Start succeeded with a firecracker that died")
+	}
+	for _, want := range []string{"exit status 3", "fake firecracker: starting up", "Kvm(Error(19))"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if _, err := net.Dial("unix", filepath.Join(e.m.Dir, ConsoleSocketName)); err == nil {
+		t.Error("the console socket still answers after the failed start")
 	}
 }

@@ -22,6 +22,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/term"
 )
 
 // fakeEnv names the environment variable holding the fake's config file.
@@ -213,11 +215,35 @@ func (f *fakeFirecracker) handle(method, path string, body []byte) (status int, 
 	case action == "InstanceStart":
 		f.started = true
 		fmt.Fprintln(f.console, "fake firecracker: guest booted")
+		go f.serial(os.Stdin)
 	case action == "SendCtrlAltDel":
 		// A guest booted with reboot=k resets; Firecracker then exits.
 		go func() { time.Sleep(50 * time.Millisecond); f.exit <- 0 }()
 	}
 	return http.StatusNoContent, "", nil
+}
+
+// serial plays the guest's side of the serial console, which Firecracker
+// connects to its stdin and stdout: it says whether that is a terminal and
+// answers each line typed (ended by Enter, \r, or \n).
+func (f *fakeFirecracker) serial(in *os.File) {
+	fmt.Fprintf(f.console, "fake guest: console on a terminal: %v\n", term.IsTerminal(int(in.Fd())))
+	var line []byte
+	buf := make([]byte, 256)
+	for {
+		n, err := in.Read(buf)
+		for _, b := range buf[:n] {
+			if b != '\r' && b != '\n' {
+				line = append(line, b)
+				continue
+			}
+			fmt.Fprintf(f.console, "fake guest: you typed %q\n", line)
+			line = line[:0]
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // checkBody decodes body into v and checks it against op's body schema.

@@ -4,6 +4,12 @@
 // and boots it; shutdown is Ctrl-Alt-Del, which needs `reboot=k` and the
 // i8042 keyboard driver in the guest (the boot arguments set the former).
 //
+// Firecracker's serial console is its stdin and stdout. With ConsoleRelay
+// set, they are a pseudo-terminal held by a console relay (package
+// consolerelay), which logs the output and serves the console on a unix
+// socket, as QEMU's console socket does; without it the output is only
+// appended to the console log.
+//
 // It works with Firecracker v0.24 and later. Firecracker has no user-mode
 // networking: a VM has either no network or a tap device.
 package firecracker
@@ -18,15 +24,17 @@ import (
 	"time"
 
 	"github.com/thaloco/banger/internal/vmm"
+	"github.com/thaloco/banger/internal/vmm/consolerelay"
 	"github.com/thaloco/banger/internal/vmm/vmmproc"
 )
 
 // Files the driver keeps in a VM's state directory (or, with the jailer,
 // in its chroot).
 const (
-	SocketName = "fc.sock"         // the API socket
-	LogName    = "firecracker.log" // Firecracker's own log (PUT /logger)
-	VsockName  = "vsock.sock"      // host side of the vsock device
+	SocketName        = "fc.sock"         // the API socket
+	ConsoleSocketName = "console.sock"    // the console relay's socket, in the VM's directory
+	LogName           = "firecracker.log" // Firecracker's own log (PUT /logger)
+	VsockName         = "vsock.sock"      // host side of the vsock device
 )
 
 // Driver is the Firecracker vmm.Driver. The zero value runs `firecracker`
@@ -42,6 +50,11 @@ type Driver struct {
 	VsockCID uint32
 	// SocketTimeout bounds the wait for the API socket. Zero means 5s.
 	SocketTimeout time.Duration
+	// ConsoleRelay is the command that runs the console relay
+	// (consolerelay.Main) in a process of its own, such as banger's
+	// hidden "internal console-relay" command. Empty means no relay: the
+	// console is write-only, to the log.
+	ConsoleRelay []string
 }
 
 var _ vmm.Driver = (*Driver)(nil)
@@ -122,24 +135,53 @@ func (d *Driver) Start(ctx context.Context, m vmm.Machine) (vmm.Process, error) 
 	if err := os.MkdirAll(filepath.Dir(consoleLog), 0o755); err != nil {
 		return vmm.Process{}, fmt.Errorf("VM %q console log: %w", m.Name, err)
 	}
-	p, err := vmmproc.Spawn(l.argv, consoleLog)
+	var (
+		relay   *consolerelay.Relay
+		conSock string
+		opts    vmmproc.Options
+	)
+	if len(d.ConsoleRelay) > 0 {
+		conSock = filepath.Join(m.Dir, ConsoleSocketName)
+		var tty *os.File
+		relay, tty, err = consolerelay.Start(ctx, d.ConsoleRelay, conSock, consoleLog)
+		if err != nil {
+			return vmm.Process{}, fmt.Errorf("VM %q console: %w", m.Name, err)
+		}
+		opts.Terminal = tty
+	}
+	p, err := vmmproc.SpawnWith(l.argv, consoleLog, opts)
+	if opts.Terminal != nil {
+		// Firecracker holds the terminal now; the relay sees it hang
+		// up when Firecracker exits.
+		opts.Terminal.Close()
+	}
 	if err != nil {
+		if relay != nil {
+			relay.Kill()
+		}
 		return vmm.Process{}, fmt.Errorf("starting firecracker for VM %q: %w", m.Name, err)
+	}
+	// fail kills what was started; the relay then logs Firecracker's
+	// last words and exits, so they can be quoted.
+	fail := func(format string, err error) (vmm.Process, error) {
+		p.Kill()
+		if relay != nil && !relay.Wait(2*time.Second) {
+			relay.Kill()
+		}
+		return vmm.Process{}, fmt.Errorf(format, m.Name, err, outputSince(p))
 	}
 	timeout := d.SocketTimeout
 	if timeout == 0 {
 		timeout = 5 * time.Second
 	}
 	if err := waitSocket(ctx, p, l.hostSocket, timeout); err != nil {
-		p.Kill()
-		return vmm.Process{}, fmt.Errorf("starting firecracker for VM %q: %w", m.Name, err)
+		return fail("starting firecracker for VM %q: %w%s", err)
 	}
 	c := &Client{Socket: l.hostSocket}
 	if err := configure(ctx, c, m, l, d.VsockCID); err != nil {
-		p.Kill()
-		return vmm.Process{}, fmt.Errorf("configuring firecracker for VM %q: %w%s", m.Name, err, outputSince(p))
+		return fail("configuring firecracker for VM %q: %w%s", err)
 	}
-	return vmm.Process{PID: p.PID(), APISocket: l.hostSocket}, nil
+	return vmm.Process{PID: p.PID(), APISocket: l.hostSocket, ConsoleSocket: conSock}, nil
 }
 
 // Shutdown sends Ctrl-Alt-Del; a guest booted with reboot=k then resets,

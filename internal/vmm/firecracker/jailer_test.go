@@ -37,7 +37,8 @@ func TestJailer(t *testing.T) {
 	base := filepath.Join(e.dir, "jail")
 	m := e.m
 	m.Initrd = e.file(t, "initrd.img", 0o600) // unreadable to the jailed user: copied
-	d := &Driver{VsockCID: 3, Jailer: &Jailer{UID: uid, GID: gid, ChrootBaseDir: base, ExtraArgs: []string{"--cgroup-version", "2"}}}
+	d := &Driver{VsockCID: 3, Jailer: &Jailer{UID: uid, GID: gid, ChrootBaseDir: base, ExtraArgs: []string{"--cgroup-version", "2"}},
+		ConsoleRelay: e.relay}
 	jailDir := filepath.Join(base, "firecracker", "vm1")
 	root := filepath.Join(jailDir, "root")
 	must(t, os.MkdirAll(root, 0o755))
@@ -47,6 +48,7 @@ func TestJailer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	attachConsole(t, m, p) // the relay and its socket stay outside the jail
 	if got := d.JailDir(m); got != jailDir {
 		t.Errorf("JailDir = %s, want %s", got, jailDir)
 	}

@@ -1,6 +1,7 @@
 package firecracker
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,11 +14,24 @@ import (
 	"time"
 
 	"github.com/thaloco/banger/internal/vmm"
+	"github.com/thaloco/banger/internal/vmm/consolerelay"
 )
 
+// relayArg, as the first argument, turns this test binary into the real
+// console relay (consolerelay.Main), as "banger internal console-relay".
+const relayArg = "console-relay"
+
 // TestMain turns this test binary into the fake firecracker or jailer
-// (see fake_test.go) when run with $BANGER_FAKE_FIRECRACKER set.
+// (see fake_test.go) when run with $BANGER_FAKE_FIRECRACKER set, or into
+// the console relay.
 func TestMain(m *testing.M) {
+	if len(os.Args) == 3 && os.Args[1] == relayArg {
+		if err := consolerelay.Main(context.Background(), os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if cfg := os.Getenv(fakeEnv); cfg != "" {
 		os.Exit(runFake(cfg, filepath.Base(os.Args[0]), os.Args[1:]))
 	}
@@ -85,9 +99,10 @@ func sharedDir(t *testing.T) string {
 
 // testEnv is one test's fake Firecracker setup and machine.
 type testEnv struct {
-	dir string
-	cfg fakeConfig
-	m   vmm.Machine
+	dir   string
+	cfg   fakeConfig
+	m     vmm.Machine
+	relay []string // Driver.ConsoleRelay running this binary as the relay
 }
 
 // newTestEnv puts the fake firecracker and jailer alone on PATH, writes its
@@ -113,7 +128,7 @@ func newTestEnv(t *testing.T, cfg fakeConfig) *testEnv {
 	t.Setenv("PATH", bin)
 	t.Setenv(fakeEnv, filepath.Join(dir, "fake.json"))
 
-	e := &testEnv{dir: dir, cfg: cfg}
+	e := &testEnv{dir: dir, cfg: cfg, relay: []string{exe, relayArg}}
 	e.m = vmm.Machine{
 		Name: "vm1", Kernel: e.file(t, "vmlinux", 0o644), Rootfs: e.file(t, "disk.ext4", 0o644),
 		Cmdline: "quiet", CPUs: 2, MemoryMiB: 256, Net: vmm.Network{Mode: "none"},

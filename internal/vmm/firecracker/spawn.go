@@ -11,8 +11,7 @@ import (
 )
 
 // waitSocket waits until something accepts connections on sock. It gives
-// up when ctx ends, after timeout, or when the process exits first (the
-// error then quotes the process's last output lines).
+// up when ctx ends, after timeout, or when the process exits first.
 func waitSocket(ctx context.Context, p *vmmproc.Proc, sock string, timeout time.Duration) error {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -28,10 +27,9 @@ func waitSocket(ctx context.Context, p *vmmproc.Proc, sock string, timeout time.
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for API socket %s: %w", sock, ctx.Err())
 		case <-p.Done():
-			return fmt.Errorf("firecracker exited before creating its API socket %s: %w%s",
-				sock, p.Err(), outputSince(p))
+			return fmt.Errorf("firecracker exited before creating its API socket %s: %w", sock, p.Err())
 		case <-deadline.C:
-			return fmt.Errorf("no API socket %s after %v%s", sock, timeout, outputSince(p))
+			return fmt.Errorf("no API socket %s after %v", sock, timeout)
 		case <-tick.C:
 		}
 	}
