@@ -43,7 +43,8 @@ const BusyMessage = "banger: another session is attached to this console\r\n"
 
 // Relay is a running relay process.
 type Relay struct {
-	proc *vmmproc.Proc
+	proc   *vmmproc.Proc
+	socket string
 }
 
 // Start listens on socket, allocates a pseudo-terminal and spawns argv
@@ -77,7 +78,7 @@ func Start(ctx context.Context, argv []string, socket, logPath string) (*Relay, 
 		_ = os.Remove(socket)
 		return nil, nil, fmt.Errorf("starting the console relay: %w", err)
 	}
-	return &Relay{proc: p}, tty, nil
+	return &Relay{proc: p, socket: socket}, tty, nil
 }
 
 // listen creates the unix socket, replacing a stale one.
@@ -140,8 +141,18 @@ func openPTY() (master, tty *os.File, err error) {
 // the relay exited.
 func (r *Relay) Wait(timeout time.Duration) bool { return r.proc.Wait(timeout) }
 
-// Kill ends the relay (when the VMM could not be started).
+// Kill ends the relay at once.
 func (r *Relay) Kill() { r.proc.Kill() }
+
+// Close ends the relay of a VMM that failed to start: it gives the relay
+// up to drain to log the VMM's last output and exit (it does once the VMM
+// is gone), kills it after that, and removes the socket.
+func (r *Relay) Close(drain time.Duration) {
+	if !r.Wait(drain) {
+		r.Kill()
+	}
+	_ = os.Remove(r.socket)
+}
 
 // PID is the relay's process id.
 func (r *Relay) PID() int { return r.proc.PID() }

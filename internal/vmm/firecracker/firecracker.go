@@ -157,7 +157,7 @@ func (d *Driver) Start(ctx context.Context, m vmm.Machine) (vmm.Process, error) 
 	}
 	if err != nil {
 		if relay != nil {
-			relay.Kill()
+			relay.Close(0)
 		}
 		return vmm.Process{}, fmt.Errorf("starting firecracker for VM %q: %w", m.Name, err)
 	}
@@ -165,8 +165,8 @@ func (d *Driver) Start(ctx context.Context, m vmm.Machine) (vmm.Process, error) 
 	// last words and exits, so they can be quoted.
 	fail := func(format string, err error) (vmm.Process, error) {
 		p.Kill()
-		if relay != nil && !relay.Wait(2*time.Second) {
-			relay.Kill()
+		if relay != nil {
+			relay.Close(2 * time.Second)
 		}
 		return vmm.Process{}, fmt.Errorf(format, m.Name, err, outputSince(p))
 	}
