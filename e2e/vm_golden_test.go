@@ -65,7 +65,15 @@ func TestVMGoldenImage(t *testing.T) {
 		t.Errorf("vm ssh -- 'exit 5' ended with %v, want status 5", r.err)
 	}
 
-	must("vm", "stop", "gold", "--timeout", "2m")
+	r = must("vm", "stop", "gold", "--timeout", "2m")
+	switch {
+	case strings.Contains(r.stderr, "killing"):
+		t.Errorf("vm stop had to kill the golden VM:\n%s", r.stderr)
+	case strings.Contains(r.stderr, "over SSH"):
+		// generic-6.12 delivers Ctrl-Alt-Del (TestGenericKernelCtrlAltDel);
+		// systemd under TCG may just take longer than 5s to act on it.
+		t.Logf("REPORT: the golden guest still ran 5s after Ctrl-Alt-Del: %s", strings.TrimSpace(r.stderr))
+	}
 	log, err := os.ReadFile(filepath.Join(state, "vms", "gold", "console.log"))
 	if err != nil {
 		t.Fatal(err)

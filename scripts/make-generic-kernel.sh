@@ -23,6 +23,7 @@ ESSENTIAL_Y=(
 	SERIAL_8250 SERIAL_8250_CONSOLE PRINTK
 	HYPERVISOR_GUEST PARAVIRT KVM_GUEST PVH X86_MPPARSE
 	BLK_DEV_INITRD DEVTMPFS
+	SERIO SERIO_I8042 INPUT_KEYBOARD KEYBOARD_ATKBD
 )
 ESSENTIAL_OFF=(MODULES)
 
@@ -34,7 +35,8 @@ Builds banger's generic guest kernel (generic-<major.minor>) from upstream
 Linux source with Firecracker's x86_64 guest config. After `olddefconfig` the
 essentials are forced built in (virtio-mmio with command-line devices,
 virtio-blk, virtio-net, vsock, ext4, 8250 serial console, PVH boot, KVM guest,
-MP tables) with CONFIG_MODULES off; the build fails if any ends up =m or unset.
+MP tables, the i8042 AT keyboard that carries Ctrl-Alt-Del from the VMM) with
+CONFIG_MODULES off; the build fails if any ends up =m or unset.
 
 Output (replaced atomically), in build/manual/generic-kernel/ of the repo:
   vmlinux      uncompressed ELF kernel, symbol table stripped (PVH note kept)
