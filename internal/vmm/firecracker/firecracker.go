@@ -163,23 +163,23 @@ func (d *Driver) Start(ctx context.Context, m vmm.Machine) (vmm.Process, error) 
 	}
 	// fail kills what was started; the relay then logs Firecracker's
 	// last words and exits, so they can be quoted.
-	fail := func(format string, err error) (vmm.Process, error) {
+	fail := func(doing string, err error) (vmm.Process, error) {
 		p.Kill()
 		if relay != nil {
 			relay.Close(2 * time.Second)
 		}
-		return vmm.Process{}, fmt.Errorf(format, m.Name, err, outputSince(p))
+		return vmm.Process{}, fmt.Errorf("%s firecracker for VM %q: %w%s", doing, m.Name, err, outputSince(p))
 	}
 	timeout := d.SocketTimeout
 	if timeout == 0 {
 		timeout = 5 * time.Second
 	}
 	if err := waitSocket(ctx, p, l.hostSocket, timeout); err != nil {
-		return fail("starting firecracker for VM %q: %w%s", err)
+		return fail("starting", err)
 	}
 	c := &Client{Socket: l.hostSocket}
 	if err := configure(ctx, c, m, l, d.VsockCID); err != nil {
-		return fail("configuring firecracker for VM %q: %w%s", err)
+		return fail("configuring", err)
 	}
 	return vmm.Process{PID: p.PID(), APISocket: l.hostSocket, ConsoleSocket: conSock}, nil
 }
