@@ -56,13 +56,10 @@ func Shell(ctx context.Context, c *ssh.Client, stdin io.Reader, stdout, stderr i
 	if err != nil {
 		return 0, err
 	}
-	go func() {
-		_, _ = io.Copy(in, stdin)
-		in.Close()
-	}()
 	if err := sess.Shell(); err != nil {
 		return 0, fmt.Errorf("starting the guest shell: %w", err)
 	}
+	go copyStdin(in, stdin)
 	stop := context.AfterFunc(ctx, func() { _ = sess.Close() })
 	defer stop()
 	return exitStatus(ctx, sess.Wait())

@@ -129,19 +129,30 @@ func Run(ctx context.Context, c *ssh.Client, command string, stdin io.Reader, st
 	}
 	defer func() { _ = sess.Close() }()
 	sess.Stdout, sess.Stderr = stdout, stderr
+	var in io.WriteCloser
 	if stdin != nil {
-		w, err := sess.StdinPipe()
-		if err != nil {
+		if in, err = sess.StdinPipe(); err != nil {
 			return 0, err
 		}
-		go func() {
-			_, _ = io.Copy(w, stdin)
-			w.Close()
-		}()
 	}
 	stop := context.AfterFunc(ctx, func() { _ = sess.Close() })
 	defer stop()
-	return exitStatus(ctx, sess.Run(command))
+	if err := sess.Start(command); err != nil {
+		return exitStatus(ctx, err)
+	}
+	if in != nil {
+		go copyStdin(in, stdin)
+	}
+	return exitStatus(ctx, sess.Wait())
+}
+
+// copyStdin copies stdin to a started session's input, then sends EOF.
+// It must not begin before the server accepted the exec or shell request:
+// an EOF that arrives first makes a server such as dropbear close the
+// session channel, which then fails the request with io.EOF.
+func copyStdin(in io.WriteCloser, stdin io.Reader) {
+	_, _ = io.Copy(in, stdin)
+	_ = in.Close()
 }
 
 // exitStatus turns a session's end into an exit code.

@@ -1,12 +1,19 @@
 package guest
 
 import (
+	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -60,5 +67,104 @@ func TestHostKeyPinning(t *testing.T) {
 	err := s.checkHostKey("", nil, other)
 	if err == nil || !strings.Contains(err.Error(), "host key changed") {
 		t.Fatalf("another key: %v; want a host key change error", err)
+	}
+}
+
+// dropbearLike serves SSH on 127.0.0.1 with a session semantics that
+// matters here: like dropbear, it closes a session channel whose input
+// ended (EOF) before an exec or shell request was answered. Started
+// commands echo their input back as "got: <input>" and exit 0. It stands
+// in for dropbear, which a test cannot run without touching root's own
+// authorized_keys.
+func dropbearLike(t *testing.T) *ssh.Client {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &ssh.ServerConfig{NoClientAuth: true}
+	cfg.AddHostKey(signer)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		_, chans, reqs, err := ssh.NewServerConn(conn, cfg)
+		if err != nil {
+			return
+		}
+		go ssh.DiscardRequests(reqs)
+		for nc := range chans {
+			ch, creqs, err := nc.Accept()
+			if err != nil {
+				return
+			}
+			go serveSession(ch, creqs)
+		}
+	}()
+	c, err := ssh.Dial("tcp", ln.Addr().String(), &ssh.ClientConfig{User: "root", HostKeyCallback: ssh.InsecureIgnoreHostKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func serveSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
+	var eof atomic.Bool
+	input := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(ch)
+		eof.Store(true)
+		input <- b
+	}()
+	for req := range reqs {
+		switch req.Type {
+		case "exec", "shell":
+			// Give an early EOF time to arrive: a client that waits
+			// for the reply sends none meanwhile.
+			time.Sleep(50 * time.Millisecond)
+			if eof.Load() {
+				ch.Close() // what dropbear does: no process, input ended
+				return
+			}
+			_ = req.Reply(true, nil)
+			b := <-input
+			_, _ = fmt.Fprintf(ch, "got: %s", b)
+			_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{0}))
+			ch.Close()
+			return
+		default:
+			_ = req.Reply(false, nil)
+		}
+	}
+}
+
+// TestRunAndShellSendInputAfterStart: a command's (or shell's) input, and
+// the EOF that ends it, reach the server only once it has accepted the
+// request, so servers like dropbear do not close the session first (seen
+// as "running the guest command: EOF" with an empty stdin).
+func TestRunAndShellSendInputAfterStart(t *testing.T) {
+	for _, in := range []string{"", "hello"} {
+		// (Separate buffers: stdout and stderr are copied concurrently.)
+		var out, errOut bytes.Buffer
+		code, err := Run(context.Background(), dropbearLike(t), "cat", strings.NewReader(in), &out, &errOut)
+		if err != nil || code != 0 || out.String() != "got: "+in {
+			t.Errorf("Run with input %q: code %d, err %v, output %q", in, code, err, out.String())
+		}
+		out.Reset()
+		code, err = Shell(context.Background(), dropbearLike(t), strings.NewReader(in), &out, &errOut)
+		if err != nil || code != 0 || out.String() != "got: "+in {
+			t.Errorf("Shell with input %q: code %d, err %v, output %q", in, code, err, out.String())
+		}
 	}
 }
