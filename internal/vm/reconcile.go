@@ -51,10 +51,12 @@ func reconcileLocked(v *VM) bool {
 }
 
 // markGone records that v's VMM is gone: stopped when banger asked for it
-// or the guest shut down by itself, crashed otherwise, with the reason
-// from the console log. Stale sockets and the pid are cleared.
+// (the status is still Stopping: a stop that reconcile saw die half-way
+// has turned it back into Running) or the guest shut down by itself,
+// crashed otherwise, with the reason from the console log. Stale sockets
+// and the pid are cleared.
 func markGone(v *VM) {
-	if v.State.StopRequested {
+	if v.State.Status == StatusStopping {
 		v.State.Status, v.State.Reason = StatusStopped, ""
 	} else {
 		reason, crashed := crashReason(logtail.ReadFrom(v.ConsoleLog(), v.State.ConsoleOffset, 1<<20))
@@ -76,6 +78,5 @@ func clearRuntime(v *VM) {
 	v.State.PID, v.State.PIDStart = 0, 0
 	v.State.APISocket, v.State.ConsoleSocket = "", ""
 	v.State.SSHPort = 0
-	v.State.StopRequested = false
 	v.State.StoppedAt = time.Now().UTC()
 }

@@ -54,7 +54,6 @@ type State struct {
 	StartedAt     time.Time `json:"started_at,omitzero"`
 	StoppedAt     time.Time `json:"stopped_at,omitzero"`
 	Boot          Timings   `json:"boot,omitzero"`
-	StopRequested bool      `json:"stop_requested,omitempty"`
 }
 
 // Timings are the phases of the last boot, from spawning the VMM: the

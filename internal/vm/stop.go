@@ -56,7 +56,7 @@ func (s *Store) stopLocked(ctx context.Context, v *VM, o StopOptions) error {
 	if o.Timeout == 0 {
 		o.Timeout = DefaultStopTimeout
 	}
-	v.State.Status, v.State.StopRequested = StatusStopping, true
+	v.State.Status = StatusStopping
 	if err := v.saveState(); err != nil {
 		return err
 	}
