@@ -1,10 +1,13 @@
 // Package archive safely extracts kernel bundles (zstd-compressed tar
 // streams) into a directory, enforcing the bundle layout and trust rules.
+// ExtractBundle takes a bundle; ExtractTar takes the same tar uncompressed
+// (kernelstore's import streams a local directory through it) and applies
+// the same rules.
 //
 // A bundle holds, at the archive root, a regular file vmlinux (required), a
 // regular file initrd.img (optional) and a directory tree modules/
 // (optional). A leading "./" on entry names is accepted; a "." (or "./")
-// directory entry is ignored. ExtractBundle rejects, with an
+// directory entry is ignored. Both functions reject, with an
 // *UnsafeEntryError naming the entry:
 //
 //   - absolute names, ".." components and non-canonical names ("a//b", "a/./b");
@@ -42,12 +45,12 @@
 // For speed, decompression, hashing and writing overlap: small files are
 // created, hashed and written by a pool of goroutines while the tar is
 // read on, and large files are hashed and written by two goroutines while
-// the next chunk is decompressed. All writes are done when ExtractBundle
-// returns.
+// the next chunk is read and, for a bundle, decompressed. All writes are
+// done when ExtractBundle or ExtractTar returns.
 //
 // On error the destination directory is left partially written: the caller
 // extracts into a temporary directory of its own and removes it (with
-// os.RemoveAll, which does not follow symlinks) when ExtractBundle fails.
+// os.RemoveAll, which does not follow symlinks) when the extraction fails.
 // On success everything written is on stable storage: files are flushed
 // by the writers as they finish (large ones start write-back as they
 // stream), then every directory is fsynced, so the caller can rename the

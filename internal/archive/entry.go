@@ -11,11 +11,12 @@ import (
 	"strings"
 )
 
-// extractor holds the state of one ExtractBundle call.
+// extractor holds the state of one ExtractBundle or ExtractTar call.
 type extractor struct {
 	ctx      context.Context
 	root     *os.Root
 	lim      Limits
+	zstd     bool              // the tar comes out of the zstd decoder (ExtractBundle)
 	entries  map[string]*File  // every path written, by cleaned name
 	implicit map[string]bool   // directories created for a deeper entry, without their own
 	links    map[string]string // symlink path -> target

@@ -51,6 +51,36 @@ func ExtractBundle(ctx context.Context, r io.Reader, dir string, lim Limits) ([]
 		return nil, fmt.Errorf("starting zstd decoder: %w", err)
 	}
 	defer dec.Close()
+	return extract(ctx, dec, true, dir, lim)
+}
+
+// ExtractTar is ExtractBundle for an uncompressed tar stream r: it extracts
+// the tar into dir (an existing empty directory) through os.Root, enforcing
+// the same bundle rules and Limits (MaxWindow is unused), and returns the
+// entries written, directories included, sorted by Path.
+//
+// It reads the tar to its end-of-archive marker and then r to EOF, which
+// may hold only zero padding (such as tar's record padding): anything else
+// after the marker is an error, as is a stream that ends without the marker.
+// ctx is checked between entries and during long copies; a Read on r that
+// blocks is the caller's to interrupt.
+//
+// On error, dir may hold a partial extraction: the caller removes it.
+func ExtractTar(ctx context.Context, r io.Reader, dir string, lim Limits) ([]File, error) {
+	lim, err := lim.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return extract(ctx, r, false, dir, lim)
+}
+
+// extract is the body shared by ExtractBundle and ExtractTar: r is the tar
+// stream, decompressed tells whether it comes out of the zstd decoder (for
+// the error messages), lim has its defaults filled in.
+func extract(ctx context.Context, r io.Reader, decompressed bool, dir string, lim Limits) ([]File, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("opening extraction directory: %w", err)
@@ -61,16 +91,17 @@ func ExtractBundle(ctx context.Context, r io.Reader, dir string, lim Limits) ([]
 		ctx:      ctx,
 		root:     root,
 		lim:      lim,
+		zstd:     decompressed,
 		entries:  make(map[string]*File),
 		implicit: make(map[string]bool),
 		links:    make(map[string]string),
 		dirs:     make(map[string]*os.Root),
 		w:        startWriters(ctx),
 	}
-	src := &source{r: dec, max: lim.MaxBytes}
+	src := &source{r: r, max: lim.MaxBytes}
 	err = x.run(src)
-	// Every write is done before ExtractBundle returns and the caller
-	// looks at, or removes, dir.
+	// Every write is done before extract returns and the caller looks at,
+	// or removes, dir.
 	werr := x.w.wait()
 	x.closeDirs()
 	if err = cmp.Or(err, werr); err != nil {
@@ -100,19 +131,22 @@ func (x *extractor) run(src *source) error {
 			break
 		}
 		if err != nil {
-			return explain(err, x.lim)
+			return x.explain(err)
 		}
 		if err := x.add(h, tr); err != nil {
 			// Errors reading the entry's body come from the stream; the
 			// others (rules, limits, ctx, the file system) say it all.
-			if errors.As(err, new(decodeError)) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return explain(err, x.lim)
+			if errors.As(err, new(streamError)) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return x.explain(err)
 			}
 			return err
 		}
 		entryEnd = (src.n + blockSize - 1) / blockSize * blockSize
 	}
 	if src.n == 0 {
+		if !x.zstd {
+			return errors.New("reading bundle tar: the tar stream is empty (hint: a bundle tar holds vmlinux at its root)")
+		}
 		return errors.New("reading bundle: the bundle is empty (hint: a bundle is a zstd-compressed tar holding vmlinux)")
 	}
 	// Go's tar reader also returns io.EOF for a stream that stops at an
@@ -137,8 +171,8 @@ func (x *extractor) run(src *source) error {
 
 const blockSize = 512
 
-// drain reads the decompressed stream after the tar's end marker to its end,
-// so the zstd checksums are verified; only zero padding may follow a tar.
+// drain reads the tar stream after its end marker to its end, so the zstd
+// checksums of a bundle are verified; only zero padding may follow a tar.
 func (x *extractor) drain(src *source) error {
 	var buf [16 << 10]byte
 	for {
@@ -147,13 +181,16 @@ func (x *extractor) drain(src *source) error {
 		}
 		n, err := src.Read(buf[:])
 		if len(bytes.TrimLeft(buf[:n], "\x00")) != 0 {
+			if !x.zstd {
+				return errors.New("reading bundle tar: data after the end-of-archive marker (hint: a bundle tar is one tar stream)")
+			}
 			return errors.New("reading bundle tar: data after the end-of-archive marker (hint: a bundle is one tar stream, compressed)")
 		}
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
-			return explain(err, x.lim)
+			return x.explain(err)
 		}
 	}
 }

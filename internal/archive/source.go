@@ -8,9 +8,10 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// source is the decompressed tar stream: it counts the bytes read, stops at
-// Limits.MaxBytes and marks errors coming from the zstd decoder so they can
-// be told apart from tar errors.
+// source is the tar stream (decompressed, for a bundle): it counts the bytes
+// read, stops at Limits.MaxBytes and marks errors coming from the stream
+// (the zstd decoder, or the reader of a plain tar) so they can be told apart
+// from tar errors.
 type source struct {
 	r   io.Reader
 	n   int64 // bytes returned so far
@@ -31,11 +32,11 @@ func errTooLarge(max int64) error {
 	return &limitError{msg: fmt.Sprintf("bundle expands to more than %s of tar data (hint: the cap guards against decompression bombs; raise Limits.MaxBytes for a larger bundle)", size(uint64(max)))}
 }
 
-// decodeError wraps an error from the zstd decoder.
-type decodeError struct{ err error }
+// streamError wraps an error from the zstd decoder or the plain tar reader.
+type streamError struct{ err error }
 
-func (e decodeError) Error() string { return e.err.Error() }
-func (e decodeError) Unwrap() error { return e.err }
+func (e streamError) Error() string { return e.err.Error() }
+func (e streamError) Unwrap() error { return e.err }
 
 func (s *source) Read(p []byte) (int, error) {
 	if s.n > s.max {
@@ -50,15 +51,16 @@ func (s *source) Read(p []byte) (int, error) {
 		return n - int(s.n-s.max), errTooLarge(s.max)
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
-		err = decodeError{err}
+		err = streamError{err}
 	}
 	return n, err
 }
 
 // explain turns an error met while reading the stream into one line that
 // says which layer failed and, where known, how to fix it.
-func explain(err error, lim Limits) error {
-	var de decodeError
+func (x *extractor) explain(err error) error {
+	lim := x.lim
+	var se streamError
 	switch {
 	case errors.Is(err, ErrLimitExceeded):
 		return err
@@ -66,8 +68,10 @@ func explain(err error, lim Limits) error {
 		// The decoder's memory cap is left at its 64 GiB default, far above
 		// any window it allows, so both errors mean the window is too big.
 		return &limitError{cause: err, msg: fmt.Sprintf("decompressing bundle: the zstd window is larger than the %s limit (hint: recompress with a smaller window, e.g. without --long, or raise Limits.MaxWindow)", size(lim.MaxWindow))}
-	case errors.As(err, &de):
-		return fmt.Errorf("decompressing bundle: %w (hint: a bundle is a zstd-compressed tar, <name>-<arch>.tar.zst)", de.err)
+	case errors.As(err, &se) && x.zstd:
+		return fmt.Errorf("decompressing bundle: %w (hint: a bundle is a zstd-compressed tar, <name>-<arch>.tar.zst)", se.err)
+	case errors.As(err, &se):
+		return fmt.Errorf("reading bundle tar: %w", se.err)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("reading bundle tar: %w (hint: the bundle is truncated)", err)
 	default:

@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
-
 	"github.com/thaloco/banger/internal/archive"
 	"github.com/thaloco/banger/internal/kernelcat"
 	"github.com/thaloco/banger/internal/lockfile"
@@ -96,23 +94,20 @@ func (s *Store) Import(ctx context.Context, name, dir string, opts ImportOptions
 	return s.Get(name)
 }
 
-// copyBundle streams the bundle roots of src through the bundle extractor
-// into dst. Only vmlinux, initrd.img and modules/ are taken.
+// copyBundle streams the bundle roots of src as a plain tar through the
+// bundle extractor (archive.ExtractTar) into dst. Only vmlinux, initrd.img
+// and modules/ are taken.
 func copyBundle(ctx context.Context, src, dst string) ([]archive.File, error) {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(packBundle(src, pw)) }()
-	files, err := archive.ExtractBundle(ctx, pr, dst, archive.DefaultLimits())
+	files, err := archive.ExtractTar(ctx, pr, dst, archive.DefaultLimits())
 	pr.CloseWithError(errors.New("extraction finished"))
 	return files, err
 }
 
-// packBundle writes src's bundle roots as a zstd-compressed tar to w.
+// packBundle writes src's bundle roots as a tar to w.
 func packBundle(src string, w io.Writer) error {
-	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest))
-	if err != nil {
-		return err
-	}
-	tw := tar.NewWriter(zw)
+	tw := tar.NewWriter(w)
 	for _, root := range []string{"vmlinux", "initrd.img", "modules"} {
 		if _, err := os.Lstat(filepath.Join(src, root)); errors.Is(err, fs.ErrNotExist) && root != "vmlinux" {
 			continue // optional
@@ -162,8 +157,5 @@ func packBundle(src string, w io.Writer) error {
 			return err
 		}
 	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	return zw.Close()
+	return tw.Close()
 }
