@@ -24,7 +24,6 @@ type ImportOptions struct {
 	KernelVersion string // "" reads it from vmlinux's Linux version string
 	Description   string
 	Force         bool // replace an installed kernel of the same name
-	Now           func() time.Time
 }
 
 // Import copies vmlinux (required), initrd.img and modules/ (optional)
@@ -76,14 +75,10 @@ func (s *Store) Import(ctx context.Context, name, dir string, opts ImportOptions
 	if err != nil {
 		return nil, fmt.Errorf("importing kernel %q from %s: %w%s", name, dir, err, s.diskFullHint(err))
 	}
-	now := time.Now
-	if opts.Now != nil {
-		now = opts.Now
-	}
 	m := &Manifest{
 		Name: name, Distro: opts.Distro, Arch: opts.Arch, KernelVersion: version,
 		Description: opts.Description, Source: SourceImport,
-		InstalledAt: now().UTC().Truncate(time.Second), Files: files,
+		InstalledAt: time.Now().UTC().Truncate(time.Second), Files: files,
 	}
 	if err := writeManifest(tmp, m); err != nil {
 		return nil, fmt.Errorf("importing kernel %q: %w", name, err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -28,11 +27,7 @@ type PullOptions struct {
 	// with the outcome.
 	Progress func(total int64) (w io.Writer, done func(error))
 	// Logf reports waits, retries and resumes; nil discards them.
-	Logf   func(format string, args ...any)
-	Client *http.Client
-	Limits archive.Limits
-	// Now stamps installed_at; nil means time.Now.
-	Now func() time.Time
+	Logf func(format string, args ...any)
 }
 
 // PullResult says what Pull did.
@@ -90,14 +85,10 @@ func (s *Store) Pull(ctx context.Context, e kernelcat.Entry, opts PullOptions) (
 	if err != nil {
 		return PullResult{}, err
 	}
-	now := time.Now
-	if opts.Now != nil {
-		now = opts.Now
-	}
 	m := &Manifest{
 		Name: e.Name, Distro: e.Distro, Arch: e.Arch, KernelVersion: e.KernelVersion,
 		Description: e.Description, Source: SourceCatalog, URL: e.URL,
-		TarballSHA256: e.SHA256, TarballSize: e.Size, InstalledAt: now().UTC().Truncate(time.Second),
+		TarballSHA256: e.SHA256, TarballSize: e.Size, InstalledAt: time.Now().UTC().Truncate(time.Second),
 		Files: files,
 	}
 	if err := writeManifest(tmp, m); err != nil {
@@ -121,7 +112,7 @@ func (s *Store) download(ctx context.Context, e kernelcat.Entry, tmp string, opt
 	if err := os.MkdirAll(filepath.Dir(s.partialPath(e.SHA256)), 0o755); err != nil {
 		return nil, fmt.Errorf("pulling kernel %q: %w", e.Name, err)
 	}
-	fo := fetch.Options{Client: opts.Client, Partial: s.partialPath(e.SHA256), Logf: opts.Logf}
+	fo := fetch.Options{Partial: s.partialPath(e.SHA256), Logf: opts.Logf}
 	done := func(error) {}
 	if opts.Progress != nil {
 		fo.Progress, done = opts.Progress(e.Size)
@@ -132,11 +123,7 @@ func (s *Store) download(ctx context.Context, e kernelcat.Entry, tmp string, opt
 		return nil, fmt.Errorf("pulling kernel %q: %w", e.Name, err)
 	}
 	defer body.Close()
-	lim := opts.Limits
-	if lim == (archive.Limits{}) {
-		lim = archive.DefaultLimits()
-	}
-	files, xerr := archive.ExtractBundle(ctx, body, tmp, lim)
+	files, xerr := archive.ExtractBundle(ctx, body, tmp, archive.DefaultLimits())
 	// Read to the end so the size and digest are checked. A digest
 	// mismatch explains a broken archive better than the archive error.
 	_, derr := io.Copy(io.Discard, body)
