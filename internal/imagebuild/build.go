@@ -23,6 +23,7 @@ import (
 	"github.com/thaloco/banger/internal/image"
 	"github.com/thaloco/banger/internal/paths"
 	"github.com/thaloco/banger/internal/progress"
+	"github.com/thaloco/banger/internal/stagedir"
 )
 
 // Defaults for Options.
@@ -140,7 +141,7 @@ func populate(ctx context.Context, entry *cacheEntry, src *source, rootless bool
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = removeTree(tmp) }() // gone already after a successful Commit
+	defer func() { _ = stagedir.RemoveAll(tmp) }() // gone already after a successful Commit
 	tree := tmp + "/rootfs"
 	info := &cacheInfo{Ref: src.Ref, Digest: src.Digest, Platform: src.Platform}
 	if info.Fixups, err = pull(ctx, src, tree, rootless, log, &info.Warnings); err != nil {

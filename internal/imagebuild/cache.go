@@ -2,17 +2,13 @@ package imagebuild
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/thaloco/banger/internal/lockfile"
+	"github.com/thaloco/banger/internal/stagedir"
 )
 
 // The build cache keeps, per package hash, the image's tree after its
@@ -21,8 +17,8 @@ import (
 //	<cache>/<hash>/rootfs/     the tree
 //	<cache>/<hash>/info.json   what was found and installed
 //
-// A tree appears under its hash only complete (built in .tmp-<hash>-<rand>
-// and renamed). Each entry has a lock, held for the whole build, because
+// A tree appears under its hash only complete (built and published with
+// stagedir). Each entry has a lock, held for the whole build, because
 // the guest setup rewrites a few files of the tree before mkfs.ext4 reads
 // it.
 
@@ -74,28 +70,24 @@ func (e *cacheEntry) Info() (*cacheInfo, bool) {
 // Prepare returns a fresh hidden directory to build the entry's tree in
 // (its rootfs/ subdirectory exists).
 func (e *cacheEntry) Prepare() (string, error) {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	tmp := filepath.Join(e.base, ".tmp-"+e.hash+"-"+hex.EncodeToString(b))
-	if err := os.MkdirAll(filepath.Join(tmp, "rootfs"), 0o755); err != nil {
+	tmp, err := stagedir.Create(e.base, e.hash)
+	if err != nil {
+		return "", fmt.Errorf("creating build directory: %w", err)
+	}
+	if err := os.Mkdir(filepath.Join(tmp, "rootfs"), 0o755); err != nil {
+		_ = stagedir.RemoveAll(tmp)
 		return "", fmt.Errorf("creating build directory: %w", err)
 	}
 	return tmp, nil
 }
 
-// Commit records ci in tmp and makes it the entry.
+// Commit records ci in tmp and makes it the entry, swapping out (and then
+// removing) an incomplete entry of the same hash.
 func (e *cacheEntry) Commit(tmp string, ci *cacheInfo) error {
-	data, err := json.MarshalIndent(ci, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(tmp, "info.json"), append(data, '\n'), 0o644); err != nil {
+	if err := stagedir.WriteJSON(filepath.Join(tmp, "info.json"), ci); err != nil {
 		return fmt.Errorf("writing build cache: %w", err)
 	}
-	if err := removeTree(e.dir()); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("replacing build cache entry: %w", err)
-	}
-	if err := os.Rename(tmp, e.dir()); err != nil {
+	if err := stagedir.Publish(e.base, tmp, e.hash, true); err != nil {
 		return fmt.Errorf("writing build cache: %w", err)
 	}
 	return nil
@@ -103,28 +95,6 @@ func (e *cacheEntry) Commit(tmp string, ci *cacheInfo) error {
 
 func (e *cacheEntry) Release() { e.lock.Unlock() }
 
-// cleanLeftovers removes temp trees of interrupted builds of this hash.
-func (e *cacheEntry) cleanLeftovers() {
-	matches, _ := filepath.Glob(filepath.Join(e.base, ".tmp-"+e.hash+"-*"))
-	for _, m := range matches {
-		if rest := strings.TrimPrefix(filepath.Base(m), ".tmp-"+e.hash+"-"); len(rest) == 12 {
-			_ = removeTree(m)
-		}
-	}
-}
-
-// removeTree removes dir like os.RemoveAll, first making directories
-// writable when an unprivileged build left some read-only.
-func removeTree(dir string) error {
-	err := os.RemoveAll(dir)
-	if err == nil || os.Geteuid() == 0 {
-		return err
-	}
-	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			_ = os.Chmod(p, 0o700)
-		}
-		return nil
-	})
-	return os.RemoveAll(dir)
-}
+// cleanLeftovers removes the trees interrupted builds of this hash left.
+// The "-rootless" entry of a hash is another name and keeps its own.
+func (e *cacheEntry) cleanLeftovers() { stagedir.CleanLeftovers(e.base, e.hash) }

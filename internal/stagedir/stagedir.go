@@ -2,7 +2,8 @@
 // out of sight and makes them appear complete or not at all: each is
 // assembled in a hidden .tmp-<name>-<rand> directory beside its final
 // place and renamed into place once flushed to disk; removal renames it to
-// .old-<name>-<rand> first. The caller serializes work on one name (with
+// .old-<name>-<rand> first, and copes with the read-only directories an
+// unprivileged build leaves. The caller serializes work on one name (with
 // a lock) and calls CleanLeftovers under it to remove what an interrupted
 // run left behind.
 package stagedir
@@ -52,7 +53,7 @@ func CleanLeftovers(parent, name string) {
 		for _, m := range matches {
 			rest := strings.TrimPrefix(filepath.Base(m), prefix+name+"-")
 			if len(rest) == suffixLen && !strings.Contains(rest, "-") {
-				os.RemoveAll(m)
+				_ = RemoveAll(m)
 			}
 		}
 	}
@@ -78,7 +79,7 @@ func Publish(parent, tmp, name string, replace bool) error {
 		if err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, final, unix.RENAME_EXCHANGE); err == nil {
 			old := filepath.Join(parent, ".old-"+name+"-"+suffix())
 			if os.Rename(tmp, old) == nil {
-				os.RemoveAll(old)
+				_ = RemoveAll(old)
 			}
 		}
 	}
@@ -99,7 +100,7 @@ func Remove(parent, name string) error {
 	if err := SyncDir(parent); err != nil {
 		return err
 	}
-	return os.RemoveAll(old)
+	return RemoveAll(old)
 }
 
 // WriteJSON writes v, indented, to a new file at path and flushes it.

@@ -1,0 +1,63 @@
+package imagebuild
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+func TestCacheEntryLeftoversAndReplace(t *testing.T) {
+	base := t.TempDir()
+	const hash = "0123abcd"
+	for _, d := range []string{
+		".tmp-" + hash + "-0123456789ab",          // an interrupted build of hash
+		".old-" + hash + "-0123456789ab",          // an interrupted replace of hash
+		".tmp-" + hash + "-rootless-0123456789ab", // another entry's, kept
+		hash, // incomplete: no info.json
+	} {
+		if err := os.MkdirAll(filepath.Join(base, d, "rootfs", "etc"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e, err := openCache(context.Background(), base, hash, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Release()
+	if _, ok := e.Info(); ok {
+		t.Fatal("an entry without info.json counts as complete")
+	}
+	names := func() []string {
+		ents, _ := os.ReadDir(base)
+		var out []string
+		for _, x := range ents {
+			out = append(out, x.Name())
+		}
+		return out
+	}
+	if got, want := names(), []string{".locks", ".tmp-" + hash + "-rootless-0123456789ab", hash}; !slices.Equal(got, want) {
+		t.Fatalf("after opening the entry the cache holds %v, want %v", got, want)
+	}
+	tmp, err := e.Prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "rootfs", "new"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Commit(tmp, &cacheInfo{Ref: "r", OS: "Debian"}); err != nil {
+		t.Fatal(err)
+	}
+	ci, ok := e.Info()
+	if !ok || ci.Ref != "r" || ci.OS != "Debian" {
+		t.Fatalf("after Commit: %+v %v", ci, ok)
+	}
+	if _, err := os.Stat(filepath.Join(e.Tree(), "new")); err != nil {
+		t.Fatalf("the committed tree is not the entry: %v", err)
+	}
+	if got, want := names(), []string{".locks", ".tmp-" + hash + "-rootless-0123456789ab", hash}; !slices.Equal(got, want) {
+		t.Fatalf("after Commit the cache holds %v, want %v", got, want)
+	}
+}
