@@ -16,6 +16,7 @@ import (
 	"github.com/thaloco/banger/internal/image"
 	"github.com/thaloco/banger/internal/kernelstore"
 	"github.com/thaloco/banger/internal/paths"
+	"github.com/thaloco/banger/internal/vmm"
 )
 
 // CreateOptions describe a new VM. Either Image, or Kernel and Rootfs.
@@ -66,8 +67,8 @@ func (s *Store) Create(ctx context.Context, o CreateOptions) (*VM, error) {
 	if _, err := os.Lstat(dir); err == nil {
 		return nil, fmt.Errorf("VM %q already exists (hint: choose another name, or remove it first with \"banger vm rm %s\")", o.Name, o.Name)
 	}
-	if sock := filepath.Join(dir, "console.sock"); len(sock) > 107 {
-		return nil, fmt.Errorf("creating VM %q: its socket path %s is longer than the 107 bytes unix sockets allow (hint: use a shorter name, or set BANGER_STATE_DIR to a shorter directory)", o.Name, sock)
+	if err := s.checkSockets(&VM{Config: cfg, Dir: dir}); err != nil {
+		return nil, fmt.Errorf("creating VM %q: %w", o.Name, err)
 	}
 	if err := os.MkdirAll(s.Layout.VMsDir(), 0o755); err != nil {
 		return nil, fmt.Errorf("creating VM %q: %w", o.Name, err)
@@ -91,6 +92,25 @@ func (s *Store) Create(ctx context.Context, o CreateOptions) (*VM, error) {
 		return nil, err
 	}
 	return v, nil
+}
+
+// checkSockets refuses a VM whose driver's unix socket paths (in v.Dir,
+// or in its jail) would be too long: start would fail on them.
+func (s *Store) checkSockets(v *VM) error {
+	d, err := s.driver(v)
+	if err != nil {
+		return err
+	}
+	sl, ok := d.(vmm.SocketLister)
+	if !ok {
+		return nil
+	}
+	for _, sock := range sl.Sockets(vmm.Machine{Name: v.Name(), Dir: v.Dir}) {
+		if err := vmm.CheckSocketPath(sock.What, sock.Path); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // populate writes v's disk, config and state into its temp directory.

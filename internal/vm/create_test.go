@@ -237,3 +237,35 @@ func TestJailedVMRemovesItsJail(t *testing.T) {
 		t.Fatalf("jail survived vm rm: %v", err)
 	}
 }
+
+// TestCreateJailedSocketTooLong: a jailed VM's API socket lies deeper
+// (<state>/jail/firecracker/<name>/root/fc.sock) than its console socket
+// (<state>/vms/<name>/console.sock). A name whose jail socket is one byte
+// too long is refused by create, with the hint, though the same name
+// without the jailer is fine.
+func TestCreateJailedSocketTooLong(t *testing.T) {
+	s := newStore(t, nil)
+	ctx := context.Background()
+	jailSock := func(name string) string {
+		return filepath.Join(s.Layout.State, "jail", "firecracker", name, "root", "fc.sock")
+	}
+	n := 108 - (len(jailSock("j")) - 1)
+	if n < 1 || n > 64 {
+		t.Fatalf("state directory %s leaves no room for a name of 1 to 64 bytes", s.Layout.State)
+	}
+	name := strings.Repeat("j", n)
+	if len(jailSock(name)) != 108 || len(filepath.Join(s.Layout.VM(name), "console.sock")) > 107 {
+		t.Fatalf("bad test setup: %s", jailSock(name))
+	}
+	_, err := s.Create(ctx, CreateOptions{Name: name, Kernel: "test", Rootfs: shared.plain, VMM: VMMFirecracker, Jailer: true, Net: NetNone})
+	if err == nil || !strings.Contains(err.Error(), "firecracker API socket path "+jailSock(name)) ||
+		!strings.Contains(err.Error(), "(hint: use a shorter VM name, or set BANGER_STATE_DIR to a shorter directory)") {
+		t.Fatalf("create of a jailed VM with a 108-byte API socket path: %v", err)
+	}
+	if got := visibleVMs(t, s); len(got) != 0 {
+		t.Fatalf("VMs directory holds %v after a refused create", got)
+	}
+	if _, err := s.Create(ctx, CreateOptions{Name: name, Kernel: "test", Rootfs: shared.plain, VMM: VMMFirecracker, Net: NetNone}); err != nil {
+		t.Fatalf("the same VM without the jailer: %v", err)
+	}
+}

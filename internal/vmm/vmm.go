@@ -16,7 +16,7 @@ type Machine struct {
 	MemoryMiB int
 	Net       Network
 	// Dir is the VM's state directory (sockets, pid, logs). Keep it short:
-	// unix socket paths must fit in 108 bytes.
+	// unix socket paths must fit in MaxSocketPath bytes.
 	Dir string
 	// ConsoleLog is the file the guest's serial console is appended to.
 	ConsoleLog string

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"os"
 	"sync"
@@ -25,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
+	"github.com/thaloco/banger/internal/vmm"
 	"github.com/thaloco/banger/internal/vmm/vmmproc"
 )
 
@@ -34,9 +34,6 @@ const (
 	masterFD   = 3
 	listenerFD = 4
 )
-
-// maxSocketPath is the size of sun_path on Linux, including its NUL.
-const maxSocketPath = 108
 
 // BusyMessage is what a second client gets before the relay hangs up on it.
 const BusyMessage = "banger: another session is attached to this console\r\n"
@@ -83,17 +80,8 @@ func Start(ctx context.Context, argv []string, socket, logPath string) (*Relay, 
 
 // listen creates the unix socket, replacing a stale one.
 func listen(ctx context.Context, socket string) (*net.UnixListener, error) {
-	if len(socket) >= maxSocketPath {
-		return nil, fmt.Errorf("console socket path %s is longer than the %d bytes unix sockets allow (hint: use a shorter state directory)",
-			socket, maxSocketPath-1)
-	}
-	var d net.Dialer
-	if c, err := d.DialContext(ctx, "unix", socket); err == nil {
-		_ = c.Close()
-		return nil, fmt.Errorf("console socket %s is in use: a relay for this VM still runs (hint: stop the VM first)", socket)
-	}
-	if err := os.Remove(socket); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("removing stale console socket: %w", err)
+	if err := vmm.ClearStaleSocket(ctx, "console socket", socket); err != nil {
+		return nil, err
 	}
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: socket, Net: "unix"})
 	if err != nil {

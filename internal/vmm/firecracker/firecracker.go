@@ -109,11 +109,34 @@ func (d *Driver) VsockPath(m vmm.Machine) string {
 	return filepath.Join(m.Dir, VsockName)
 }
 
+// Sockets are the unix sockets started for m: Firecracker's API socket
+// (in the jail with the jailer), the console relay's with ConsoleRelay,
+// and the vsock's host side with VsockCID.
+func (d *Driver) Sockets(m vmm.Machine) []vmm.Socket {
+	api := filepath.Join(m.Dir, SocketName)
+	if d.Jailer != nil {
+		api = filepath.Join(d.JailDir(m), "root", SocketName)
+	}
+	socks := []vmm.Socket{{What: "firecracker API socket", Path: api}}
+	if len(d.ConsoleRelay) > 0 {
+		socks = append(socks, vmm.Socket{What: "console socket", Path: filepath.Join(m.Dir, ConsoleSocketName)})
+	}
+	if d.VsockCID != 0 {
+		socks = append(socks, vmm.Socket{What: "vsock socket", Path: d.VsockPath(m)})
+	}
+	return socks
+}
+
 // Start spawns Firecracker detached, configures m and boots it. On any
 // failure, including ctx being cancelled, the spawned process is killed.
 func (d *Driver) Start(ctx context.Context, m vmm.Machine) (vmm.Process, error) {
 	if err := validate(m); err != nil {
 		return vmm.Process{}, err
+	}
+	for _, sock := range d.Sockets(m) {
+		if err := vmm.CheckSocketPath(sock.What, sock.Path); err != nil {
+			return vmm.Process{}, fmt.Errorf("VM %q: %w", m.Name, err)
+		}
 	}
 	bin, err := d.binary()
 	if err != nil {

@@ -2,10 +2,7 @@ package firecracker
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 
@@ -21,9 +18,6 @@ type layout struct {
 	// Paths as Firecracker sees them.
 	kernel, initrd, rootfs, logFile, vsock string
 }
-
-// maxSocketPath is the size of sun_path on Linux, including its NUL.
-const maxSocketPath = 108
 
 // plainLayout runs Firecracker directly with its files in m.Dir.
 func plainLayout(ctx context.Context, bin string, m vmm.Machine) (layout, error) {
@@ -52,17 +46,8 @@ func plainLayout(ctx context.Context, bin string, m vmm.Machine) (layout, error)
 // clearSocket refuses to go on if a Firecracker already answers on sock,
 // and removes the socket a dead one left behind.
 func clearSocket(ctx context.Context, name, sock string) error {
-	if len(sock) >= maxSocketPath {
-		return fmt.Errorf("VM %q: API socket path %s is longer than the %d bytes unix sockets allow (hint: use a shorter state directory)",
-			name, sock, maxSocketPath-1)
-	}
-	var d net.Dialer
-	if c, err := d.DialContext(ctx, "unix", sock); err == nil {
-		_ = c.Close()
-		return fmt.Errorf("VM %q: a firecracker is already running on %s (hint: stop the VM first)", name, sock)
-	}
-	if err := os.Remove(sock); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("VM %q: removing stale API socket: %w", name, err)
+	if err := vmm.ClearStaleSocket(ctx, "firecracker API socket", sock); err != nil {
+		return fmt.Errorf("VM %q: %w", name, err)
 	}
 	return nil
 }

@@ -10,10 +10,6 @@ import (
 	"github.com/thaloco/banger/internal/vmm"
 )
 
-// maxSocketPath is the longest unix socket path Linux accepts (sun_path
-// is 108 bytes including the terminating NUL).
-const maxSocketPath = 107
-
 // defaultArgs are the kernel arguments every QEMU guest gets before the
 // caller's: the serial console, the root disk, reboot by triple fault
 // (microvm has no reset register; reboot=k would cost ~1.5s of retries),
@@ -121,9 +117,9 @@ func validate(m vmm.Machine) error {
 	case m.MemoryMiB < 1:
 		return bad("memory size %d MiB is not positive", m.MemoryMiB)
 	}
-	for _, name := range []string{QMPSocketName, ConsoleSocketName} {
-		if p := filepath.Join(m.Dir, name); len(p) > maxSocketPath {
-			return bad("socket path %s is %d bytes, longer than the %d unix sockets allow (hint: set BANGER_STATE_DIR to a shorter directory)", p, len(p), maxSocketPath)
+	for _, sock := range sockets(m) {
+		if err := vmm.CheckSocketPath(sock.What, sock.Path); err != nil {
+			return bad("%w", err)
 		}
 	}
 	for _, f := range []struct{ what, path string }{{"kernel", m.Kernel}, {"rootfs", m.Rootfs}, {"initrd", m.Initrd}} {
@@ -140,6 +136,16 @@ func validate(m vmm.Machine) error {
 		}
 	}
 	return nil
+}
+
+// Sockets are the unix sockets QEMU creates for m: QMP and the console.
+func (d *Driver) Sockets(m vmm.Machine) []vmm.Socket { return sockets(m) }
+
+func sockets(m vmm.Machine) []vmm.Socket {
+	return []vmm.Socket{
+		{What: "QMP socket", Path: filepath.Join(m.Dir, QMPSocketName)},
+		{What: "console socket", Path: filepath.Join(m.Dir, ConsoleSocketName)},
+	}
 }
 
 // opt escapes a value for QEMU's comma-separated option syntax.
