@@ -53,6 +53,31 @@ func TestHappyPath(t *testing.T) {
 	}
 }
 
+// TestFilePartialRemoved: a file:// download does not use Partial, but a
+// partial left by an earlier http:// download of the same file is removed
+// once the file was delivered and verified (kernelstore relies on it).
+func TestFilePartialRemoved(t *testing.T) {
+	data := payload(1<<20, 5)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "k.tar.zst")
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	part := filepath.Join(dir, "k.part")
+	if err := os.WriteFile(part, data[:4096], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rc := mustOpen(t, t.Context(), srcFor("file://"+file, data), Options{Partial: part})
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		t.Fatal(err)
+	}
+	// Checked before Close: the stream's end already guarantees it.
+	if _, err := os.Stat(part); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("partial file after a verified file:// download: %v, want it removed", err)
+	}
+	rc.Close()
+}
+
 type countWriter struct{ n int64 }
 
 func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }

@@ -94,10 +94,10 @@ func (s *Store) Pull(ctx context.Context, e kernelcat.Entry, opts PullOptions) (
 	if err := writeManifest(tmp, m); err != nil {
 		return PullResult{}, fmt.Errorf("pulling kernel %q: %w", e.Name, err)
 	}
+	// fetch removed the partial download when the stream ended verified.
 	if err := s.commit(tmp, e.Name); err != nil {
 		return PullResult{}, err
 	}
-	os.Remove(s.partialPath(e.SHA256))
 	res.Manifest, err = s.Get(e.Name)
 	return res, err
 }
