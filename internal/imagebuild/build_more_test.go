@@ -3,9 +3,11 @@ package imagebuild
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -62,23 +64,36 @@ func TestBuildFromLocalImages(t *testing.T) {
 	if _, err := e.build(context.Background(), "oci:"+ociDir+":v2", "x"); err == nil || !strings.Contains(err.Error(), `no image tagged "v2"`) {
 		t.Errorf("unknown layout tag: %v", err)
 	}
-	// A corrupt blob in a layout is caught by its digest.
-	blobs, _ := filepath.Glob(filepath.Join(ociDir, "blobs", "sha256", "*"))
-	var biggest string
-	var size int64
-	for _, b := range blobs {
-		if fi, _ := os.Stat(b); fi.Size() > size {
-			biggest, size = b, fi.Size()
-		}
+	// A layout blob whose content is not what its digest says is caught
+	// by the digest: the swapped-in layer is valid gzip and a valid tar, so
+	// nothing but the digest check can notice.
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
 	}
-	data, _ := os.ReadFile(biggest)
-	data[len(data)/2] ^= 0xff
-	os.WriteFile(biggest, data, 0o644)
+	victim, err := layers[0].Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := imagetest.Layer(imagetest.File("etc/impostor", "not the layer the manifest names\n")).Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	swapped, err := io.ReadAll(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ociDir, "blobs", victim.Algorithm, victim.Hex), swapped, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	os.RemoveAll(e.cache)
-	if _, err := e.build(context.Background(), "oci:"+ociDir, "corrupt"); err == nil || !strings.Contains(err.Error(), "layer ") {
-		t.Errorf("a corrupt layer: %v", err)
-	} else {
-		t.Log(err)
+	_, err = e.build(context.Background(), "oci:"+ociDir, "corrupt")
+	if err == nil || !strings.Contains(err.Error(), "layer "+victim.String()+" is corrupt: its content hashes to sha256:") {
+		t.Errorf("a layout blob with other content: %v, want the layer named corrupt", err)
+	}
+	if slices.Contains(e.visible(t), "corrupt") {
+		t.Error("the build from a corrupt layer left an image")
 	}
 }
 
