@@ -3,7 +3,11 @@
 // Drivers live in the subpackages (qemu, firecracker).
 package vmm
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"os"
+)
 
 // Machine describes one microVM to boot.
 type Machine struct {
@@ -22,6 +26,35 @@ type Machine struct {
 	ConsoleLog string
 	// Accel is "kvm" or "tcg"; only QEMU can use tcg.
 	Accel string
+}
+
+// Validate checks what every driver needs of m: a state directory, a
+// positive memory size, and a kernel, rootfs and (if set) initrd that are
+// regular files. Drivers add their own checks.
+func (m Machine) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("VM %q: "+format, append([]any{m.Name}, a...)...)
+	}
+	switch {
+	case m.Dir == "":
+		return bad("no state directory")
+	case m.MemoryMiB < 1:
+		return bad("memory size %d MiB is not positive", m.MemoryMiB)
+	}
+	for _, f := range []struct{ what, path string }{{"kernel", m.Kernel}, {"rootfs", m.Rootfs}, {"initrd", m.Initrd}} {
+		if f.path == "" {
+			if f.what == "initrd" {
+				continue
+			}
+			return bad("no %s", f.what)
+		}
+		if st, err := os.Stat(f.path); err != nil {
+			return bad("%s: %w", f.what, err)
+		} else if !st.Mode().IsRegular() {
+			return bad("%s %s is not a regular file", f.what, f.path)
+		}
+	}
+	return nil
 }
 
 // Network is a VM's single network interface.

@@ -3,7 +3,6 @@ package firecracker
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/thaloco/banger/internal/vmm"
@@ -22,18 +21,17 @@ func bootArgs(user string) string { return vmm.MergeCmdline(defaultArgs, user) }
 
 // validate checks m before anything is spawned.
 func validate(m vmm.Machine) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("VM %q: "+format, append([]any{m.Name}, a...)...)
 	}
 	switch {
-	case m.Dir == "":
-		return bad("no state directory")
 	case m.Accel != "" && m.Accel != "kvm":
 		return bad("firecracker needs KVM, not %q (hint: use --vmm qemu for software emulation)", m.Accel)
 	case m.CPUs < 1 || m.CPUs > 32:
 		return bad("firecracker supports 1 to 32 vCPUs, not %d", m.CPUs)
-	case m.MemoryMiB < 1:
-		return bad("memory size %d MiB is not positive", m.MemoryMiB)
 	}
 	switch m.Net.Mode {
 	case "", "none":
@@ -45,20 +43,6 @@ func validate(m vmm.Machine) error {
 		return bad("firecracker has no user-mode networking (hint: use --net tap, or --vmm qemu for --net user)")
 	default:
 		return bad("unknown network mode %q (want none or tap)", m.Net.Mode)
-	}
-	files := []struct{ what, path string }{{"kernel", m.Kernel}, {"rootfs", m.Rootfs}}
-	if m.Initrd != "" {
-		files = append(files, struct{ what, path string }{"initrd", m.Initrd})
-	}
-	for _, f := range files {
-		if f.path == "" {
-			return bad("no %s", f.what)
-		}
-		if st, err := os.Stat(f.path); err != nil {
-			return bad("%s: %w", f.what, err)
-		} else if !st.Mode().IsRegular() {
-			return bad("%s %s is not a regular file", f.what, f.path)
-		}
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package qemu
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -102,37 +101,23 @@ func netArgs(n vmm.Network) ([]string, error) {
 
 // validate checks m before anything is spawned.
 func validate(m vmm.Machine) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("VM %q: "+format, append([]any{m.Name}, a...)...)
 	}
 	switch {
-	case m.Dir == "":
-		return bad("no state directory")
 	case m.ConsoleLog == "":
 		return bad("no console log file")
 	case m.Accel != "kvm" && m.Accel != "tcg":
 		return bad("unknown accelerator %q (want kvm or tcg)", m.Accel)
 	case m.CPUs < 1:
 		return bad("needs at least one vCPU, not %d", m.CPUs)
-	case m.MemoryMiB < 1:
-		return bad("memory size %d MiB is not positive", m.MemoryMiB)
 	}
 	for _, sock := range sockets(m) {
 		if err := vmm.CheckSocketPath(sock.What, sock.Path); err != nil {
 			return bad("%w", err)
-		}
-	}
-	for _, f := range []struct{ what, path string }{{"kernel", m.Kernel}, {"rootfs", m.Rootfs}, {"initrd", m.Initrd}} {
-		if f.path == "" {
-			if f.what == "initrd" {
-				continue
-			}
-			return bad("no %s", f.what)
-		}
-		if st, err := os.Stat(f.path); err != nil {
-			return bad("%s: %w", f.what, err)
-		} else if !st.Mode().IsRegular() {
-			return bad("%s %s is not a regular file", f.what, f.path)
 		}
 	}
 	return nil
