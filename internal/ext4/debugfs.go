@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 
 	"github.com/thaloco/banger/internal/logtail"
@@ -19,16 +17,9 @@ func Edit(ctx context.Context, img string, commands []string) error {
 	if len(commands) == 0 {
 		return nil
 	}
-	dir, err := os.MkdirTemp("", "banger-debugfs-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	script := filepath.Join(dir, "script")
-	if err := os.WriteFile(script, []byte(strings.Join(commands, "\n")+"\n"), 0o600); err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, "debugfs", "-w", "-f", script, img)
+	// -f - reads the commands from stdin.
+	cmd := exec.CommandContext(ctx, "debugfs", "-w", "-f", "-", img)
+	cmd.Stdin = strings.NewReader(strings.Join(commands, "\n") + "\n")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
