@@ -86,7 +86,8 @@ func (s *Store) Import(ctx context.Context, name, dir string, opts ImportOptions
 	if err := s.commit(tmp, name); err != nil {
 		return nil, err
 	}
-	return s.Get(name)
+	m.dir = s.path(name)
+	return m, nil
 }
 
 // copyBundle streams the bundle roots of src as a plain tar through the

@@ -98,8 +98,9 @@ func (s *Store) Pull(ctx context.Context, e kernelcat.Entry, opts PullOptions) (
 	if err := s.commit(tmp, e.Name); err != nil {
 		return PullResult{}, err
 	}
-	res.Manifest, err = s.Get(e.Name)
-	return res, err
+	m.dir = s.path(e.Name)
+	res.Manifest = m
+	return res, nil
 }
 
 func (s *Store) partialPath(sha string) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -177,6 +178,37 @@ func TestPullRefusesToReplaceImport(t *testing.T) {
 	}
 	if _, err := s.Pull(context.Background(), e, PullOptions{Force: true}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReturnedManifestMatchesDisk: Pull and Import return the manifest
+// they built in memory; it must be what Get reads back from disk.
+func TestReturnedManifestMatchesDisk(t *testing.T) {
+	s := New(t.TempDir())
+	e, _ := serveBundle(t, "k1", bundletest.Full(bundletest.FakeVMLinux("6.12.5", 1024)), bundletest.Faults{})
+	res, err := s.Pull(context.Background(), e, PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "vmlinux"), []byte(bundletest.FakeVMLinux("6.12.1", 512)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	imp, err := s.Import(context.Background(), "k2", src, ImportOptions{Distro: "d", Arch: "x86_64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*Manifest{res.Manifest, imp} {
+		disk, err := s.Get(m.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(m, disk) {
+			t.Errorf("returned manifest %+v (dir %s)\ndiffers from Get's %+v (dir %s)", m, m.Dir(), disk, disk.Dir())
+		}
+		if m.Dir() != filepath.Join(s.Dir(), m.Name) {
+			t.Errorf("Dir() = %q, want %q", m.Dir(), filepath.Join(s.Dir(), m.Name))
+		}
 	}
 }
 
