@@ -21,6 +21,9 @@ import (
 // stagedir). Each entry has a lock, held for the whole build, because
 // the guest setup rewrites a few files of the tree before mkfs.ext4 reads
 // it.
+//
+// The trees are pulled images' files, setuid binaries and device nodes
+// included, so the cache and its entries are private to the user (0700).
 
 // cacheInfo is what a finished cache entry records.
 type cacheInfo struct {
@@ -39,6 +42,13 @@ type cacheEntry struct {
 }
 
 func openCache(ctx context.Context, base, hash string, onWait func()) (*cacheEntry, error) {
+	// Chmod too: a cache made by an older banger was world-readable.
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return nil, fmt.Errorf("creating build cache: %w", err)
+	}
+	if err := os.Chmod(base, 0o700); err != nil {
+		return nil, fmt.Errorf("making build cache %s private: %w", base, err)
+	}
 	lock, err := lockfile.Acquire(ctx, filepath.Join(base, ".locks", hash+".lock"), onWait)
 	if err != nil {
 		return nil, fmt.Errorf("locking build cache: %w", err)
@@ -72,6 +82,10 @@ func (e *cacheEntry) Info() (*cacheInfo, bool) {
 func (e *cacheEntry) Prepare() (string, error) {
 	tmp, err := stagedir.Create(e.base, e.hash)
 	if err != nil {
+		return "", fmt.Errorf("creating build directory: %w", err)
+	}
+	if err := os.Chmod(tmp, 0o700); err != nil {
+		_ = stagedir.RemoveAll(tmp)
 		return "", fmt.Errorf("creating build directory: %w", err)
 	}
 	if err := os.Mkdir(filepath.Join(tmp, "rootfs"), 0o755); err != nil {

@@ -61,3 +61,44 @@ func TestCacheEntryLeftoversAndReplace(t *testing.T) {
 		t.Fatalf("after Commit the cache holds %v, want %v", got, want)
 	}
 }
+
+// The cache holds pulled images' trees (setuid binaries, device nodes):
+// other local users must not reach them.
+func TestCacheIsPrivate(t *testing.T) {
+	mode := func(p string) os.FileMode {
+		t.Helper()
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Mode().Perm()
+	}
+	state := t.TempDir()
+	old := filepath.Join(state, "old", "images") // made by an older banger
+	if err := os.MkdirAll(old, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, base := range []string{filepath.Join(state, "cache", "images"), old} {
+		e, err := openCache(context.Background(), base, "0123abcd", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := mode(base); m != 0o700 {
+			t.Errorf("cache %s has mode %v, want 0700", base, m)
+		}
+		tmp, err := e.Prepare()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := mode(tmp); m != 0o700 {
+			t.Errorf("build directory %s has mode %v, want 0700", tmp, m)
+		}
+		if err := e.Commit(tmp, &cacheInfo{Ref: "r"}); err != nil {
+			t.Fatal(err)
+		}
+		if m := mode(filepath.Join(base, "0123abcd")); m != 0o700 {
+			t.Errorf("cache entry has mode %v, want 0700", m)
+		}
+		e.Release()
+	}
+}
