@@ -13,6 +13,7 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -51,8 +52,18 @@ type Catalog struct {
 	Source string `json:"-"`
 }
 
-// KnownArches are the architectures a catalog entry may name.
-var knownArches = map[string]bool{"x86_64": true, "aarch64": true}
+// knownArches are the architectures a catalog entry may name, in the order
+// error messages list them.
+var knownArches = []string{"x86_64", "aarch64"}
+
+// ValidateArch returns an error naming the known architectures when arch,
+// a catalog name (see NormalizeArch), is not one of them.
+func ValidateArch(arch string) error {
+	if slices.Contains(knownArches, arch) {
+		return nil
+	}
+	return fmt.Errorf("unknown arch %q (known: %s)", arch, strings.Join(knownArches, ", "))
+}
 
 // HostArch is the catalog name of the architecture banger runs on.
 func HostArch() string {
@@ -114,8 +125,8 @@ func (e Entry) validate() error {
 	if err := paths.ValidateName("kernel", e.Name); err != nil {
 		return err
 	}
-	if !knownArches[e.Arch] {
-		return fmt.Errorf("%s: unknown arch %q (known: x86_64, aarch64)", e.Name, e.Arch)
+	if err := ValidateArch(e.Arch); err != nil {
+		return fmt.Errorf("%s: %w", e.Name, err)
 	}
 	if e.SHA256 == "" {
 		return fmt.Errorf("%s: no sha256: an entry without a hash cannot be pulled", e.Name)

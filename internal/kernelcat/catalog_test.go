@@ -1,6 +1,7 @@
 package kernelcat
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,5 +109,20 @@ func TestLoadOverrideAndMirror(t *testing.T) {
 	env["BANGER_CATALOG"] = filepath.Join(dir, "missing.json")
 	if _, err := Load(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "BANGER_CATALOG") {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+func TestValidateArch(t *testing.T) {
+	for _, tt := range []struct{ arch, want string }{
+		{"x86_64", ""},
+		{"aarch64", ""},
+		{"mips", `unknown arch "mips" (known: x86_64, aarch64)`},
+		{"amd64", `unknown arch "amd64" (known: x86_64, aarch64)`}, // NormalizeArch's job
+		{"", `unknown arch "" (known: x86_64, aarch64)`},
+	} {
+		err := ValidateArch(tt.arch)
+		if got := fmt.Sprint(err); (err == nil) != (tt.want == "") || (err != nil && got != tt.want) {
+			t.Errorf("ValidateArch(%q) = %v, want %q", tt.arch, err, tt.want)
+		}
 	}
 }

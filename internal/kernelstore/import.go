@@ -38,8 +38,8 @@ func (s *Store) Import(ctx context.Context, name, dir string, opts ImportOptions
 		return nil, errors.New("importing a kernel needs --distro (for example --distro generic)")
 	}
 	opts.Arch = kernelcat.NormalizeArch(opts.Arch)
-	if opts.Arch != "x86_64" && opts.Arch != "aarch64" {
-		return nil, fmt.Errorf("unknown arch %q (use x86_64 or aarch64)", opts.Arch)
+	if err := kernelcat.ValidateArch(opts.Arch); err != nil {
+		return nil, fmt.Errorf("importing kernel %q: %w", name, err)
 	}
 	st, err := os.Stat(filepath.Join(dir, "vmlinux"))
 	switch {
