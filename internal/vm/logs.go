@@ -33,16 +33,27 @@ func (s *Store) Logs(ctx context.Context, name string, w io.Writer, follow bool)
 		return fmt.Errorf("reading the console log of VM %q: %w", name, err)
 	}
 	defer f.Close()
+	// Following, the VM's record is read again (and reconciled) only when
+	// nothing new was written and either its VMM as last recorded is gone
+	// (the VM stopped, or a start recorded no VMM yet, or a restart) or
+	// the guest halted, which ends no VMM by itself.
+	halted := false
 	for {
-		if _, err := io.Copy(w, f); err != nil {
+		n, err := io.Copy(w, f)
+		if err != nil {
 			return fmt.Errorf("reading the console log of VM %q: %w", name, err)
 		}
 		if !follow {
 			return nil
 		}
-		if v, err = s.Get(name); err != nil || !v.State.Status.active() {
-			_, _ = io.Copy(w, f) // what was written before it stopped
-			return nil
+		if n > 0 {
+			halted = guestHalted(v)
+		}
+		if n == 0 && (halted || !vmmAlive(v.State)) {
+			if v, err = s.Get(name); err != nil || !v.State.Status.active() {
+				_, _ = io.Copy(w, f) // what was written before it stopped
+				return nil
+			}
 		}
 		select {
 		case <-ctx.Done():
