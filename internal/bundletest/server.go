@@ -106,6 +106,3 @@ func (w *faultWriter) Write(p []byte) (int, error) {
 	w.written += int64(n)
 	return n, err
 }
-
-// Header lets http.ServeContent set Content-Length as usual.
-func (w *faultWriter) Header() http.Header { return w.ResponseWriter.Header() }
