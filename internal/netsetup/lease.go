@@ -54,8 +54,13 @@ func tapName(vm string) string {
 const tapPrefix = "bg-"
 
 // guestMAC derives a stable, locally administered unicast MAC from a VM name.
-func guestMAC(vm string) string {
-	sum := sha256.Sum256([]byte("banger:" + vm))
+func guestMAC(vm string) string { return DeriveMAC("banger:" + vm) }
+
+// DeriveMAC derives a stable, locally administered unicast MAC from key:
+// the first six bytes of its SHA-256 with the multicast bit cleared and
+// the locally administered bit set.
+func DeriveMAC(key string) string {
+	sum := sha256.Sum256([]byte(key))
 	sum[0] = sum[0]&^1 | 2
 	return net.HardwareAddr(sum[:6]).String()
 }

@@ -79,6 +79,16 @@ func TestNames(t *testing.T) {
 	if guestMAC("web") == guestMAC("db") {
 		t.Error("two VMs got the same MAC")
 	}
+	// Pinned (computed outside Go): a VM's MAC must not change between
+	// banger versions. The second key is the vm package's user networking.
+	for key, want := range map[string]string{"banger:web": "8e:0c:5e:60:31:a8", "banger-user:web": "f6:0c:8f:0d:d4:75"} {
+		if got := DeriveMAC(key); got != want {
+			t.Errorf("DeriveMAC(%q) = %s, want %s", key, got, want)
+		}
+	}
+	if guestMAC("web") != DeriveMAC("banger:web") {
+		t.Error("guestMAC does not derive from \"banger:\" + name")
+	}
 }
 
 func TestKernelIPArg(t *testing.T) {

@@ -2,7 +2,6 @@ package vm
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -100,12 +99,9 @@ func (v *VM) SSHAddr() string {
 	return v.sshAddr()
 }
 
-// userMAC derives a stable, locally administered MAC from the VM's name.
-func userMAC(name string) string {
-	sum := sha256.Sum256([]byte("banger-user:" + name))
-	sum[0] = sum[0]&^1 | 2
-	return net.HardwareAddr(sum[:6]).String()
-}
+// userMAC derives a stable, locally administered MAC from the VM's name
+// for user networking (tap networking takes its MAC from the lease).
+func userMAC(name string) string { return netsetup.DeriveMAC("banger-user:" + name) }
 
 // freePort returns a TCP port on 127.0.0.1 that nothing listens on.
 func freePort(ctx context.Context) (int, error) {
