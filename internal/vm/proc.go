@@ -1,7 +1,6 @@
 package vm
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -65,13 +64,13 @@ func signalVMM(st State, sig syscall.Signal) error {
 
 // waitExit waits until the recorded VMM is gone or timeout passes; it
 // reports whether it is gone.
-func waitExit(ctx context.Context, st State, timeout time.Duration) bool {
+func waitExit(st State, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for {
 		if !vmmAlive(st) {
 			return true
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
+		if time.Now().After(deadline) {
 			return false
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -84,13 +83,13 @@ func killVMM(st State, grace time.Duration) error {
 	if err := signalVMM(st, syscall.SIGTERM); err != nil {
 		return err
 	}
-	if waitExit(context.Background(), st, grace) {
+	if waitExit(st, grace) {
 		return nil
 	}
 	if err := signalVMM(st, syscall.SIGKILL); err != nil {
 		return err
 	}
-	if !waitExit(context.Background(), st, 10*time.Second) {
+	if !waitExit(st, 10*time.Second) {
 		return fmt.Errorf("VMM process %d survived SIGKILL", st.PID)
 	}
 	return nil
