@@ -34,6 +34,12 @@ var (
 	qemuRE = regexp.MustCompile(`(?m)^qemu-system-\S+: (.*)$`)
 )
 
+// kvmFailure is the reason given for a VM whose console shows KVM
+// failing with line.
+func kvmFailure(line string) string {
+	return "KVM failed: " + strings.TrimSpace(line) + " (" + kvmHint + ")"
+}
+
 // kvmHint is the fix for a host whose /dev/kvm cannot run guests.
 const kvmHint = "hint: this host's KVM cannot run the guest (e.g. kvm_pvm, or nested virtualization without vmx/svm); run with BANGER_QEMU_ACCEL=tcg for software emulation"
 
@@ -50,7 +56,7 @@ func crashReason(log string) (reason string, crashed bool) {
 		return "kernel panic: " + strings.TrimSpace(strings.TrimPrefix(l, "Kernel panic - ")), true
 	}
 	if l := kvmRE.FindString(log); l != "" {
-		return "KVM failed: " + strings.TrimSpace(l) + " (" + kvmHint + ")", true
+		return kvmFailure(l), true
 	}
 	if shutdownRE.MatchString(log) {
 		return "the guest shut down", false

@@ -124,7 +124,7 @@ func (s *Store) waitReady(ctx context.Context, v *VM, t0 time.Time, timeout time
 				return fail("the guest kernel panicked: "+strings.TrimSpace(l), true)
 			}
 			if l := kvmRE.FindString(chunk); l != "" {
-				return fail("KVM failed: "+strings.TrimSpace(l)+" ("+kvmHint+")", true)
+				return fail(kvmFailure(l), true)
 			}
 			// A guest that showed the marker was ready, even if it has
 			// shut down since: reconcile records that.

@@ -73,7 +73,7 @@ func (s *Store) startLocked(ctx context.Context, v *VM, o StartOptions) error {
 	p, err := drv.Start(ctx, m)
 	if err != nil {
 		if l := kvmRE.FindString(logtail.ReadFrom(m.ConsoleLog, offset, 1<<20)); l != "" && m.Accel == "kvm" {
-			err = &BootError{Reason: "KVM failed: " + strings.TrimSpace(l) + " (" + kvmHint + ")", Crashed: true}
+			err = &BootError{Reason: kvmFailure(l), Crashed: true}
 		}
 		s.failStart(v, err)
 		return fmt.Errorf("starting VM %q: %w", v.Name(), err)
