@@ -17,6 +17,7 @@ import (
 	"github.com/thaloco/banger/internal/kernelstore"
 	"github.com/thaloco/banger/internal/paths"
 	"github.com/thaloco/banger/internal/vmm"
+	"github.com/thaloco/banger/internal/vmm/firecracker"
 )
 
 // CreateOptions describe a new VM. Either Image, or Kernel and Rootfs.
@@ -203,7 +204,7 @@ func (s *Store) plan(ctx context.Context, o CreateOptions) (Config, string, erro
 	if cfg.Jailer = o.Jailer; cfg.Jailer && cfg.VMM != VMMFirecracker {
 		return cfg, "", fmt.Errorf("--jailer needs Firecracker, but VM %q uses %s (hint: add --vmm firecracker)", cfg.Name, cfg.VMM)
 	}
-	if cfg.Jailer && strings.ContainsAny(cfg.Name, "._") {
+	if cfg.Jailer && !firecracker.ValidJailerID(cfg.Name) {
 		return cfg, "", fmt.Errorf("VM name %q cannot be a jailer id: the jailer accepts only letters, digits and '-' (hint: rename the VM)", cfg.Name)
 	}
 	if err := checkNet(&cfg, o.Net); err != nil {

@@ -33,9 +33,9 @@ type Jailer struct {
 	ExtraArgs []string
 }
 
-// validJailerID reports whether the jailer accepts id as --id: 1 to 64
+// ValidJailerID reports whether the jailer accepts id as --id: 1 to 64
 // ASCII letters, digits and hyphens.
-func validJailerID(id string) bool {
+func ValidJailerID(id string) bool {
 	if len(id) < 1 || len(id) > 64 {
 		return false
 	}
@@ -86,7 +86,7 @@ func (j *Jailer) prepare(ctx context.Context, fcBinary string, m vmm.Machine) (l
 	if err != nil {
 		return layout{}, err
 	}
-	if !validJailerID(m.Name) {
+	if !ValidJailerID(m.Name) {
 		return layout{}, fmt.Errorf("VM name %q cannot be a jailer id: it takes 1 to 64 letters, digits and hyphens", m.Name)
 	}
 	root := j.rootDir(fcBinary, m.Name)

@@ -58,7 +58,7 @@ func runFakeJailer(cfg fakeConfig, args []string) int {
 			return 1
 		}
 	}
-	if i >= len(args) || !validJailerID(flags["--id"]) {
+	if i >= len(args) || !ValidJailerID(flags["--id"]) {
 		fmt.Fprintln(os.Stderr, "jailer: missing -- or bad --id")
 		return 1
 	}
