@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
@@ -36,13 +34,9 @@ func runVMRm(ctx context.Context, g *globalOptions, names []string, force bool, 
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, name := range names {
-		if err := s.Remove(ctx, name, force); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		fmt.Fprintf(w, "VM %s removed\n", name)
-	}
-	return errors.Join(errs...)
+	// Nothing depends on a VM: no users to check.
+	noUsers := func(string) ([]string, error) { return nil, nil }
+	return removeEach(ctx, w, "VM", "", names, force, noUsers, func(ctx context.Context, name string) error {
+		return s.Remove(ctx, name, force)
+	})
 }
