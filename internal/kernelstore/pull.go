@@ -126,12 +126,16 @@ func (s *Store) download(ctx context.Context, e kernelcat.Entry, tmp string, opt
 	defer body.Close()
 	files, xerr := archive.ExtractBundle(ctx, body, tmp, archive.DefaultLimits())
 	// Read to the end so the size and digest are checked. A digest
-	// mismatch explains a broken archive better than the archive error.
+	// mismatch explains a broken archive better than the archive error,
+	// and a failed download better than the archive's report of it (which
+	// would blame the decompression).
 	_, derr := io.Copy(io.Discard, body)
 	var de *fetch.DigestError
 	var se *fetch.SizeError
 	switch {
 	case errors.As(derr, &de) || errors.As(derr, &se):
+		err = derr
+	case derr != nil && errors.Is(xerr, derr):
 		err = derr
 	case xerr != nil:
 		err = xerr
