@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/thaloco/banger/internal/vmm"
 )
 
 // jailIDs are the uid/gid the jailed Firecracker runs as: a foreign pair
@@ -137,5 +139,41 @@ func TestJailerDiskOnOtherFilesystem(t *testing.T) {
 	_, err = (&Driver{Jailer: &Jailer{UID: uid, GID: gid, ChrootBaseDir: base}}).Start(context.Background(), e.m)
 	if err == nil || !strings.Contains(err.Error(), "putting the rootfs in the jail") || !strings.Contains(err.Error(), "same filesystem") {
 		t.Fatalf("Start error %v, want a cross-filesystem rootfs error with a hint", err)
+	}
+}
+
+// Sockets lists what Start creates: the API and vsock sockets inside the
+// jail, the console relay's in the VM's directory. Start refuses a jailed
+// VM whose vsock socket is too long though its API socket fits.
+func TestSocketsInJail(t *testing.T) {
+	e := newTestEnv(t, fakeConfig{})
+	base := filepath.Join(e.dir, "jail")
+	d := &Driver{Jailer: &Jailer{ChrootBaseDir: base}, ConsoleRelay: e.relay, VsockCID: 3}
+	root := filepath.Join(base, "firecracker", e.m.Name, "root")
+	want := []vmm.Socket{
+		{What: "firecracker API socket", Path: filepath.Join(root, SocketName)},
+		{What: "console socket", Path: filepath.Join(e.m.Dir, ConsoleSocketName)},
+		{What: "vsock socket", Path: filepath.Join(root, VsockName)},
+	}
+	if got := d.Sockets(e.m); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Sockets = %+v\nwant %+v", got, want)
+	}
+
+	// A base directory that leaves the API socket exactly 107 bytes long.
+	pad := vmm.MaxSocketPath - len(filepath.Join(base, "firecracker", e.m.Name, "root", SocketName)) - 1
+	if pad < 1 {
+		t.Fatalf("test directory %s is too long", e.dir)
+	}
+	d.Jailer.ChrootBaseDir = filepath.Join(base, strings.Repeat("p", pad))
+	socks := d.Sockets(e.m)
+	if len(socks[0].Path) != vmm.MaxSocketPath {
+		t.Fatalf("bad test setup: %s", socks[0].Path)
+	}
+	_, err := d.Start(context.Background(), e.m)
+	if err == nil || !strings.Contains(err.Error(), `VM "vm1": vsock socket path `+socks[2].Path) {
+		t.Fatalf("Start with a %d-byte vsock socket path: %v", len(socks[2].Path), err)
+	}
+	if pids := e.pids(t); len(pids) != 0 {
+		t.Errorf("Start spawned %v before refusing", pids)
 	}
 }
