@@ -88,5 +88,11 @@ func (s *Store) Console(ctx context.Context, name string, in io.Reader, out io.W
 			}
 		}
 	}()
-	return guest.AttachConsole(ctx, v.State.ConsoleSocket, in, out)
+	detached, err = guest.AttachConsole(ctx, v.State.ConsoleSocket, in, out)
+	if err == nil && !detached {
+		// The VMM closed the console because it is exiting; let it
+		// finish, so that what the caller runs next sees the VM stopped.
+		waitExit(v.State, 5*time.Second)
+	}
+	return detached, err
 }
