@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -35,26 +34,7 @@ func (b *syncBuffer) String() string {
 // watches its pid, and no boot is needed.
 func TestLogsFollow(t *testing.T) {
 	s := newStore(t, nil)
-	if _, err := s.Create(context.Background(), CreateOptions{Name: "tail", Kernel: "test", Rootfs: shared.plain, Net: NetNone}); err != nil {
-		t.Fatal(err)
-	}
-	vmmProc := exec.Command("sleep", "300")
-	if err := vmmProc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	reaped := false
-	t.Cleanup(func() {
-		if !reaped {
-			_ = vmmProc.Process.Kill()
-			_ = vmmProc.Wait()
-		}
-	})
-	start, _ := procStart(vmmProc.Process.Pid)
-	v := status(t, s, "tail")
-	v.State.Status, v.State.PID, v.State.PIDStart = StatusRunning, vmmProc.Process.Pid, start
-	if err := v.saveState(); err != nil {
-		t.Fatal(err)
-	}
+	v, _, kill := standInVMM(t, s, "tail", StatusRunning)
 	appendLog := func(text string) {
 		f, err := os.OpenFile(v.ConsoleLog(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
@@ -91,9 +71,7 @@ func TestLogsFollow(t *testing.T) {
 	waitFor("first line\nsecond line\n")
 
 	appendLog("last words\n")
-	_ = vmmProc.Process.Kill()
-	_ = vmmProc.Wait()
-	reaped = true
+	kill()
 	select {
 	case err := <-done:
 		if err != nil {
