@@ -97,3 +97,30 @@ type Driver interface {
 	// Ctrl-Alt-Del). It does not wait for the VMM to exit.
 	Shutdown(ctx context.Context, m Machine, p Process) error
 }
+
+// Snapshotter is a Driver that can save a running guest (memory and device
+// state) and bring copies of it back. A snapshot is a directory of files
+// the driver writes; the VM's disk is copied by the caller while the guest
+// is paused, so disk and memory agree.
+type Snapshotter interface {
+	Driver
+	// Version is the VMM's version as it reports it, e.g. "QEMU emulator
+	// version 7.2.19" or "v1.16.1". A snapshot restores only with the
+	// version that wrote it.
+	Version(ctx context.Context) (string, error)
+	// Pause stops the guest's vCPUs; its disk writes have reached the
+	// disk file when Pause returns.
+	Pause(ctx context.Context, m Machine, p Process) error
+	// Resume lets a paused guest run again.
+	Resume(ctx context.Context, m Machine, p Process) error
+	// SaveState writes the paused guest's memory and device state into
+	// dir (an existing, private directory) and returns the names of the
+	// files it wrote there. The guest stays paused.
+	SaveState(ctx context.Context, m Machine, p Process, dir string) ([]string, error)
+	// Restore spawns the VMM detached, as Start does, loads the state that
+	// SaveState wrote into dir, and lets the guest run. m describes the
+	// new VM: its own name, directory, disk (a copy of the snapshot's) and
+	// network (its own tap or forwards); CPUs and memory must be the
+	// snapshot's. On failure the VMM is killed.
+	Restore(ctx context.Context, m Machine, dir string) (Process, error)
+}
