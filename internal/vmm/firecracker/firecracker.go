@@ -24,8 +24,6 @@ import (
 	"time"
 
 	"github.com/thaloco/banger/internal/vmm"
-	"github.com/thaloco/banger/internal/vmm/consolerelay"
-	"github.com/thaloco/banger/internal/vmm/vmmproc"
 )
 
 // Files the driver keeps in a VM's state directory (or, with the jailer,
@@ -133,78 +131,14 @@ func (d *Driver) Start(ctx context.Context, m vmm.Machine) (vmm.Process, error) 
 	if err := validate(m); err != nil {
 		return vmm.Process{}, err
 	}
-	for _, sock := range d.Sockets(m) {
-		if err := vmm.CheckSocketPath(sock.What, sock.Path); err != nil {
-			return vmm.Process{}, fmt.Errorf("VM %q: %w", m.Name, err)
-		}
-	}
-	bin, err := d.binary()
+	s, err := d.spawn(ctx, m)
 	if err != nil {
 		return vmm.Process{}, err
 	}
-	var l layout
-	if d.Jailer != nil {
-		l, err = d.Jailer.prepare(ctx, bin, m)
-	} else {
-		l, err = plainLayout(ctx, bin, m)
+	if err := configure(ctx, s.client, m, s.layout, d.VsockCID); err != nil {
+		return vmm.Process{}, s.fail("configuring", err)
 	}
-	if err != nil {
-		return vmm.Process{}, err
-	}
-	consoleLog := m.ConsoleLog
-	if consoleLog == "" {
-		consoleLog = filepath.Join(m.Dir, "console.log")
-	}
-	if err := os.MkdirAll(filepath.Dir(consoleLog), 0o755); err != nil {
-		return vmm.Process{}, fmt.Errorf("VM %q console log: %w", m.Name, err)
-	}
-	var (
-		relay   *consolerelay.Relay
-		conSock string
-		opts    vmmproc.Options
-	)
-	if len(d.ConsoleRelay) > 0 {
-		conSock = filepath.Join(m.Dir, ConsoleSocketName)
-		var tty *os.File
-		relay, tty, err = consolerelay.Start(ctx, d.ConsoleRelay, conSock, consoleLog)
-		if err != nil {
-			return vmm.Process{}, fmt.Errorf("VM %q console: %w", m.Name, err)
-		}
-		opts.Terminal = tty
-	}
-	p, err := vmmproc.SpawnWith(l.argv, consoleLog, opts)
-	if opts.Terminal != nil {
-		// Firecracker holds the terminal now; the relay sees it hang
-		// up when Firecracker exits.
-		opts.Terminal.Close()
-	}
-	if err != nil {
-		if relay != nil {
-			relay.Close(0)
-		}
-		return vmm.Process{}, fmt.Errorf("starting firecracker for VM %q: %w", m.Name, err)
-	}
-	// fail kills what was started; the relay then logs Firecracker's
-	// last words and exits, so they can be quoted.
-	fail := func(doing string, err error) (vmm.Process, error) {
-		p.Kill()
-		if relay != nil {
-			relay.Close(2 * time.Second)
-		}
-		return vmm.Process{}, fmt.Errorf("%s firecracker for VM %q: %w%s", doing, m.Name, err, outputSince(p))
-	}
-	timeout := d.SocketTimeout
-	if timeout == 0 {
-		timeout = 5 * time.Second
-	}
-	if err := waitSocket(ctx, p, l.hostSocket, timeout); err != nil {
-		return fail("starting", err)
-	}
-	c := &Client{Socket: l.hostSocket}
-	if err := configure(ctx, c, m, l, d.VsockCID); err != nil {
-		return fail("configuring", err)
-	}
-	return vmm.Process{PID: p.PID(), APISocket: l.hostSocket, ConsoleSocket: conSock}, nil
+	return s.process(), nil
 }
 
 // Shutdown sends Ctrl-Alt-Del; a guest booted with reboot=k then resets,
