@@ -1,0 +1,82 @@
+package guestinit
+
+import (
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// RestoreParams is what makes a restored clone its own machine.
+type RestoreParams struct {
+	Hostname string    // the VM's name, already validated ([a-z0-9][a-z0-9._-]*)
+	MAC      string    // eth0's new address; empty leaves it alone
+	Now      time.Time // the host's wall clock when the command is sent
+	Seed     []byte    // 32 or more random bytes from the host
+}
+
+// The reseed fallbacks for images without the reseed program. perl's
+// ioctl returns "0 but true" on success and undef on failure; python's
+// raises OSError.
+const (
+	perlReseed   = `open(F,">/dev/urandom")||exit 1;ioctl(F,0x5207,0)||exit 1`
+	pythonReseed = `import fcntl,os;fcntl.ioctl(os.open("/dev/urandom",os.O_WRONLY),0x5207)`
+)
+
+// RestoreCommand returns the command line banger runs in a clone over
+// SSH, as root, right after restore. Under any POSIX sh (busybox ash,
+// dash, bash) it, in order: writes the seed as hex to /dev/urandom; forces
+// a CRNG reseed with the program at ReseedPath, else perl, else python3
+// (warning if none works); sets the clock to p.Now, to the nanosecond
+// where date accepts fractions (GNU) and to the second otherwise
+// (busybox); sets the hostname, /etc/hostname and the 127.0.1.1 line of
+// /etc/hosts; sets eth0's MAC if p.MAC is set; and removes systemd's
+// saved random seed. Warnings go to stderr as "banger-restore: warning:
+// ..." lines. The last stdout line is the result ParseRestoreResult
+// reads; the exit status is 0 when the seed, the clock and the hostname
+// were set.
+func RestoreCommand(p RestoreParams) string {
+	name := shellQuote(p.Hostname)
+	now := p.Now.UTC()
+	secs := now.Round(time.Second).Unix()
+	var b strings.Builder
+	add := func(format string, args ...any) { fmt.Fprintf(&b, format, args...); b.WriteString("; ") }
+	add("PATH=$PATH:/usr/sbin:/usr/bin:/sbin:/bin")
+	add(`warn() { echo "banger-restore: warning: $*" >&2; }`)
+	add("ok=1")
+	add("printf %%s %s >/dev/urandom || { ok=0; warn 'cannot write the seed to /dev/urandom'; }", hex.EncodeToString(p.Seed))
+	add("if %s 2>/dev/null; then r=ioctl; elif perl -e %s 2>/dev/null; then r=perl; elif python3 -c %s 2>/dev/null; then r=python; else r=none; warn %s; fi",
+		ReseedPath, shellQuote(perlReseed), shellQuote(pythonReseed),
+		shellQuote("cannot reseed the kernel RNG (RNDRESEEDCRNG): clones share random numbers until its next timed reseed (hint: install "+ReseedPath+")"))
+	// busybox date reports a failure to set the clock on stderr only: its
+	// exit status is 0 all the same.
+	add(`if e=$(date -s @%d.%09d 2>&1 >/dev/null) && [ -z "$e" ]; then c=ns; elif e=$(date -s @%d 2>&1 >/dev/null) && [ -z "$e" ]; then c=s; else c=failed; ok=0; warn "cannot set the clock: $e"; fi`,
+		now.Unix(), now.Nanosecond(), secs)
+	add("if hostname %s || echo %s >/proc/sys/kernel/hostname; then h=set; else h=failed; ok=0; warn 'cannot set the hostname'; fi", name, name)
+	add("echo %s >/etc/hostname || warn 'cannot write /etc/hostname'", name)
+	add(`if grep -q '^127\.0\.1\.1[[:space:]]' /etc/hosts 2>/dev/null; then sed -i %s /etc/hosts || warn 'cannot update /etc/hosts'; fi`,
+		shellQuote(`s/^127\.0\.1\.1[[:space:]].*/127.0.1.1 `+sedReplacement(p.Hostname)+`/`))
+	if p.MAC == "" {
+		add("m=kept")
+	} else {
+		add("if ip link set dev eth0 address %s; then m=set; else m=failed; warn 'cannot set the MAC address of eth0'; fi", shellQuote(p.MAC))
+	}
+	add("rm -f /var/lib/systemd/random-seed")
+	add(`if [ $ok = 1 ]; then s=ok; else s=failed; fi`)
+	add(`echo "%s $s reseed=$r clock=$c hostname=$h mac=$m"`, resultPrefix)
+	b.WriteString("[ $ok = 1 ]")
+	return b.String()
+}
+
+// shellQuote quotes s as one word for a POSIX shell.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,@%+") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// sedReplacement escapes s for the replacement part of a sed s/// command.
+func sedReplacement(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `&`, `\&`, `/`, `\/`, "\n", `\n`).Replace(s)
+}
