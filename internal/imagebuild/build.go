@@ -116,7 +116,7 @@ func Build(ctx context.Context, store *image.Store, opts Options) (*image.Manife
 		return nil, diskFull(err, opts.CacheDir)
 	}
 	warnings := append([]string(nil), info.Warnings...)
-	gw, err := setupGuest(entry.Tree(), GuestConfig{Hostname: opts.Name, AuthorizedKey: opts.AuthorizedKey})
+	gw, err := setupGuest(entry.Tree(), GuestConfig{Hostname: opts.Name, AuthorizedKey: opts.AuthorizedKey, Arch: guestArch(platform.Architecture)})
 	if err != nil {
 		return nil, diskFull(err, opts.CacheDir)
 	}

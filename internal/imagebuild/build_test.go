@@ -1,7 +1,9 @@
 package imagebuild
 
 import (
+	"bytes"
 	"context"
+	"debug/elf"
 	"errors"
 	"os"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/thaloco/banger/internal/ext4/ext4test"
+	"github.com/thaloco/banger/internal/guestinit"
 	"github.com/thaloco/banger/internal/image"
 	"github.com/thaloco/banger/internal/imagebuild/imagetest"
 )
@@ -130,6 +133,7 @@ func checkRich(t *testing.T, fs, hostname string) {
 		{"/etc/hostname", "regular", 0o644, 0, 0, hostname + "\n", ""},
 		{"/root/.ssh", "directory", 0o700, 0, 0, "", ""},
 		{"/root/.ssh/authorized_keys", "regular", 0o600, 0, 0, testKey, ""},
+		{guestinit.ReseedPath, "regular", 0o755, 0, 0, "", ""},
 	} {
 		in, ok := ext4test.Stat(t, fs, w.path)
 		if !ok {
@@ -296,6 +300,10 @@ func TestBuildPicksPlatformFromIndex(t *testing.T) {
 		}
 		if got := string(ext4test.Cat(t, m.RootfsPath(), "/platform")); got != p+"\n" || m.Platform != p {
 			t.Errorf("--platform %s built %q (%s)", p, got, m.Platform)
+		}
+		reseed, err := elf.NewFile(bytes.NewReader(ext4test.Cat(t, m.RootfsPath(), guestinit.ReseedPath)))
+		if want := map[string]elf.Machine{"linux/amd64": elf.EM_X86_64, "linux/arm64": elf.EM_AARCH64}[p]; err != nil || reseed.Machine != want {
+			t.Errorf("--platform %s: the reseed program is not for %v (%v)", p, want, err)
 		}
 	}
 }

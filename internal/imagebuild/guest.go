@@ -12,6 +12,7 @@ import (
 type GuestConfig struct {
 	Hostname      string // the image name
 	AuthorizedKey string // banger's SSH public key (authorized_keys line)
+	Arch          string // the guest's uname -m: x86_64 (if empty) or arm64
 }
 
 // guest writes files into an image tree through an os.Root, replacing
@@ -24,9 +25,10 @@ type guest struct {
 // setupGuest bakes the banger guest setup into the tree at dir: hostname,
 // fstab for /dev/vda, a root autologin getty on the serial console,
 // banger's SSH key for root with per-VM host keys, DHCP networking that
-// yields to a kernel ip= configuration, and sshd enabled. It rewrites the
-// same files every time, so it may run again on the same tree. It returns
-// warnings for what the image cannot get.
+// yields to a kernel ip= configuration, sshd enabled, and the reseed
+// program VMs restored from a snapshot run. It rewrites the same files
+// every time, so it may run again on the same tree. It returns warnings
+// for what the image cannot get.
 func setupGuest(dir string, cfg GuestConfig) ([]string, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -34,7 +36,7 @@ func setupGuest(dir string, cfg GuestConfig) ([]string, error) {
 	}
 	defer func() { _ = root.Close() }()
 	g := &guest{root: root}
-	steps := []func(GuestConfig) error{g.identity, g.ssh, g.console, g.network}
+	steps := []func(GuestConfig) error{g.identity, g.ssh, g.console, g.network, g.restore}
 	for _, step := range steps {
 		if err := step(cfg); err != nil {
 			return nil, fmt.Errorf("guest setup: %w", err)
