@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/thaloco/banger/internal/guestinit"
 )
 
 // ReadyMarker is the line the test root filesystems print on the serial
@@ -45,7 +47,8 @@ if [ -x /usr/sbin/dropbear ]; then /usr/sbin/dropbear -R -p 22; fi
 
 // BuildRootfs writes an ext4 image at path: Debian's static busybox, an
 // /init that mounts the basics, runs r.Init, prints ReadyMarker and hands
-// over to busybox init, and optionally dropbear.
+// over to busybox init, banger's reseed program (guestinit.InstallFiles),
+// and optionally dropbear.
 func BuildRootfs(t testing.TB, path string, r Rootfs) {
 	t.Helper()
 	root := t.TempDir()
@@ -75,6 +78,14 @@ func BuildRootfs(t testing.TB, path string, r Rootfs) {
 	write(t, root, "etc/inittab", tab, 0o644)
 	init := initHead + r.Init + "\necho '" + ReadyMarker + "'\nexec /bin/init\n"
 	write(t, root, "sbin/init", init, 0o755)
+	files, err := guestinit.InstallFiles("x86_64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		mkdir(t, filepath.Join(root, filepath.Dir(f.Path)))
+		write(t, root, f.Path, string(f.Data), f.Mode)
+	}
 	if r.AuthorizedKey != "" {
 		addDropbear(t, root)
 		write(t, root, "root/.ssh/authorized_keys", r.AuthorizedKey, 0o600)
