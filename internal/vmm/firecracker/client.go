@@ -113,6 +113,12 @@ func (c *Client) Put(ctx context.Context, path string, body any) error {
 	return err
 }
 
+// Patch sends body with PATCH and expects Firecracker's 204 No Content.
+func (c *Client) Patch(ctx context.Context, path string, body any) error {
+	_, err := c.Send(ctx, http.MethodPatch, path, http.StatusNoContent, body)
+	return err
+}
+
 // Get fetches path and decodes its JSON answer into out.
 func (c *Client) Get(ctx context.Context, path string, out any) error {
 	data, err := c.Send(ctx, http.MethodGet, path, http.StatusOK, nil)

@@ -3,6 +3,7 @@ package firecracker
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/thaloco/banger/internal/vmm"
@@ -24,6 +25,12 @@ func validate(m vmm.Machine) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
+	return validateDevices(m)
+}
+
+// validateDevices checks what Firecracker can do of m's vCPUs,
+// acceleration and network.
+func validateDevices(m vmm.Machine) error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("VM %q: "+format, append([]any{m.Name}, a...)...)
 	}
@@ -91,6 +98,11 @@ type (
 	}
 )
 
+// loggerRequest points Firecracker's log at l's log file.
+func loggerRequest(l layout) request {
+	return request{"/logger", loggerBody{LogPath: l.logFile, Level: "Info", ShowLevel: true}}
+}
+
 // requests is the configuration sequence for m, ending with InstanceStart.
 // legacy selects the pre-v1.0 API shapes.
 func requests(m vmm.Machine, l layout, cid uint32, legacy bool) []request {
@@ -99,7 +111,7 @@ func requests(m vmm.Machine, l layout, cid uint32, legacy bool) []request {
 		mc.HTEnabled = new(bool)
 	}
 	rs := []request{
-		{"/logger", loggerBody{LogPath: l.logFile, Level: "Info", ShowLevel: true}},
+		loggerRequest(l),
 		{"/machine-config", mc},
 		{"/boot-source", bootBody{Kernel: l.kernel, BootArgs: bootArgs(m.Cmdline), Initrd: l.initrd}},
 		{"/drives/rootfs", driveBody{ID: "rootfs", Path: l.rootfs, Root: true}},
@@ -119,13 +131,11 @@ func requests(m vmm.Machine, l layout, cid uint32, legacy bool) []request {
 
 // configure asks Firecracker its version, then sends the sequence.
 func configure(ctx context.Context, c *Client, m vmm.Machine, l layout, cid uint32) error {
-	var info struct {
-		Version string `json:"vmm_version"`
-	}
-	if err := c.Get(ctx, "/", &info); err != nil {
+	version, err := apiVersion(ctx, c)
+	if err != nil {
 		return err
 	}
-	for _, r := range requests(m, l, cid, isLegacy(info.Version)) {
+	for _, r := range requests(m, l, cid, isLegacy(version)) {
 		if err := c.Put(ctx, r.path, r.body); err != nil {
 			return err
 		}
@@ -133,9 +143,36 @@ func configure(ctx context.Context, c *Client, m vmm.Machine, l layout, cid uint
 	return nil
 }
 
+// apiVersion is the version Firecracker reports in its instance info,
+// e.g. "1.16.1".
+func apiVersion(ctx context.Context, c *Client) (string, error) {
+	var info struct {
+		Version string `json:"vmm_version"`
+	}
+	if err := c.Get(ctx, "/", &info); err != nil {
+		return "", err
+	}
+	return info.Version, nil
+}
+
 // isLegacy reports whether version (e.g. "0.24.6") predates v1.0, whose API
 // renamed machine-config's ht_enabled and retired vsock_id.
 func isLegacy(version string) bool {
 	major, _, _ := strings.Cut(strings.TrimPrefix(version, "v"), ".")
 	return major == "0"
+}
+
+// atLeast reports whether version (e.g. "v1.16.1", "1.17.0-dev") is
+// major.minor or later; a version it cannot read is not.
+func atLeast(version string, major, minor int) bool {
+	parts := strings.SplitN(strings.TrimPrefix(version, "v"), ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	ma, err1 := strconv.Atoi(parts[0])
+	mi, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
 }
