@@ -87,6 +87,18 @@ func runFake(cfgFile, name string, args []string) int {
 }
 
 func runFakeFirecracker(cfg fakeConfig, args []string, j *jail) int {
+	if len(args) == 1 && args[0] == "--version" {
+		if cfg.Version == "" {
+			spec, err := loadSpec(cfg.Spec)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "fake firecracker:", err)
+				return 2
+			}
+			cfg.Version = spec.Info.Version
+		}
+		fmt.Printf("Firecracker v%s\n\n", cfg.Version)
+		return 0
+	}
 	if len(args) != 2 || args[0] != "--api-sock" {
 		fmt.Fprintf(os.Stderr, "Arguments parsing error: fake firecracker takes only --api-sock PATH, got %q\n", args)
 		return 1
@@ -136,6 +148,31 @@ type fakeFirecracker struct {
 
 	mu                             sync.Mutex
 	started, bootSource, rootDrive bool
+	configured                     bool // a resource other than the logger was set up
+	paused                         bool
+	serialOn                       bool
+	vm                             fakeVM
+}
+
+// fakeVM is the VM's configuration as GET /vm/config shows it
+// (FullVmConfiguration); it is what the fake's snapshots hold.
+type fakeVM struct {
+	Machine map[string]any   `json:"machine-config,omitempty"`
+	Boot    map[string]any   `json:"boot-source,omitempty"`
+	Drives  []map[string]any `json:"drives,omitempty"`
+	Nets    []map[string]any `json:"network-interfaces,omitempty"`
+	Vsock   map[string]any   `json:"vsock,omitempty"`
+}
+
+// upsert replaces the entry of list whose key field equals obj's, or appends obj.
+func upsert(list []map[string]any, key string, obj map[string]any) []map[string]any {
+	for i, e := range list {
+		if e[key] == obj[key] {
+			list[i] = obj
+			return list
+		}
+	}
+	return append(list, obj)
 }
 
 func (f *fakeFirecracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -177,18 +214,36 @@ func (f *fakeFirecracker) handle(method, path string, body []byte) (status int, 
 		}
 	}
 	if method == http.MethodGet {
-		if path != "/" {
-			return bad("the fake answers GET / only")
+		switch path {
+		case "/":
+			state := "Not started"
+			switch {
+			case f.paused:
+				state = "Paused"
+			case f.started:
+				state = "Running"
+			}
+			b, _ := json.Marshal(map[string]string{"app_name": "Firecracker", "id": "anonymous-instance", "state": state, "vmm_version": f.cfg.Version})
+			return http.StatusOK, "", b
+		case "/vm/config":
+			b, _ := json.Marshal(f.vm)
+			return http.StatusOK, "", b
 		}
-		state := "Not started"
-		if f.started {
-			state = "Running"
-		}
-		b, _ := json.Marshal(map[string]string{"app_name": "Firecracker", "id": "anonymous-instance", "state": state, "vmm_version": f.cfg.Version})
-		return http.StatusOK, "", b
+		return bad("the fake answers GET / and /vm/config only")
 	}
 	if (strings.Contains(op.Summary, "Pre-boot only") || path == "/logger") && f.started {
 		return bad("The requested operation is not supported after starting the microVM.")
+	}
+	if (strings.Contains(op.Summary, "Post-boot only") || path == "/vm") && !f.started {
+		return bad("The requested operation is not supported before starting the microVM.")
+	}
+	switch {
+	case path == "/snapshot/load" && f.configured:
+		return bad("Loading a microVM snapshot not allowed after configuring boot-specific resources.")
+	case path == "/snapshot/create" && !f.paused:
+		return bad("Cannot create a snapshot: the microVM is not paused.")
+	case method == http.MethodPatch && strings.HasPrefix(path, "/drives/") && f.drive(params["drive_id"]) == nil:
+		return bad("Could not find the drive %s.", params["drive_id"])
 	}
 	action, _ := obj["action_type"].(string)
 	switch {
@@ -207,13 +262,47 @@ func (f *fakeFirecracker) handle(method, path string, body []byte) (status int, 
 	if err := f.checkFiles(obj); err != nil {
 		return bad("%v", err)
 	}
+	if method == http.MethodPut && path != "/logger" && path != "/metrics" && !strings.HasPrefix(path, "/snapshot/") && path != "/actions" {
+		f.configured = true
+	}
 	switch {
+	case path == "/snapshot/create":
+		if err := f.createSnapshot(obj); err != nil {
+			return bad("%v", err)
+		}
+	case path == "/snapshot/load":
+		if err := f.loadSnapshot(obj); err != nil {
+			// Firecracker ends after a failed load: its state is undefined.
+			go func() { time.Sleep(50 * time.Millisecond); f.exit <- 1 }()
+			return bad("Load snapshot error: %v", err)
+		}
+	case path == "/vm":
+		f.paused = obj["state"] == "Paused"
+		if !f.paused && !f.serialOn {
+			fmt.Fprintln(f.console, "fake firecracker: guest resumed from a snapshot")
+			f.serialOn = true
+			go f.serial(os.Stdin)
+		}
+	case method == http.MethodPatch && strings.HasPrefix(path, "/drives/"):
+		d := f.drive(params["drive_id"])
+		for k, v := range obj {
+			d[k] = v
+		}
+	case path == "/machine-config":
+		f.vm.Machine = obj
 	case path == "/boot-source":
 		f.bootSource = true
-	case strings.HasPrefix(path, "/drives/") && obj["is_root_device"] == true:
-		f.rootDrive = true
+		f.vm.Boot = obj
+	case strings.HasPrefix(path, "/drives/"):
+		f.rootDrive = f.rootDrive || obj["is_root_device"] == true
+		f.vm.Drives = upsert(f.vm.Drives, "drive_id", obj)
+	case strings.HasPrefix(path, "/network-interfaces/"):
+		f.vm.Nets = upsert(f.vm.Nets, "iface_id", obj)
+	case path == "/vsock":
+		f.vm.Vsock = obj
 	case action == "InstanceStart":
 		f.started = true
+		f.serialOn = true
 		fmt.Fprintln(f.console, "fake firecracker: guest booted")
 		go f.serial(os.Stdin)
 	case action == "SendCtrlAltDel":
