@@ -273,7 +273,13 @@ func (f *fakeFirecracker) handle(method, path string, body []byte) (status int, 
 	case path == "/snapshot/load":
 		if err := f.loadSnapshot(obj); err != nil {
 			// Firecracker ends after a failed load: its state is undefined.
-			go func() { time.Sleep(50 * time.Millisecond); f.exit <- 1 }()
+			go func() {
+				time.Sleep(50 * time.Millisecond)
+				select {
+				case f.exit <- 1:
+				default:
+				}
+			}()
 			return bad("Load snapshot error: %v", err)
 		}
 	case path == "/vm":
