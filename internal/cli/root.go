@@ -42,6 +42,7 @@ QEMU's microvm machine.`,
 		newKernelCommand(g),
 		newImageCommand(g),
 		newVMCommand(g),
+		newSnapshotCommand(g),
 		newInternalCommand(),
 	)
 	return root

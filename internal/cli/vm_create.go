@@ -22,6 +22,16 @@ type vmCreateOptions struct {
 	Publish               []string
 	KernelArgs            string
 	Ready, ReadyMarker    string
+	Snapshot              string
+	Cold                  bool
+	// cpusSet and memorySet say whether --cpus and --memory were given
+	// (a restored VM takes the snapshot's unless they are).
+	cpusSet, memorySet bool
+}
+
+// noteChanged records which defaulted flags the user really gave.
+func (o *vmCreateOptions) noteChanged(f *pflag.FlagSet) {
+	o.cpusSet, o.memorySet = f.Changed("cpus"), f.Changed("memory")
 }
 
 func (o *vmCreateOptions) AddFlags(f *pflag.FlagSet, withImage bool) {
@@ -39,6 +49,8 @@ func (o *vmCreateOptions) AddFlags(f *pflag.FlagSet, withImage bool) {
 	f.StringArrayVarP(&o.Publish, "publish", "p", nil, "forward a host port to the guest, [IP:]HOSTPORT:GUESTPORT[/udp] (user networking; repeatable)")
 	f.StringVar(&o.KernelArgs, "kernel-args", "", "extra kernel command-line arguments")
 	f.StringVar(&o.Ready, "ready", "auto", "when the guest counts as ready: ssh (its SSH server answers), console (a line on its console) or auto (ssh if the disk has sshd or dropbear and the VM a network)")
+	f.StringVar(&o.Snapshot, "snapshot", "", "restore this snapshot at the first start instead of booting (see \"banger snapshot list\")")
+	f.BoolVar(&o.Cold, "cold", false, "boot even if the image has a matching warm snapshot (see \"banger image warm\")")
 	f.StringVar(&o.ReadyMarker, "ready-marker", "", "console text that means ready (implies --ready console; default: the kernel starting init)")
 }
 
@@ -47,10 +59,17 @@ func (o *vmCreateOptions) options(name string) (vm.CreateOptions, error) {
 	c := vm.CreateOptions{
 		Name: name, Image: o.Image, Kernel: o.Kernel, Rootfs: o.Rootfs, CPUs: o.CPUs,
 		VMM: o.VMM, Jailer: o.Jailer, Net: o.Net, KernelArgs: o.KernelArgs, Ready: o.Ready, ReadyMarker: o.ReadyMarker,
+		Snapshot: o.Snapshot, Cold: o.Cold,
 	}
 	var err error
 	if c.MemoryMiB, err = vm.ParseMemory(o.Memory); err != nil {
 		return c, &usageError{err}
+	}
+	if !o.cpusSet {
+		c.CPUs = 0
+	}
+	if !o.memorySet {
+		c.MemoryMiB = 0
 	}
 	if o.DiskSize != "" {
 		if c.DiskSize, err = ext4.ParseSize(o.DiskSize); err != nil {
@@ -80,6 +99,7 @@ sparse copy) and its own directory <state>/vms/NAME/. It is not started.`,
   banger vm create tiny --kernel generic-6.12 --rootfs ./rootfs.ext4 --net none`,
 		Args: exactArgs(1, "a VM name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.noteChanged(cmd.Flags())
 			return runVMCreate(cmd.Context(), &o, g, args[0], cmd.OutOrStdout())
 		},
 	}
@@ -99,6 +119,10 @@ func runVMCreate(ctx context.Context, o *vmCreateOptions, g *globalOptions, name
 	v, err := s.Create(ctx, copts)
 	if err != nil {
 		return err
+	}
+	if v.Config.Snapshot != "" {
+		fmt.Fprintf(w, "VM %s created from snapshot %s (%s, %s); its first start restores it: \"banger vm start %s\"\n", v.Name(), v.Config.Snapshot, v.Config.VMM, describeNet(v), v.Name())
+		return nil
 	}
 	fmt.Fprintf(w, "VM %s created (%s, %s); start it with \"banger vm start %s\"\n", v.Name(), v.Config.VMM, describeNet(v), v.Name())
 	return nil

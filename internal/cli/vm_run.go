@@ -44,7 +44,7 @@ off, or you detach. A start that is interrupted (Ctrl-C) leaves no VM.`,
 				pos = args[:dash]
 			}
 			want := 1
-			if o.create.Rootfs != "" {
+			if o.create.Rootfs != "" || o.create.Snapshot != "" {
 				want = 0
 			}
 			if len(pos) != want {
@@ -64,6 +64,7 @@ off, or you detach. A start that is interrupted (Ctrl-C) leaves no VM.`,
 			if len(args) == 1 {
 				o.create.Image = args[0]
 			}
+			o.create.noteChanged(cmd.Flags())
 			return runVMRun(cmd.Context(), g, &o, command)
 		},
 	}
@@ -79,7 +80,11 @@ off, or you detach. A start that is interrupted (Ctrl-C) leaves no VM.`,
 func runVMRun(ctx context.Context, g *globalOptions, o *vmRunOptions, command []string) error {
 	name := o.name
 	if name == "" {
-		name = defaultRunName(o.create.Image)
+		base := o.create.Image
+		if base == "" {
+			base = o.create.Snapshot
+		}
+		name = defaultRunName(base)
 	}
 	copts, err := o.create.options(name)
 	if err != nil {

@@ -67,6 +67,17 @@ func runVMShow(g *globalOptions, name string, asJSON bool, w io.Writer) error {
 	row("network", describeNet(v))
 	row("kernel args", view.KernelArgs)
 	row("ready", view.Ready)
+	if view.Snapshot != "" {
+		row("snapshot", view.Snapshot)
+	}
+	switch {
+	case view.RestorePending:
+		row("start path", "restore (pending: the next start restores the snapshot)")
+	case view.Path == vm.PathRestore:
+		row("start path", "restore: "+view.Identity)
+	case view.Path != "":
+		row("start path", view.Path)
+	}
 	if view.PID != 0 {
 		row("pid", fmt.Sprint(view.PID))
 	}

@@ -38,6 +38,13 @@ type vmView struct {
 	StartedAt  time.Time    `json:"started_at,omitzero"`
 	Boot       *bootView    `json:"boot,omitempty"`
 	VMMArgv    []string     `json:"vmm_argv,omitempty"`
+	// Snapshot is what the VM was created from; Path how its last start
+	// came up ("boot" or "restore"); Identity what the clone identity
+	// step reported after a restore.
+	Snapshot       string `json:"snapshot,omitempty"`
+	RestorePending bool   `json:"restore_pending,omitempty"`
+	Path           string `json:"path,omitempty"`
+	Identity       string `json:"identity,omitempty"`
 }
 
 // bootView is the last boot's timings in milliseconds from VMM start.
@@ -61,6 +68,7 @@ func viewOf(l vm.Listing) vmView {
 		GuestAddr: st.GuestAddr, HostAddr: st.HostAddr, Forwards: c.Forwards, KernelArgs: c.KernelArgs,
 		Ready: c.Ready, PID: st.PID, Dir: v.Dir, ConsoleLog: v.ConsoleLog(),
 		CreatedAt: c.CreatedAt, StartedAt: st.StartedAt, VMMArgv: st.Argv,
+		Snapshot: c.Snapshot, RestorePending: st.RestorePending, Path: st.Path, Identity: st.Identity,
 	}
 	if c.ReadyMarker != "" {
 		out.Ready += ": " + c.ReadyMarker

@@ -65,6 +65,12 @@ func (l Layout) VMsDir() string { return filepath.Join(l.State, "vms") }
 // VM is the state directory of the VM called name.
 func (l Layout) VM(name string) string { return filepath.Join(l.VMsDir(), name) }
 
+// SnapshotsDir holds saved VM snapshots, one directory each.
+func (l Layout) SnapshotsDir() string { return filepath.Join(l.State, "snapshots") }
+
+// Snapshot is the directory of the snapshot called name.
+func (l Layout) Snapshot(name string) string { return filepath.Join(l.SnapshotsDir(), name) }
+
 // CacheDir holds reusable intermediate results (partial downloads, image
 // build caches). Anything in it may be deleted at any time.
 func (l Layout) CacheDir() string { return filepath.Join(l.State, "cache") }

@@ -49,6 +49,9 @@ type Config struct {
 	Ready       string    `json:"ready"`
 	ReadyMarker string    `json:"ready_marker,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`
+	// Snapshot is the snapshot the VM's first start restores instead of
+	// booting (its disk is a copy of the snapshot's).
+	Snapshot string `json:"snapshot,omitempty"`
 }
 
 // Forward forwards a host port to a guest port (user networking).

@@ -39,6 +39,11 @@ type CreateOptions struct {
 	// SSH server and the VM has a network, else console).
 	Ready       string
 	ReadyMarker string
+	// Snapshot makes the VM's first start restore this snapshot (its disk
+	// is a copy of the snapshot's; CPUs, memory and network are its).
+	Snapshot string
+	// Cold never uses the image's warm snapshot.
+	Cold bool
 }
 
 // Defaults.
@@ -130,7 +135,12 @@ func (s *Store) populate(ctx context.Context, v *VM, src string, o CreateOptions
 		}
 	}
 	v.Config.DiskSize = max(v.Config.DiskSize, st.Size())
-	if o.Ready == "" || o.Ready == "auto" {
+	if v.Config.Snapshot != "" {
+		v.State.RestorePending = true
+		if err := copyIfExists(filepath.Join(filepath.Dir(src), "known_hosts"), v.KnownHosts()); err != nil {
+			return err
+		}
+	} else if o.Ready == "" || o.Ready == "auto" {
 		v.Config.Ready = ReadyConsole
 		if v.Config.Net != NetNone && v.Config.ReadyMarker == "" {
 			ok, err := hasSSHServer(ctx, disk)
@@ -164,6 +174,27 @@ func (s *Store) plan(ctx context.Context, o CreateOptions) (Config, string, erro
 		Ready: o.Ready, ReadyMarker: o.ReadyMarker, CreatedAt: time.Now().UTC(),
 	}
 	var src string
+	if o.Snapshot == "" && o.Image != "" && o.Rootfs == "" && !o.Cold {
+		if snap, why := s.warmFor(o); snap != nil {
+			o.Snapshot = snap.Name
+			o.Image = ""
+			o.Kernel = ""
+			o.Net, o.VMM = "", ""
+			o.CPUs, o.MemoryMiB = 0, 0
+		} else if why != "" {
+			s.logf("not using the warm snapshot of image %q: %s", o.Image, why)
+		}
+	}
+	if o.Snapshot != "" {
+		disk, err := s.planSnapshot(&cfg, o)
+		if err != nil {
+			return cfg, "", err
+		}
+		if err := checkNetForwards(&cfg); err != nil {
+			return cfg, "", err
+		}
+		return cfg, disk, ctx.Err()
+	}
 	switch {
 	case o.Image != "" && o.Rootfs != "":
 		return cfg, "", errors.New("give an image or --rootfs, not both")
@@ -273,6 +304,11 @@ func checkNet(cfg *Config, mode string) error {
 		return fmt.Errorf("unknown network mode %q (hint: use user, tap or none)", mode)
 	}
 	cfg.Net = mode
+	return checkNetForwards(cfg)
+}
+
+// checkNetForwards refuses a host port forwarded twice.
+func checkNetForwards(cfg *Config) error {
 	seen := map[string]bool{}
 	for _, f := range cfg.Forwards {
 		k := fmt.Sprintf("%s/%d/%s", f.HostIP, f.HostPort, f.Proto)

@@ -51,6 +51,9 @@ func (s *Store) Start(ctx context.Context, name string, o StartOptions) (*VM, er
 
 // startLocked boots v; the caller holds its lock.
 func (s *Store) startLocked(ctx context.Context, v *VM, o StartOptions) error {
+	if v.State.RestorePending {
+		return s.restoreLocked(ctx, v, o)
+	}
 	m, drv, err := s.machine(ctx, v)
 	if err != nil {
 		return fmt.Errorf("starting VM %q: %w", v.Name(), err)
@@ -65,7 +68,7 @@ func (s *Store) startLocked(ctx context.Context, v *VM, o StartOptions) error {
 	v.State.Status, v.State.Reason = StatusStarting, ""
 	v.State.ConsoleOffset = offset
 	v.State.StartedAt, v.State.StoppedAt = time.Now().UTC(), time.Time{}
-	v.State.Boot = Timings{}
+	v.State.Boot, v.State.Path, v.State.Identity = Timings{}, PathBoot, ""
 	if err := v.saveState(); err != nil {
 		return err
 	}

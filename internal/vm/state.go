@@ -54,7 +54,22 @@ type State struct {
 	StartedAt     time.Time `json:"started_at,omitzero"`
 	StoppedAt     time.Time `json:"stopped_at,omitzero"`
 	Boot          Timings   `json:"boot,omitzero"`
+	// RestorePending is set while the VM's next start is to restore
+	// Config.Snapshot; a successful restore clears it, and later starts
+	// boot the disk as it is then.
+	RestorePending bool `json:"restore_pending,omitempty"`
+	// Path is how the last start brought the guest up: PathBoot or
+	// PathRestore.
+	Path string `json:"path,omitempty"`
+	// Identity is what the clone identity step reported after a restore.
+	Identity string `json:"identity,omitempty"`
 }
+
+// Start paths.
+const (
+	PathBoot    = "boot"
+	PathRestore = "restore"
+)
 
 // Timings are the phases of the last boot, from spawning the VMM: the
 // VMM answering on its control socket, the guest kernel's first console

@@ -153,3 +153,18 @@ func (s *Store) ImageUsers(image string) ([]string, error) {
 	}
 	return users, nil
 }
+
+// SnapshotUsers names the VMs whose next start restores snapshot, sorted.
+func (s *Store) SnapshotUsers(snapshot string) ([]string, error) {
+	ls, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	var users []string
+	for _, l := range ls {
+		if l.VM != nil && l.VM.Config.Snapshot == snapshot && l.VM.State.RestorePending {
+			users = append(users, l.Name)
+		}
+	}
+	return users, nil
+}

@@ -1,0 +1,436 @@
+package vm
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/thaloco/banger/internal/diskcopy"
+	"github.com/thaloco/banger/internal/guest"
+	"github.com/thaloco/banger/internal/guestinit"
+	"github.com/thaloco/banger/internal/image"
+	"github.com/thaloco/banger/internal/kernelstore"
+	"github.com/thaloco/banger/internal/snapshot"
+	"github.com/thaloco/banger/internal/sshkey"
+	"github.com/thaloco/banger/internal/vmm"
+)
+
+// SnapshotOptions tune Snapshot.
+type SnapshotOptions struct {
+	// Stop shuts the VM down after the snapshot instead of resuming it
+	// for good.
+	Stop bool
+	// WarmFor records the snapshot as the warm start of this image.
+	WarmFor string
+}
+
+// Snapshot pauses the running VM called name, saves its memory and device
+// state and a copy of its disk (taken while paused, so the two agree) as
+// the snapshot snap, and resumes it (then stops it with o.Stop). Whatever
+// fails or interrupts it, the VM is resumed and no partial snapshot is
+// left visible.
+func (s *Store) Snapshot(ctx context.Context, name, snap string, o SnapshotOptions) (*snapshot.Manifest, error) {
+	snaps := snapshot.New(s.Layout)
+	sl, err := snaps.Lock(ctx, snap)
+	if err != nil {
+		return nil, err
+	}
+	defer sl.Unlock()
+	l, err := s.lock(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Unlock()
+	v, err := s.open(name)
+	if err != nil {
+		return nil, err
+	}
+	if reconcileLocked(v) {
+		_ = v.saveState()
+	}
+	if v.State.Status != StatusRunning {
+		return nil, notRunning(v)
+	}
+	drv, err := s.driver(v)
+	if err != nil {
+		return nil, err
+	}
+	sn, ok := drv.(vmm.Snapshotter)
+	if !ok {
+		return nil, fmt.Errorf("VM %q: %s cannot take snapshots", name, drv.Name())
+	}
+	man := &snapshot.Manifest{
+		SourceVM: name, Image: v.Config.Image, Kernel: v.Config.Kernel, VMM: v.Config.VMM, Accel: v.State.Accel,
+		CPUs: v.Config.CPUs, MemoryMiB: v.Config.MemoryMiB, Net: v.Config.Net, KernelArgs: v.Config.KernelArgs,
+		Ready: v.Config.Ready, ReadyMarker: v.Config.ReadyMarker, WarmFor: o.WarmFor,
+	}
+	if man.VMMVersion, err = sn.Version(ctx); err != nil {
+		return nil, err
+	}
+	if man.KernelSHA256, err = s.kernelSHA256(v.Config.Kernel); err != nil {
+		return nil, err
+	}
+	if v.Config.Image != "" {
+		if im, err := image.New(s.Layout.ImagesDir()).Get(v.Config.Image); err == nil {
+			man.ImageSHA256 = im.RootfsSHA256
+		}
+	}
+	stage, err := snaps.NewStage(snap)
+	if err != nil {
+		return nil, err
+	}
+	published := false
+	defer func() {
+		if !published {
+			stage.Abort()
+		}
+	}()
+	m := vmm.Machine{Name: name, Dir: v.Dir, ConsoleLog: v.ConsoleLog()}
+	p := vmm.Process{PID: v.State.PID, APISocket: v.State.APISocket, ConsoleSocket: v.State.ConsoleSocket}
+	t0 := time.Now()
+	if err := sn.Pause(ctx, m, p); err != nil {
+		return nil, err
+	}
+	resumed := false
+	resume := func() error {
+		if resumed {
+			return nil
+		}
+		resumed = true
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		return sn.Resume(rctx, m, p)
+	}
+	defer func() { _ = resume() }()
+	files, err := sn.SaveState(ctx, m, p, stage.Dir)
+	if err != nil {
+		return nil, diskErr(err, snaps.Dir())
+	}
+	if err := diskcopy.Copy(ctx, filepath.Join(stage.Dir, snapshot.DiskFile), v.DiskPath()); err != nil {
+		return nil, fmt.Errorf("snapshot %q: copying the disk of VM %q: %w", snap, name, diskErr(err, snaps.Dir()))
+	}
+	man.SaveTime = time.Since(t0)
+	if err := resume(); err != nil {
+		return nil, err
+	}
+	if err := copyIfExists(v.KnownHosts(), filepath.Join(stage.Dir, snapshot.KnownHostsFile)); err != nil {
+		return nil, err
+	}
+	for _, f := range append(files, snapshot.DiskFile) {
+		path := filepath.Join(stage.Dir, f)
+		st, err := os.Stat(path)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(path, 0o600); err != nil {
+			return nil, err
+		}
+		if f == snapshot.DiskFile {
+			man.DiskSize = st.Size()
+			continue
+		}
+		man.StateFiles = append(man.StateFiles, snapshot.File{Name: f, Size: st.Size(), DiskUsage: snapshot.Usage(path)})
+	}
+	man.CreatedAt = time.Now().UTC()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := stage.Publish(man); err != nil {
+		return nil, diskErr(err, snaps.Dir())
+	}
+	published = true
+	if o.Stop {
+		if err := s.stopLocked(ctx, v, StopOptions{}); err != nil {
+			return man, err
+		}
+	}
+	return man, nil
+}
+
+// copyIfExists copies a small file, private, if src exists.
+func copyIfExists(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, data, 0o600)
+}
+
+// kernelSHA256 is the sha256 of the installed kernel's vmlinux, from its
+// manifest.
+func (s *Store) kernelSHA256(kernel string) (string, error) {
+	k, err := kernelstore.New(s.Layout.KernelsDir).Get(kernel)
+	if err != nil {
+		return "", err
+	}
+	for _, f := range k.Files {
+		if f.Path == "vmlinux" {
+			return f.SHA256, nil
+		}
+	}
+	return "", fmt.Errorf("kernel %q lists no vmlinux in its manifest", kernel)
+}
+
+// planSnapshot fills cfg from the snapshot called name for a VM that will
+// restore it, refusing options that contradict it. It returns the disk
+// to copy.
+func (s *Store) planSnapshot(cfg *Config, o CreateOptions) (string, error) {
+	snap, err := snapshot.New(s.Layout).Get(o.Snapshot)
+	if err != nil {
+		return "", err
+	}
+	conflict := func(flag, got, want string) error {
+		return fmt.Errorf("%s %s conflicts with snapshot %q, which has %s (hint: drop %s; a restored VM keeps the snapshot's)", flag, got, snap.Name, want, flag)
+	}
+	switch {
+	case o.Image != "" || o.Rootfs != "" || o.Kernel != "":
+		return "", errors.New("give a snapshot or an image (or --kernel and --rootfs), not both")
+	case o.CPUs != 0 && o.CPUs != snap.CPUs:
+		return "", conflict("--cpus", fmt.Sprint(o.CPUs), fmt.Sprint(snap.CPUs))
+	case o.MemoryMiB != 0 && o.MemoryMiB != snap.MemoryMiB:
+		return "", conflict("--memory", fmt.Sprintf("%dM", o.MemoryMiB), fmt.Sprintf("%dM", snap.MemoryMiB))
+	case o.Net != "" && o.Net != snap.Net:
+		return "", conflict("--net", o.Net, snap.Net)
+	case o.VMM != "" && o.VMM != "auto" && o.VMM != snap.VMM:
+		return "", conflict("--vmm", o.VMM, snap.VMM)
+	case o.DiskSize != 0:
+		return "", fmt.Errorf("--disk-size cannot change the disk of a restored guest (snapshot %q); its disk is the snapshot's", snap.Name)
+	case o.KernelArgs != "" || o.ReadyMarker != "" || o.Jailer:
+		return "", errors.New("--kernel-args, --ready-marker and --jailer do not apply to a VM restored from a snapshot")
+	}
+	if snap.Net == NetUser && snap.Ready != ReadySSH && len(o.Forwards) > 0 {
+		return "", errors.New("-p needs user networking")
+	}
+	cfg.Snapshot, cfg.Image, cfg.Kernel, cfg.VMM = snap.Name, snap.Image, snap.Kernel, snap.VMM
+	cfg.CPUs, cfg.MemoryMiB, cfg.Net, cfg.DiskSize = snap.CPUs, snap.MemoryMiB, snap.Net, snap.DiskSize
+	cfg.Ready, cfg.ReadyMarker, cfg.KernelArgs = snap.Ready, snap.ReadyMarker, snap.KernelArgs
+	if snap.Net != NetUser && len(cfg.Forwards) > 0 {
+		return "", fmt.Errorf("-p forwards ports only with user networking; snapshot %q uses --net %s", snap.Name, snap.Net)
+	}
+	if err := s.checkRestorable(snap); err != nil {
+		return "", err
+	}
+	return snap.DiskPath(), nil
+}
+
+// StaleError says why a snapshot can no longer be restored here.
+type StaleError struct{ Snapshot, Reason string }
+
+func (e *StaleError) Error() string {
+	return fmt.Sprintf("snapshot %q cannot be restored: %s (hint: take it again, or boot without it)", e.Snapshot, e.Reason)
+}
+
+// checkRestorable refuses a snapshot whose kernel, image or VMM changed
+// since it was taken.
+func (s *Store) checkRestorable(snap *snapshot.Manifest) error {
+	stale := func(format string, a ...any) error {
+		return &StaleError{Snapshot: snap.Name, Reason: fmt.Sprintf(format, a...)}
+	}
+	sum, err := s.kernelSHA256(snap.Kernel)
+	if err != nil {
+		return stale("its kernel: %v", err)
+	}
+	if sum != snap.KernelSHA256 {
+		return stale("kernel %q changed since (vmlinux sha256 %.12s…, the snapshot's %.12s…)", snap.Kernel, sum, snap.KernelSHA256)
+	}
+	if snap.ImageSHA256 != "" && snap.WarmFor != "" {
+		im, err := image.New(s.Layout.ImagesDir()).Get(snap.Image)
+		if err != nil {
+			return stale("its image: %v", err)
+		}
+		if im.RootfsSHA256 != snap.ImageSHA256 {
+			return stale("image %q was rebuilt since", snap.Image)
+		}
+	}
+	drv, err := s.driver(&VM{Config: Config{VMM: snap.VMM}})
+	if err != nil {
+		return err
+	}
+	sn, ok := drv.(vmm.Snapshotter)
+	if !ok {
+		return stale("%s cannot restore snapshots", snap.VMM)
+	}
+	ver, err := sn.Version(context.Background())
+	if err != nil {
+		return err
+	}
+	if ver != snap.VMMVersion {
+		return stale("it was taken by %s %q, this host has %q", snap.VMM, snap.VMMVersion, ver)
+	}
+	if snap.VMM == VMMQEMU {
+		accel, err := s.qemuAccel()
+		if err != nil {
+			return err
+		}
+		if accel != snap.Accel {
+			return stale("it was taken under %s, QEMU here runs with %s", snap.Accel, accel)
+		}
+	}
+	return nil
+}
+
+// WarmSnapshotName is the name of image's warm snapshot.
+func WarmSnapshotName(image string) string { return image + ".warm" }
+
+// warmFor returns the warm snapshot of image that matches what o asks for
+// (CPUs, memory, VMM, network; 0 and "" meaning the defaults), or nil
+// with the reason it does not apply.
+func (s *Store) warmFor(o CreateOptions) (*snapshot.Manifest, string) {
+	snap, err := snapshot.New(s.Layout).Get(WarmSnapshotName(o.Image))
+	if err != nil {
+		if errors.Is(err, snapshot.ErrNotFound) {
+			return nil, ""
+		}
+		return nil, err.Error()
+	}
+	cpus, mem := o.CPUs, o.MemoryMiB
+	if cpus == 0 {
+		cpus = DefaultCPUs
+	}
+	if mem == 0 {
+		mem = DefaultMemoryMiB
+	}
+	vmmName, err := s.chooseVMM(o.VMM)
+	if err != nil {
+		return nil, err.Error()
+	}
+	net := o.Net
+	if net == "" {
+		net = NetUser
+		if vmmName == VMMFirecracker {
+			net = NetTap
+		}
+	}
+	switch {
+	case snap.WarmFor != o.Image:
+		return nil, "it is not this image's"
+	case o.Kernel != "" && o.Kernel != snap.Kernel:
+		return nil, "another kernel was asked for"
+	case cpus != snap.CPUs || mem != snap.MemoryMiB:
+		return nil, fmt.Sprintf("it has %d CPU(s) and %dM, this VM %d and %dM", snap.CPUs, snap.MemoryMiB, cpus, mem)
+	case vmmName != snap.VMM || net != snap.Net:
+		return nil, fmt.Sprintf("it runs on %s with --net %s, this VM on %s with --net %s", snap.VMM, snap.Net, vmmName, net)
+	case o.DiskSize != 0 || o.KernelArgs != "" || o.ReadyMarker != "" || o.Jailer || (o.Ready != "" && o.Ready != "auto" && o.Ready != snap.Ready):
+		return nil, "this VM asks for its own disk size, kernel arguments, readiness or jailer"
+	}
+	if err := s.checkRestorable(snap); err != nil {
+		return nil, err.Error()
+	}
+	return snap, ""
+}
+
+// restoreLocked brings v up from its snapshot instead of booting; the
+// caller holds its lock. Then, over SSH, the clone identity step makes
+// the guest its own machine (hostname, MAC, a reseeded RNG, the clock).
+func (s *Store) restoreLocked(ctx context.Context, v *VM, o StartOptions) error {
+	snap, err := snapshot.New(s.Layout).Get(v.Config.Snapshot)
+	if err != nil {
+		return fmt.Errorf("starting VM %q: %w", v.Name(), err)
+	}
+	if err := s.checkRestorable(snap); err != nil {
+		return fmt.Errorf("starting VM %q: %w", v.Name(), err)
+	}
+	m, drv, err := s.machine(ctx, v)
+	if err != nil {
+		return fmt.Errorf("starting VM %q: %w", v.Name(), err)
+	}
+	sn, ok := drv.(vmm.Snapshotter)
+	if !ok {
+		return fmt.Errorf("starting VM %q: %s cannot restore snapshots", v.Name(), drv.Name())
+	}
+	if o.Timeout == 0 {
+		o.Timeout = DefaultReadyTimeout
+	}
+	if st, err := os.Stat(m.ConsoleLog); err == nil {
+		v.State.ConsoleOffset = st.Size()
+	}
+	v.State.Status, v.State.Reason = StatusStarting, ""
+	v.State.StartedAt, v.State.StoppedAt = time.Now().UTC(), time.Time{}
+	v.State.Boot, v.State.Path, v.State.Identity = Timings{}, PathRestore, ""
+	if err := v.saveState(); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	p, err := sn.Restore(ctx, m, snap.Dir())
+	if err != nil {
+		s.failStart(v, err)
+		return fmt.Errorf("starting VM %q: %w", v.Name(), err)
+	}
+	v.State.PID, v.State.APISocket, v.State.ConsoleSocket = p.PID, p.APISocket, p.ConsoleSocket
+	v.State.PIDStart, _ = procStart(p.PID)
+	v.State.Boot.VMM = time.Since(t0)
+	if err := v.saveState(); err != nil {
+		_ = killVMM(v.State, 0)
+		return err
+	}
+	if v.Config.Ready == ReadySSH && v.sshAddr() != "" {
+		res, err := s.cloneIdentity(ctx, v, o.Timeout)
+		if err != nil {
+			_ = killVMM(v.State, 0)
+			s.failStart(v, err)
+			return fmt.Errorf("starting VM %q: %w", v.Name(), err)
+		}
+		v.State.Identity = res
+	} else {
+		v.State.Identity = "none: the guest has no SSH, so it keeps the snapshot's hostname, RNG state and clock"
+		s.logf("VM %q was restored without the clone identity step: %s", v.Name(), strings.TrimPrefix(v.State.Identity, "none: "))
+	}
+	v.State.Boot.Ready = time.Since(t0)
+	v.State.RestorePending = false
+	v.State.Status = StatusRunning
+	return v.saveState()
+}
+
+// cloneIdentity runs the guest side of a restore over SSH and returns
+// what it reported.
+func (s *Store) cloneIdentity(ctx context.Context, v *VM, timeout time.Duration) (string, error) {
+	kp, err := sshkey.Ensure(s.Layout.SSHDir())
+	if err != nil {
+		return "", err
+	}
+	target := &guest.SSH{Addr: v.sshAddr(), KeyPath: kp.PrivatePath, KnownHosts: v.KnownHosts(), Name: v.Name()}
+	c, err := target.Connect(ctx, timeout)
+	if err != nil {
+		return "", fmt.Errorf("reaching the restored guest over SSH: %w", err)
+	}
+	defer func() { _ = c.Close() }()
+	seed := make([]byte, 64)
+	_, _ = rand.Read(seed)
+	mac := ""
+	if v.Config.Net == NetUser {
+		mac = userMAC(v.Name())
+	}
+	cmd := guestinit.RestoreCommand(guestinit.RestoreParams{Hostname: v.Name(), MAC: mac, Now: time.Now(), Seed: seed})
+	var out, errb bytes.Buffer
+	code, err := guest.Run(ctx, c, cmd, nil, &out, &errb)
+	if err != nil {
+		return "", fmt.Errorf("clone identity step: %w", err)
+	}
+	res, perr := guestinit.ParseRestoreResult(out.String())
+	if code != 0 || perr != nil {
+		return "", fmt.Errorf("clone identity step failed (exit %d): %s%s", code, strings.TrimSpace(errb.String()+" "+out.String()), errText(perr))
+	}
+	for _, w := range strings.Split(strings.TrimSpace(errb.String()), "\n") {
+		if w != "" {
+			s.logf("VM %q: %s", v.Name(), w)
+		}
+	}
+	return fmt.Sprintf("reseed=%s clock=%s hostname=%s mac=%s", res.Reseed, res.Clock, res.Hostname, res.MAC), nil
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return " (" + err.Error() + ")"
+}

@@ -1,0 +1,221 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/thaloco/banger/internal/guest"
+	"github.com/thaloco/banger/internal/guesttest"
+	"github.com/thaloco/banger/internal/snapshot"
+)
+
+// tickInit prints a counter on the console every 200ms, so a restored
+// guest shows where it continues from.
+const tickInit = `(i=0; while :; do echo "tick $i"; i=$((i+1)); sleep 0.2; done) &`
+
+var tickRE = regexp.MustCompile(`tick (\d+)`)
+
+// ticks returns the counter values in a console log, in order.
+func ticks(log string) []int {
+	var out []int
+	for _, m := range tickRE.FindAllStringSubmatch(log, -1) {
+		n, _ := strconv.Atoi(m[1])
+		out = append(out, n)
+	}
+	return out
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// guestRun runs command in VM name over SSH and returns its output.
+func guestRun(t *testing.T, s *Store, name, command string) string {
+	t.Helper()
+	target, err := s.SSH(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c, err := target.Connect(ctx, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var out strings.Builder
+	code, err := guest.Run(ctx, c, command, nil, &out, io.Discard)
+	if err != nil || code != 0 {
+		t.Fatalf("VM %s: %q: code %d, err %v, output %q", name, command, code, err, out.String())
+	}
+	return out.String()
+}
+
+// TestSnapshotClones snapshots a running busybox guest (real QEMU), then
+// restores two clones at once: each continues from the snapshot point
+// (its counter goes on, no kernel boot) as its own machine: its own
+// hostname and MAC, different /dev/urandom bytes, the host's clock.
+func TestSnapshotClones(t *testing.T) {
+	s := newStore(t, nil)
+	ctx := context.Background()
+	setup(t)
+	kp := readFile(t, filepath.Join(s.Layout.SSHDir(), "id_ed25519.pub"))
+	rootfs := filepath.Join(t.TempDir(), "tick.ext4")
+	guesttest.BuildRootfs(t, rootfs, guesttest.Rootfs{AuthorizedKey: kp, Init: tickInit})
+	if _, err := s.Create(ctx, CreateOptions{Name: "src", Kernel: "test", Rootfs: rootfs, MemoryMiB: 256}); err != nil {
+		t.Fatal(err)
+	}
+	src := startRetry(t, s, "src")
+	if src.Config.Ready != ReadySSH {
+		t.Fatalf("source VM readiness %q, want ssh", src.Config.Ready)
+	}
+	guestRun(t, s, "src", "true") // pins the host key, as a user's first ssh does
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if ts := ticks(readFile(t, src.ConsoleLog())); len(ts) > 0 && ts[len(ts)-1] >= 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the source guest's counter did not reach 5")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// Bad input before the real snapshot.
+	if _, err := s.Snapshot(ctx, "nope", "x", SnapshotOptions{}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("snapshot of a missing VM: %v", err)
+	}
+
+	man, err := s.Snapshot(ctx, "src", "snap1", SnapshotOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	atSnap := ticks(readFile(t, src.ConsoleLog()))
+	t.Logf("snapshot: paused %v, state files %+v, disk %d bytes", man.SaveTime, man.StateFiles, man.DiskSize)
+	if st := status(t, s, "src"); st.State.Status != StatusRunning {
+		t.Fatalf("source after snapshot: %+v", st.State)
+	}
+	if out := guestRun(t, s, "src", "echo alive"); out != "alive\n" {
+		t.Fatalf("source after snapshot answered %q", out)
+	}
+	// Private files: the snapshot holds the guest's memory.
+	if st, err := os.Stat(man.Dir()); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("snapshot dir mode: %v %v", st.Mode(), err)
+	}
+	ents, _ := os.ReadDir(man.Dir())
+	for _, e := range ents {
+		if info, _ := e.Info(); info.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", e.Name(), info.Mode())
+		}
+	}
+	if _, err := s.Snapshot(ctx, "src", "snap1", SnapshotOptions{}); !errors.Is(err, snapshot.ErrExists) {
+		t.Errorf("duplicate snapshot name: %v", err)
+	}
+	if _, err := s.Create(ctx, CreateOptions{Name: "bad", Snapshot: "snap1", CPUs: 2}); err == nil || !strings.Contains(err.Error(), "--cpus 2 conflicts") {
+		t.Errorf("conflicting --cpus: %v", err)
+	}
+	if _, err := s.Create(ctx, CreateOptions{Name: "bad", Snapshot: "nosuch"}); !errors.Is(err, snapshot.ErrNotFound) {
+		t.Errorf("unknown snapshot: %v", err)
+	}
+
+	names := []string{"clone-a", "clone-b"}
+	for _, n := range names {
+		if _, err := s.Create(ctx, CreateOptions{Name: n, Snapshot: "snap1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := snapshot.New(s.Layout).Remove(ctx, "snap1", false, s.SnapshotUsers); err == nil || !strings.Contains(err.Error(), "clone-a") {
+		t.Errorf("removing a snapshot clones still need: %v", err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(names))
+	for i, n := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.Start(ctx, n, StartOptions{Timeout: bootTimeout})
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	random := map[string]string{}
+	for _, n := range names {
+		v := status(t, s, n)
+		t.Logf("%s: restored, VMM up %v, ready %v; identity %s", n, v.State.Boot.VMM, v.State.Boot.Ready, v.State.Identity)
+		if v.State.Status != StatusRunning || v.State.Path != PathRestore || v.State.RestorePending {
+			t.Fatalf("%s after restore: %+v", n, v.State)
+		}
+		if !strings.Contains(v.State.Identity, "reseed=ioctl") {
+			t.Errorf("%s: identity step %q did not reseed with the ioctl", n, v.State.Identity)
+		}
+		before := time.Now()
+		out := guestRun(t, s, n, "hostname; cat /sys/class/net/eth0/address; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'; echo; date +%s")
+		after := time.Now()
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != 4 {
+			t.Fatalf("%s answered %q", n, out)
+		}
+		if lines[0] != n {
+			t.Errorf("%s: hostname %q", n, lines[0])
+		}
+		if lines[1] != userMAC(n) {
+			t.Errorf("%s: MAC %q, want %q", n, lines[1], userMAC(n))
+		}
+		random[n] = lines[2]
+		sec, _ := strconv.ParseInt(lines[3], 10, 64)
+		if sec < before.Unix()-1 || sec > after.Unix()+1 {
+			t.Errorf("%s: guest clock %d, host %d..%d", n, sec, before.Unix(), after.Unix())
+		}
+		// It continued from the snapshot point instead of booting.
+		log := readFile(t, v.ConsoleLog())
+		ts := ticks(log)
+		if strings.Contains(log, "Linux version") || len(ts) == 0 || ts[0] < atSnap[0]+5 || ts[0] > atSnap[len(atSnap)-1]+3 {
+			t.Errorf("%s: console after restore (source had ticks %v at the snapshot): %q", n, atSnap[len(atSnap)-3:], log)
+		}
+	}
+	if random["clone-a"] == random["clone-b"] || len(random["clone-a"]) != 64 {
+		t.Errorf("clones read the same /dev/urandom bytes: %v", random)
+	}
+	// Neither needs the snapshot any more.
+	if u, _ := s.SnapshotUsers("snap1"); len(u) != 0 {
+		t.Errorf("snapshot users after the restores: %v", u)
+	}
+
+	// A truncated state file is refused with the fix, before any VMM runs.
+	state := filepath.Join(man.Dir(), man.StateFiles[0].Name)
+	if err := os.Truncate(state, man.StateFiles[0].Size/2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, CreateOptions{Name: "late", Snapshot: "snap1"}); err == nil || !strings.Contains(err.Error(), "truncated") || !strings.Contains(err.Error(), "banger snapshot rm snap1") {
+		t.Errorf("truncated state file: %v", err)
+	}
+	if err := snapshot.New(s.Layout).Remove(ctx, "snap1", false, s.SnapshotUsers); err != nil {
+		t.Errorf("removing the snapshot: %v", err)
+	}
+	// A stopped VM cannot be snapshotted.
+	if _, err := s.Stop(ctx, "clone-a", StopOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Snapshot(ctx, "clone-a", "snap2", SnapshotOptions{}); err == nil || !strings.Contains(err.Error(), "not running") {
+		t.Errorf("snapshot of a stopped VM: %v", err)
+	}
+	if ls, _ := snapshot.New(s.Layout).List(); len(ls) != 0 {
+		t.Errorf("snapshots left: %+v", ls)
+	}
+}
