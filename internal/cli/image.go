@@ -21,6 +21,7 @@ guest needs; "banger image register" adds an ext4 file you made yourself.`,
 		newImageListCommand(g),
 		newImageShowCommand(g),
 		newImageRmCommand(g),
+		newImageWarmCommand(g),
 	)
 	return cmd
 }

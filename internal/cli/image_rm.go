@@ -1,6 +1,11 @@
 package cli
 
 import (
+	"errors"
+
+	"github.com/thaloco/banger/internal/snapshot"
+	"github.com/thaloco/banger/internal/vm"
+
 	"context"
 	"io"
 
@@ -31,5 +36,19 @@ func runImageRm(ctx context.Context, force bool, g *globalOptions, names []strin
 	if err != nil {
 		return err
 	}
-	return removeEach(ctx, w, "image", "VM(s)", names, force, g.vmsUsingImage, store.Remove)
+	l, err := g.layout()
+	if err != nil {
+		return err
+	}
+	snaps := snapshot.New(l)
+	return removeEach(ctx, w, "image", "VM(s)", names, force, g.vmsUsingImage, func(ctx context.Context, name string) error {
+		if err := store.Remove(ctx, name); err != nil {
+			return err
+		}
+		// The image's warm snapshot goes with it.
+		if err := snaps.Remove(ctx, vm.WarmSnapshotName(name), true, nil); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
+			return err
+		}
+		return nil
+	})
 }

@@ -434,3 +434,35 @@ func errText(err error) string {
 	}
 	return " (" + err.Error() + ")"
 }
+
+// WarmOptions tune WarmImage.
+type WarmOptions struct {
+	CPUs      int    // 0 means DefaultCPUs
+	MemoryMiB int    // 0 means DefaultMemoryMiB
+	VMM       string // as CreateOptions.VMM
+	Net       string // as CreateOptions.Net
+	Timeout   time.Duration
+}
+
+// WarmImage boots image once in a throwaway VM, waits until it is ready,
+// and saves it as the image's warm snapshot (replacing an older one).
+// From then on, VMs created from the image with the same CPUs, memory,
+// VMM and network restore it instead of booting.
+func (s *Store) WarmImage(ctx context.Context, img string, o WarmOptions) (*snapshot.Manifest, error) {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	tmp := fmt.Sprintf("%.40s-warming-%x", img, b)
+	if _, err := s.Create(ctx, CreateOptions{Name: tmp, Image: img, Cold: true, CPUs: o.CPUs, MemoryMiB: o.MemoryMiB, VMM: o.VMM, Net: o.Net}); err != nil {
+		return nil, err
+	}
+	defer func() { _ = s.Remove(context.WithoutCancel(ctx), tmp, true) }()
+	if _, err := s.Start(ctx, tmp, StartOptions{Timeout: o.Timeout}); err != nil {
+		return nil, err
+	}
+	name := WarmSnapshotName(img)
+	snaps := snapshot.New(s.Layout)
+	if err := snaps.Remove(ctx, name, true, nil); err != nil && !errors.Is(err, snapshot.ErrNotFound) {
+		return nil, err
+	}
+	return s.Snapshot(ctx, tmp, name, SnapshotOptions{WarmFor: img})
+}

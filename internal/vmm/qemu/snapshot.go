@@ -192,4 +192,3 @@ func syncFile(path string) error {
 
 // shellQuote quotes s for the /bin/sh QEMU runs exec: URIs with.
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
