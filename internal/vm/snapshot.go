@@ -58,6 +58,11 @@ func (s *Store) Snapshot(ctx context.Context, name, snap string, o SnapshotOptio
 	if v.State.Status != StatusRunning {
 		return nil, notRunning(v)
 	}
+	if v.Config.Net == NetTap {
+		// Each clone gets its own tap and /30, but the guest would come
+		// back with the source's address, which no clone's tap routes.
+		return nil, fmt.Errorf("VM %q uses --net tap, whose snapshots banger cannot restore yet: a clone would keep the source's guest address (hint: snapshot a VM created with --net user (QEMU) or --net none)", name)
+	}
 	drv, err := s.driver(v)
 	if err != nil {
 		return nil, err

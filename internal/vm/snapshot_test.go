@@ -16,6 +16,8 @@ import (
 	"github.com/thaloco/banger/internal/guest"
 	"github.com/thaloco/banger/internal/guesttest"
 	"github.com/thaloco/banger/internal/snapshot"
+	"github.com/thaloco/banger/internal/vmm"
+	"github.com/thaloco/banger/internal/vmm/qemu"
 )
 
 // tickInit prints a counter on the console every 200ms, so a restored
@@ -208,6 +210,36 @@ func TestSnapshotClones(t *testing.T) {
 	if err := snapshot.New(s.Layout).Remove(ctx, "snap1", false, s.SnapshotUsers); err != nil {
 		t.Errorf("removing the snapshot: %v", err)
 	}
+	// A snapshot killed after pausing leaves the VM paused: vm start
+	// resumes it. A staging directory it left is cleared by the next
+	// snapshot of that name.
+	b := status(t, s, "clone-b")
+	if err := (&qemu.Driver{}).Pause(ctx, vmm.Machine{Name: "clone-b"}, vmm.Process{APISocket: b.State.APISocket}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Start(ctx, "clone-b", StartOptions{}); err != nil {
+		t.Fatalf("start of a paused VM: %v", err)
+	}
+	if out := guestRun(t, s, "clone-b", "echo resumed"); out != "resumed\n" {
+		t.Fatalf("after resume: %q", out)
+	}
+	left := filepath.Join(s.Layout.SnapshotsDir(), ".tmp-snap3-0123456789ab")
+	if err := os.MkdirAll(left, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Snapshot(ctx, "clone-b", "snap3", SnapshotOptions{Stop: true}); err != nil {
+		t.Fatal(err)
+	}
+	if fileExists(left) {
+		t.Errorf("the interrupted snapshot's staging directory %s is still there", left)
+	}
+	if st := status(t, s, "clone-b"); st.State.Status != StatusStopped {
+		t.Errorf("after snapshot --stop: %+v", st.State)
+	}
+	if err := snapshot.New(s.Layout).Remove(ctx, "snap3", false, s.SnapshotUsers); err != nil {
+		t.Error(err)
+	}
+
 	// A stopped VM cannot be snapshotted.
 	if _, err := s.Stop(ctx, "clone-a", StopOptions{Force: true}); err != nil {
 		t.Fatal(err)
@@ -217,5 +249,23 @@ func TestSnapshotClones(t *testing.T) {
 	}
 	if ls, _ := snapshot.New(s.Layout).List(); len(ls) != 0 {
 		t.Errorf("snapshots left: %+v", ls)
+	}
+}
+
+// TestSnapshotTapRefused: a tap-networked VM's snapshot is refused before
+// anything is paused or written (its clones would keep its address).
+func TestSnapshotTapRefused(t *testing.T) {
+	s := newStore(t, nil)
+	v, _, _ := standInVMM(t, s, "tapvm", StatusRunning)
+	v.Config.Net = NetTap
+	if err := writeJSON(filepath.Join(v.Dir, configFile), v.Config); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Snapshot(context.Background(), "tapvm", "t1", SnapshotOptions{})
+	if err == nil || !strings.Contains(err.Error(), "--net tap") || !strings.Contains(err.Error(), "hint:") {
+		t.Fatalf("snapshot of a tap VM: %v", err)
+	}
+	if ents, _ := os.ReadDir(s.Layout.SnapshotsDir()); len(ents) > 1 { // .locks only
+		t.Errorf("left in the snapshot store: %v", ents)
 	}
 }

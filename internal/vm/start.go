@@ -11,6 +11,7 @@ import (
 	"github.com/thaloco/banger/internal/kernelstore"
 	"github.com/thaloco/banger/internal/logtail"
 	"github.com/thaloco/banger/internal/vmm"
+	"github.com/thaloco/banger/internal/vmm/qemu"
 )
 
 // DefaultReadyTimeout bounds the wait for a guest to become ready.
@@ -44,6 +45,9 @@ func (s *Store) Start(ctx context.Context, name string, o StartOptions) (*VM, er
 		}
 	}
 	if v.State.Status.active() {
+		if resumed, err := s.resumeIfPaused(ctx, v); err != nil || resumed {
+			return v, err
+		}
 		return v, fmt.Errorf("VM %q is already running", name)
 	}
 	return v, s.startLocked(ctx, v, o)
@@ -160,4 +164,28 @@ func (s *Store) machine(ctx context.Context, v *VM) (vmm.Machine, vmm.Driver, er
 		}
 	}
 	return m, drv, nil
+}
+
+// resumeIfPaused resumes v's guest if its VMM holds it paused, as a
+// "banger vm snapshot" killed half-way leaves it, and reports whether it
+// did.
+func (s *Store) resumeIfPaused(ctx context.Context, v *VM) (bool, error) {
+	drv, err := s.driver(v)
+	if err != nil {
+		return false, err
+	}
+	q, ok := drv.(*qemu.Driver)
+	if !ok {
+		return false, nil
+	}
+	p := vmm.Process{PID: v.State.PID, APISocket: v.State.APISocket}
+	st, err := q.Status(ctx, p)
+	if err != nil || st != "paused" {
+		return false, nil
+	}
+	if err := q.Resume(ctx, vmm.Machine{Name: v.Name()}, p); err != nil {
+		return false, err
+	}
+	s.logf("VM %q was paused (an interrupted snapshot?); resumed it", v.Name())
+	return true, nil
 }
