@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -267,5 +268,49 @@ func TestSnapshotTapRefused(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(s.Layout.SnapshotsDir()); len(ents) > 1 { // .locks only
 		t.Errorf("left in the snapshot store: %v", ents)
+	}
+}
+
+// TestSnapshotDiskFull: a snapshot that runs out of space (a real, small
+// tmpfs holding the state directory) fails with a clear error, resumes
+// the guest and leaves nothing behind.
+func TestSnapshotDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root (CI runs as root)")
+	}
+	s := newStore(t, nil)
+	ctx := context.Background()
+	kp := readFile(t, filepath.Join(s.Layout.SSHDir(), "id_ed25519.pub"))
+	small := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", small).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", small).Run() })
+	if err := os.CopyFS(filepath.Join(small, "ssh"), os.DirFS(s.Layout.SSHDir())); err != nil {
+		t.Fatal(err)
+	}
+	s.Layout.State = small
+	rootfs := filepath.Join(t.TempDir(), "full.ext4")
+	guesttest.BuildRootfs(t, rootfs, guesttest.Rootfs{AuthorizedKey: kp, SizeMiB: 16})
+	if _, err := s.Create(ctx, CreateOptions{Name: "full", Kernel: "test", Rootfs: rootfs, MemoryMiB: 256}); err != nil {
+		t.Fatal(err)
+	}
+	startRetry(t, s, "full")
+	_, err := s.Snapshot(ctx, "full", "big", SnapshotOptions{})
+	if err == nil || !strings.Contains(err.Error(), "hint: free space") {
+		t.Fatalf("snapshot on a full disk: %v", err)
+	}
+	t.Logf("full disk: %v", err)
+	if st := status(t, s, "full"); st.State.Status != StatusRunning {
+		t.Fatalf("after the failed snapshot: %+v", st.State)
+	}
+	if out := guestRun(t, s, "full", "echo alive"); out != "alive\n" {
+		t.Fatalf("the guest was not resumed: %q", out)
+	}
+	ents, _ := os.ReadDir(s.Layout.SnapshotsDir())
+	for _, e := range ents {
+		if e.Name() != ".locks" {
+			t.Errorf("left behind in the snapshot store: %s", e.Name())
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/thaloco/banger/internal/vmm"
@@ -92,6 +93,10 @@ func (d *Driver) SaveState(ctx context.Context, m vmm.Machine, p vmm.Process, di
 			msg := st.ErrorDesc
 			if msg == "" {
 				msg = st.Status
+			}
+			if full(dir) {
+				// QEMU only sees its writer die ("Broken pipe").
+				return fail(fmt.Errorf("QEMU could not write %s: %w", path, syscall.ENOSPC))
 			}
 			return fail(fmt.Errorf("QEMU could not write %s: %s", path, msg))
 		}
@@ -179,6 +184,16 @@ func waitLoaded(ctx context.Context, p *vmmproc.Proc, q *QMP, timeout time.Durat
 			return fmt.Errorf("QEMU is %q after loading the snapshot%s", st.Status, output(p))
 		}
 	}
+}
+
+// full reports whether the file system holding dir has (almost) no space
+// left for an unprivileged writer.
+func full(dir string) bool {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return false
+	}
+	return st.Bavail*uint64(st.Bsize) < 1<<20
 }
 
 func syncFile(path string) error {
