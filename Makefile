@@ -39,6 +39,7 @@ bench: build ## run the benchmarks (pull, image build, boot)
 	scripts/bench-pull.sh
 	scripts/bench-image.sh
 	scripts/bench-boot.sh
+	scripts/bench-snapshot.sh
 
 kernel: build ## build generic-6.12 from source and import it
 	scripts/make-generic-kernel.sh
