@@ -156,7 +156,7 @@ func waitLoaded(ctx context.Context, p *vmmproc.Proc, q *QMP, timeout time.Durat
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-p.Done():
-			return fmt.Errorf("QEMU exited while loading the snapshot (%v)%s", p.Err(), output(p))
+			return fmt.Errorf("QEMU exited while loading the snapshot (%w)%s", p.Err(), output(p))
 		case <-deadline.C:
 			return fmt.Errorf("QEMU did not load the snapshot within %v: %w%s", timeout, lastErr, output(p))
 		case <-tick.C:
