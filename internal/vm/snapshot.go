@@ -76,7 +76,7 @@ func (s *Store) Snapshot(ctx context.Context, name, snap string, o SnapshotOptio
 		CPUs: v.Config.CPUs, MemoryMiB: v.Config.MemoryMiB, Net: v.Config.Net, KernelArgs: v.Config.KernelArgs,
 		Ready: v.Config.Ready, ReadyMarker: v.Config.ReadyMarker, WarmFor: o.WarmFor,
 	}
-	if man.VMMVersion, err = sn.Version(ctx); err != nil {
+	if man.VMMVersion, err = s.vmmVersion(sn); err != nil {
 		return nil, err
 	}
 	if man.KernelSHA256, err = s.kernelSHA256(v.Config.Kernel); err != nil {
@@ -265,7 +265,7 @@ func (s *Store) checkRestorable(snap *snapshot.Manifest) error {
 	if !ok {
 		return stale("%s cannot restore snapshots", snap.VMM)
 	}
-	ver, err := sn.Version(context.Background())
+	ver, err := s.vmmVersion(sn)
 	if err != nil {
 		return err
 	}
@@ -470,4 +470,24 @@ func (s *Store) WarmImage(ctx context.Context, img string, o WarmOptions) (*snap
 		return nil, err
 	}
 	return s.Snapshot(ctx, tmp, name, SnapshotOptions{WarmFor: img})
+}
+
+// vmmVersion is sn's version, asked once per store.
+func (s *Store) vmmVersion(sn vmm.Snapshotter) (string, error) {
+	s.versionsMu.Lock()
+	defer s.versionsMu.Unlock()
+	if v, ok := s.versions[sn.Name()]; ok {
+		return v, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v, err := sn.Version(ctx)
+	if err != nil {
+		return "", err
+	}
+	if s.versions == nil {
+		s.versions = map[string]string{}
+	}
+	s.versions[sn.Name()] = v
+	return v, nil
 }

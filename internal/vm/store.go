@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/thaloco/banger/internal/lockfile"
 	"github.com/thaloco/banger/internal/paths"
@@ -30,6 +31,11 @@ type Store struct {
 	// Firecracker VMs (see firecracker.Driver.ConsoleRelay); nil leaves
 	// their consoles readable in the log only.
 	ConsoleRelay []string
+
+	// versions caches each VMM's version for this store's life (one
+	// banger command): restoring checks it more than once.
+	versionsMu sync.Mutex
+	versions   map[string]string
 }
 
 // NewStore returns the VM store of layout.
