@@ -133,6 +133,27 @@ func TestSnapshotClones(t *testing.T) {
 		t.Errorf("unknown snapshot: %v", err)
 	}
 
+	// A snapshot from another QEMU version or of another kernel build is
+	// refused with the reason (the manifest is edited as if it were).
+	manPath := filepath.Join(man.Dir(), snapshot.ManifestFile)
+	orig := readFile(t, manPath)
+	for _, tc := range []struct{ from, to, want string }{
+		{man.VMMVersion, "QEMU emulator version 6.2.0", `taken by qemu "QEMU emulator version 6.2.0"`},
+		{man.KernelSHA256, strings.Repeat("0", 64), `kernel "test" changed since`},
+	} {
+		if err := os.WriteFile(manPath, []byte(strings.Replace(orig, tc.from, tc.to, 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.Create(ctx, CreateOptions{Name: "stale", Snapshot: "snap1"})
+		var se *StaleError
+		if !errors.As(err, &se) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "hint:") {
+			t.Errorf("stale snapshot (%s): %v", tc.want, err)
+		}
+	}
+	if err := os.WriteFile(manPath, []byte(orig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
 	names := []string{"clone-a", "clone-b"}
 	for _, n := range names {
 		if _, err := s.Create(ctx, CreateOptions{Name: n, Snapshot: "snap1"}); err != nil {
