@@ -2,7 +2,6 @@ package qemu
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -143,47 +142,18 @@ func (d *Driver) Restore(ctx context.Context, m vmm.Machine, dir string) (vmm.Pr
 	return vmm.Process{PID: p.PID(), APISocket: q.Socket, ConsoleSocket: filepath.Join(m.Dir, ConsoleSocketName)}, nil
 }
 
-// waitLoaded waits until QEMU has read the whole incoming stream: QMP
-// answers and the machine is no longer "inmigrate".
+// waitLoaded waits until QEMU has read the whole incoming stream: the
+// machine is no longer "inmigrate".
 func waitLoaded(ctx context.Context, p *vmmproc.Proc, q *QMP, timeout time.Duration) error {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	lastErr := errors.New("no QMP socket yet")
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-p.Done():
-			return fmt.Errorf("QEMU exited while loading the snapshot (%w)%s", p.Err(), output(p))
-		case <-deadline.C:
-			return fmt.Errorf("QEMU did not load the snapshot within %v: %w%s", timeout, lastErr, output(p))
-		case <-tick.C:
-		}
-		if _, err := os.Stat(q.Socket); err != nil {
-			lastErr = err
-			continue
-		}
-		var st struct {
-			Status string `json:"status"`
-		}
-		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := q.Execute(qctx, "query-status", nil, &st)
-		cancel()
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		switch st.Status {
+	return waitStatus(ctx, p, q, timeout, "loading the snapshot", func(st string) (bool, error) {
+		switch st {
 		case "inmigrate":
-			lastErr = errors.New("still loading")
+			return false, nil
 		case "paused", "postmigrate", "prelaunch", "running":
-			return nil
-		default:
-			return fmt.Errorf("QEMU is %q after loading the snapshot%s", st.Status, output(p))
+			return true, nil
 		}
-	}
+		return false, fmt.Errorf("QEMU is %q after loading the snapshot%s", st, output(p))
+	})
 }
 
 // full reports whether the file system holding dir has (almost) no space

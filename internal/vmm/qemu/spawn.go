@@ -15,6 +15,18 @@ import (
 // machine running. It gives up when ctx ends, after timeout, or when QEMU
 // exits first; the error then quotes what QEMU printed.
 func waitRunning(ctx context.Context, p *vmmproc.Proc, q *QMP, timeout time.Duration) error {
+	return waitStatus(ctx, p, q, timeout, "starting", func(st string) (bool, error) {
+		if st == "running" {
+			return true, nil
+		}
+		return false, fmt.Errorf("QEMU is %q instead of running%s", st, output(p))
+	})
+}
+
+// waitStatus polls QEMU's run state over QMP until accept says done (or
+// fails), QEMU exits, ctx ends or timeout passes. doing names the phase
+// in errors ("starting", "loading the snapshot").
+func waitStatus(ctx context.Context, p *vmmproc.Proc, q *QMP, timeout time.Duration, doing string, accept func(status string) (bool, error)) error {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(2 * time.Millisecond)
@@ -26,11 +38,11 @@ func waitRunning(ctx context.Context, p *vmmproc.Proc, q *QMP, timeout time.Dura
 			return ctx.Err()
 		case <-p.Done():
 			if p.Err() == nil {
-				return fmt.Errorf("QEMU exited at once%s", output(p))
+				return fmt.Errorf("QEMU exited at once while %s%s", doing, output(p))
 			}
-			return fmt.Errorf("QEMU exited (%w)%s", p.Err(), output(p))
+			return fmt.Errorf("QEMU exited while %s (%w)%s", doing, p.Err(), output(p))
 		case <-deadline.C:
-			return fmt.Errorf("QMP socket %s did not answer within %v: %w%s", q.Socket, timeout, lastErr, output(p))
+			return fmt.Errorf("QEMU was still %s after %v (QMP socket %s): %w%s", doing, timeout, q.Socket, lastErr, output(p))
 		case <-tick.C:
 		}
 		if _, err := os.Stat(q.Socket); err != nil {
@@ -47,10 +59,11 @@ func waitRunning(ctx context.Context, p *vmmproc.Proc, q *QMP, timeout time.Dura
 			lastErr = err
 			continue
 		}
-		if st.Status == "running" {
-			return nil
+		done, err := accept(st.Status)
+		if done || err != nil {
+			return err
 		}
-		return fmt.Errorf("QEMU is %q instead of running%s", st.Status, output(p))
+		lastErr = fmt.Errorf("QEMU is %q", st.Status)
 	}
 }
 
