@@ -34,7 +34,7 @@ lint-go:
 lint-shell: ## shellcheck over scripts/ at warning severity
 	shellcheck --severity=warning $(SHELL_SCRIPTS)
 
-bench: build ## run the benchmarks (pull, image build, boot)
+bench: build ## run the benchmarks (pull, image build, boot, snapshot restore; the last needs a golden image)
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
 	scripts/bench-pull.sh
 	scripts/bench-image.sh
