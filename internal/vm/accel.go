@@ -69,7 +69,9 @@ func (s *Store) qemuAccel() (string, error) {
 		return "", fmt.Errorf("%s=%q: want kvm or tcg", AccelEnv, forced)
 	}
 	if ok, why := kvmUsable(); !ok {
-		s.logf("warning: KVM is not usable (%s): QEMU uses TCG software emulation, which is much slower (set %s=tcg to silence this)", why, AccelEnv)
+		s.warnTCG.Do(func() {
+			s.logf("warning: KVM is not usable (%s): QEMU uses TCG software emulation, which is much slower (set %s=tcg to silence this)", why, AccelEnv)
+		})
 		return "tcg", nil
 	}
 	return "kvm", nil

@@ -36,6 +36,8 @@ type Store struct {
 	// banger command): restoring checks it more than once.
 	versionsMu sync.Mutex
 	versions   map[string]string
+	// warnTCG prints the TCG fallback warning once per store.
+	warnTCG sync.Once
 }
 
 // NewStore returns the VM store of layout.
