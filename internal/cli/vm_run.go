@@ -49,7 +49,7 @@ off, or you detach. A start that is interrupted (Ctrl-C) leaves no VM.`,
 			}
 			if len(pos) != want {
 				if want == 0 {
-					return &usageError{fmt.Errorf("%s: --rootfs replaces IMAGE, got %d argument(s) before \"--\" (see \"%s --help\")", c.CommandPath(), len(pos), c.CommandPath())}
+					return &usageError{fmt.Errorf("%s: --rootfs or --snapshot replaces IMAGE, got %d argument(s) before \"--\" (see \"%s --help\")", c.CommandPath(), len(pos), c.CommandPath())}
 				}
 				return &usageError{fmt.Errorf("%s: expected an IMAGE (and \"--\" before a command), got %d argument(s) (see \"%s --help\")", c.CommandPath(), len(pos), c.CommandPath())}
 			}
