@@ -105,11 +105,12 @@ type Driver interface {
 type Snapshotter interface {
 	Driver
 	// Version is the VMM's version as it reports it, e.g. "QEMU emulator
-	// version 7.2.19" or "v1.16.1". A snapshot restores only with the
-	// version that wrote it.
+	// version 7.2.22 (Debian ...)" or "Firecracker v1.16.1". A snapshot
+	// restores only with the version that wrote it.
 	Version(ctx context.Context) (string, error)
-	// Pause stops the guest's vCPUs; its disk writes have reached the
-	// disk file when Pause returns.
+	// Pause stops the guest's vCPUs. Its disk file is consistent with
+	// the saved state once SaveState returns (QEMU flushes at the pause,
+	// Firecracker at the snapshot): copy the disk after SaveState.
 	Pause(ctx context.Context, m Machine, p Process) error
 	// Resume lets a paused guest run again.
 	Resume(ctx context.Context, m Machine, p Process) error
