@@ -311,6 +311,9 @@ func TestSnapshotDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Layout.State = small
+	// Cleanups run last-registered first: kill the VM before the tmpfs
+	// holding its record is unmounted.
+	t.Cleanup(func() { killAll(s) })
 	rootfs := filepath.Join(t.TempDir(), "full.ext4")
 	guesttest.BuildRootfs(t, rootfs, guesttest.Rootfs{AuthorizedKey: kp, SizeMiB: 16})
 	if _, err := s.Create(ctx, CreateOptions{Name: "full", Kernel: "test", Rootfs: rootfs, MemoryMiB: 256}); err != nil {
