@@ -18,7 +18,30 @@ func procStart(pid int) (start uint64, alive bool) {
 	if err != nil {
 		return 0, false
 	}
-	return parseStat(string(data))
+	start, alive = parseStat(string(data))
+	if !alive && start != 0 && threads(pid) > 1 {
+		// A thread-group leader that has exited shows as a zombie while
+		// its other threads still tear down (QEMU's vCPU and I/O threads
+		// can take seconds), and the process keeps its sockets, ports and
+		// disk lock until the last one is gone: it still counts as alive.
+		alive = true
+	}
+	return start, alive
+}
+
+// threads is the number of threads of process pid, 0 if unknown.
+func threads(pid int) int {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
 }
 
 // parseStat reads the state and start time out of a /proc/PID/stat line.
