@@ -7,13 +7,14 @@ import (
 	"github.com/thaloco/banger/internal/vm"
 
 	"context"
-	"io"
 
 	"github.com/spf13/cobra"
 )
 
+type imageRmOptions struct{ force bool }
+
 func newImageRmCommand(g *globalOptions) *cobra.Command {
-	var force bool
+	var o imageRmOptions
 	cmd := &cobra.Command{
 		Use:     "rm NAME...",
 		Aliases: []string{"remove"},
@@ -24,14 +25,14 @@ func newImageRmCommand(g *globalOptions) *cobra.Command {
   banger image rm old-a old-b --force`,
 		Args: minArgs(1, "at least one image name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runImageRm(cmd.Context(), force, g, args, cmd.OutOrStdout())
+			return runImageRm(cmd.Context(), g, &o, args)
 		},
 	}
-	cmd.Flags().BoolVar(&force, "force", false, "remove even if VMs use the image")
+	cmd.Flags().BoolVar(&o.force, "force", false, "remove even if VMs use the image")
 	return cmd
 }
 
-func runImageRm(ctx context.Context, force bool, g *globalOptions, names []string, w io.Writer) error {
+func runImageRm(ctx context.Context, g *globalOptions, o *imageRmOptions, names []string) error {
 	store, err := g.imageStore()
 	if err != nil {
 		return err
@@ -41,7 +42,7 @@ func runImageRm(ctx context.Context, force bool, g *globalOptions, names []strin
 		return err
 	}
 	snaps := snapshot.New(l)
-	return removeEach(ctx, w, "image", "VM(s)", names, force, g.vmsUsingImage, func(ctx context.Context, name string) error {
+	return removeEach(ctx, g.Stdout, "image", "VM(s)", names, o.force, g.vmsUsingImage, func(ctx context.Context, name string) error {
 		if err := store.Remove(ctx, name); err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -100,15 +99,16 @@ sparse copy) and its own directory <state>/vms/NAME/. It is not started.`,
 		Args: exactArgs(1, "a VM name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.noteChanged(cmd.Flags())
-			return runVMCreate(cmd.Context(), &o, g, args[0], cmd.OutOrStdout())
+			return runVMCreate(cmd.Context(), g, &o, args)
 		},
 	}
 	o.AddFlags(cmd.Flags(), true)
 	return cmd
 }
 
-func runVMCreate(ctx context.Context, o *vmCreateOptions, g *globalOptions, name string, w io.Writer) error {
-	copts, err := o.options(name)
+func runVMCreate(ctx context.Context, g *globalOptions, o *vmCreateOptions, args []string) error {
+	w := g.Stdout
+	copts, err := o.options(args[0])
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/thaloco/banger/internal/image"
 	"github.com/thaloco/banger/internal/kernelstore"
 	"github.com/thaloco/banger/internal/paths"
+	"github.com/thaloco/banger/internal/snapshot"
 	"github.com/thaloco/banger/internal/vmm"
 	"github.com/thaloco/banger/internal/vmm/firecracker"
 )
@@ -137,7 +138,7 @@ func (s *Store) populate(ctx context.Context, v *VM, src string, o CreateOptions
 	v.Config.DiskSize = max(v.Config.DiskSize, st.Size())
 	if v.Config.Snapshot != "" {
 		v.State.RestorePending = true
-		if err := copyIfExists(filepath.Join(filepath.Dir(src), "known_hosts"), v.KnownHosts()); err != nil {
+		if err := copyIfExists(filepath.Join(filepath.Dir(src), snapshot.KnownHostsFile), v.KnownHosts()); err != nil {
 			return err
 		}
 	} else if o.Ready == "" || o.Ready == "auto" {

@@ -213,9 +213,6 @@ func (s *Store) planSnapshot(cfg *Config, o CreateOptions) (string, error) {
 	case o.KernelArgs != "" || o.ReadyMarker != "" || o.Jailer:
 		return "", errors.New("--kernel-args, --ready-marker and --jailer do not apply to a VM restored from a snapshot")
 	}
-	if snap.Net == NetUser && snap.Ready != ReadySSH && len(o.Forwards) > 0 {
-		return "", errors.New("-p needs user networking")
-	}
 	cfg.Snapshot, cfg.Image, cfg.Kernel, cfg.VMM = snap.Name, snap.Image, snap.Kernel, snap.VMM
 	cfg.CPUs, cfg.MemoryMiB, cfg.Net, cfg.DiskSize = snap.CPUs, snap.MemoryMiB, snap.Net, snap.DiskSize
 	cfg.Ready, cfg.ReadyMarker, cfg.KernelArgs = snap.Ready, snap.ReadyMarker, snap.KernelArgs
