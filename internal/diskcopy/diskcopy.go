@@ -24,7 +24,22 @@ const chunk = 16 << 20
 // The copy is written to a temporary file beside dst, synced and renamed
 // into place, so dst is either the old file or the complete copy. dst gets
 // src's permission bits.
-func Copy(ctx context.Context, dst, src string) (err error) {
+func Copy(ctx context.Context, dst, src string) error {
+	return CopyWith(ctx, dst, src, Options{})
+}
+
+// Options tune CopyWith.
+type Options struct {
+	// Perm, if not zero, is dst's permission instead of src's.
+	Perm os.FileMode
+	// SkipZeros also leaves holes where src's data is all zeros (4 KiB
+	// blocks), at the cost of reading it through user space: for guest
+	// memory, whose allocated pages are often zero. No reflink is tried.
+	SkipZeros bool
+}
+
+// CopyWith is Copy tuned by o.
+func CopyWith(ctx context.Context, dst, src string, o Options) (err error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return fmt.Errorf("copying %s: %w", src, err)
@@ -51,12 +66,16 @@ func Copy(ctx context.Context, dst, src string) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if unix.IoctlFileClone(int(out.Fd()), int(in.Fd())) != nil {
-		if err := copySparse(ctx, out, in, fi.Size()); err != nil {
+	if o.SkipZeros || unix.IoctlFileClone(int(out.Fd()), int(in.Fd())) != nil {
+		if err := copySparse(ctx, out, in, fi.Size(), o.SkipZeros); err != nil {
 			return fmt.Errorf("copying %s to %s: %w", src, dst, err)
 		}
 	}
-	if err := out.Chmod(fi.Mode().Perm()); err != nil {
+	perm := fi.Mode().Perm()
+	if o.Perm != 0 {
+		perm = o.Perm
+	}
+	if err := out.Chmod(perm); err != nil {
 		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
 	}
 	if err := out.Sync(); err != nil {
@@ -75,10 +94,11 @@ func Copy(ctx context.Context, dst, src string) (err error) {
 }
 
 // copySparse sets out's size to size and copies each data region of in.
-func copySparse(ctx context.Context, out, in *os.File, size int64) error {
+func copySparse(ctx context.Context, out, in *os.File, size int64, skipZeros bool) error {
 	if err := out.Truncate(size); err != nil {
 		return err
 	}
+	buf := make([]byte, 1<<20)
 	var pos int64
 	for pos < size {
 		start, err := unix.Seek(int(in.Fd()), pos, unix.SEEK_DATA)
@@ -93,7 +113,12 @@ func copySparse(ctx context.Context, out, in *os.File, size int64) error {
 		if err != nil || end > size {
 			end = size
 		}
-		if err := copyRange(ctx, out, in, start, end); err != nil {
+		if skipZeros {
+			err = copyBuffered(ctx, out, in, start, end, buf)
+		} else {
+			err = copyRange(ctx, out, in, start, end, buf)
+		}
+		if err != nil {
 			return err
 		}
 		pos = end
@@ -103,7 +128,7 @@ func copySparse(ctx context.Context, out, in *os.File, size int64) error {
 
 // copyRange copies bytes [start, end) of in to the same offsets in out,
 // in the kernel when it can (copy_file_range), else through a buffer.
-func copyRange(ctx context.Context, out, in *os.File, start, end int64) error {
+func copyRange(ctx context.Context, out, in *os.File, start, end int64, buf []byte) error {
 	for start < end {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -112,7 +137,7 @@ func copyRange(ctx context.Context, out, in *os.File, start, end int64) error {
 		roff, woff := start, start
 		done, err := unix.CopyFileRange(int(in.Fd()), &roff, int(out.Fd()), &woff, int(n), 0)
 		if err != nil || done == 0 {
-			return copyBuffered(ctx, out, in, start, end)
+			return copyBuffered(ctx, out, in, start, end, buf)
 		}
 		start += int64(done)
 	}
@@ -121,8 +146,7 @@ func copyRange(ctx context.Context, out, in *os.File, start, end int64) error {
 
 // copyBuffered is copyRange's fallback; it also leaves all-zero blocks
 // unwritten, so they stay holes.
-func copyBuffered(ctx context.Context, out, in *os.File, start, end int64) error {
-	buf := make([]byte, 1<<20)
+func copyBuffered(ctx context.Context, out, in *os.File, start, end int64, buf []byte) error {
 	for start < end {
 		if err := ctx.Err(); err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"syscall"
 	"testing"
 
@@ -285,5 +286,47 @@ func TestCopyReflinks(t *testing.T) {
 	used := int64(before.Bfree-after.Bfree) * before.Bsize
 	if used > 1<<20 {
 		t.Fatalf("copy used %d bytes of new space; a reflink shares the 7 MiB of data", used)
+	}
+}
+
+// TestCopySkipZeros copies a memfd (what QEMU's guest RAM is) whose
+// allocated pages are partly zero: the copy has the same bytes, holes
+// where the memfd had none but only zeros, and the permission asked for.
+func TestCopySkipZeros(t *testing.T) {
+	const mib = 1 << 20
+	fd, err := unix.MemfdCreate("diskcopy-test", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := os.NewFile(uintptr(fd), "memfd")
+	defer mem.Close()
+	if err := mem.Truncate(16 * mib); err != nil {
+		t.Fatal(err)
+	}
+	// 4 MiB allocated but zero, then two pages of data, then a hole.
+	if _, err := mem.WriteAt(make([]byte, 4*mib), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mem.WriteAt(pattern(8192), 4*mib); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join("/proc/self/fd", strconv.Itoa(fd))
+	if got := dataMap(t, src); len(got) == 0 || got[0].Start != 0 {
+		t.Fatalf("memfd data map %v: want allocated zeros at 0", got)
+	}
+	dst := filepath.Join(t.TempDir(), "memory")
+	if err := CopyWith(context.Background(), dst, src, Options{SkipZeros: true, Perm: 0o600}); err != nil {
+		t.Fatal(err)
+	}
+	sameContent(t, src, dst)
+	if got, want := dataMap(t, dst), []extent{{4 * mib, 4*mib + 8192}}; !slices.Equal(got, want) {
+		t.Errorf("copy's data map = %v, want %v (zeros left as holes)", got, want)
+	}
+	fi, err := os.Stat(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 || fi.Size() != 16*mib {
+		t.Errorf("copy is %v, %d bytes; want -rw------- and %d bytes", fi.Mode(), fi.Size(), 16*mib)
 	}
 }

@@ -2,6 +2,8 @@ package vm
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"os"
@@ -35,6 +37,20 @@ func ticks(log string) []int {
 		out = append(out, n)
 	}
 	return out
+}
+
+func sha256File(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 func readFile(t *testing.T, path string) string {
@@ -123,6 +139,19 @@ func TestSnapshotClones(t *testing.T) {
 			t.Errorf("%s has mode %v, want 0600", e.Name(), info.Mode())
 		}
 	}
+	// The guest's RAM was copied out of its memfd into a sparse memory
+	// file (zero pages as holes), the rest streamed into vmstate.
+	var memFile snapshot.File
+	for _, f := range man.StateFiles {
+		if f.Name == qemu.MemoryFileName {
+			memFile = f
+		}
+	}
+	if memFile.Size != 256<<20 || memFile.DiskUsage <= 0 || memFile.DiskUsage >= memFile.Size {
+		t.Errorf("memory file %+v: want 256 MiB, sparse", memFile)
+	}
+	memPath := filepath.Join(man.Dir(), qemu.MemoryFileName)
+	memSum := sha256File(t, memPath)
 	if _, err := s.Snapshot(ctx, "src", "snap1", SnapshotOptions{}); !errors.Is(err, snapshot.ErrExists) {
 		t.Errorf("duplicate snapshot name: %v", err)
 	}
@@ -216,22 +245,16 @@ func TestSnapshotClones(t *testing.T) {
 	if random["clone-a"] == random["clone-b"] || len(random["clone-a"]) != 64 {
 		t.Errorf("clones read the same /dev/urandom bytes: %v", random)
 	}
+	// The clones mapped the memory file private: what they wrote to
+	// their RAM never reached it.
+	if got := sha256File(t, memPath); got != memSum {
+		t.Errorf("the snapshot's memory file changed while clones ran (sha256 %s, was %s)", got, memSum)
+	}
 	// Neither needs the snapshot any more.
 	if u, _ := s.SnapshotUsers("snap1"); len(u) != 0 {
 		t.Errorf("snapshot users after the restores: %v", u)
 	}
 
-	// A truncated state file is refused with the fix, before any VMM runs.
-	state := filepath.Join(man.Dir(), man.StateFiles[0].Name)
-	if err := os.Truncate(state, man.StateFiles[0].Size/2); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Create(ctx, CreateOptions{Name: "late", Snapshot: "snap1"}); err == nil || !strings.Contains(err.Error(), "truncated") || !strings.Contains(err.Error(), "banger snapshot rm snap1") {
-		t.Errorf("truncated state file: %v", err)
-	}
-	if err := snapshot.New(s.Layout).Remove(ctx, "snap1", false, s.SnapshotUsers); err != nil {
-		t.Errorf("removing the snapshot: %v", err)
-	}
 	// A snapshot killed after pausing leaves the VM paused: vm start
 	// resumes it. A staging directory it left is cleared by the next
 	// snapshot of that name.
@@ -258,6 +281,30 @@ func TestSnapshotClones(t *testing.T) {
 	if st := status(t, s, "clone-b"); st.State.Status != StatusStopped {
 		t.Errorf("after snapshot --stop: %+v", st.State)
 	}
+	// A clone's RAM is the mapped file, not a memfd: its snapshot streams
+	// the RAM into vmstate, and restores from there.
+	snap3, err := snapshot.New(s.Layout).Get("snap3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap3.StateFiles) != 1 || snap3.StateFiles[0].Name != qemu.StateFileName {
+		t.Errorf("snapshot of a clone has state files %+v, want vmstate alone", snap3.StateFiles)
+	}
+	if _, err := s.Create(ctx, CreateOptions{Name: "clone-c", Snapshot: "snap3"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Start(ctx, "clone-c", StartOptions{Timeout: bootTimeout}); err != nil {
+		t.Fatal(err)
+	}
+	if out := guestRun(t, s, "clone-c", "hostname"); out != "clone-c\n" {
+		t.Errorf("clone of a clone answered %q", out)
+	}
+	if _, err := s.Stop(ctx, "clone-c", StopOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove(ctx, "clone-c", true); err != nil {
+		t.Fatal(err)
+	}
 	if err := snapshot.New(s.Layout).Remove(ctx, "snap3", false, s.SnapshotUsers); err != nil {
 		t.Error(err)
 	}
@@ -268,6 +315,17 @@ func TestSnapshotClones(t *testing.T) {
 	}
 	if _, err := s.Snapshot(ctx, "clone-a", "snap2", SnapshotOptions{}); err == nil || !strings.Contains(err.Error(), "not running") {
 		t.Errorf("snapshot of a stopped VM: %v", err)
+	}
+	// A truncated memory file is refused with the fix, before any VMM runs.
+	// (Never while clones run: they map it, as Firecracker's do.)
+	if err := os.Truncate(memPath, memFile.Size/2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, CreateOptions{Name: "late", Snapshot: "snap1"}); err == nil || !strings.Contains(err.Error(), "truncated") || !strings.Contains(err.Error(), "banger snapshot rm snap1") {
+		t.Errorf("truncated state file: %v", err)
+	}
+	if err := snapshot.New(s.Layout).Remove(ctx, "snap1", false, s.SnapshotUsers); err != nil {
+		t.Errorf("removing the snapshot: %v", err)
 	}
 	if ls, _ := snapshot.New(s.Layout).List(); len(ls) != 0 {
 		t.Errorf("snapshots left: %+v", ls)

@@ -16,10 +16,37 @@ import (
 // driver kept (Ctrl-Alt-Del) but not probed at length.
 const defaultArgs = "console=ttyS0 root=/dev/vda rw rootfstype=ext4 reboot=t panic=-1 i8042.noaux i8042.nomux i8042.nopnp"
 
+// ramID names the guest RAM's memory backend. It is the name microvm
+// gives its RAM when -m alone sizes it, so migration streams of either
+// kind load into each other.
+const ramID = "microvm.ram"
+
+// sharedRAM is the guest RAM of a booted VM: a memfd mapped shared, which
+// a snapshot copies to a file while the guest is paused instead of
+// streaming it through the migration (see SaveState). A memfd, unlike a
+// file in /dev/shm, has no size limit that could make a guest access
+// fault, and leaves nothing behind when QEMU exits. The cost: the host's
+// transparent huge pages apply to it only where
+// /sys/kernel/mm/transparent_hugepage/shmem_enabled allows ("advise").
+func sharedRAM(m vmm.Machine) string {
+	return fmt.Sprintf("memory-backend-memfd,id=%s,size=%dM,share=on", ramID, m.MemoryMiB)
+}
+
+// fileRAM is the guest RAM of a VM restored from a snapshot's memory
+// file: the file mapped private, so the guest reads its pages from the
+// page cache as it touches them and its writes stay its own (the file is
+// never written, and any number of clones share it).
+func fileRAM(m vmm.Machine, path string) string {
+	return fmt.Sprintf("memory-backend-file,id=%s,size=%dM,mem-path=%s,share=off", ramID, m.MemoryMiB, opt(path))
+}
+
 // Args returns the complete QEMU command line (binary first) that Start
 // runs for m. It is exported so that users and benchmarks can run the
 // same VMM by hand.
-func (d *Driver) Args(m vmm.Machine) ([]string, error) {
+func (d *Driver) Args(m vmm.Machine) ([]string, error) { return d.args(m, sharedRAM(m)) }
+
+// args is Args with the guest RAM's -object spec.
+func (d *Driver) args(m vmm.Machine, ram string) ([]string, error) {
 	if err := validate(m); err != nil {
 		return nil, err
 	}
@@ -43,10 +70,11 @@ func (d *Driver) Args(m vmm.Machine) ([]string, error) {
 	}
 	a := []string{bin,
 		"-name", "banger-" + m.Name + ",process=banger-" + m.Name,
-		"-M", "microvm,acpi=off,accel=" + m.Accel,
+		"-M", "microvm,acpi=off,accel=" + m.Accel + ",memory-backend=" + ramID,
 		"-cpu", cpu,
 		"-smp", strconv.Itoa(m.CPUs),
 		"-m", strconv.Itoa(m.MemoryMiB),
+		"-object", ram,
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
 		"-device", "i8042",
 		"-chardev", "socket,id=con,path=" + opt(filepath.Join(m.Dir, ConsoleSocketName)) +

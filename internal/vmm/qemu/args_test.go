@@ -44,7 +44,8 @@ func TestArgs(t *testing.T) {
 		err     string
 	}{
 		{name: "tcg", want: []string{"accel=tcg", "-cpu max", "-smp 2", "-m 512", "tsc_early_khz=1234",
-			"panic=5", "quiet", "file=" + dir + "/disk,,1.ext4,", "-device i8042", "-no-reboot"},
+			"panic=5", "quiet", "file=" + dir + "/disk,,1.ext4,", "-device i8042", "-no-reboot",
+			"memory-backend=microvm.ram", "-object memory-backend-memfd,id=microvm.ram,size=512M,share=on"},
 			notWant: []string{"panic=-1", "-netdev"}},
 		{name: "kvm", edit: func(m *vmm.Machine) { m.Accel = "kvm" }, want: []string{"accel=kvm", "-cpu host"}, notWant: []string{"tsc_early_khz"}},
 		{name: "user net", edit: func(m *vmm.Machine) {

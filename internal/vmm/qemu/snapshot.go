@@ -2,7 +2,9 @@ package qemu
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,13 +12,20 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/thaloco/banger/internal/diskcopy"
 	"github.com/thaloco/banger/internal/vmm"
 	"github.com/thaloco/banger/internal/vmm/vmmproc"
 )
 
 // StateFileName is the migration stream SaveState writes: the guest's
-// memory (zero pages as a few bytes each) and device state.
+// device state, and its memory (zero pages as a few bytes each) unless
+// that is in MemoryFileName.
 const StateFileName = "vmstate"
+
+// MemoryFileName is the guest's RAM as SaveState copies it from a shared
+// memfd: a sparse file of the RAM's size. Snapshots of VMs whose RAM is
+// private have none; their vmstate holds the RAM.
+const MemoryFileName = "memory"
 
 var _ vmm.Snapshotter = (*Driver)(nil)
 
@@ -51,10 +60,16 @@ func (d *Driver) Resume(ctx context.Context, m vmm.Machine, p vmm.Process) error
 	return nil
 }
 
-// SaveState migrates the paused guest into dir/vmstate: QEMU writes the
-// stream through `exec:cat`, with the bandwidth limit raised so the save
-// runs at disk speed (the default limit is 128 MiB/s), and the guest stays
-// paused. The file is created 0600 first: it holds the guest's memory.
+// SaveState saves the paused guest into dir. The device state goes
+// through QEMU's migration stream, written by `exec:cat` into dir/vmstate
+// with the bandwidth limit raised so the save runs at disk speed (the
+// default limit is 128 MiB/s). Guest RAM that is a shared memfd (every
+// booted VM's, see sharedRAM) is left out of the stream (x-ignore-shared)
+// and copied instead from the memfd into dir/memory, a sparse file of the
+// RAM's size with zero pages left as holes, which Restore maps instead of
+// loading. A VM restored from such a file has private RAM, which goes
+// into the stream as usual. The guest stays paused; the files are 0600:
+// they hold the guest's memory.
 func (d *Driver) SaveState(ctx context.Context, m vmm.Machine, p vmm.Process, dir string) ([]string, error) {
 	path := filepath.Join(dir, StateFileName)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -68,26 +83,48 @@ func (d *Driver) SaveState(ctx context.Context, m vmm.Machine, p vmm.Process, di
 		_ = q.Execute(context.WithoutCancel(ctx), "migrate_cancel", nil, nil)
 		return nil, fmt.Errorf("saving VM %q: %w", m.Name, err)
 	}
+	ram, err := sharedRAMFile(p.PID)
+	if err != nil {
+		return fail(err)
+	}
+	if err := setIgnoreShared(ctx, q, ram != ""); err != nil {
+		return fail(err)
+	}
 	if err := q.Execute(ctx, "migrate-set-parameters", map[string]any{"max-bandwidth": int64(1) << 40}, nil); err != nil {
 		return fail(err)
 	}
 	if err := q.Execute(ctx, "migrate", map[string]any{"uri": "exec:cat >" + shellQuote(path)}, nil); err != nil {
 		return fail(err)
 	}
+	if err := waitMigrated(ctx, q, dir, path); err != nil {
+		return fail(err)
+	}
+	if err := syncFile(path); err != nil {
+		return fail(err)
+	}
+	if ram == "" {
+		return []string{StateFileName}, nil
+	}
+	err = diskcopy.CopyWith(ctx, filepath.Join(dir, MemoryFileName), ram, diskcopy.Options{SkipZeros: true, Perm: 0o600})
+	if err != nil {
+		return nil, fmt.Errorf("saving VM %q: copying its memory: %w", m.Name, err)
+	}
+	return []string{StateFileName, MemoryFileName}, nil
+}
+
+// waitMigrated waits until the outgoing migration into path completes.
+func waitMigrated(ctx context.Context, q *QMP, dir, path string) error {
 	for {
 		var st struct {
 			Status    string `json:"status"`
 			ErrorDesc string `json:"error-desc"`
 		}
 		if err := q.Execute(ctx, "query-migrate", nil, &st); err != nil {
-			return fail(err)
+			return err
 		}
 		switch st.Status {
 		case "completed":
-			if err := syncFile(path); err != nil {
-				return fail(err)
-			}
-			return []string{StateFileName}, nil
+			return nil
 		case "failed", "cancelled":
 			msg := st.ErrorDesc
 			if msg == "" {
@@ -95,51 +132,123 @@ func (d *Driver) SaveState(ctx context.Context, m vmm.Machine, p vmm.Process, di
 			}
 			if full(dir) {
 				// QEMU only sees its writer die ("Broken pipe").
-				return fail(fmt.Errorf("QEMU could not write %s: %w", path, syscall.ENOSPC))
+				return fmt.Errorf("QEMU could not write %s: %w", path, syscall.ENOSPC)
 			}
-			return fail(fmt.Errorf("QEMU could not write %s: %s", path, msg))
+			return fmt.Errorf("QEMU could not write %s: %s", path, msg)
 		}
 		select {
 		case <-ctx.Done():
-			return fail(ctx.Err())
+			return ctx.Err()
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
 }
 
-// Restore starts QEMU for m with `-incoming fd:3` reading dir/vmstate,
-// waits until the state is loaded and lets the guest run (the source was
-// paused when saved, so QEMU would otherwise stay paused).
+// setIgnoreShared turns QEMU's x-ignore-shared migration capability on or
+// off: with it, shared RAM is not part of the stream.
+func setIgnoreShared(ctx context.Context, q *QMP, on bool) error {
+	caps := []map[string]any{{"capability": "x-ignore-shared", "state": on}}
+	return q.Execute(ctx, "migrate-set-capabilities", map[string]any{"capabilities": caps}, nil)
+}
+
+// memfdName is how /proc shows the memfd QEMU's memory-backend-memfd
+// creates.
+const memfdName = "/memfd:memory-backend-memfd"
+
+// sharedRAMFile returns a path that opens the guest RAM memfd of the QEMU
+// process pid (/proc/PID/fd/N), or "" if its RAM is not one (a VM
+// restored from a memory file).
+func sharedRAMFile(pid int) (string, error) {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", fmt.Errorf("finding the guest memory of QEMU (pid %d): %w", pid, err)
+	}
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if err == nil && strings.HasPrefix(target, memfdName) {
+			return filepath.Join(dir, e.Name()), nil
+		}
+	}
+	return "", nil
+}
+
+// Restore starts QEMU for m waiting for an incoming migration, feeds it
+// dir/vmstate through fd 3, waits until the state is loaded and lets the
+// guest run (the source was paused when saved, so QEMU would otherwise
+// stay paused). When the snapshot has a memory file, the guest's RAM is
+// that file mapped private (see fileRAM): nothing of it is read before
+// the guest touches it, which makes the restore take about as long as
+// QEMU takes to start.
 func (d *Driver) Restore(ctx context.Context, m vmm.Machine, dir string) (vmm.Process, error) {
+	fail := func(err error) (vmm.Process, error) {
+		return vmm.Process{}, fmt.Errorf("restoring VM %q: %w", m.Name, err)
+	}
 	path := filepath.Join(dir, StateFileName)
 	f, err := os.Open(path)
 	if err != nil {
-		return vmm.Process{}, fmt.Errorf("restoring VM %q: snapshot state: %w", m.Name, err)
+		return fail(fmt.Errorf("snapshot state: %w", err))
 	}
 	defer f.Close()
-	argv, err := d.Args(m)
+	ram := sharedRAM(m)
+	mem := filepath.Join(dir, MemoryFileName)
+	lazy := false
+	switch st, err := os.Stat(mem); {
+	case err == nil:
+		if want := int64(m.MemoryMiB) << 20; st.Size() != want {
+			return fail(fmt.Errorf("snapshot memory file %s is %d bytes, not the %d MiB of the VM (hint: take the snapshot again)", mem, st.Size(), m.MemoryMiB))
+		}
+		ram, lazy = fileRAM(m, mem), true
+	case !errors.Is(err, fs.ErrNotExist):
+		return fail(fmt.Errorf("snapshot memory: %w", err))
+	}
+	argv, err := d.args(m, ram)
 	if err != nil {
 		return vmm.Process{}, err
 	}
-	argv = append(argv, "-incoming", "fd:3")
+	argv = append(argv, "-incoming", "defer")
 	p, err := vmmproc.SpawnWith(argv, m.ConsoleLog, vmmproc.Options{ExtraFiles: []*os.File{f}})
 	if err != nil {
-		return vmm.Process{}, fmt.Errorf("restoring VM %q: starting QEMU: %w", m.Name, err)
+		return fail(fmt.Errorf("starting QEMU: %w", err))
 	}
 	timeout := d.SocketTimeout
 	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
 	q := &QMP{Socket: filepath.Join(m.Dir, QMPSocketName)}
-	if err := waitLoaded(ctx, p, q, timeout); err != nil {
+	kill := func(err error) (vmm.Process, error) {
 		p.Kill()
-		return vmm.Process{}, fmt.Errorf("restoring VM %q: %w", m.Name, err)
+		return fail(err)
+	}
+	if err := waitIncoming(ctx, p, q, timeout); err != nil {
+		return kill(err)
+	}
+	if lazy {
+		if err := setIgnoreShared(ctx, q, true); err != nil {
+			return kill(err)
+		}
+	}
+	if err := q.Execute(ctx, "migrate-incoming", map[string]any{"uri": "fd:3"}, nil); err != nil {
+		return kill(err)
+	}
+	if err := waitLoaded(ctx, p, q, timeout); err != nil {
+		return kill(err)
 	}
 	if err := q.Execute(ctx, "cont", nil, nil); err != nil {
-		p.Kill()
-		return vmm.Process{}, fmt.Errorf("restoring VM %q: %w", m.Name, err)
+		return kill(err)
 	}
 	return vmm.Process{PID: p.PID(), APISocket: q.Socket, ConsoleSocket: filepath.Join(m.Dir, ConsoleSocketName)}, nil
+}
+
+// waitIncoming waits until QEMU answers on QMP, ready for the incoming
+// stream.
+func waitIncoming(ctx context.Context, p *vmmproc.Proc, q *QMP, timeout time.Duration) error {
+	return waitStatus(ctx, p, q, timeout, "starting", func(st string) (bool, error) {
+		if st == "inmigrate" {
+			return true, nil
+		}
+		return false, fmt.Errorf("QEMU is %q instead of waiting for the snapshot%s", st, output(p))
+	})
 }
 
 // waitLoaded waits until QEMU has read the whole incoming stream: the
