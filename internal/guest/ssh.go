@@ -28,6 +28,9 @@ type SSH struct {
 	KnownHosts string
 	// Name names the VM in errors.
 	Name string
+	// Dial, if set, opens the connection instead of a net.Dialer (e.g.
+	// from inside another network namespace).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Connect opens an SSH connection, retrying until wait passes while the
@@ -77,8 +80,13 @@ func (s *SSH) Connect(ctx context.Context, wait time.Duration) (*ssh.Client, err
 }
 
 func (s *SSH) dial(ctx context.Context, cfg *ssh.ClientConfig) (*ssh.Client, error) {
-	d := net.Dialer{Timeout: cfg.Timeout}
-	conn, err := d.DialContext(ctx, "tcp", s.Addr)
+	dial := (&net.Dialer{Timeout: cfg.Timeout}).DialContext
+	if s.Dial != nil {
+		dctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+		defer cancel()
+		dial = func(_ context.Context, network, addr string) (net.Conn, error) { return s.Dial(dctx, network, addr) }
+	}
+	conn, err := dial(ctx, "tcp", s.Addr)
 	if err != nil {
 		return nil, err
 	}

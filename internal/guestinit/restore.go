@@ -13,6 +13,15 @@ type RestoreParams struct {
 	MAC      string    // eth0's new address; empty leaves it alone
 	Now      time.Time // the host's wall clock when the command is sent
 	Seed     []byte    // 32 or more random bytes from the host
+	// Net, if set, moves eth0 from the snapshot's address to the clone's
+	// (tap networking).
+	Net *NetChange
+}
+
+// NetChange is a clone's move from the address its snapshot was taken
+// with to its own: CIDR prefixes (e.g. "172.16.0.6/30") and a gateway.
+type NetChange struct {
+	Old, New, Gateway string
 }
 
 // The reseed fallbacks for images without the reseed program. perl's
@@ -59,11 +68,25 @@ func RestoreCommand(p RestoreParams) string {
 	if p.MAC == "" {
 		add("m=kept")
 	} else {
+		add("{ echo 1 >/proc/sys/net/ipv4/conf/eth0/arp_notify; } 2>/dev/null")
 		add("if ip link set dev eth0 address %s; then m=set; else m=failed; warn 'cannot set the MAC address of eth0'; fi", shellQuote(p.MAC))
+	}
+	switch n := p.Net; {
+	case n == nil:
+		add("n=kept")
+	case n.Old == n.New:
+		add("n=same")
+	default:
+		add("if ip addr add %s dev eth0 && ip route replace default via %s dev eth0; then n=set; else n=failed; ok=0; warn %s; fi",
+			shellQuote(n.New), shellQuote(n.Gateway), shellQuote("cannot move eth0 to "+n.New))
+		add("for f in /run/systemd/network/*.network; do [ -f \"$f\" ] && sed -i -e %s -e %s \"$f\"; done",
+			shellQuote(`s/^Address=`+sedPattern(n.Old)+`$/Address=`+sedReplacement(n.New)+`/`),
+			shellQuote(`s/^Gateway=.*/Gateway=`+sedReplacement(n.Gateway)+`/`))
+		fmt.Fprintf(&b, "(sleep 2; ip addr del %s dev eth0) </dev/null >/dev/null 2>&1 & ", shellQuote(n.Old))
 	}
 	add("rm -f /var/lib/systemd/random-seed")
 	add(`if [ $ok = 1 ]; then s=ok; else s=failed; fi`)
-	add(`echo "%s $s reseed=$r clock=$c hostname=$h mac=$m"`, resultPrefix)
+	add(`echo "%s $s reseed=$r clock=$c hostname=$h mac=$m net=$n"`, resultPrefix)
 	b.WriteString("[ $ok = 1 ]")
 	return b.String()
 }
@@ -74,6 +97,12 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// sedPattern escapes s for the pattern part of a sed s/// command (basic
+// regular expression).
+func sedPattern(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `.`, `\.`, `/`, `\/`, `*`, `\*`, `[`, `\[`, `^`, `\^`, `$`, `\$`).Replace(s)
 }
 
 // sedReplacement escapes s for the replacement part of a sed s/// command.

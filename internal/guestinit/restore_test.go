@@ -119,27 +119,46 @@ func TestRestoreCommandRuns(t *testing.T) {
 		wantWarn          []string
 		wantHostname      string // "" means p.Hostname
 	}{{
+		// A tap clone moves from the snapshot's address to its own; the
+		// old one goes two seconds later (the wrapper waits for it).
+		name: "dash, new address", shell: "/bin/dash", date: "gnu",
+		edit: func(p *RestoreParams) {
+			p.Net = &NetChange{Old: "172.16.0.2/30", New: "172.16.0.6/30", Gateway: "172.16.0.5"}
+		},
+		setup: func(t *testing.T, root string) {
+			writeFile(t, root, "run/systemd/network/90-eth0.network",
+				"[Match]\nName=eth0\n\n[Address]\nAddress=172.16.0.2/30\n\n[Route]\nGateway=172.16.0.1\n", 0o644)
+		},
+		want: RestoreResult{OK: true, Reseed: "ioctl", Clock: "ns", Hostname: "set", MAC: "set", Net: "set"},
+	}, {
+		name: "busybox ash, same address", shell: "/bin/sh",
+		edit: func(p *RestoreParams) {
+			p.Net = &NetChange{Old: "172.16.0.2/30", New: "172.16.0.2/30", Gateway: "172.16.0.1"}
+		},
+		want: RestoreResult{OK: false, Reseed: "ioctl", Clock: "failed", Hostname: "set", MAC: "set", Net: "same"},
+		wantWarn: []string{"cannot set the clock"},
+	}, {
 		// busybox-static's ash runs its own applets before searching
 		// PATH, so here the real busybox date runs; without CAP_SYS_TIME
 		// (runInGuestRoot drops it) it refuses the fraction, accepts the
 		// rounded second and fails to set it.
 		name: "busybox ash", shell: "/bin/sh",
-		want:     RestoreResult{OK: false, Reseed: "ioctl", Clock: "failed", Hostname: "set", MAC: "set"},
+		want:     RestoreResult{OK: false, Reseed: "ioctl", Clock: "failed", Hostname: "set", MAC: "set", Net: "kept"},
 		wantWarn: []string{"cannot set the clock"},
 	}, {
 		name: "dash, busybox date", shell: "/bin/dash", date: "busybox",
-		want: RestoreResult{OK: true, Reseed: "ioctl", Clock: "s", Hostname: "set", MAC: "set"},
+		want: RestoreResult{OK: true, Reseed: "ioctl", Clock: "s", Hostname: "set", MAC: "set", Net: "kept"},
 	}, {
 		name: "dash, GNU date, no MAC", shell: "/bin/dash", date: "gnu",
 		edit: func(p *RestoreParams) { p.MAC = ""; p.Hostname = "0.a-b_c." },
-		want: RestoreResult{OK: true, Reseed: "ioctl", Clock: "ns", Hostname: "set", MAC: "kept"},
+		want: RestoreResult{OK: true, Reseed: "ioctl", Clock: "ns", Hostname: "set", MAC: "kept", Net: "kept"},
 	}, {
 		name: "bash, no reseed program, hostile MAC", shell: "/bin/bash", date: "gnu",
 		edit: func(p *RestoreParams) { p.MAC = "x'; touch /pwned; '$(touch /pwned)" },
 		setup: func(t *testing.T, root string) {
 			rm(t, root, ReseedPath)
 		},
-		want:     RestoreResult{OK: true, Reseed: "none", Clock: "ns", Hostname: "set", MAC: "failed"},
+		want:     RestoreResult{OK: true, Reseed: "none", Clock: "ns", Hostname: "set", MAC: "failed", Net: "kept"},
 		wantWarn: []string{"cannot reseed", "cannot set the MAC"},
 	}, {
 		name: "failing reseed program falls back to perl", shell: "/bin/dash", date: "busybox",
@@ -150,7 +169,7 @@ func TestRestoreCommandRuns(t *testing.T) {
 			writeFile(t, root, ReseedPath, "#!/bin/sh\nexit 1\n", 0o755)
 			writeFile(t, root, "fake/perl", "#!/bin/sh\nprintf '%s\\n' \"$@\" >/fake/perl.log\n", 0o755)
 		},
-		want: RestoreResult{OK: true, Reseed: "perl", Clock: "s", Hostname: "set", MAC: "set"},
+		want: RestoreResult{OK: true, Reseed: "perl", Clock: "s", Hostname: "set", MAC: "set", Net: "kept"},
 	}, {
 		name: "hostname fails", shell: "/bin/dash", date: "busybox",
 		setup: func(t *testing.T, root string) {
@@ -158,7 +177,7 @@ func TestRestoreCommandRuns(t *testing.T) {
 			// fallback through /proc/sys/kernel/hostname fails too.
 			writeFile(t, root, "fake/hostname", "#!/bin/sh\nexit 1\n", 0o755)
 		},
-		want:         RestoreResult{OK: false, Reseed: "ioctl", Clock: "s", Hostname: "failed", MAC: "set"},
+		want:         RestoreResult{OK: false, Reseed: "ioctl", Clock: "s", Hostname: "failed", MAC: "set", Net: "kept"},
 		wantWarn:     []string{"cannot set the hostname"},
 		wantHostname: "snap",
 	}}
@@ -172,7 +191,11 @@ func TestRestoreCommandRuns(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(t, root)
 			}
-			stdout, stderr, rc := runInGuestRoot(t, root, tc.shell, oldMAC, RestoreCommand(p))
+			wait := "0"
+			if tc.want.Net == "set" {
+				wait = "2.5"
+			}
+			stdout, stderr, rc := runInGuestRoot(t, root, tc.shell, oldMAC, wait, RestoreCommand(p))
 			got, err := ParseRestoreResult(stdout)
 			if err != nil {
 				t.Fatalf("%v\nstdout: %s\nstderr: %s", err, stdout, stderr)
@@ -220,6 +243,24 @@ func TestRestoreCommandRuns(t *testing.T) {
 			}
 			if l := readFile(t, root, "link.out"); !strings.Contains(l, wantMAC) {
 				t.Errorf("eth0 is %q, want MAC %s", l, wantMAC)
+			}
+			addrs, routes := readFile(t, root, "addr.out"), readFile(t, root, "route.out")
+			switch tc.want.Net {
+			case "set":
+				if !strings.Contains(addrs, "172.16.0.6/30") || !strings.Contains(routes, "default via 172.16.0.5") {
+					t.Errorf("after the move eth0 has %q and routes %q", addrs, routes)
+				}
+				if later := readFile(t, root, "addr-later.out"); strings.Contains(later, "172.16.0.2/30") || !strings.Contains(later, "172.16.0.6/30") {
+					t.Errorf("two seconds after the move eth0 has %q, want the new address alone", later)
+				}
+				want := "[Match]\nName=eth0\n\n[Address]\nAddress=172.16.0.6/30\n\n[Route]\nGateway=172.16.0.5\n"
+				if got := readFile(t, root, "run/systemd/network/90-eth0.network"); got != want {
+					t.Errorf("networkd config %q, want %q", got, want)
+				}
+			default:
+				if !strings.Contains(addrs, "172.16.0.2/30") || strings.Contains(addrs, "172.16.0.6") || !strings.Contains(routes, "default via 172.16.0.1") {
+					t.Errorf("eth0 changed without a move: %q, routes %q", addrs, routes)
+				}
 			}
 			if _, err := os.Lstat(filepath.Join(root, "var/lib/systemd/random-seed")); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("random-seed not removed: %v", err)
@@ -277,7 +318,7 @@ cat /fake/date.tmp >/fake/date.set
 func guestRoot(t *testing.T, shell, date string) string {
 	t.Helper()
 	root := t.TempDir()
-	for _, d := range []string{"bin", "dev", "etc", "fake", "tmp", "usr/bin", "usr/sbin", "var/lib/systemd"} {
+	for _, d := range []string{"bin", "dev", "etc", "fake", "run/systemd/network", "tmp", "usr/bin", "usr/sbin", "var/lib/systemd"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -328,24 +369,34 @@ func guestRoot(t *testing.T, shell, date string) string {
 // runInGuestRoot runs cmd as `shell -c cmd` chrooted in root, in new UTS
 // and network namespaces holding an eth0 (a veth) with MAC mac, and
 // without CAP_SYS_TIME, so that nothing in it can set the host's clock.
-// It leaves the namespace's hostname in root/uts.out and eth0 in
-// root/link.out.
-func runInGuestRoot(t *testing.T, root, shell, mac, cmd string) (stdout, stderr string, rc int) {
+// eth0 has 172.16.0.2/30 and a default route via 172.16.0.1. It leaves
+// the namespace's hostname in root/uts.out, eth0 in root/link.out, its
+// addresses and the routes in addr.out and route.out, and eth0's
+// addresses again after wait seconds in addr-later.out.
+func runInGuestRoot(t *testing.T, root, shell, mac, wait, cmd string) (stdout, stderr string, rc int) {
 	t.Helper()
 	const wrapper = `set -e
 ip link add eth0 address "$4" type veth peer name peer0
+ip link set peer0 up
+ip link set eth0 up
+ip addr add 172.16.0.2/30 dev eth0
+ip route add default via 172.16.0.1
 hostname snap
 set +e
 setpriv --inh-caps=-sys_time --bounding-set=-sys_time chroot "$1" /usr/bin/env -i PATH=/fake:/bin:/usr/bin $(case "$2" in /bin/sh) echo /bin/busybox sh;; *) echo "$2";; esac) -c "$3"
 rc=$?
 hostname >"$1/uts.out"
 ip -br link show eth0 >"$1/link.out"
+ip -4 -o addr show dev eth0 >"$1/addr.out"
+ip -4 route >"$1/route.out"
+sleep "$5"
+ip -4 -o addr show dev eth0 >"$1/addr-later.out"
 exit $rc
 `
 	if err := os.Symlink("../../bin/busybox", filepath.Join(root, "usr/bin/env")); err != nil {
 		t.Fatal(err)
 	}
-	c := exec.CommandContext(t.Context(), "unshare", "--uts", "--net", "sh", "-c", wrapper, "sh", root, shell, cmd, mac)
+	c := exec.CommandContext(t.Context(), "unshare", "--uts", "--net", "sh", "-c", wrapper, "sh", root, shell, cmd, mac, wait)
 	var out, errb bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errb
 	err := c.Run()

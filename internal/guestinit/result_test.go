@@ -11,15 +11,15 @@ func TestParseRestoreResult(t *testing.T) {
 		want         RestoreResult
 		wantErr      bool
 	}{
-		{name: "ok", stdout: "banger-restore: ok reseed=ioctl clock=ns hostname=set mac=kept\n",
-			want: RestoreResult{OK: true, Reseed: "ioctl", Clock: "ns", Hostname: "set", MAC: "kept"}},
-		{name: "after other output, CRLF", stdout: "Wed May  6 07:08:10 UTC 2031\r\nbanger-restore: failed reseed=none clock=failed hostname=set mac=failed\r\n",
-			want: RestoreResult{Reseed: "none", Clock: "failed", Hostname: "set", MAC: "failed"}},
+		{name: "ok", stdout: "banger-restore: ok reseed=ioctl clock=ns hostname=set mac=kept net=kept\n",
+			want: RestoreResult{OK: true, Reseed: "ioctl", Clock: "ns", Hostname: "set", MAC: "kept", Net: "kept"}},
+		{name: "after other output, CRLF", stdout: "Wed May  6 07:08:10 UTC 2031\r\nbanger-restore: failed reseed=none clock=failed hostname=set mac=failed net=set\r\n",
+			want: RestoreResult{Reseed: "none", Clock: "failed", Hostname: "set", MAC: "failed", Net: "set"}},
 		{name: "empty", stdout: "", wantErr: true},
-		{name: "not last", stdout: "banger-restore: ok reseed=ioctl clock=ns hostname=set mac=kept\nmore\n", wantErr: true},
-		{name: "unknown status", stdout: "banger-restore: maybe reseed=ioctl clock=ns hostname=set mac=kept", wantErr: true},
-		{name: "unknown value", stdout: "banger-restore: ok reseed=magic clock=ns hostname=set mac=kept", wantErr: true},
-		{name: "keys out of order", stdout: "banger-restore: ok clock=ns reseed=ioctl hostname=set mac=kept", wantErr: true},
+		{name: "not last", stdout: "banger-restore: ok reseed=ioctl clock=ns hostname=set mac=kept net=kept\nmore\n", wantErr: true},
+		{name: "unknown status", stdout: "banger-restore: maybe reseed=ioctl clock=ns hostname=set mac=kept net=kept", wantErr: true},
+		{name: "unknown value", stdout: "banger-restore: ok reseed=magic clock=ns hostname=set mac=kept net=kept", wantErr: true},
+		{name: "keys out of order", stdout: "banger-restore: ok clock=ns reseed=ioctl hostname=set mac=kept net=kept", wantErr: true},
 		{name: "missing key", stdout: "banger-restore: ok reseed=ioctl clock=ns hostname=set", wantErr: true},
 	}
 	for _, tc := range tests {
@@ -36,11 +36,11 @@ func TestParseRestoreResult(t *testing.T) {
 }
 
 func FuzzParseRestoreResult(f *testing.F) {
-	f.Add("banger-restore: ok reseed=ioctl clock=ns hostname=set mac=kept\n")
-	f.Add("x\nbanger-restore: failed reseed=none clock=s hostname=failed mac=set")
+	f.Add("banger-restore: ok reseed=ioctl clock=ns hostname=set mac=kept net=kept\n")
+	f.Add("x\nbanger-restore: failed reseed=none clock=s hostname=failed mac=set net=failed")
 	f.Fuzz(func(t *testing.T, s string) {
 		r, err := ParseRestoreResult(s)
-		if err == nil && (r.Reseed == "" || r.Clock == "" || r.Hostname == "" || r.MAC == "" || !strings.Contains(s, resultPrefix)) {
+		if err == nil && (r.Reseed == "" || r.Clock == "" || r.Hostname == "" || r.MAC == "" || r.Net == "" || !strings.Contains(s, resultPrefix)) {
 			t.Errorf("accepted %q as %+v", s, r)
 		}
 	})

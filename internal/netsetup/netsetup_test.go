@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thaloco/banger/internal/netnstest"
 	"github.com/vishvananda/netlink"
 )
 
@@ -55,7 +56,7 @@ func addForeign(t *testing.T) {
 }
 
 func TestSetupTeardown(t *testing.T) {
-	if !inNetns(t) {
+	if !netnstest.Run(t) {
 		return
 	}
 	addUplink(t)
@@ -153,7 +154,7 @@ func TestSetupTeardown(t *testing.T) {
 }
 
 func TestSetupWithoutDefaultRoute(t *testing.T) {
-	if !inNetns(t) {
+	if !netnstest.Run(t) {
 		return
 	}
 	cfg := Config{StateDir: t.TempDir()}
@@ -178,7 +179,7 @@ func TestSetupWithoutDefaultRoute(t *testing.T) {
 }
 
 func TestConcurrentSetups(t *testing.T) {
-	if !inNetns(t) {
+	if !netnstest.Run(t) {
 		return
 	}
 	addUplink(t)
@@ -229,7 +230,7 @@ func TestConcurrentSetups(t *testing.T) {
 }
 
 func TestPoolExhaustion(t *testing.T) {
-	if !inNetns(t) {
+	if !netnstest.Run(t) {
 		return
 	}
 	cfg := Config{Pool: mustPrefix("172.30.0.0/29"), StateDir: t.TempDir()}
@@ -270,7 +271,7 @@ func TestPoolExhaustion(t *testing.T) {
 }
 
 func TestSkipsSubnetsInUse(t *testing.T) {
-	if !inNetns(t) {
+	if !netnstest.Run(t) {
 		return
 	}
 	sh(t, "ip", "tuntap", "add", "dev", "lan0", "mode", "tap")
@@ -293,7 +294,7 @@ func TestSkipsSubnetsInUse(t *testing.T) {
 }
 
 func TestForeignInterfaceUntouched(t *testing.T) {
-	if !inNetns(t) {
+	if !netnstest.Run(t) {
 		return
 	}
 	sh(t, "ip", "tuntap", "add", "dev", "bg-vmx", "mode", "tap")
@@ -318,7 +319,7 @@ func TestForeignInterfaceUntouched(t *testing.T) {
 }
 
 func TestNeedsCapNetAdmin(t *testing.T) {
-	if !inNetns(t, "setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin", "--") {
+	if !netnstest.Run(t, "setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin", "--") {
 		return
 	}
 	if caps, err := effectiveCaps(); err != nil || caps&(1<<12) != 0 {
@@ -339,7 +340,7 @@ func TestNeedsCapNetAdmin(t *testing.T) {
 }
 
 func TestCancelledSetupLeavesNothing(t *testing.T) {
-	if !inNetns(t) {
+	if !netnstest.Run(t) {
 		return
 	}
 	addUplink(t)
@@ -367,7 +368,7 @@ func TestCancelledSetupLeavesNothing(t *testing.T) {
 // "outside" address 198.51.100.7 (TEST-NET-2) is routed only to the test's
 // own up0 tap inside the namespace, so nothing leaves it.
 func TestTraffic(t *testing.T) {
-	if !inNetns(t) {
+	if !netnstest.Run(t) {
 		return
 	}
 	addUplink(t)
@@ -434,7 +435,7 @@ func TestTraffic(t *testing.T) {
 }
 
 func TestBrokenLease(t *testing.T) {
-	if !inNetns(t) {
+	if !netnstest.Run(t) {
 		return
 	}
 	cfg := Config{StateDir: t.TempDir()}
@@ -462,7 +463,7 @@ func TestBrokenLease(t *testing.T) {
 // TestUplinkChange: a Setup after the default route moved (a laptop going
 // from Wi-Fi to Ethernet) NATs out of the new uplink and drops the old rule.
 func TestUplinkChange(t *testing.T) {
-	if !inNetns(t) {
+	if !netnstest.Run(t) {
 		return
 	}
 	addUplink(t)
@@ -481,5 +482,92 @@ func TestUplinkChange(t *testing.T) {
 	rules := strings.Join(bangerRules(t, "web"), "\n")
 	if l.Uplink != "up1" || len(bangerRules(t, "web")) != 3 || !strings.Contains(rules, "-o up1 ") || strings.Contains(rules, "up0") {
 		t.Errorf("uplink %q, rules:\n%s\nwant exactly one MASQUERADE, out of up1", l.Uplink, rules)
+	}
+}
+
+// TestIsolate: a tap held open (as by a restored VMM) moves into a private
+// namespace where it has another VM's host address; a station behind it
+// that answers at that VM's guest address is reached from inside, while
+// the host's own addresses, including the other VM's, stay as they were.
+// Close brings the tap back with its own address and rules.
+func TestIsolate(t *testing.T) {
+	if !netnstest.Run(t) {
+		return
+	}
+	cfg := Config{StateDir: t.TempDir()}
+	ctx := t.Context()
+	src, err := Setup(ctx, cfg, "src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clone, err := Setup(ctx, cfg, "clone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { Teardown(context.Background(), cfg, "clone"); Teardown(context.Background(), cfg, "src") })
+	rulesBefore := bangerRules(t, "clone")
+	mac, _ := net.ParseMAC(clone.MAC)
+	// The clone's guest still answers at the source's address.
+	guest := openStation(t, clone.Tap, mac, src.GuestAddr.Addr())
+
+	iso, err := Isolate(ctx, cfg, "clone", src.HostAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := netlink.LinkByName(clone.Tap); err == nil {
+		t.Errorf("tap %s is still in the host's namespace while isolated", clone.Tap)
+	}
+	if out := sh(t, "ip", "-4", "-o", "addr", "show", "dev", src.Tap); !strings.Contains(out, src.HostAddr.String()) {
+		t.Errorf("the source's tap lost its address: %s", out)
+	}
+	conn, err := iso.DialContext(ctx, "udp4", netip.AddrPortFrom(src.GuestAddr.Addr(), 7).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	in, err := guest.nextUDP()
+	if err != nil {
+		t.Fatalf("the isolated guest received nothing: %v", err)
+	}
+	if in.payload != "hello" || in.src.Addr() != src.HostAddr.Addr() {
+		t.Fatalf("isolated guest got %+v, want hello from %s", in, src.HostAddr.Addr())
+	}
+	if err := guest.sendUDP(in.from, in.dst, in.src, "hi"); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 16)
+	if n, err := conn.Read(buf); err != nil || string(buf[:n]) != "hi" {
+		t.Fatalf("read %q, %v from the isolated guest", buf[:n], err)
+	}
+	conn.Close()
+
+	if err := iso.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	link, err := netlink.LinkByName(clone.Tap)
+	if err != nil || link.Attrs().Flags&net.FlagUp == 0 {
+		t.Fatalf("tap %s after Close: %v, %+v", clone.Tap, err, link)
+	}
+	if out := sh(t, "ip", "-4", "-o", "addr", "show", "dev", clone.Tap); !strings.Contains(out, clone.HostAddr.String()) {
+		t.Errorf("tap %s after Close: %s", clone.Tap, out)
+	}
+	if got := bangerRules(t, "clone"); !slices.Equal(got, rulesBefore) {
+		t.Errorf("rules after Close = %v, want %v", got, rulesBefore)
+	}
+	// The station, still attached, is reached at the clone's own address.
+	guest.ips = []netip.Addr{clone.GuestAddr.Addr()}
+	c2, err := net.Dial("udp4", netip.AddrPortFrom(clone.GuestAddr.Addr(), 7).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if _, err := c2.Write([]byte("back")); err != nil {
+		t.Fatal(err)
+	}
+	if in, err := guest.nextUDP(); err != nil || in.payload != "back" || in.src.Addr() != clone.HostAddr.Addr() {
+		t.Fatalf("after Close the guest got %+v, %v; want back from %s", in, err, clone.HostAddr.Addr())
 	}
 }

@@ -54,7 +54,12 @@ type Manifest struct {
 	CPUs         int    `json:"cpus"`
 	MemoryMiB    int    `json:"memory_mib"`
 	Net          string `json:"net"`
-	KernelArgs   string `json:"kernel_args,omitempty"`
+	// TapGuest and TapHost are the source's guest and host addresses
+	// (CIDR) on --net tap: a clone comes back with them and moves to its
+	// own.
+	TapGuest   string `json:"tap_guest,omitempty"`
+	TapHost    string `json:"tap_host,omitempty"`
+	KernelArgs string `json:"kernel_args,omitempty"`
 	// Ready and ReadyMarker are the source VM's readiness settings; a
 	// clone's identity step runs over SSH when Ready is "ssh".
 	Ready       string `json:"ready"`

@@ -45,7 +45,7 @@ func (s *Store) setupNet(ctx context.Context, v *VM, m *vmm.Machine) (string, er
 		v.State.SSHPort = port
 		return fmt.Sprintf("ip=%s::%s:255.255.255.0:%s:eth0:off:%s", userGuestIP, userGateway, v.Name(), userDNS), nil
 	case NetTap:
-		cfg, err := netsetup.ConfigFromEnv(s.getenv, s.Layout.NetDir())
+		cfg, err := s.netConfig()
 		if err != nil {
 			return "", err
 		}
@@ -71,11 +71,35 @@ func (s *Store) teardownNet(ctx context.Context, v *VM) error {
 	if v.Config.Net != NetTap {
 		return nil
 	}
-	cfg, err := netsetup.ConfigFromEnv(s.getenv, s.Layout.NetDir())
+	cfg, err := s.netConfig()
 	if err != nil {
 		return err
 	}
 	return netsetup.Teardown(ctx, cfg, v.Name())
+}
+
+// netConfig is tap networking's configuration: the pool from the
+// environment, leases in the state directory.
+func (s *Store) netConfig() (netsetup.Config, error) {
+	return netsetup.ConfigFromEnv(s.getenv, s.Layout.NetDir())
+}
+
+// lease is VM vm's tap lease.
+func (s *Store) lease(vm string) (netsetup.Lease, error) {
+	cfg, err := s.netConfig()
+	if err != nil {
+		return netsetup.Lease{}, err
+	}
+	ls, err := netsetup.List(cfg)
+	if err != nil {
+		return netsetup.Lease{}, err
+	}
+	for _, l := range ls {
+		if l.VM == vm {
+			return l, nil
+		}
+	}
+	return netsetup.Lease{}, fmt.Errorf("VM %q has no tap lease (hint: start it once with --net tap)", vm)
 }
 
 // sshAddr is where the guest's SSH server is reached from the host, ""

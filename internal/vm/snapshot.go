@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"github.com/thaloco/banger/internal/guestinit"
 	"github.com/thaloco/banger/internal/image"
 	"github.com/thaloco/banger/internal/kernelstore"
+	"github.com/thaloco/banger/internal/netsetup"
 	"github.com/thaloco/banger/internal/snapshot"
 	"github.com/thaloco/banger/internal/sshkey"
 	"github.com/thaloco/banger/internal/vmm"
@@ -58,11 +61,6 @@ func (s *Store) Snapshot(ctx context.Context, name, snap string, o SnapshotOptio
 	if v.State.Status != StatusRunning {
 		return nil, notRunning(v)
 	}
-	if v.Config.Net == NetTap {
-		// Each clone gets its own tap and /30, but the guest would come
-		// back with the source's address, which no clone's tap routes.
-		return nil, fmt.Errorf("VM %q uses --net tap, whose snapshots banger cannot restore yet: a clone would keep the source's guest address (hint: snapshot a VM created with --net user (QEMU) or --net none)", name)
-	}
 	drv, err := s.driver(v)
 	if err != nil {
 		return nil, err
@@ -78,6 +76,13 @@ func (s *Store) Snapshot(ctx context.Context, name, snap string, o SnapshotOptio
 	}
 	if man.VMMVersion, err = s.vmmVersion(sn); err != nil {
 		return nil, err
+	}
+	if v.Config.Net == NetTap {
+		l, err := s.lease(name)
+		if err != nil {
+			return nil, err
+		}
+		man.TapGuest, man.TapHost = l.GuestAddr.String(), l.HostAddr.String()
 	}
 	if man.KernelSHA256, err = s.kernelSHA256(v.Config.Kernel); err != nil {
 		return nil, err
@@ -376,7 +381,7 @@ func (s *Store) restoreLocked(ctx context.Context, v *VM, o StartOptions) error 
 		return err
 	}
 	if v.Config.Ready == ReadySSH && v.sshAddr() != "" {
-		res, err := s.cloneIdentity(ctx, v, o.Timeout)
+		res, err := s.cloneIdentity(ctx, v, snap, o.Timeout)
 		if err != nil {
 			_ = killVMM(v.State, 0)
 			s.failStart(v, err)
@@ -394,27 +399,85 @@ func (s *Store) restoreLocked(ctx context.Context, v *VM, o StartOptions) error 
 }
 
 // cloneIdentity runs the guest side of a restore over SSH and returns
-// what it reported.
-func (s *Store) cloneIdentity(ctx context.Context, v *VM, timeout time.Duration) (string, error) {
+// what it reported. On --net tap the guest comes back with the address
+// of the VM the snapshot was taken of: its tap is isolated (see
+// netsetup.Isolate) with that VM's host address while the guest is
+// reached at the old address and moved to its own, then returned, and
+// the guest must answer at its own address before the restore counts.
+func (s *Store) cloneIdentity(ctx context.Context, v *VM, snap *snapshot.Manifest, timeout time.Duration) (string, error) {
 	kp, err := sshkey.Ensure(s.Layout.SSHDir())
 	if err != nil {
 		return "", err
 	}
 	target := &guest.SSH{Addr: v.sshAddr(), KeyPath: kp.PrivatePath, KnownHosts: v.KnownHosts(), Name: v.Name()}
+	seed := make([]byte, 64)
+	_, _ = rand.Read(seed)
+	params := guestinit.RestoreParams{Hostname: v.Name(), Now: time.Now(), Seed: seed}
+	switch v.Config.Net {
+	case NetUser:
+		params.MAC = userMAC(v.Name())
+	case NetTap:
+		l, err := s.lease(v.Name())
+		if err != nil {
+			return "", err
+		}
+		params.MAC = l.MAC
+		if snap.TapGuest == "" || snap.TapHost == "" {
+			return "", fmt.Errorf("snapshot %q has no record of its guest's tap address (hint: take it again)", snap.Name)
+		}
+		if snap.TapGuest != l.GuestAddr.String() {
+			old, err := netip.ParsePrefix(snap.TapGuest)
+			if err != nil {
+				return "", fmt.Errorf("snapshot %q: tap address: %w", snap.Name, err)
+			}
+			host, err := netip.ParsePrefix(snap.TapHost)
+			if err != nil {
+				return "", fmt.Errorf("snapshot %q: tap address: %w", snap.Name, err)
+			}
+			cfg, err := s.netConfig()
+			if err != nil {
+				return "", err
+			}
+			iso, err := netsetup.Isolate(ctx, cfg, v.Name(), host)
+			if err != nil {
+				return "", err
+			}
+			defer func() {
+				if iso != nil {
+					_ = iso.Close(context.WithoutCancel(ctx))
+				}
+			}()
+			target.Addr = net.JoinHostPort(old.Addr().String(), "22")
+			target.Dial = iso.DialContext
+			params.Net = &guestinit.NetChange{Old: snap.TapGuest, New: l.GuestAddr.String(), Gateway: l.HostAddr.Addr().String()}
+			res, err := s.runIdentity(ctx, v, target, params, timeout)
+			if err != nil {
+				return "", err
+			}
+			err = iso.Close(ctx)
+			iso = nil
+			if err != nil {
+				return "", err
+			}
+			if err := waitTCP(ctx, v.sshAddr(), timeout); err != nil {
+				return "", fmt.Errorf("the restored guest moved to %s but does not answer there: %w", l.GuestAddr.Addr(), err)
+			}
+			return res, nil
+		}
+		params.Net = &guestinit.NetChange{Old: snap.TapGuest, New: snap.TapGuest}
+	}
+	return s.runIdentity(ctx, v, target, params, timeout)
+}
+
+// runIdentity runs guestinit's restore command in the guest at target.
+func (s *Store) runIdentity(ctx context.Context, v *VM, target *guest.SSH, params guestinit.RestoreParams, timeout time.Duration) (string, error) {
 	c, err := target.Connect(ctx, timeout)
 	if err != nil {
 		return "", fmt.Errorf("reaching the restored guest over SSH: %w", err)
 	}
 	defer func() { _ = c.Close() }()
-	seed := make([]byte, 64)
-	_, _ = rand.Read(seed)
-	mac := ""
-	if v.Config.Net == NetUser {
-		mac = userMAC(v.Name())
-	}
-	cmd := guestinit.RestoreCommand(guestinit.RestoreParams{Hostname: v.Name(), MAC: mac, Now: time.Now(), Seed: seed})
 	var out, errb bytes.Buffer
-	code, err := guest.Run(ctx, c, cmd, nil, &out, &errb)
+	code, err := guest.Run(ctx, c, guestinit.RestoreCommand(params), nil, &out, &errb)
 	if err != nil {
 		return "", fmt.Errorf("clone identity step: %w", err)
 	}
@@ -427,7 +490,25 @@ func (s *Store) cloneIdentity(ctx context.Context, v *VM, timeout time.Duration)
 			s.logf("VM %q: %s", v.Name(), w)
 		}
 	}
-	return fmt.Sprintf("reseed=%s clock=%s hostname=%s mac=%s", res.Reseed, res.Clock, res.Hostname, res.MAC), nil
+	return fmt.Sprintf("reseed=%s clock=%s hostname=%s mac=%s net=%s", res.Reseed, res.Clock, res.Hostname, res.MAC, res.Net), nil
+}
+
+// waitTCP waits until something accepts TCP connections at addr.
+func waitTCP(ctx context.Context, addr string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	for {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			return c.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func errText(err error) string {

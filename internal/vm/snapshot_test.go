@@ -18,6 +18,7 @@ import (
 
 	"github.com/thaloco/banger/internal/guest"
 	"github.com/thaloco/banger/internal/guesttest"
+	"github.com/thaloco/banger/internal/netnstest"
 	"github.com/thaloco/banger/internal/snapshot"
 	"github.com/thaloco/banger/internal/vmm"
 	"github.com/thaloco/banger/internal/vmm/qemu"
@@ -332,21 +333,81 @@ func TestSnapshotClones(t *testing.T) {
 	}
 }
 
-// TestSnapshotTapRefused: a tap-networked VM's snapshot is refused before
-// anything is paused or written (its clones would keep its address).
-func TestSnapshotTapRefused(t *testing.T) {
+// TestSnapshotTapClones snapshots a guest on --net tap (real QEMU, in a
+// network namespace of the test's own) and restores two clones at once
+// while the source keeps running at its address: each clone comes back
+// with the source's address, is reached there in isolation, and ends up
+// at its own address with its own MAC, reachable over SSH, the source's
+// address gone from its eth0.
+func TestSnapshotTapClones(t *testing.T) {
+	if !netnstest.Run(t) {
+		return
+	}
 	s := newStore(t, nil)
-	v, _, _ := standInVMM(t, s, "tapvm", StatusRunning)
-	v.Config.Net = NetTap
-	if err := writeJSON(filepath.Join(v.Dir, configFile), v.Config); err != nil {
+	ctx := context.Background()
+	if _, err := s.Create(ctx, CreateOptions{Name: "tsrc", Kernel: "test", Rootfs: shared.sshd, MemoryMiB: 256, Net: NetTap}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.Snapshot(context.Background(), "tapvm", "t1", SnapshotOptions{})
-	if err == nil || !strings.Contains(err.Error(), "--net tap") || !strings.Contains(err.Error(), "hint:") {
-		t.Fatalf("snapshot of a tap VM: %v", err)
+	src := startRetry(t, s, "tsrc")
+	guestRun(t, s, "tsrc", "true")
+	man, err := s.Snapshot(ctx, "tsrc", "tsnap", SnapshotOptions{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if ents, _ := os.ReadDir(s.Layout.SnapshotsDir()); len(ents) > 1 { // .locks only
-		t.Errorf("left in the snapshot store: %v", ents)
+	if man.TapGuest != src.State.GuestAddr+"/30" || man.TapHost != src.State.HostAddr+"/30" {
+		t.Errorf("snapshot records tap addresses %s / %s, the source has %s / %s", man.TapGuest, man.TapHost, src.State.GuestAddr, src.State.HostAddr)
+	}
+	names := []string{"tclone-a", "tclone-b"}
+	for _, n := range names {
+		if _, err := s.Create(ctx, CreateOptions{Name: n, Snapshot: "tsnap"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(names))
+	for i, n := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.Start(ctx, n, StartOptions{Timeout: bootTimeout})
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]string{src.State.GuestAddr: "tsrc"}
+	for _, n := range names {
+		v := status(t, s, n)
+		t.Logf("%s: restored at %s, VMM up %v, ready %v; identity %s", n, v.State.GuestAddr, v.State.Boot.VMM, v.State.Boot.Ready, v.State.Identity)
+		if other, dup := seen[v.State.GuestAddr]; dup || v.State.GuestAddr == "" {
+			t.Fatalf("%s has address %q, as %s does", n, v.State.GuestAddr, other)
+		}
+		seen[v.State.GuestAddr] = n
+		if !strings.Contains(v.State.Identity, "net=set") {
+			t.Errorf("%s: identity %q did not move the address", n, v.State.Identity)
+		}
+		l, err := s.lease(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := guestRun(t, s, n, "hostname; cat /sys/class/net/eth0/address; ip -4 route")
+		if want := n + "\n" + l.MAC + "\n"; !strings.HasPrefix(out, want) || !strings.Contains(out, "default via "+l.HostAddr.Addr().String()) {
+			t.Errorf("%s answered %q, want hostname, MAC %s and a default route via %s", n, out, l.MAC, l.HostAddr.Addr())
+		}
+	}
+	time.Sleep(2500 * time.Millisecond) // the old address goes 2s after the move
+	for _, n := range names {
+		v := status(t, s, n)
+		out := guestRun(t, s, n, "ip -4 -o addr show dev eth0")
+		if strings.Contains(out, src.State.GuestAddr+"/") || !strings.Contains(out, v.State.GuestAddr+"/30") {
+			t.Errorf("%s: eth0 has %q, want %s alone", n, out, v.State.GuestAddr)
+		}
+	}
+	if out := guestRun(t, s, "tsrc", "hostname"); out != "tsrc\n" {
+		t.Errorf("the source answered %q after its clones were restored", out)
 	}
 }
 

@@ -43,11 +43,11 @@ func TestArgs(t *testing.T) {
 		notWant []string
 		err     string
 	}{
-		{name: "tcg", want: []string{"accel=tcg", "-cpu max", "-smp 2", "-m 512", "tsc_early_khz=1234",
+		{name: "tcg", want: []string{"accel=tcg", "-cpu max", "-smp 2", "-m 512", "tsc_early_khz=1234", "no_timer_check",
 			"panic=5", "quiet", "file=" + dir + "/disk,,1.ext4,", "-device i8042", "-no-reboot",
 			"memory-backend=microvm.ram", "-object memory-backend-memfd,id=microvm.ram,size=512M,share=on"},
 			notWant: []string{"panic=-1", "-netdev"}},
-		{name: "kvm", edit: func(m *vmm.Machine) { m.Accel = "kvm" }, want: []string{"accel=kvm", "-cpu host"}, notWant: []string{"tsc_early_khz"}},
+		{name: "kvm", edit: func(m *vmm.Machine) { m.Accel = "kvm" }, want: []string{"accel=kvm", "-cpu host"}, notWant: []string{"tsc_early_khz", "no_timer_check"}},
 		{name: "user net", edit: func(m *vmm.Machine) {
 			m.Net = vmm.Network{Mode: "user", MAC: "52:54:00:00:00:01", Forwards: []vmm.Forward{
 				{HostIP: "127.0.0.1", HostPort: 2222, GuestPort: 22}, {HostIP: "0.0.0.0", HostPort: 53, GuestPort: 53, Proto: "udp"}}}

@@ -1,0 +1,161 @@
+package netsetup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Isolation holds a VM's tap device in a network namespace of its own,
+// where the tap has another host address than its lease's. A guest
+// restored from a snapshot still has the address of the VM the snapshot
+// was taken of; in the isolation its tap carries that VM's host address,
+// so banger can reach the guest at the old address and give it its new
+// one without touching any other VM's addresses or routes (the snapshot's
+// VM may still run with them, and so may other clones being restored).
+// Close moves the tap back and sets it up for its own lease again.
+type Isolation struct {
+	cfg  Config
+	vm   string
+	tap  string
+	ns   *os.File // the isolation's namespace
+	home *os.File // the namespace the tap came from
+}
+
+// Isolate moves the tap of VM vm (made by Setup) into a new network
+// namespace and gives it the address host there. The caller must Close
+// the isolation; if banger dies first, the namespace and the tap in it go
+// away with the process.
+func Isolate(ctx context.Context, cfg Config, vm string, host netip.Prefix) (*Isolation, error) {
+	cfg, err := cfg.checked()
+	if err != nil {
+		return nil, err
+	}
+	l, err := readLease(cfg, vm)
+	if err != nil {
+		return nil, fmt.Errorf("isolating the network of VM %q: %w", vm, err)
+	}
+	fail := func(err error) (*Isolation, error) {
+		return nil, fmt.Errorf("isolating tap device %s of VM %q: %w", l.Tap, vm, err)
+	}
+	link, err := netlink.LinkByName(l.Tap)
+	if err != nil {
+		return fail(err)
+	}
+	if !ours(link, vm) {
+		return fail(errors.New("it is not banger's tap for this VM"))
+	}
+	home, err := os.Open("/proc/self/ns/net")
+	if err != nil {
+		return fail(err)
+	}
+	ns, err := newNetns()
+	if err != nil {
+		home.Close()
+		return fail(err)
+	}
+	iso := &Isolation{cfg: cfg, vm: vm, tap: l.Tap, ns: ns, home: home}
+	if err := netlink.LinkSetNsFd(link, int(ns.Fd())); err != nil {
+		iso.closeFiles()
+		return fail(fmt.Errorf("moving it into a private network namespace: %w", err))
+	}
+	h, err := netlink.NewHandleAt(netns.NsHandle(ns.Fd()))
+	if err == nil {
+		defer h.Close()
+		err = upWithAddr(h, l.Tap, host)
+	}
+	if err != nil {
+		return fail(errors.Join(err, iso.Close(ctx)))
+	}
+	return iso, nil
+}
+
+// upWithAddr gives the link name the address a and brings it up, through h.
+func upWithAddr(h *netlink.Handle, name string, a netip.Prefix) error {
+	link, err := h.LinkByName(name)
+	if err != nil {
+		return err
+	}
+	if err := h.AddrReplace(link, &netlink.Addr{IPNet: ipNet(a)}); err != nil {
+		return fmt.Errorf("adding address %s: %w", a, err)
+	}
+	return h.LinkSetUp(link)
+}
+
+// DialContext connects to addr from inside the isolation.
+func (i *Isolation) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		// The thread switches namespaces and stays locked: it ends with
+		// this goroutine instead of serving others from the wrong one.
+		runtime.LockOSThread()
+		if err := unix.Setns(int(i.ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			ch <- result{nil, fmt.Errorf("entering the network namespace of VM %q's restore: %w", i.vm, err)}
+			return
+		}
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, addr)
+		ch <- result{c, err}
+	}()
+	r := <-ch
+	return r.c, r.err
+}
+
+// Close moves the tap back where it came from and sets it up for its
+// lease again (address, link, firewall rules), as Setup does.
+func (i *Isolation) Close(ctx context.Context) error {
+	defer i.closeFiles()
+	h, err := netlink.NewHandleAt(netns.NsHandle(i.ns.Fd()))
+	if err != nil {
+		return fmt.Errorf("returning tap device %s of VM %q: %w", i.tap, i.vm, err)
+	}
+	defer h.Close()
+	link, err := h.LinkByName(i.tap)
+	if err == nil {
+		err = h.LinkSetNsFd(link, int(i.home.Fd()))
+	}
+	if err != nil {
+		return fmt.Errorf("returning tap device %s of VM %q: %w", i.tap, i.vm, err)
+	}
+	_, err = Setup(ctx, i.cfg, i.vm)
+	return err
+}
+
+func (i *Isolation) closeFiles() {
+	i.ns.Close()
+	i.home.Close()
+}
+
+// newNetns makes a network namespace with nothing in it and returns a
+// file that holds it (it lives until that and every file or process in
+// it are gone).
+func newNetns() (*os.File, error) {
+	type result struct {
+		f   *os.File
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: see DialContext
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			ch <- result{nil, fmt.Errorf("creating a network namespace: %w", err)}
+			return
+		}
+		f, err := os.Open("/proc/thread-self/ns/net")
+		ch <- result{f, err}
+	}()
+	r := <-ch
+	return r.f, r.err
+}
