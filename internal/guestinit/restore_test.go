@@ -135,7 +135,7 @@ func TestRestoreCommandRuns(t *testing.T) {
 		edit: func(p *RestoreParams) {
 			p.Net = &NetChange{Old: "172.16.0.2/30", New: "172.16.0.2/30", Gateway: "172.16.0.1"}
 		},
-		want: RestoreResult{OK: false, Reseed: "ioctl", Clock: "failed", Hostname: "set", MAC: "set", Net: "same"},
+		want:     RestoreResult{OK: false, Reseed: "ioctl", Clock: "failed", Hostname: "set", MAC: "set", Net: "same"},
 		wantWarn: []string{"cannot set the clock"},
 	}, {
 		// busybox-static's ash runs its own applets before searching
