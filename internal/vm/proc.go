@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -116,4 +117,70 @@ func killVMM(st State, grace time.Duration) error {
 		return fmt.Errorf("VMM process %d survived SIGKILL", st.PID)
 	}
 	return nil
+}
+
+// vmmNames are the executables banger runs as VMMs (by base name prefix).
+var vmmNames = []string{"qemu-system-", "firecracker", "jailer"}
+
+// strayVMMs returns the live VMM processes whose command line names a
+// file in dir (a VM's directory: its sockets, console log and disk are
+// there) other than the one st records: VMMs a start lost when it was
+// killed before it saved the pid, or a second VMM of the same VM.
+func strayVMMs(dir string, st State) []State {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	needles := []string{dir + "/", strings.ReplaceAll(dir, ",", ",,") + "/"}
+	var out []State
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() || (pid == st.PID && vmmAlive(st)) {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || len(data) == 0 {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
+		if !isVMM(args[0]) || !mentions(args[1:], needles) {
+			continue
+		}
+		if start, alive := procStart(pid); alive {
+			out = append(out, State{PID: pid, PIDStart: start})
+		}
+	}
+	return out
+}
+
+func isVMM(argv0 string) bool {
+	base := filepath.Base(argv0)
+	for _, n := range vmmNames {
+		if strings.HasPrefix(base, n) {
+			return true
+		}
+	}
+	return false
+}
+
+func mentions(args, needles []string) bool {
+	for _, a := range args {
+		for _, n := range needles {
+			if strings.Contains(a, n) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// killStrays kills the stray VMMs of the VM in dir (see strayVMMs) and
+// reports how many there were.
+func killStrays(dir string, st State) (int, error) {
+	strays := strayVMMs(dir, st)
+	var errs []error
+	for _, p := range strays {
+		errs = append(errs, killVMM(p, 0))
+	}
+	return len(strays), errors.Join(errs...)
 }

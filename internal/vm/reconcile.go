@@ -34,6 +34,17 @@ func reconcileLocked(v *VM) bool {
 	if !v.State.Status.active() {
 		return false
 	}
+	if vmmAlive(v.State) && v.State.Status == StatusStarting && v.State.RestorePending {
+		// A restore whose banger died before the clone identity step
+		// finished: the guest still has the snapshot's identity (on --net
+		// tap, its tap went with banger's namespace). End it; the next
+		// start restores again, from a fresh copy of the disk.
+		_ = killVMM(v.State, 0)
+		_, _ = killStrays(v.Dir, State{})
+		clearRuntime(v)
+		v.State.Status, v.State.Reason = StatusStopped, "restore interrupted; the next start restores the snapshot again"
+		return true
+	}
 	if vmmAlive(v.State) && guestHalted(v) {
 		// The guest powered off, which ends no microVM VMM: end it.
 		_ = killVMM(v.State, time.Second)
@@ -46,6 +57,9 @@ func reconcileLocked(v *VM) bool {
 		}
 		return false
 	}
+	// A VMM the record lost (a start killed before it saved the pid) is
+	// found by its command line and ended.
+	_, _ = killStrays(v.Dir, v.State)
 	markGone(v)
 	return true
 }
@@ -56,9 +70,14 @@ func reconcileLocked(v *VM) bool {
 // crashed otherwise, with the reason from the console log. Stale sockets
 // and the pid are cleared.
 func markGone(v *VM) {
-	if v.State.Status == StatusStopping {
+	switch v.State.Status {
+	case StatusStopping:
 		v.State.Status, v.State.Reason = StatusStopped, ""
-	} else {
+	case StatusStarting:
+		// The banger that was starting it died (reconcile runs only when
+		// nobody holds the VM's lock).
+		v.State.Status, v.State.Reason = StatusStopped, "start interrupted"
+	default:
 		reason, crashed := crashReason(logtail.ReadFrom(v.ConsoleLog(), v.State.ConsoleOffset, 1<<20))
 		v.State.Status, v.State.Reason = StatusStopped, reason
 		if crashed {

@@ -2,10 +2,14 @@ package vm
 
 import (
 	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestStopDiedThenCrash drives a `vm stop` that died half-way while the
@@ -58,4 +62,80 @@ func standInVMM(t *testing.T, s *Store, name string, st Status) (v *VM, pid int,
 		t.Fatal(err)
 	}
 	return v, proc.Process.Pid, kill
+}
+
+// spawnLost starts VM name's real QEMU through its driver but leaves the
+// record as a `vm start` killed right after the spawn leaves it: status
+// starting, no pid. It returns the QEMU's pid.
+func spawnLost(t *testing.T, s *Store, name string) int {
+	t.Helper()
+	ctx := context.Background()
+	v := status(t, s, name)
+	m, drv, err := s.machine(ctx, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := drv.Start(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(p.PID, syscall.SIGKILL) })
+	v.State.Status, v.State.PID, v.State.PIDStart = StatusStarting, 0, 0
+	if err := v.saveState(); err != nil {
+		t.Fatal(err)
+	}
+	return p.PID
+}
+
+// gone waits up to 10s for process pid to be gone (or a zombie).
+func gone(pid int) bool {
+	for range 500 {
+		if _, alive := procStart(pid); !alive {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+// TestLostVMMs: a QEMU that its VM's record does not know (a start killed
+// after the spawn) is found by its command line: listing VMs ends it and
+// records the VM stopped, so the next start runs one QEMU, not two; and
+// `vm rm --force` of a VM whose record is broken ends its QEMU too.
+func TestLostVMMs(t *testing.T) {
+	s := newStore(t, nil)
+	ctx := context.Background()
+	for _, n := range []string{"lost", "broken"} {
+		if _, err := s.Create(ctx, CreateOptions{Name: n, Kernel: "test", Rootfs: shared.plain, Net: NetNone}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pid := spawnLost(t, s, "lost")
+	if _, err := s.List(); err != nil {
+		t.Fatal(err)
+	}
+	if !gone(pid) {
+		t.Fatalf("QEMU %d of VM lost still runs after vm list", pid)
+	}
+	if v := status(t, s, "lost"); v.State.Status.active() {
+		t.Fatalf("VM lost after its QEMU was ended: %+v", v.State)
+	}
+	v := startRetry(t, s, "lost")
+	if strays := strayVMMs(v.Dir, v.State); len(strays) != 0 {
+		t.Errorf("VMMs besides the recorded one after the start: %+v", strays)
+	}
+	if _, err := s.Stop(ctx, "lost", StopOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	pid = spawnLost(t, s, "broken")
+	if err := os.WriteFile(filepath.Join(s.Layout.VM("broken"), stateFile), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove(ctx, "broken", true); err != nil {
+		t.Fatal(err)
+	}
+	if !gone(pid) {
+		t.Fatalf("QEMU %d of the broken VM still runs after vm rm --force", pid)
+	}
 }

@@ -364,6 +364,20 @@ func (s *Store) restoreLocked(ctx context.Context, v *VM, o StartOptions) error 
 	v.State.Status, v.State.Reason = StatusStarting, ""
 	v.State.StartedAt, v.State.StoppedAt = time.Now().UTC(), time.Time{}
 	v.State.Boot, v.State.Path, v.State.Identity = Timings{}, PathRestore, ""
+	if v.State.RestoreTried {
+		// The disk and the pinned host key go back to the snapshot's (a
+		// guest that makes its host key on first use made one already).
+		if err := diskcopy.Copy(ctx, v.DiskPath(), snap.DiskPath()); err != nil {
+			return fmt.Errorf("starting VM %q: the disk of an unfinished restore must be the snapshot's again: %w", v.Name(), err)
+		}
+		if err := os.Remove(v.KnownHosts()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if err := copyIfExists(filepath.Join(snap.Dir(), snapshot.KnownHostsFile), v.KnownHosts()); err != nil {
+			return err
+		}
+	}
+	v.State.RestoreTried = true
 	if err := v.saveState(); err != nil {
 		return err
 	}
@@ -393,7 +407,7 @@ func (s *Store) restoreLocked(ctx context.Context, v *VM, o StartOptions) error 
 		s.logf("VM %q was restored without the clone identity step: %s", v.Name(), strings.TrimPrefix(v.State.Identity, "none: "))
 	}
 	v.State.Boot.Ready = time.Since(t0)
-	v.State.RestorePending = false
+	v.State.RestorePending, v.State.RestoreTried = false, false
 	v.State.Status = StatusRunning
 	return v.saveState()
 }

@@ -58,6 +58,11 @@ type State struct {
 	// Config.Snapshot; a successful restore clears it, and later starts
 	// boot the disk as it is then.
 	RestorePending bool `json:"restore_pending,omitempty"`
+	// RestoreTried is set once a restore has let the guest run: if that
+	// restore did not finish, the guest may have written to its disk, so
+	// the next one copies the snapshot's disk again (its memory must meet
+	// the disk as it was).
+	RestoreTried bool `json:"restore_tried,omitempty"`
 	// Path is how the last start brought the guest up: PathBoot or
 	// PathRestore.
 	Path string `json:"path,omitempty"`

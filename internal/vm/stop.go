@@ -11,6 +11,7 @@ import (
 
 	"github.com/thaloco/banger/internal/guest"
 	"github.com/thaloco/banger/internal/logtail"
+	"github.com/thaloco/banger/internal/netsetup"
 	"github.com/thaloco/banger/internal/sshkey"
 	"github.com/thaloco/banger/internal/vmm"
 )
@@ -181,9 +182,23 @@ func (s *Store) Remove(ctx context.Context, name string, force bool) error {
 			}
 		}
 	case errors.As(err, new(*BrokenError)) && force:
-		// A broken VM: its VMM cannot be known; remove what is there.
+		// A broken VM: its record cannot be read. Its VMM is found by its
+		// command line, its network by the VM's name.
+		if _, err := killStrays(dir, State{}); err != nil {
+			return fmt.Errorf("removing VM %q: %w", name, err)
+		}
+		if cfg, err := s.netConfig(); err == nil {
+			if err := netsetup.Teardown(ctx, cfg, name); err != nil {
+				return fmt.Errorf("removing VM %q: %w", name, err)
+			}
+		}
 	default:
 		return err
+	}
+	if n, err := killStrays(dir, State{}); err != nil {
+		return fmt.Errorf("removing VM %q: %w", name, err)
+	} else if n > 0 {
+		s.logf("VM %q: killed %d VMM process(es) its record had lost", name, n)
 	}
 	// Rename first so the VM disappears at once, then delete.
 	trash := filepath.Join(s.Layout.VMsDir(), fmt.Sprintf(".rm~%s~%d", name, time.Now().UnixNano()))
