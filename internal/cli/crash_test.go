@@ -155,3 +155,82 @@ func TestRestoreKilled(t *testing.T) {
 		t.Errorf("%d invariant violations", violations)
 	}
 }
+
+// TestSnapshotKilled kills `banger vm snapshot` with SIGKILL at offsets
+// spread over the save (pause, state save, memory and disk copies,
+// publish), then checks: the snapshot is either listed complete or not
+// at all, with no staging directory left once listed; the source VM runs
+// (`vm start` resumes a guest the kill left paused) and answers; and the
+// next snapshot of that name succeeds.
+func TestSnapshotKilled(t *testing.T) {
+	e := newCrashEnv(t)
+	pub, err := os.ReadFile(filepath.Join(e.state, "ssh", "id_ed25519.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootfs := filepath.Join(t.TempDir(), "sshd.ext4")
+	guesttest.BuildRootfs(t, rootfs, guesttest.Rootfs{AuthorizedKey: strings.TrimSpace(string(pub))})
+	e.run("vm", "create", "src", "--kernel", "test", "--rootfs", rootfs, "--memory", "256M")
+	e.run("vm", "start", "src")
+
+	offsets := []time.Duration{100, 150, 200, 250, 300, 350, 400, 500, 600, 800, 1000, 1500}
+	var table strings.Builder
+	fmt.Fprintf(&table, "%-8s %-10s %-8s %s\n", "kill at", "snapshot", "source", "violations")
+	violations := 0
+	for i, off := range offsets {
+		off *= time.Millisecond
+		name := fmt.Sprintf("s%d", i)
+		cmd := e.command("vm", "snapshot", "src", name)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(off)
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+		var bad []string
+		var snaps []struct {
+			Name string `json:"name"`
+		}
+		if err := json.Unmarshal([]byte(e.run("snapshot", "list", "--json")), &snaps); err != nil {
+			t.Fatal(err)
+		}
+		taken := "absent"
+		for _, s := range snaps {
+			if s.Name == name {
+				taken = "complete"
+				e.run("snapshot", "show", name) // a listed snapshot reads back whole
+			}
+		}
+		if left, _ := filepath.Glob(filepath.Join(e.state, "snapshots", ".tmp-*")); len(left) != 0 {
+			bad = append(bad, fmt.Sprintf("staging left after snapshot list: %v", left))
+		}
+		var v struct {
+			Status string `json:"status"`
+		}
+		if err := json.Unmarshal([]byte(e.run("vm", "show", "src", "--json")), &v); err != nil {
+			t.Fatal(err)
+		}
+		src := v.Status
+		if v.Status != "running" {
+			bad = append(bad, "source VM is "+v.Status)
+		}
+		// vm start resumes a guest the kill left paused, and says "already
+		// running" of one that runs.
+		if out, err := e.command("vm", "start", "src").CombinedOutput(); err != nil && !strings.Contains(string(out), "is already running") {
+			bad = append(bad, fmt.Sprintf("vm start of the source: %v: %s", err, out))
+		}
+		if out := e.run("vm", "ssh", "src", "--", "echo", "alive"); strings.TrimSpace(out) != "alive" {
+			bad = append(bad, fmt.Sprintf("source answered %q", out))
+		}
+		if taken == "absent" {
+			e.run("vm", "snapshot", "src", name)
+		}
+		e.run("snapshot", "rm", name)
+		violations += len(bad)
+		fmt.Fprintf(&table, "%-8v %-10s %-8s %s\n", off, taken, src, strings.Join(bad, "; "))
+	}
+	t.Logf("vm snapshot killed with SIGKILL:\n%s", table.String())
+	if violations != 0 {
+		t.Errorf("%d invariant violations", violations)
+	}
+}

@@ -22,7 +22,9 @@ type Listing[M any] struct {
 // List reads every visible directory of parent with get, sorted by name.
 // kind ("kernel", "image") names the entries in errors. A broken entry
 // does not hide the others: it is listed with the reason get gave.
+// Leftovers of interrupted runs that nobody works on are swept first.
 func List[M any](parent, kind string, get func(name string) (M, error)) ([]Listing[M], error) {
+	Sweep(parent)
 	ents, err := os.ReadDir(parent)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/thaloco/banger/internal/lockfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -136,4 +137,48 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("syncing %s: %w", dir, err)
 	}
 	return nil
+}
+
+// Sweep removes the staging and removal directories in parent whose name
+// is not being worked on: those whose lock (parent/.locks/NAME.lock, the
+// stores' convention) can be taken without waiting. Interrupted runs
+// leave them; stores sweep when they list, so they do not wait for the
+// next run of the same name. It reports how many it removed.
+func Sweep(parent string) int {
+	ents, err := os.ReadDir(parent)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range ents {
+		name, ok := leftoverName(e.Name())
+		if !ok {
+			continue
+		}
+		l, err := lockfile.TryLock(filepath.Join(parent, ".locks", name+".lock"))
+		if err != nil {
+			continue
+		}
+		if RemoveAll(filepath.Join(parent, e.Name())) == nil {
+			n++
+		}
+		_ = l.Unlock()
+	}
+	return n
+}
+
+// leftoverName returns NAME for ".tmp-NAME-<suffix>" and
+// ".old-NAME-<suffix>".
+func leftoverName(base string) (string, bool) {
+	for _, prefix := range []string{".tmp-", ".old-"} {
+		rest, ok := strings.CutPrefix(base, prefix)
+		if !ok || len(rest) < suffixLen+2 || rest[len(rest)-suffixLen-1] != '-' {
+			continue
+		}
+		if _, err := hex.DecodeString(rest[len(rest)-suffixLen:]); err != nil {
+			continue
+		}
+		return rest[:len(rest)-suffixLen-1], true
+	}
+	return "", false
 }

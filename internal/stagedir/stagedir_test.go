@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/thaloco/banger/internal/lockfile"
 )
 
 func write(t *testing.T, path, body string) {
@@ -129,5 +131,37 @@ func TestListShowsBrokenEntriesWithoutHidingOthers(t *testing.T) {
 	}
 	if ls, err := List(filepath.Join(parent, "missing"), "kernel", get); err != nil || ls != nil {
 		t.Fatalf("missing parent: %v %v", ls, err)
+	}
+}
+
+// TestSweep: leftovers whose name nobody holds the lock of go; those of a
+// name being worked on (lock held, as by a running build) and anything
+// that is not a leftover stay.
+func TestSweep(t *testing.T) {
+	parent := t.TempDir()
+	keep := []string{"k1", ".tmp-busy-0123456789ab", ".tmp-x-notahexsuffix", ".locks"}
+	drop := []string{".tmp-k1-0123456789ab", ".old-my-name-ba9876543210", ".tmp-a-b-c-00000000000f"}
+	for _, d := range append(append([]string{}, keep...), drop...) {
+		if err := os.MkdirAll(filepath.Join(parent, d, "sub"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := lockfile.TryLock(filepath.Join(parent, ".locks", "busy.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	if n := Sweep(parent); n != len(drop) {
+		t.Errorf("Sweep removed %d, want %d", n, len(drop))
+	}
+	for _, d := range keep {
+		if _, err := os.Stat(filepath.Join(parent, d)); err != nil {
+			t.Errorf("%s was swept: %v", d, err)
+		}
+	}
+	for _, d := range drop {
+		if _, err := os.Stat(filepath.Join(parent, d)); err == nil {
+			t.Errorf("%s is still there", d)
+		}
 	}
 }

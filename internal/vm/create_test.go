@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -268,4 +269,35 @@ func TestCreateJailedSocketTooLong(t *testing.T) {
 	if _, err := s.Create(ctx, CreateOptions{Name: name, Kernel: "test", Rootfs: shared.plain, VMM: VMMFirecracker, Net: NetNone}); err != nil {
 		t.Fatalf("the same VM without the jailer: %v", err)
 	}
+}
+
+// TestListSweepsLeftovers: directories that a killed create or removal
+// left (as SIGKILL does: no deferred cleanup runs) are removed by the next
+// list, except those of a name a command holds the lock of.
+func TestListSweepsLeftovers(t *testing.T) {
+	s := newStore(t, nil)
+	vms := s.Layout.VMsDir()
+	for _, d := range []string{".tmp~a~123", ".rm~b~456", ".tmp~busy~789"} {
+		if err := os.MkdirAll(filepath.Join(vms, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := s.lock(context.Background(), "busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.List(); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(vms)
+	var left []string
+	for _, e := range ents {
+		if e.Name() != ".locks" {
+			left = append(left, e.Name())
+		}
+	}
+	if !slices.Equal(left, []string{".tmp~busy~789"}) {
+		t.Errorf("left after vm list: %v, want only the locked name's", left)
+	}
+	l.Unlock()
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/thaloco/banger/internal/kernelstore"
 	"github.com/thaloco/banger/internal/logtail"
 	"github.com/thaloco/banger/internal/vmm"
-	"github.com/thaloco/banger/internal/vmm/qemu"
 )
 
 // DefaultReadyTimeout bounds the wait for a guest to become ready.
@@ -174,16 +173,13 @@ func (s *Store) resumeIfPaused(ctx context.Context, v *VM) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	q, ok := drv.(*qemu.Driver)
+	sn, ok := drv.(vmm.Snapshotter)
 	if !ok {
 		return false, nil
 	}
 	p := vmm.Process{PID: v.State.PID, APISocket: v.State.APISocket}
-	st, err := q.Status(ctx, p)
-	if err != nil || st != "paused" {
-		return false, nil
-	}
-	if err := q.Resume(ctx, vmm.Machine{Name: v.Name()}, p); err != nil {
+	resumed, err := sn.Unpause(ctx, vmm.Machine{Name: v.Name()}, p)
+	if err != nil || !resumed {
 		return false, err
 	}
 	s.logf("VM %q was paused (an interrupted snapshot?); resumed it", v.Name())

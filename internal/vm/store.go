@@ -133,6 +133,7 @@ func (s *Store) List() ([]Listing, error) {
 	for _, e := range entries {
 		name := e.Name()
 		if !e.IsDir() || strings.HasPrefix(name, ".") {
+			s.sweep(name)
 			continue
 		}
 		v, err := load(filepath.Join(s.Layout.VMsDir(), name))
@@ -145,6 +146,27 @@ func (s *Store) List() ([]Listing, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// sweep removes entry, a directory a killed create or removal left
+// (".tmp~NAME~…", ".rm~NAME~…"), unless a command holds NAME's lock.
+func (s *Store) sweep(entry string) {
+	rest, ok := strings.CutPrefix(entry, ".tmp~")
+	if !ok {
+		if rest, ok = strings.CutPrefix(entry, ".rm~"); !ok {
+			return
+		}
+	}
+	name, _, ok := strings.Cut(rest, "~")
+	if !ok || paths.ValidateName("vm", name) != nil {
+		return
+	}
+	l, err := lockfile.TryLock(s.lockPath(name))
+	if err != nil {
+		return
+	}
+	defer l.Unlock()
+	s.cleanLeftovers(name)
 }
 
 // ImageUsers names the VMs created from image, sorted.

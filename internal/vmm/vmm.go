@@ -114,6 +114,10 @@ type Snapshotter interface {
 	Pause(ctx context.Context, m Machine, p Process) error
 	// Resume lets a paused guest run again.
 	Resume(ctx context.Context, m Machine, p Process) error
+	// Unpause resumes the guest if it is paused, as a snapshot killed
+	// half-way leaves it (cancelling a save still running), and reports
+	// whether it was.
+	Unpause(ctx context.Context, m Machine, p Process) (bool, error)
 	// SaveState writes the paused guest's memory and device state into
 	// dir (an existing, private directory) and returns the names of the
 	// files it wrote there. The guest stays paused.

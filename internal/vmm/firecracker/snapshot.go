@@ -50,6 +50,20 @@ func (d *Driver) Version(ctx context.Context) (string, error) {
 	return "", fmt.Errorf("%s --version printed no version", bin)
 }
 
+// Unpause resumes the guest if Firecracker reports it "Paused" (GET /).
+func (d *Driver) Unpause(ctx context.Context, m vmm.Machine, p vmm.Process) (bool, error) {
+	var info struct {
+		State string `json:"state"`
+	}
+	if err := (&Client{Socket: p.APISocket}).Get(ctx, "/", &info); err != nil {
+		return false, fmt.Errorf("VM %q: %w", m.Name, err)
+	}
+	if info.State != "Paused" {
+		return false, nil
+	}
+	return true, d.Resume(ctx, m, p)
+}
+
 type vmStateBody struct {
 	State string `json:"state"` // "Paused" or "Resumed"
 }

@@ -65,7 +65,14 @@ func saveSnapshot(t *testing.T, d *Driver, m vmm.Machine, p vmm.Process) string 
 	if st, _ := os.Stat(filepath.Join(dir, "memory")); st.Size() != int64(m.MemoryMiB)<<20 {
 		t.Errorf("memory file has %d bytes, want the guest's %d MiB", st.Size(), m.MemoryMiB)
 	}
-	must(t, d.Resume(ctx, m, p))
+	// A guest left paused (a snapshot killed half-way) is resumed by
+	// Unpause, once.
+	for i, want := range []bool{true, false} {
+		got, err := d.Unpause(ctx, m, p)
+		if err != nil || got != want {
+			t.Errorf("Unpause #%d = %v, %v; want %v", i+1, got, err, want)
+		}
+	}
 	return dir
 }
 
@@ -126,7 +133,9 @@ func TestSnapshotRestore(t *testing.T) {
 		{"PUT", "/actions", `{"action_type":"InstanceStart"}`},
 		{"PATCH", "/vm", `{"state":"Paused"}`},
 		{"PUT", "/snapshot/create", js(map[string]any{"snapshot_type": "Full", "snapshot_path": in("vmstate"), "mem_file_path": in("memory")})},
+		{"GET", "/", ""}, // Unpause: Paused
 		{"PATCH", "/vm", `{"state":"Resumed"}`},
+		{"GET", "/", ""}, // Unpause: Running
 		// the clone
 		{"GET", "/", ""},
 		{"PUT", "/logger", logger(c)},

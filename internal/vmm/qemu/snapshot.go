@@ -60,6 +60,44 @@ func (d *Driver) Resume(ctx context.Context, m vmm.Machine, p vmm.Process) error
 	return nil
 }
 
+// Unpause resumes a guest that a snapshot left stopped: "paused", or
+// "postmigrate" once a save completed (the guest stays stopped after it),
+// cancelling a save that still runs first.
+func (d *Driver) Unpause(ctx context.Context, m vmm.Machine, p vmm.Process) (bool, error) {
+	st, err := d.Status(ctx, p)
+	if err != nil {
+		return false, fmt.Errorf("VM %q: %w", m.Name, err)
+	}
+	switch st {
+	case "paused", "postmigrate", "finish-migrate":
+	default:
+		return false, nil
+	}
+	q := &QMP{Socket: p.APISocket}
+	for {
+		var mig struct {
+			Status string `json:"status"`
+		}
+		if err := q.Execute(ctx, "query-migrate", nil, &mig); err != nil {
+			return false, fmt.Errorf("VM %q: %w", m.Name, err)
+		}
+		switch mig.Status {
+		case "", "none", "completed", "failed", "cancelled":
+			return true, d.Resume(ctx, m, p)
+		case "cancelling":
+		default:
+			if err := q.Execute(ctx, "migrate_cancel", nil, nil); err != nil {
+				return false, fmt.Errorf("VM %q: cancelling its snapshot: %w", m.Name, err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 // SaveState saves the paused guest into dir. The device state goes
 // through QEMU's migration stream, written by `exec:cat` into dir/vmstate
 // with the bandwidth limit raised so the save runs at disk speed (the
