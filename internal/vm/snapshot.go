@@ -102,7 +102,7 @@ func (s *Store) Snapshot(ctx context.Context, name, snap string, o SnapshotOptio
 			stage.Abort()
 		}
 	}()
-	m := vmm.Machine{Name: name, Dir: v.Dir, ConsoleLog: v.ConsoleLog()}
+	m := vmm.Machine{Name: name, Dir: v.Dir, ConsoleLog: v.ConsoleLog(), Rootfs: v.DiskPath(), MemoryMiB: v.Config.MemoryMiB}
 	p := vmm.Process{PID: v.State.PID, APISocket: v.State.APISocket, ConsoleSocket: v.State.ConsoleSocket}
 	t0 := time.Now()
 	if err := sn.Pause(ctx, m, p); err != nil {

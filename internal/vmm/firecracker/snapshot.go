@@ -3,20 +3,24 @@ package firecracker
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 
+	"github.com/thaloco/banger/internal/lockfile"
 	"github.com/thaloco/banger/internal/vmm"
 )
 
 // The files SaveState writes into a snapshot directory.
 const (
-	StateFileName  = "vmstate" // device and vCPU state (snapshot_path)
-	MemoryFileName = "memory"  // guest memory (mem_file_path)
+	StateFileName  = "vmstate"     // device and vCPU state (snapshot_path)
+	MemoryFileName = "memory"      // guest memory (mem_file_path)
+	DrivesFileName = "drives.json" // where the snapshotted VM's disk was
 )
 
 var _ vmm.Snapshotter = (*Driver)(nil)
@@ -119,7 +123,76 @@ func (d *Driver) SaveState(ctx context.Context, m vmm.Machine, p vmm.Process, di
 			return nil, fmt.Errorf("saving VM %q: %w", m.Name, err)
 		}
 	}
+	if m.Rootfs != "" {
+		// The state names the disk by path, and a restore must find a file
+		// there: record the path so Restore can stand in for it.
+		data, _ := json.Marshal(sourceDrives{Rootfs: m.Rootfs})
+		if err := os.WriteFile(filepath.Join(dir, DrivesFileName), data, 0o600); err != nil {
+			return nil, fmt.Errorf("saving VM %q: %w", m.Name, err)
+		}
+		if err := syncPrivate(filepath.Join(dir, DrivesFileName)); err != nil {
+			return nil, fmt.Errorf("saving VM %q: %w", m.Name, err)
+		}
+		names = append(names, DrivesFileName)
+	}
 	return names, nil
+}
+
+// sourceDrives is DrivesFileName: where the snapshotted VM's disk was.
+type sourceDrives struct {
+	Rootfs string `json:"rootfs"`
+}
+
+// standInForSource makes sure a file exists at the disk path the snapshot
+// in dir names, which Firecracker opens while loading (before the clone's
+// disk replaces it): when the snapshotted VM is gone (a warm image's
+// throwaway VM always is), a symlink to the clone's own disk stands in,
+// with the directories it needed. Loads that need one are serialized per
+// snapshot. The returned func removes what was made and unlocks.
+func standInForSource(dir, rootfs string) (func(), error) {
+	data, err := os.ReadFile(filepath.Join(dir, DrivesFileName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return func() {}, nil // an older snapshot: the path must exist
+	}
+	if err != nil {
+		return nil, err
+	}
+	var src sourceDrives
+	if err := json.Unmarshal(data, &src); err != nil || !filepath.IsAbs(src.Rootfs) {
+		return nil, fmt.Errorf("snapshot file %s is damaged (hint: take the snapshot again)", filepath.Join(dir, DrivesFileName))
+	}
+	if _, err := os.Lstat(src.Rootfs); err == nil {
+		return func() {}, nil
+	}
+	lock, err := lockfile.Acquire(context.Background(), filepath.Join(dir, ".restore.lock"), nil)
+	if err != nil {
+		return nil, err
+	}
+	var made []string // directories, deepest last
+	for d := filepath.Dir(src.Rootfs); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil || d == filepath.Dir(d) {
+			break
+		}
+		made = append([]string{d}, made...)
+	}
+	undo := func() {
+		_ = os.Remove(src.Rootfs)
+		for i := len(made) - 1; i >= 0; i-- {
+			_ = os.Remove(made[i])
+		}
+		_ = lock.Unlock()
+	}
+	for _, d := range made {
+		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			undo()
+			return nil, fmt.Errorf("standing in for the snapshotted VM's disk: %w", err)
+		}
+	}
+	if err := os.Symlink(rootfs, src.Rootfs); err != nil && !errors.Is(err, fs.ErrExist) {
+		undo()
+		return nil, fmt.Errorf("standing in for the snapshotted VM's disk: %w", err)
+	}
+	return undo, nil
 }
 
 // syncPrivate makes file 0600 (whatever Firecracker did to it) and
@@ -187,9 +260,10 @@ func loadBody(m vmm.Machine, l layout, cid uint32, dir, version string) snapshot
 
 // Restore spawns Firecracker detached, loads the snapshot in dir with m's
 // tap, vsock socket and disk in place of the original VM's, and resumes
-// it. Firecracker reopens the original VM's disk while loading, so that
-// file must still exist; the guest writes only to m.Rootfs. On failure
-// the spawned process is killed.
+// it. Firecracker reopens the original VM's disk while loading; if that
+// VM is gone, the clone's disk stands in at its path for the load (see
+// standInForSource). The guest writes only to m.Rootfs. On failure the
+// spawned process is killed.
 func (d *Driver) Restore(ctx context.Context, m vmm.Machine, dir string) (vmm.Process, error) {
 	if d.Jailer != nil {
 		return vmm.Process{}, errJailed(m)
@@ -252,10 +326,16 @@ func load(ctx context.Context, c *Client, m vmm.Machine, l layout, cid uint32, d
 	if err := c.Put(ctx, logger.path, logger.body); err != nil {
 		return err
 	}
-	if err := c.Put(ctx, "/snapshot/load", loadBody(m, l, cid, dir, version)); err != nil {
+	done, err := standInForSource(dir, l.rootfs)
+	if err != nil {
 		return err
 	}
-	if err := c.Patch(ctx, "/drives/rootfs", partialDriveBody{ID: "rootfs", Path: l.rootfs}); err != nil {
+	err = c.Put(ctx, "/snapshot/load", loadBody(m, l, cid, dir, version))
+	if err == nil {
+		err = c.Patch(ctx, "/drives/rootfs", partialDriveBody{ID: "rootfs", Path: l.rootfs})
+	}
+	done()
+	if err != nil {
 		return err
 	}
 	return c.Patch(ctx, "/vm", vmStateBody{"Resumed"})

@@ -3,9 +3,12 @@ package firecracker
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/thaloco/banger/internal/vmm"
@@ -52,8 +55,8 @@ func saveSnapshot(t *testing.T, d *Driver, m vmm.Machine, p vmm.Process) string 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) != 2 || files[0] != "vmstate" || files[1] != "memory" {
-		t.Errorf("SaveState wrote %q, want [vmstate memory]", files)
+	if !slices.Equal(files, []string{"vmstate", "memory", "drives.json"}) {
+		t.Errorf("SaveState wrote %q, want [vmstate memory drives.json]", files)
 	}
 	for _, name := range files {
 		st, err := os.Stat(filepath.Join(dir, name))
@@ -74,6 +77,43 @@ func saveSnapshot(t *testing.T, d *Driver, m vmm.Machine, p vmm.Process) string 
 		}
 	}
 	return dir
+}
+
+// TestRestoreSourceGone: Firecracker reopens the snapshotted VM's disk
+// path while loading (the fake checks, as Firecracker does); with that VM
+// and its directory gone, as a warm image's throwaway VM always is, the
+// clone's disk stands in there for the load, and nothing is left there
+// afterwards.
+func TestRestoreSourceGone(t *testing.T) {
+	e := newTestEnv(t, fakeConfig{})
+	ctx := context.Background()
+	d := &Driver{VsockCID: 3, ConsoleRelay: e.relay}
+	m := e.m
+	srcDir := filepath.Join(t.TempDir(), "gone", "vm1")
+	if err := os.MkdirAll(srcDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m.Rootfs = filepath.Join(srcDir, "disk.ext4")
+	if err := os.WriteFile(m.Rootfs, make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m.Net = vmmTap("tap-vm1", "02:fc:00:00:00:01")
+	p, err := d.Start(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := saveSnapshot(t, d, m, p)
+	_ = syscall.Kill(p.PID, syscall.SIGKILL)
+	if err := os.RemoveAll(filepath.Dir(srcDir)); err != nil {
+		t.Fatal(err)
+	}
+	c := e.clone(t, m, "vm2", "tap-vm2")
+	if _, err := d.Restore(ctx, c, dir); err != nil {
+		t.Fatalf("restore with the source's disk gone: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Dir(srcDir)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the stand-in for the source's disk was left behind: %v", err)
+	}
 }
 
 // TestSnapshotRestore: a booted VM is paused, saved and resumed; a clone
