@@ -22,7 +22,7 @@ func (x *extractor) file(h *tar.Header, name string, body io.Reader) error {
 	if err != nil {
 		return err
 	}
-	perm := fs.FileMode(h.Mode)&fs.ModePerm | 0o600
+	perm := fs.FileMode(h.Mode)&fs.ModePerm&^0o022 | 0o600 // never group/other-writable
 	f := &File{Path: name, Mode: perm.String()}
 	x.entries[name] = f
 	if h.Size <= smallFile {

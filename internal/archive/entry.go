@@ -98,7 +98,7 @@ func (x *extractor) closeDirs() {
 // an implicit directory, is given. The mode is set with chmod so the umask
 // does not change it.
 func (x *extractor) mkdir(name string, mode int64, f *File) error {
-	perm := fs.FileMode(mode)&fs.ModePerm | 0o700
+	perm := fs.FileMode(mode)&fs.ModePerm&^0o022 | 0o700 // never group/other-writable
 	if f == nil {
 		if err := x.root.Mkdir(name, perm); err != nil {
 			return fmt.Errorf("creating directory %q: %w", name, err)

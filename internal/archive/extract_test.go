@@ -39,8 +39,9 @@ func TestExtractVmlinuxOnly(t *testing.T) {
 // TestExtractFullBundle covers a bundle with every root, a leading "./",
 // implicit and late directory entries, relative symlinks inside modules/
 // (one through another, one out to vmlinux), setuid bits and an xattr that
-// must not be installed, foreign ownership, and a restrictive umask that
-// must not change the modes.
+// must not be installed, a world-writable directory that must not stay so,
+// foreign ownership, and a restrictive umask that must not change the
+// modes.
 func TestExtractFullBundle(t *testing.T) {
 	old := syscall.Umask(0o077)
 	defer syscall.Umask(old)
@@ -52,7 +53,7 @@ func TestExtractFullBundle(t *testing.T) {
 		dir("./modules/"),
 		file("./modules/6.12.0/kernel/drivers/net/virtio_net.ko", "ko1"),
 		ent{name: "./modules/6.12.0/", typ: tar.TypeDir, mode: 0o1777},
-		ent{name: "./modules/6.12.0/modules.dep", body: "deps", pax: map[string]string{"SCHILY.xattr.user.evil": "1"}},
+		ent{name: "./modules/6.12.0/modules.dep", body: "deps", mode: 0o666, pax: map[string]string{"SCHILY.xattr.user.evil": "1"}},
 		symlink("./modules/latest", "6.12.0"),
 		symlink("./modules/6.12.0/net", "kernel/drivers/net"),
 		symlink("./modules/virtio", "latest/net/virtio_net.ko"),
@@ -67,7 +68,7 @@ func TestExtractFullBundle(t *testing.T) {
 	want := []File{
 		{Path: "initrd.img", Size: 6, SHA256: sum("initrd"), Mode: "-rw-------"},
 		{Path: "modules", Mode: "drwxr-xr-x"},
-		{Path: "modules/6.12.0", Mode: "drwxrwxrwx"},
+		{Path: "modules/6.12.0", Mode: "drwxr-xr-x"}, // 01777 in the bundle: never world-writable
 		{Path: "modules/6.12.0/kernel", Mode: "drwxr-xr-x"},
 		{Path: "modules/6.12.0/kernel/drivers", Mode: "drwxr-xr-x"},
 		{Path: "modules/6.12.0/kernel/drivers/net", Mode: "drwxr-xr-x"},

@@ -18,8 +18,23 @@ type globalOptions struct {
 	Getenv func(string) string
 }
 
-// layout resolves the state directories from the environment.
-func (g *globalOptions) layout() (paths.Layout, error) { return paths.FromEnv(g.Getenv) }
+// layout resolves the state directories from the environment and makes
+// sure the state directory exists and is private, saying so when it had
+// to take access away from other users.
+func (g *globalOptions) layout() (paths.Layout, error) {
+	l, err := paths.FromEnv(g.Getenv)
+	if err != nil {
+		return l, err
+	}
+	tightened, err := paths.EnsureState(l)
+	if err != nil {
+		return l, err
+	}
+	if tightened {
+		fmt.Fprintf(g.Stderr, "banger: made the state directory %s private (mode 0700): it holds disks, snapshots of guest memory and keys\n", l.State)
+	}
+	return l, nil
+}
 
 func newRootCommand(g *globalOptions) *cobra.Command {
 	root := &cobra.Command{

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os/exec"
 	"strings"
 
+	"github.com/thaloco/banger/internal/childproc"
 	"github.com/thaloco/banger/internal/logtail"
 )
 
@@ -18,7 +18,7 @@ func Edit(ctx context.Context, img string, commands []string) error {
 		return nil
 	}
 	// -f - reads the commands from stdin.
-	cmd := exec.CommandContext(ctx, "debugfs", "-w", "-f", "-", img)
+	cmd := childproc.Command(ctx, "debugfs", "-w", "-f", "-", img)
 	cmd.Stdin = strings.NewReader(strings.Join(commands, "\n") + "\n")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

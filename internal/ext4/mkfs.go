@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/thaloco/banger/internal/childproc"
 	"github.com/thaloco/banger/internal/logtail"
 )
 
@@ -36,7 +37,7 @@ func Make(ctx context.Context, out string, opts MakeOptions) (err error) {
 	if opts.Size < 8<<20 {
 		return fmt.Errorf("ext4 image size %d is below the 8 MiB minimum", opts.Size)
 	}
-	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("creating ext4 image: %w", err)
 	}
@@ -65,9 +66,9 @@ func Make(ctx context.Context, out string, opts MakeOptions) (err error) {
 		args = append(args, "-N", strconv.FormatInt(want, 10))
 	}
 	args = append(args, out)
-	cmd := exec.CommandContext(ctx, "mkfs.ext4", args...)
+	cmd := childproc.Command(ctx, "mkfs.ext4", args...)
 	if opts.MapRoot {
-		cmd = exec.CommandContext(ctx, "unshare", append([]string{"--map-root-user", "--", "mkfs.ext4"}, args...)...)
+		cmd = childproc.Command(ctx, "unshare", append([]string{"--map-root-user", "--", "mkfs.ext4"}, args...)...)
 	}
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr

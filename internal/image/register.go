@@ -49,7 +49,7 @@ func (s *Store) Register(ctx context.Context, name, rootfs string, opts Register
 		return nil, err
 	}
 	defer txn.Abort()
-	if err := diskcopy.Copy(ctx, txn.RootfsPath(), abs); err != nil {
+	if err := diskcopy.CopyWith(ctx, txn.RootfsPath(), abs, diskcopy.Options{Perm: 0o600}); err != nil {
 		return nil, fmt.Errorf("registering image %q: %w", name, err)
 	}
 	return txn.Commit(ctx, &Manifest{KernelRef: opts.KernelRef, Source: SourceRegister, RegisteredFrom: abs})

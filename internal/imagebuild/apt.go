@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"strings"
 
+	"github.com/thaloco/banger/internal/childproc"
 	"github.com/thaloco/banger/internal/logtail"
 )
 
@@ -72,7 +72,7 @@ func installPackages(ctx context.Context, dir string, pkgs []string) error {
 	defer undoPolicy()
 
 	args := append([]string{"--mount", "--propagation", "private", "--", "/bin/sh", "-c", chrootScript, "chroot", dir}, pkgs...)
-	cmd := exec.CommandContext(ctx, "unshare", args...)
+	cmd := childproc.Command(ctx, "unshare", args...)
 	cmd.Env = append(os.Environ(), "APT_SCRIPT="+aptScript, "LC_ALL=C.UTF-8", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -5,11 +5,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"syscall"
 
+	"github.com/thaloco/banger/internal/childproc"
 	"golang.org/x/sys/unix"
 )
 
@@ -103,7 +103,7 @@ func ruleWithComment(line, chain, want string) ([]string, bool) {
 // returns its stdout; stderr goes into the error.
 func (t tools) iptables(ctx context.Context, args ...string) (string, error) {
 	args = append([]string{"-w"}, args...)
-	cmd := exec.CommandContext(ctx, t.iptablesPath, args...)
+	cmd := childproc.Command(ctx, t.iptablesPath, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if os.Geteuid() != 0 {

@@ -5,6 +5,8 @@ package paths
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"regexp"
 )
@@ -103,4 +105,34 @@ func ValidateName(kind, name string) error {
 		return fmt.Errorf("invalid %s name %q: use lower-case letters, digits, '.', '_' and '-', starting with a letter or digit", kind, name)
 	}
 	return nil
+}
+
+// EnsureState creates the state directory private (0700), or makes an
+// existing one private, and reports whether it had to take access away
+// from other users (the caller says so). Everything banger keeps is
+// under it: guest memory in snapshots, disks, keys, locks.
+func EnsureState(l Layout) (tightened bool, err error) {
+	st, err := os.Stat(l.State)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(l.State), 0o755); err != nil {
+			return false, fmt.Errorf("creating the state directory's parent: %w", err)
+		}
+		if err := os.Mkdir(l.State, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return false, fmt.Errorf("creating the state directory: %w", err)
+		}
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("state directory: %w", err)
+	}
+	if !st.IsDir() {
+		return false, fmt.Errorf("state directory %s is not a directory (hint: move it away, or set BANGER_STATE_DIR)", l.State)
+	}
+	if st.Mode().Perm()&0o077 == 0 {
+		return false, nil
+	}
+	if err := os.Chmod(l.State, st.Mode().Perm()&0o700); err != nil {
+		return false, fmt.Errorf("making the state directory %s private: %w", l.State, err)
+	}
+	return true, nil
 }

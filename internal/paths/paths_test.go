@@ -1,6 +1,8 @@
 package paths
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -52,5 +54,40 @@ func TestValidateName(t *testing.T) {
 		if err := ValidateName("kernel", n); err == nil {
 			t.Errorf("ValidateName(%q) = nil, want error", n)
 		}
+	}
+}
+
+// TestEnsureState: a new state directory is made 0700; an existing one
+// that others could read is made private, once, and said so.
+func TestEnsureState(t *testing.T) {
+	l := Layout{State: filepath.Join(t.TempDir(), "a", "banger")}
+	for i, want := range []bool{false, false} {
+		got, err := EnsureState(l)
+		if err != nil || got != want {
+			t.Fatalf("call %d: EnsureState = %v, %v; want %v", i, got, err, want)
+		}
+	}
+	st, err := os.Stat(l.State)
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("new state directory: %v, %v; want 0700", st.Mode(), err)
+	}
+	if err := os.Chmod(l.State, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := EnsureState(l); err != nil || !got {
+		t.Fatalf("EnsureState of a 0755 directory = %v, %v; want tightened", got, err)
+	}
+	if st, _ := os.Stat(l.State); st.Mode().Perm() != 0o700 {
+		t.Errorf("after tightening: %v", st.Mode())
+	}
+	if got, _ := EnsureState(l); got {
+		t.Error("tightened twice")
+	}
+	file := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnsureState(Layout{State: file}); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("a file as the state directory: %v", err)
 	}
 }

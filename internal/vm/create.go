@@ -77,7 +77,7 @@ func (s *Store) Create(ctx context.Context, o CreateOptions) (*VM, error) {
 	if err := s.checkSockets(&VM{Config: cfg, Dir: dir}); err != nil {
 		return nil, fmt.Errorf("creating VM %q: %w", o.Name, err)
 	}
-	if err := os.MkdirAll(s.Layout.VMsDir(), 0o755); err != nil {
+	if err := os.MkdirAll(s.Layout.VMsDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("creating VM %q: %w", o.Name, err)
 	}
 	s.cleanLeftovers(o.Name)
@@ -123,7 +123,7 @@ func (s *Store) checkSockets(v *VM) error {
 // populate writes v's disk, config and state into its temp directory.
 func (s *Store) populate(ctx context.Context, v *VM, src string, o CreateOptions) error {
 	disk := v.DiskPath()
-	if err := diskcopy.Copy(ctx, disk, src); err != nil {
+	if err := diskcopy.CopyWith(ctx, disk, src, diskcopy.Options{Perm: 0o600}); err != nil {
 		return diskErr(err, s.Layout.VMsDir())
 	}
 	st, err := os.Stat(disk)

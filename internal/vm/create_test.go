@@ -301,3 +301,37 @@ func TestListSweepsLeftovers(t *testing.T) {
 	}
 	l.Unlock()
 }
+
+// TestStartChecksKernel: a VM does not boot a vmlinux that differs from
+// what its kernel's manifest recorded.
+func TestStartChecksKernel(t *testing.T) {
+	s := newStore(t, nil)
+	kernels := filepath.Join(t.TempDir(), "kernels")
+	if err := os.CopyFS(kernels, os.DirFS(shared.kernels)); err != nil {
+		t.Fatal(err)
+	}
+	s.Layout.KernelsDir = kernels
+	ctx := context.Background()
+	if _, err := s.Create(ctx, CreateOptions{Name: "tk", Kernel: "test", Rootfs: shared.plain, Net: NetNone}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(kernels, "test", "vmlinux"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, 4096); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{^b[0]}, 4096); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	_, err = s.Start(ctx, "tk", StartOptions{})
+	if err == nil || !strings.Contains(err.Error(), `kernel "test" does not match its manifest: vmlinux: sha256`) {
+		t.Fatalf("start with a changed vmlinux: %v", err)
+	}
+	if v := status(t, s, "tk"); v.State.Status.active() || v.State.PID != 0 {
+		t.Errorf("after the refused start: %+v", v.State)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+
+	"github.com/thaloco/banger/internal/childproc"
 )
 
 // growDisk enlarges the ext4 image at path to size bytes: the file grows
@@ -30,7 +32,7 @@ func growDisk(ctx context.Context, path string, size int64) error {
 
 // run runs a command, its stderr captured into the error.
 func run(ctx context.Context, name string, args ...string) error {
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := childproc.Command(ctx, name, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {

@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os/exec"
 	"strings"
+
+	"github.com/thaloco/banger/internal/childproc"
 )
 
 // sshServers are the file names of the SSH servers banger recognizes.
@@ -15,7 +16,7 @@ var sshServers = map[string]bool{"sshd": true, "dropbear": true}
 // binary (sshd or dropbear) in /usr/sbin, /sbin or /usr/bin. It reads the
 // image with debugfs (e2fsprogs), without mounting it.
 func hasSSHServer(ctx context.Context, disk string) (bool, error) {
-	cmd := exec.CommandContext(ctx, "debugfs", "-f", "-", disk)
+	cmd := childproc.Command(ctx, "debugfs", "-f", "-", disk)
 	cmd.Stdin = strings.NewReader("ls -p /usr/sbin\nls -p /sbin\nls -p /usr/bin\n")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

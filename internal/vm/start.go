@@ -139,6 +139,9 @@ func (s *Store) machine(ctx context.Context, v *VM) (vmm.Machine, vmm.Driver, er
 	if err != nil {
 		return vmm.Machine{}, nil, err
 	}
+	if err := kernelstore.VerifyVMLinux(k); err != nil {
+		return vmm.Machine{}, nil, err
+	}
 	m := vmm.Machine{
 		Name: v.Name(), Kernel: k.VMLinux(), Initrd: k.Initrd(), Rootfs: v.DiskPath(),
 		CPUs: v.Config.CPUs, MemoryMiB: v.Config.MemoryMiB, Dir: v.Dir, ConsoleLog: v.ConsoleLog(),
