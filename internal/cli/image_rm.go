@@ -42,8 +42,8 @@ func runImageRm(ctx context.Context, g *globalOptions, o *imageRmOptions, names 
 		return err
 	}
 	snaps := snapshot.New(l)
-	return removeEach(ctx, g.Stdout, "image", "VM(s)", names, o.force, g.vmsUsingImage, func(ctx context.Context, name string) error {
-		if err := store.Remove(ctx, name); err != nil {
+	return removeEach(ctx, g.Stdout, "image", names, o.force, func(ctx context.Context, name string, force bool) error {
+		if err := store.Remove(ctx, name, force, g.vmsUsingImage); err != nil {
 			return err
 		}
 		// The image's warm snapshot goes with it.

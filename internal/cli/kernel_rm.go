@@ -31,5 +31,7 @@ func runKernelRm(ctx context.Context, force bool, g *globalOptions, names []stri
 	if err != nil {
 		return err
 	}
-	return removeEach(ctx, w, "kernel", "image(s)", names, force, g.imagesUsingKernel, store.Remove)
+	return removeEach(ctx, w, "kernel", names, force, func(ctx context.Context, name string, force bool) error {
+		return store.Remove(ctx, name, force, g.kernelUsers)
+	})
 }

@@ -202,8 +202,8 @@ func runSnapshotRm(ctx context.Context, g *globalOptions, o *snapshotRmOptions, 
 		return err
 	}
 	snaps := snapshot.New(s.Layout)
-	return removeEach(ctx, g.Stdout, "snapshot", "VM(s)", args, o.force, s.SnapshotUsers, func(ctx context.Context, name string) error {
-		return snaps.Remove(ctx, name, o.force, s.SnapshotUsers)
+	return removeEach(ctx, g.Stdout, "snapshot", args, o.force, func(ctx context.Context, name string, force bool) error {
+		return snaps.Remove(ctx, name, force, s.SnapshotUsers)
 	})
 }
 

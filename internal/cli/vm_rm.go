@@ -34,9 +34,5 @@ func runVMRm(ctx context.Context, g *globalOptions, names []string, force bool, 
 	if err != nil {
 		return err
 	}
-	// Nothing depends on a VM: no users to check.
-	noUsers := func(string) ([]string, error) { return nil, nil }
-	return removeEach(ctx, w, "VM", "", names, force, noUsers, func(ctx context.Context, name string) error {
-		return s.Remove(ctx, name, force)
-	})
+	return removeEach(ctx, w, "VM", names, force, s.Remove)
 }

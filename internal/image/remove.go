@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 
 	"github.com/thaloco/banger/internal/lockfile"
 	"github.com/thaloco/banger/internal/paths"
@@ -13,8 +14,10 @@ import (
 
 // Remove deletes the image called name, broken or not. It first moves the
 // directory out of sight so a crash midway never leaves half an image
-// under the name. Checking that no VM uses the image is the caller's job.
-func (s *Store) Remove(ctx context.Context, name string) error {
+// under the name. Unless force, users (the VMs made from it) are asked
+// under the image's lock, which VM creation holds shared while it copies
+// the image: an image in use is refused with a *stagedir.InUseError.
+func (s *Store) Remove(ctx context.Context, name string, force bool, users func(string) ([]string, error)) error {
 	if err := paths.ValidateName("image", name); err != nil {
 		return err
 	}
@@ -24,10 +27,28 @@ func (s *Store) Remove(ctx context.Context, name string) error {
 	}
 	defer lock.Unlock()
 	stagedir.CleanLeftovers(s.dir, name)
+	if _, err := os.Lstat(s.path(name)); errors.Is(err, fs.ErrNotExist) {
+		return notFound(name)
+	}
+	if !force {
+		if err := stagedir.CheckUsers("image", name, "VM(s)", users); err != nil {
+			return err
+		}
+	}
 	if err := stagedir.Remove(s.dir, name); errors.Is(err, fs.ErrNotExist) {
 		return notFound(name)
 	} else if err != nil {
 		return fmt.Errorf("removing image %q: %w", name, err)
 	}
 	return nil
+}
+
+// RLock holds image name shared: it cannot be removed or replaced until
+// the lock is released. VM creation holds it while it copies the rootfs.
+func (s *Store) RLock(ctx context.Context, name string) (*lockfile.Lock, error) {
+	l, err := lockfile.AcquireShared(ctx, s.lockPath(name), nil)
+	if err != nil {
+		return nil, fmt.Errorf("locking image %q: %w", name, err)
+	}
+	return l, nil
 }

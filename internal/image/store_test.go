@@ -240,11 +240,11 @@ func TestListGetRemove(t *testing.T) {
 		t.Fatalf("Get(zzz) = %v", err)
 	}
 	for _, name := range []string{"a", "c", "d-nomanifest", "e-garbage"} {
-		if err := s.Remove(ctx, name); err != nil {
+		if err := s.Remove(ctx, name, false, nil); err != nil {
 			t.Fatalf("Remove(%s): %v", name, err)
 		}
 	}
-	if err := s.Remove(ctx, "a"); !errors.Is(err, ErrNotFound) {
+	if err := s.Remove(ctx, "a", false, nil); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second Remove(a) = %v", err)
 	}
 	if v := visible(t, s.Dir()); !slices.Equal(v, []string{"b"}) {

@@ -38,12 +38,18 @@ func open(path string) (*os.File, error) {
 
 // TryLock takes the exclusive lock at path without waiting; it returns
 // ErrBusy if another process (or another Lock in this one) holds it.
-func TryLock(path string) (*Lock, error) {
+func TryLock(path string) (*Lock, error) { return tryLock(path, unix.LOCK_EX) }
+
+// TryLockShared takes the lock at path shared without waiting: any number
+// of shared holders, none while someone holds it exclusive (ErrBusy).
+func TryLockShared(path string) (*Lock, error) { return tryLock(path, unix.LOCK_SH) }
+
+func tryLock(path string, how int) (*Lock, error) {
 	f, err := open(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return nil, ErrBusy
@@ -57,9 +63,19 @@ func TryLock(path string) (*Lock, error) {
 // ctx is done. If it has to wait, onWait (if non-nil) is called once first,
 // so a command can say what it is waiting for.
 func Acquire(ctx context.Context, path string, onWait func()) (*Lock, error) {
+	return acquire(ctx, path, onWait, TryLock)
+}
+
+// AcquireShared is Acquire for a shared lock: readers that must keep a
+// thing from being removed or replaced while they use it.
+func AcquireShared(ctx context.Context, path string, onWait func()) (*Lock, error) {
+	return acquire(ctx, path, onWait, TryLockShared)
+}
+
+func acquire(ctx context.Context, path string, onWait func(), try func(string) (*Lock, error)) (*Lock, error) {
 	delay := 10 * time.Millisecond
 	for waited := false; ; waited = true {
-		l, err := TryLock(path)
+		l, err := try(path)
 		if !errors.Is(err, ErrBusy) {
 			return l, err
 		}

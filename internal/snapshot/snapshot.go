@@ -251,17 +251,24 @@ func (s *Store) Remove(ctx context.Context, name string, force bool, users func(
 	if _, err := os.Lstat(filepath.Join(s.dir, name)); errors.Is(err, fs.ErrNotExist) {
 		return notFound(name)
 	}
-	if users != nil && !force {
-		u, err := users(name)
-		if err != nil {
+	if !force {
+		if err := stagedir.CheckUsers("snapshot", name, "VM(s)", users); err != nil {
 			return err
-		}
-		if len(u) > 0 {
-			return fmt.Errorf("snapshot %q is still needed by VM(s) %v that will restore it at their first start (hint: start or remove them first, or pass --force)", name, u)
 		}
 	}
 	if err := stagedir.Remove(s.dir, name); err != nil {
 		return fmt.Errorf("removing snapshot %q: %w", name, err)
 	}
 	return nil
+}
+
+// RLock holds snapshot name shared: it cannot be removed or replaced
+// until the lock is released. VM creation holds it while it copies the
+// snapshot's disk.
+func (s *Store) RLock(ctx context.Context, name string) (*lockfile.Lock, error) {
+	l, err := lockfile.AcquireShared(ctx, s.lockPath(name), nil)
+	if err != nil {
+		return nil, fmt.Errorf("locking snapshot %q: %w", name, err)
+	}
+	return l, nil
 }

@@ -182,3 +182,35 @@ func leftoverName(base string) (string, bool) {
 	}
 	return "", false
 }
+
+// InUseError refuses to remove a thing others still use.
+type InUseError struct {
+	Kind, Name string   // "image", "golden"
+	UsersKind  string   // "VM(s)"; "" when each user names its kind
+	Users      []string // sorted
+}
+
+func (e *InUseError) Error() string {
+	users := strings.Join(e.Users, ", ")
+	if e.UsersKind != "" {
+		users = e.UsersKind + " " + users
+	}
+	return fmt.Sprintf("%s %q is used by %s (hint: remove them first, or pass --force)", e.Kind, e.Name, users)
+}
+
+// CheckUsers returns an *InUseError if users(name) names anyone. Stores
+// call it under the name's exclusive lock, so that nobody can start using
+// it between the check and the removal.
+func CheckUsers(kind, name, usersKind string, users func(string) ([]string, error)) error {
+	if users == nil {
+		return nil
+	}
+	u, err := users(name)
+	if err != nil {
+		return err
+	}
+	if len(u) > 0 {
+		return &InUseError{Kind: kind, Name: name, UsersKind: usersKind, Users: u}
+	}
+	return nil
+}

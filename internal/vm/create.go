@@ -15,6 +15,7 @@ import (
 	"github.com/thaloco/banger/internal/ext4"
 	"github.com/thaloco/banger/internal/image"
 	"github.com/thaloco/banger/internal/kernelstore"
+	"github.com/thaloco/banger/internal/lockfile"
 	"github.com/thaloco/banger/internal/paths"
 	"github.com/thaloco/banger/internal/snapshot"
 	"github.com/thaloco/banger/internal/vmm"
@@ -61,9 +62,32 @@ func (s *Store) Create(ctx context.Context, o CreateOptions) (*VM, error) {
 	if err := paths.ValidateName("vm", o.Name); err != nil {
 		return nil, err
 	}
+	// What the VM is made from is held (shared) until the VM exists and
+	// counts as its user, so "image rm", "kernel rm" and "snapshot rm"
+	// cannot remove it half-way through.
+	var held sourceLocks
+	defer held.release()
+	if err := held.hold(ctx, s, o.Image, o.Kernel, o.Snapshot); err != nil {
+		return nil, err
+	}
 	cfg, src, err := s.plan(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("creating VM %q: %w", o.Name, err)
+	}
+	if cfg.Kernel != o.Kernel || cfg.Snapshot != o.Snapshot {
+		// The image's kernel, or its warm snapshot: held now, so check
+		// they are still there.
+		if err := held.hold(ctx, s, "", cfg.Kernel, cfg.Snapshot); err != nil {
+			return nil, err
+		}
+		if _, err := kernelstore.New(s.Layout.KernelsDir).Get(cfg.Kernel); err != nil {
+			return nil, fmt.Errorf("creating VM %q: %w", o.Name, err)
+		}
+		if cfg.Snapshot != "" {
+			if _, err := snapshot.New(s.Layout).Get(cfg.Snapshot); err != nil {
+				return nil, fmt.Errorf("creating VM %q: %w", o.Name, err)
+			}
+		}
 	}
 	l, err := s.lock(ctx, o.Name)
 	if err != nil {
@@ -330,5 +354,45 @@ func (s *Store) cleanLeftovers(name string) {
 		for _, m := range matches {
 			os.RemoveAll(m)
 		}
+	}
+}
+
+// sourceLocks are the shared locks a create holds on what it copies from.
+type sourceLocks struct {
+	locks []*lockfile.Lock
+	names map[string]bool // "image/golden", "kernel/generic-6.12", …
+}
+
+// hold takes the shared locks of the named image, kernel and snapshot
+// ("" for none) that it does not hold yet.
+func (h *sourceLocks) hold(ctx context.Context, s *Store, img, kernel, snap string) error {
+	if h.names == nil {
+		h.names = map[string]bool{}
+	}
+	for _, w := range []struct {
+		kind, name string
+		rlock      func(context.Context, string) (*lockfile.Lock, error)
+	}{
+		{"image", img, image.New(s.Layout.ImagesDir()).RLock},
+		{"kernel", kernel, kernelstore.New(s.Layout.KernelsDir).RLock},
+		{"snapshot", snap, snapshot.New(s.Layout).RLock},
+	} {
+		key := w.kind + "/" + w.name
+		if w.name == "" || h.names[key] || paths.ValidateName(w.kind, w.name) != nil {
+			continue // a bad name is refused by plan, with its own message
+		}
+		l, err := w.rlock(ctx, w.name)
+		if err != nil {
+			return err
+		}
+		h.locks = append(h.locks, l)
+		h.names[key] = true
+	}
+	return nil
+}
+
+func (h *sourceLocks) release() {
+	for _, l := range h.locks {
+		_ = l.Unlock()
 	}
 }

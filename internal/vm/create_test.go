@@ -3,16 +3,20 @@ package vm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/thaloco/banger/internal/image"
 	"github.com/thaloco/banger/internal/kernelstore"
+	"github.com/thaloco/banger/internal/stagedir"
 )
 
 // visibleVMs lists the entries of the VMs directory, hidden ones included.
@@ -334,4 +338,68 @@ func TestStartChecksKernel(t *testing.T) {
 	if v := status(t, s, "tk"); v.State.Status.active() || v.State.PID != 0 {
 		t.Errorf("after the refused start: %+v", v.State)
 	}
+}
+
+// TestRemoveRacesCreate runs `image rm` (without --force) and `kernel rm`
+// against VM creates from that image, at once, many times: a removal must
+// never succeed while a create from it also succeeds (the VM would be
+// made from, or left with, something that is gone).
+func TestRemoveRacesCreate(t *testing.T) {
+	s := newStore(t, nil)
+	kernels := filepath.Join(t.TempDir(), "kernels")
+	if err := os.CopyFS(kernels, os.DirFS(shared.kernels)); err != nil {
+		t.Fatal(err)
+	}
+	s.Layout.KernelsDir = kernels
+	ctx := context.Background()
+	ks := kernelstore.New(kernels)
+	images := image.New(s.Layout.ImagesDir())
+	imageUsers := s.ImageUsers
+	kernelUsers := func(k string) ([]string, error) {
+		u, err := images.KernelUsers(k)
+		if err != nil {
+			return nil, err
+		}
+		v, err := s.KernelUsers(k)
+		return append(u, v...), err
+	}
+	violations := 0
+	for i := range 12 {
+		img, vm := fmt.Sprintf("img%d", i), fmt.Sprintf("vm%d", i)
+		if _, err := images.Register(ctx, img, shared.plain, image.RegisterOptions{
+			KernelRef: "test", CheckKernel: func(n string) error { _, err := ks.Get(n); return err },
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var createErr, rmErr error
+		wg.Add(2)
+		go func() { defer wg.Done(); _, createErr = s.Create(ctx, CreateOptions{Name: vm, Image: img}) }()
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(i) * time.Millisecond)
+			rmErr = images.Remove(ctx, img, false, imageUsers)
+		}()
+		wg.Wait()
+		if createErr == nil && rmErr == nil {
+			violations++
+			t.Errorf("round %d: VM %s was created from image %s, which was removed at the same time", i, vm, img)
+		}
+		var inUse *stagedir.InUseError
+		if rmErr != nil && createErr == nil && !errors.As(rmErr, &inUse) {
+			t.Errorf("round %d: image rm failed with %v, want an in-use error", i, rmErr)
+		}
+		if createErr == nil {
+			// The VM boots kernel "test": kernel rm must refuse it.
+			err := ks.Remove(ctx, "test", false, kernelUsers)
+			if !errors.As(err, &inUse) || !strings.Contains(err.Error(), vm) {
+				t.Fatalf("kernel rm while VM %s boots it: %v", vm, err)
+			}
+			if err := s.Remove(ctx, vm, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = images.Remove(ctx, img, true, nil)
+	}
+	t.Logf("%d violations in 12 rounds", violations)
 }

@@ -171,28 +171,28 @@ func (s *Store) sweep(entry string) {
 
 // ImageUsers names the VMs created from image, sorted.
 func (s *Store) ImageUsers(image string) ([]string, error) {
-	ls, err := s.List()
-	if err != nil {
-		return nil, err
-	}
-	var users []string
-	for _, l := range ls {
-		if l.VM != nil && l.VM.Config.Image == image {
-			users = append(users, l.Name)
-		}
-	}
-	return users, nil
+	return s.usersWhere(func(v *VM) bool { return v.Config.Image == image })
+}
+
+// KernelUsers names the VMs that boot kernel, sorted.
+func (s *Store) KernelUsers(kernel string) ([]string, error) {
+	return s.usersWhere(func(v *VM) bool { return v.Config.Kernel == kernel })
 }
 
 // SnapshotUsers names the VMs whose next start restores snapshot, sorted.
 func (s *Store) SnapshotUsers(snapshot string) ([]string, error) {
+	return s.usersWhere(func(v *VM) bool { return v.Config.Snapshot == snapshot && v.State.RestorePending })
+}
+
+// usersWhere names the VMs for which uses holds, sorted.
+func (s *Store) usersWhere(uses func(*VM) bool) ([]string, error) {
 	ls, err := s.List()
 	if err != nil {
 		return nil, err
 	}
 	var users []string
 	for _, l := range ls {
-		if l.VM != nil && l.VM.Config.Snapshot == snapshot && l.VM.State.RestorePending {
+		if l.VM != nil && uses(l.VM) {
 			users = append(users, l.Name)
 		}
 	}

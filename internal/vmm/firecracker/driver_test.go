@@ -174,16 +174,31 @@ func TestStartProcessDiesBeforeSocket(t *testing.T) {
 func TestStartCancelledWhileWaitingForSocket(t *testing.T) {
 	e := newTestEnv(t, fakeConfig{SocketDelay: time.Minute})
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(300*time.Millisecond, cancel)
-	start := time.Now()
+	// Cancel once the fake runs (it records itself first thing; on a
+	// loaded host that can take longer than any fixed delay).
+	cancelled := make(chan time.Time, 1)
+	go func() {
+		for i := 0; i < 1000; i++ {
+			if data, _ := os.ReadFile(e.cfg.Record); len(data) > 0 {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancelled <- time.Now()
+		cancel()
+	}()
 	_, err := (&Driver{}).Start(ctx, e.m)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Start error = %v, want context.Canceled", err)
 	}
-	if el := time.Since(start); el > 3*time.Second {
+	if el := time.Since(<-cancelled); el > 3*time.Second {
 		t.Errorf("Start took %v to notice the cancellation", el)
 	}
-	waitGone(t, e.pids(t)[0])
+	pids := e.pids(t)
+	if len(pids) == 0 {
+		t.Fatal("the fake firecracker never ran")
+	}
+	waitGone(t, pids[0])
 }
 
 func TestStartSocketTimeout(t *testing.T) {
