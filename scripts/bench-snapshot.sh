@@ -20,7 +20,8 @@ and, once per round, a kept warm run ("vm run --name X IMAGE -- true")
 whose "vm show X --json" gives the restore step alone (.boot.vmm_ms: VMM
 start until the restored guest runs) and must say .path "restore"; it is
 then removed with "vm rm --force". Prints the medians, the ratio
-warm/cold, and the warm snapshot's size (state_size, disk_usage) and
+warm/cold, and the warm snapshot's size (state_size, state_disk_usage,
+disk_usage) and
 save_ms (time the guest was paused) from "banger snapshot show IMAGE.warm".
 
 Options:
@@ -126,7 +127,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR
 warm_ms=$(timed_run image warm "$image" --cpus 1 --memory 512M)
 "$banger" snapshot show "$image.warm" --json >"$work/snap.json" ||
 	die "image warm left no snapshot $image.warm"
-read -r vmm accel cpus mem state_size disk_usage save_ms < <(jq -r '[.vmm, .accel, .cpus, .memory_mib, .state_size, .disk_usage, .save_ms] | @tsv' "$work/snap.json")
+read -r vmm accel cpus mem state_size state_usage disk_usage save_ms < <(jq -r '[.vmm, .accel, .cpus, .memory_mib, .state_size, .state_disk_usage, .disk_usage, .save_ms] | @tsv' "$work/snap.json")
 
 echo "image $image, $vmm ($accel; host: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)), warm snapshot for $cpus CPU(s), ${mem}M"
 cold=() warm=() steps=()
@@ -149,5 +150,5 @@ ms=$(printf '%s\n' "${steps[@]}" | median)
 mib() { awk -v b="$1" 'BEGIN {printf "%.1f MiB", b / 1048576}'; }
 printf 'median over %d rounds: cold %d ms, warm %d ms, ratio warm/cold %s, restore step %d ms\n' \
 	"$rounds" "$mc" "$mw" "$(awk -v a="$mw" -v b="$mc" 'BEGIN {printf "%.2f", a / b}')" "$ms"
-printf 'warm snapshot %s: state %s, %s on disk; image warm %d ms, guest paused %d ms to save\n' \
-	"$image.warm" "$(mib "$state_size")" "$(mib "$disk_usage")" "$warm_ms" "$save_ms"
+printf 'warm snapshot %s: memory and device state %s (%s on disk, zero pages as holes), whole snapshot with its disk %s on disk; image warm %d ms, guest paused %d ms to save\n' \
+	"$image.warm" "$(mib "$state_size")" "$(mib "$state_usage")" "$(mib "$disk_usage")" "$warm_ms" "$save_ms"

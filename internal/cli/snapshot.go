@@ -44,6 +44,7 @@ type snapshotView struct {
 	Net          string `json:"net,omitempty"`
 	DiskSize     int64  `json:"disk_size,omitempty"`
 	StateSize    int64  `json:"state_size,omitempty"`
+	StateUsage   int64  `json:"state_disk_usage,omitempty"`
 	DiskUsage    int64  `json:"disk_usage,omitempty"`
 	SaveMs       int64  `json:"save_ms,omitempty"`
 	Dir          string `json:"dir,omitempty"`
@@ -55,14 +56,15 @@ func toSnapshotView(l snapshot.Listing) snapshotView {
 		return snapshotView{Name: l.Name, Broken: l.Broken}
 	}
 	m := l.Manifest
-	var state int64
+	var state, stateUsage int64
 	for _, f := range m.StateFiles {
 		state += f.Size
+		stateUsage += f.DiskUsage
 	}
 	return snapshotView{
 		Name: m.Name, SourceVM: m.SourceVM, Image: m.Image, WarmFor: m.WarmFor, Kernel: m.Kernel, KernelSHA256: m.KernelSHA256,
 		VMM: m.VMM, VMMVersion: m.VMMVersion, Accel: m.Accel, CPUs: m.CPUs, MemoryMiB: m.MemoryMiB, Net: m.Net,
-		DiskSize: m.DiskSize, StateSize: state, DiskUsage: m.DiskUsage(), SaveMs: m.SaveTime.Milliseconds(),
+		DiskSize: m.DiskSize, StateSize: state, StateUsage: stateUsage, DiskUsage: m.DiskUsage(), SaveMs: m.SaveTime.Milliseconds(),
 		Dir: m.Dir(), CreatedAt: m.CreatedAt.UTC().Format(time.RFC3339),
 	}
 }

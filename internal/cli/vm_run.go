@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/thaloco/banger/internal/guest"
 	"github.com/thaloco/banger/internal/vm"
@@ -110,7 +111,13 @@ func runVMRun(ctx context.Context, g *globalOptions, o *vmRunOptions, command []
 		}
 		return fmt.Errorf("the root filesystem of VM %q has no SSH server (no sshd or dropbear), so banger cannot run a command in it (hint: run without a command to attach the console, or use an image with openssh-server)", name)
 	}
-	v, err = s.Start(ctx, name, vm.StartOptions{Timeout: o.timeout})
+	// A restore hands over the SSH connection of its identity step: the
+	// command runs on it, without a second handshake.
+	var conn *ssh.Client
+	v, err = s.Start(ctx, name, vm.StartOptions{Timeout: o.timeout, KeepSSH: &conn})
+	if conn != nil {
+		defer func() { _ = conn.Close() }()
+	}
 	if err != nil {
 		if o.rm || ctx.Err() != nil {
 			remove()
@@ -121,9 +128,12 @@ func runVMRun(ctx context.Context, g *globalOptions, o *vmRunOptions, command []
 	if o.timing {
 		fmt.Fprintf(g.Stderr, "banger: VM %s boot timings: %s\n", name, formatTimings(v.State.Boot))
 	}
-	if len(command) > 0 {
+	switch {
+	case len(command) > 0 && conn != nil:
+		err = exitCode(guest.Run(ctx, conn, guest.CommandLine(command), g.Stdin, g.Stdout, g.Stderr))
+	case len(command) > 0:
 		err = runInGuest(ctx, g, s, name, command)
-	} else {
+	default:
 		err = attachRun(ctx, g, s, v)
 	}
 	if o.rm {

@@ -58,6 +58,11 @@ func sshExec(ctx context.Context, g *globalOptions, target *guest.SSH, command [
 	} else {
 		code, err = guest.Run(ctx, c, guest.CommandLine(command), g.Stdin, g.Stdout, g.Stderr)
 	}
+	return exitCode(code, err)
+}
+
+// exitCode turns a guest command's exit status into banger's.
+func exitCode(code int, err error) error {
 	if err != nil {
 		return err
 	}

@@ -61,9 +61,11 @@ func RestoreCommand(p RestoreParams) string {
 	// exit status is 0 all the same.
 	add(`if e=$(date -s @%d.%09d 2>&1 >/dev/null) && [ -z "$e" ]; then c=ns; elif e=$(date -s @%d 2>&1 >/dev/null) && [ -z "$e" ]; then c=s; else c=failed; ok=0; warn "cannot set the clock: $e"; fi`,
 		now.Unix(), now.Nanosecond(), secs)
-	add("if hostname %s || echo %s >/proc/sys/kernel/hostname; then h=set; else h=failed; ok=0; warn 'cannot set the hostname'; fi", name, name)
+	// The shell's own echo first: every program started costs, and under
+	// software emulation a fresh restore pays for translating its code.
+	add("if { echo %s >/proc/sys/kernel/hostname; } 2>/dev/null || hostname %s; then h=set; else h=failed; ok=0; warn 'cannot set the hostname'; fi", name, name)
 	add("echo %s >/etc/hostname || warn 'cannot write /etc/hostname'", name)
-	add(`if grep -q '^127\.0\.1\.1[[:space:]]' /etc/hosts 2>/dev/null; then sed -i %s /etc/hosts || warn 'cannot update /etc/hosts'; fi`,
+	add(`if [ -f /etc/hosts ]; then sed -i %s /etc/hosts || warn 'cannot update /etc/hosts'; fi`,
 		shellQuote(`s/^127\.0\.1\.1[[:space:]].*/127.0.1.1 `+sedReplacement(p.Hostname)+`/`))
 	if p.MAC == "" {
 		add("m=kept")

@@ -23,6 +23,7 @@ import (
 	"github.com/thaloco/banger/internal/snapshot"
 	"github.com/thaloco/banger/internal/sshkey"
 	"github.com/thaloco/banger/internal/vmm"
+	"golang.org/x/crypto/ssh"
 )
 
 // SnapshotOptions tune Snapshot.
@@ -395,7 +396,10 @@ func (s *Store) restoreLocked(ctx context.Context, v *VM, o StartOptions) error 
 		return err
 	}
 	if v.Config.Ready == ReadySSH && v.sshAddr() != "" {
-		res, err := s.cloneIdentity(ctx, v, snap, o.Timeout)
+		res, c, err := s.cloneIdentity(ctx, v, snap, o.Timeout, o.KeepSSH != nil)
+		if c != nil {
+			*o.KeepSSH = c
+		}
 		if err != nil {
 			_ = killVMM(v.State, 0)
 			s.failStart(v, err)
@@ -418,10 +422,10 @@ func (s *Store) restoreLocked(ctx context.Context, v *VM, o StartOptions) error 
 // netsetup.Isolate) with that VM's host address while the guest is
 // reached at the old address and moved to its own, then returned, and
 // the guest must answer at its own address before the restore counts.
-func (s *Store) cloneIdentity(ctx context.Context, v *VM, snap *snapshot.Manifest, timeout time.Duration) (string, error) {
+func (s *Store) cloneIdentity(ctx context.Context, v *VM, snap *snapshot.Manifest, timeout time.Duration, keep bool) (string, *ssh.Client, error) {
 	kp, err := sshkey.Ensure(s.Layout.SSHDir())
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	target := &guest.SSH{Addr: v.sshAddr(), KeyPath: kp.PrivatePath, KnownHosts: v.KnownHosts(), Name: v.Name()}
 	seed := make([]byte, 64)
@@ -433,28 +437,28 @@ func (s *Store) cloneIdentity(ctx context.Context, v *VM, snap *snapshot.Manifes
 	case NetTap:
 		l, err := s.lease(v.Name())
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		params.MAC = l.MAC
 		if snap.TapGuest == "" || snap.TapHost == "" {
-			return "", fmt.Errorf("snapshot %q has no record of its guest's tap address (hint: take it again)", snap.Name)
+			return "", nil, fmt.Errorf("snapshot %q has no record of its guest's tap address (hint: take it again)", snap.Name)
 		}
 		if snap.TapGuest != l.GuestAddr.String() {
 			old, err := netip.ParsePrefix(snap.TapGuest)
 			if err != nil {
-				return "", fmt.Errorf("snapshot %q: tap address: %w", snap.Name, err)
+				return "", nil, fmt.Errorf("snapshot %q: tap address: %w", snap.Name, err)
 			}
 			host, err := netip.ParsePrefix(snap.TapHost)
 			if err != nil {
-				return "", fmt.Errorf("snapshot %q: tap address: %w", snap.Name, err)
+				return "", nil, fmt.Errorf("snapshot %q: tap address: %w", snap.Name, err)
 			}
 			cfg, err := s.netConfig()
 			if err != nil {
-				return "", err
+				return "", nil, err
 			}
 			iso, err := netsetup.Isolate(ctx, cfg, v.Name(), host)
 			if err != nil {
-				return "", err
+				return "", nil, err
 			}
 			defer func() {
 				if iso != nil {
@@ -464,47 +468,56 @@ func (s *Store) cloneIdentity(ctx context.Context, v *VM, snap *snapshot.Manifes
 			target.Addr = net.JoinHostPort(old.Addr().String(), "22")
 			target.Dial = iso.DialContext
 			params.Net = &guestinit.NetChange{Old: snap.TapGuest, New: l.GuestAddr.String(), Gateway: l.HostAddr.Addr().String()}
-			res, err := s.runIdentity(ctx, v, target, params, timeout)
+			res, _, err := s.runIdentity(ctx, v, target, params, timeout, false)
 			if err != nil {
-				return "", err
+				return "", nil, err
 			}
 			err = iso.Close(ctx)
 			iso = nil
 			if err != nil {
-				return "", err
+				return "", nil, err
 			}
 			if err := waitTCP(ctx, v.sshAddr(), timeout); err != nil {
-				return "", fmt.Errorf("the restored guest moved to %s but does not answer there: %w", l.GuestAddr.Addr(), err)
+				return "", nil, fmt.Errorf("the restored guest moved to %s but does not answer there: %w", l.GuestAddr.Addr(), err)
 			}
-			return res, nil
+			return res, nil, nil
 		}
 		params.Net = &guestinit.NetChange{Old: snap.TapGuest, New: snap.TapGuest}
 	}
-	return s.runIdentity(ctx, v, target, params, timeout)
+	return s.runIdentity(ctx, v, target, params, timeout, keep)
 }
 
-// runIdentity runs guestinit's restore command in the guest at target.
-func (s *Store) runIdentity(ctx context.Context, v *VM, target *guest.SSH, params guestinit.RestoreParams, timeout time.Duration) (string, error) {
+// runIdentity runs guestinit's restore command in the guest at target;
+// with keep, it returns the connection open on success.
+func (s *Store) runIdentity(ctx context.Context, v *VM, target *guest.SSH, params guestinit.RestoreParams, timeout time.Duration, keep bool) (_ string, _ *ssh.Client, err error) {
 	c, err := target.Connect(ctx, timeout)
 	if err != nil {
-		return "", fmt.Errorf("reaching the restored guest over SSH: %w", err)
+		return "", nil, fmt.Errorf("reaching the restored guest over SSH: %w", err)
 	}
-	defer func() { _ = c.Close() }()
+	defer func() {
+		if !keep || err != nil {
+			_ = c.Close()
+		}
+	}()
 	var out, errb bytes.Buffer
 	code, err := guest.Run(ctx, c, guestinit.RestoreCommand(params), nil, &out, &errb)
 	if err != nil {
-		return "", fmt.Errorf("clone identity step: %w", err)
+		return "", nil, fmt.Errorf("clone identity step: %w", err)
 	}
 	res, perr := guestinit.ParseRestoreResult(out.String())
 	if code != 0 || perr != nil {
-		return "", fmt.Errorf("clone identity step failed (exit %d): %s%s", code, strings.TrimSpace(errb.String()+" "+out.String()), errText(perr))
+		return "", nil, fmt.Errorf("clone identity step failed (exit %d): %s%s", code, strings.TrimSpace(errb.String()+" "+out.String()), errText(perr))
 	}
 	for _, w := range strings.Split(strings.TrimSpace(errb.String()), "\n") {
 		if w != "" {
 			s.logf("VM %q: %s", v.Name(), w)
 		}
 	}
-	return fmt.Sprintf("reseed=%s clock=%s hostname=%s mac=%s net=%s", res.Reseed, res.Clock, res.Hostname, res.MAC, res.Net), nil
+	summary := fmt.Sprintf("reseed=%s clock=%s hostname=%s mac=%s net=%s", res.Reseed, res.Clock, res.Hostname, res.MAC, res.Net)
+	if !keep {
+		return summary, nil, nil
+	}
+	return summary, c, nil
 }
 
 // waitTCP waits until something accepts TCP connections at addr.

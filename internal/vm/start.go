@@ -11,6 +11,7 @@ import (
 	"github.com/thaloco/banger/internal/kernelstore"
 	"github.com/thaloco/banger/internal/logtail"
 	"github.com/thaloco/banger/internal/vmm"
+	"golang.org/x/crypto/ssh"
 )
 
 // DefaultReadyTimeout bounds the wait for a guest to become ready.
@@ -21,6 +22,12 @@ type StartOptions struct {
 	// Timeout bounds the wait for the guest to be ready; 0 means
 	// DefaultReadyTimeout.
 	Timeout time.Duration
+	// KeepSSH, if not nil, receives the SSH connection a restore opened
+	// for the clone identity step, left open so the caller can run its
+	// command without a second handshake (it must close it). It stays nil
+	// when the start made none to hand over (a boot, or --net tap, whose
+	// step runs through an isolated namespace).
+	KeepSSH **ssh.Client
 }
 
 // Start boots the VM called name and waits until the guest is ready (its
