@@ -103,8 +103,21 @@ func (s *Store) Pull(ctx context.Context, e kernelcat.Entry, opts PullOptions) (
 	return res, nil
 }
 
+// partialMaxAge is how long a partial download is kept for a later pull
+// to resume, counted from its last write.
+const partialMaxAge = 7 * 24 * time.Hour
+
+func (s *Store) partialDir() string { return filepath.Join(s.dir, ".partial") }
+
 func (s *Store) partialPath(sha string) string {
-	return filepath.Join(s.dir, ".partial", sha+".tar.zst.part")
+	return filepath.Join(s.partialDir(), sha+".tar.zst.part")
+}
+
+// prunePartials removes the partial downloads last written more than
+// partialMaxAge ago, except those a pull is using right now (fetch holds a
+// flock on each while it downloads).
+func (s *Store) prunePartials() {
+	fetch.PruneStale(s.partialDir(), time.Now().Add(-partialMaxAge))
 }
 
 // download streams the tarball into tmp. Hashing, decompression and writes
@@ -124,6 +137,9 @@ func (s *Store) download(ctx context.Context, e kernelcat.Entry, tmp string, opt
 		return nil, fmt.Errorf("pulling kernel %q: %w", e.Name, err)
 	}
 	defer body.Close()
+	// Only now: the download holds its own partial file, which is kept
+	// however old, since it is being resumed.
+	s.prunePartials()
 	files, xerr := archive.ExtractBundle(ctx, body, tmp, archive.DefaultLimits())
 	// Read to the end so the size and digest are checked. A digest
 	// mismatch explains a broken archive better than the archive error,
