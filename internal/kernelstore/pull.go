@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -154,7 +155,7 @@ func (s *Store) download(ctx context.Context, e kernelcat.Entry, tmp string, opt
 	case derr != nil && errors.Is(xerr, derr):
 		err = derr
 	case xerr != nil:
-		err = xerr
+		err = fmt.Errorf("unpacking %s: %w", redacted(e.URL), xerr)
 	default:
 		err = derr
 	}
@@ -172,4 +173,13 @@ func (s *Store) diskFullHint(err error) string {
 		return ""
 	}
 	return fmt.Sprintf(" (hint: free space in %s, or set BANGER_KERNELS_DIR to a directory on a larger file system)", s.dir)
+}
+
+// redacted is rawURL with any password hidden, for error messages.
+func redacted(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return rawURL
+	}
+	return u.Redacted()
 }
