@@ -107,13 +107,16 @@ func Bomb(size int64) []byte {
 	if err != nil {
 		panic(err)
 	}
-	defer enc.Close()
 	out := enc.EncodeAll(hdr.Bytes(), nil)
 	mib := enc.EncodeAll(make([]byte, 1<<20), nil)
 	for range size >> 20 {
 		out = append(out, mib...)
 	}
-	return append(out, enc.EncodeAll(make([]byte, 1024), nil)...)
+	out = enc.EncodeAll(make([]byte, 1024), out)
+	if err := enc.Close(); err != nil {
+		panic(err)
+	}
+	return out
 }
 
 // SHA256 is the lower-case hex sha256 of b.
