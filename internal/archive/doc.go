@@ -38,9 +38,14 @@
 // everything belongs to the invoking user.
 //
 // Limits bound the decompressed tar bytes (default 8 GiB), the zstd window
-// (default 128 MiB) and the number of entries (default 100,000); names and
-// symlink targets are at most 4096 bytes and a bundle may hold at most 4096
-// symlinks. Errors for a bundle past a limit match ErrLimitExceeded.
+// (default 128 MiB), the number of entries (default 100,000) and, for a
+// bundle, the expansion ratio: once past RatioGrace (16 MiB) of tar, every
+// read checks that the tar is at most MaxRatio (default 50) times the
+// compressed bytes read so far, so a decompression bomb is refused when it
+// crosses the ratio, not after it was written out (see the constants for
+// why 50). Names and symlink targets are at most 4096 bytes and a bundle
+// may hold at most 4096 symlinks. Errors for a bundle past a limit match
+// ErrLimitExceeded.
 //
 // For speed, decompression, hashing and writing overlap: small files are
 // created, hashed and written by a pool of goroutines while the tar is

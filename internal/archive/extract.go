@@ -46,12 +46,13 @@ func ExtractBundle(ctx context.Context, r io.Reader, dir string, lim Limits) ([]
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	dec, err := zstd.NewReader(r, zstd.WithDecoderMaxWindow(lim.MaxWindow), zstd.WithDecoderConcurrency(1))
+	in := &counter{r: r}
+	dec, err := zstd.NewReader(in, zstd.WithDecoderMaxWindow(lim.MaxWindow), zstd.WithDecoderConcurrency(1))
 	if err != nil {
 		return nil, fmt.Errorf("starting zstd decoder: %w", err)
 	}
 	defer dec.Close()
-	return extract(ctx, dec, true, dir, lim)
+	return extract(ctx, &source{r: dec, max: lim.MaxBytes, in: in, ratio: lim.MaxRatio}, dir, lim)
 }
 
 // ExtractTar is ExtractBundle for an uncompressed tar stream r: it extracts
@@ -74,13 +75,13 @@ func ExtractTar(ctx context.Context, r io.Reader, dir string, lim Limits) ([]Fil
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return extract(ctx, r, false, dir, lim)
+	return extract(ctx, &source{r: r, max: lim.MaxBytes}, dir, lim)
 }
 
-// extract is the body shared by ExtractBundle and ExtractTar: r is the tar
-// stream, decompressed tells whether it comes out of the zstd decoder (for
-// the error messages), lim has its defaults filled in.
-func extract(ctx context.Context, r io.Reader, decompressed bool, dir string, lim Limits) ([]File, error) {
+// extract is the body shared by ExtractBundle and ExtractTar: src is the
+// tar stream (decompressed when src.in is set, which the error messages
+// tell), lim has its defaults filled in.
+func extract(ctx context.Context, src *source, dir string, lim Limits) ([]File, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("opening extraction directory: %w", err)
@@ -91,14 +92,13 @@ func extract(ctx context.Context, r io.Reader, decompressed bool, dir string, li
 		ctx:      ctx,
 		root:     root,
 		lim:      lim,
-		zstd:     decompressed,
+		zstd:     src.in != nil,
 		entries:  make(map[string]*File),
 		implicit: make(map[string]bool),
 		links:    make(map[string]string),
 		dirs:     make(map[string]*os.Root),
 		w:        startWriters(ctx),
 	}
-	src := &source{r: r, max: lim.MaxBytes}
 	err = x.run(src)
 	// Every write is done before extract returns and the caller looks at,
 	// or removes, dir.

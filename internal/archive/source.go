@@ -16,6 +16,23 @@ type source struct {
 	r   io.Reader
 	n   int64 // bytes returned so far
 	max int64
+	// in counts the compressed bytes the zstd decoder read (nil for a
+	// plain tar); past RatioGrace, n may be at most ratio times in.n.
+	in    *counter
+	ratio int64
+	err   error // a limit error, returned by every later Read
+}
+
+// counter counts the bytes read through it.
+type counter struct {
+	r io.Reader
+	n int64
+}
+
+func (c *counter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // limitError reports a bundle past one of its Limits; it matches
@@ -28,6 +45,10 @@ type limitError struct {
 func (e *limitError) Error() string   { return e.msg }
 func (e *limitError) Unwrap() []error { return []error{ErrLimitExceeded, e.cause} }
 
+func errTooDense(out, in, limit int64) error {
+	return &limitError{msg: fmt.Sprintf("bundle expands %d-fold (%d bytes of tar from the first %d compressed bytes), over the %d-fold limit (hint: no real kernel bundle compresses that well, so this looks like a decompression bomb; raise Limits.MaxRatio if it is genuine)", out/max(in, 1), out, in, limit)}
+}
+
 func errTooLarge(max int64) error {
 	return &limitError{msg: fmt.Sprintf("bundle expands to more than %s of tar data (hint: the cap guards against decompression bombs; raise Limits.MaxBytes for a larger bundle)", size(uint64(max)))}
 }
@@ -39,8 +60,8 @@ func (e streamError) Error() string { return e.err.Error() }
 func (e streamError) Unwrap() error { return e.err }
 
 func (s *source) Read(p []byte) (int, error) {
-	if s.n > s.max {
-		return 0, errTooLarge(s.max)
+	if s.err != nil {
+		return 0, s.err
 	}
 	if room := s.max - s.n + 1; int64(len(p)) > room {
 		p = p[:room]
@@ -48,7 +69,15 @@ func (s *source) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
 	s.n += int64(n)
 	if s.n > s.max {
-		return n - int(s.n-s.max), errTooLarge(s.max)
+		s.err = errTooLarge(s.max)
+		return n - int(s.n-s.max), s.err
+	}
+	// Checked on every read, so a bomb is stopped as soon as it crosses
+	// the ratio, not after it was written out. (Divided, not multiplied:
+	// a huge MaxRatio must not overflow.)
+	if s.in != nil && s.n > RatioGrace && s.n/s.ratio > s.in.n {
+		s.err = errTooDense(s.n, s.in.n, s.ratio)
+		return n, s.err
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		err = streamError{err}

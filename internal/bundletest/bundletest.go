@@ -87,6 +87,38 @@ func Full(vmlinux string) []byte {
 	)
 }
 
+// Bomb is a valid bundle whose vmlinux is size bytes of zeros (size a
+// multiple of 1 MiB): a decompression bomb, about 100 bytes of bundle per
+// MiB. It is a real zstd stream of concatenated frames, one per MiB, so
+// building it costs no gigabytes of compression.
+func Bomb(size int64) []byte {
+	if size%(1<<20) != 0 {
+		panic("bundletest.Bomb: size is not a multiple of 1 MiB")
+	}
+	var hdr bytes.Buffer
+	tw := tar.NewWriter(&hdr)
+	h := &tar.Header{Name: "vmlinux", Typeflag: tar.TypeReg, Mode: 0o644, Size: size, ModTime: time.Unix(0, 0), Format: tar.FormatPAX}
+	if err := tw.WriteHeader(h); err != nil {
+		panic(err)
+	}
+	// The body follows as zeros, then the end-of-archive marker: two zero
+	// blocks. tw is not closed: it would complain of the missing body.
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		panic(err)
+	}
+	out := enc.EncodeAll(hdr.Bytes(), nil)
+	mib := enc.EncodeAll(make([]byte, 1<<20), nil)
+	for range size >> 20 {
+		out = append(out, mib...)
+	}
+	out = enc.EncodeAll(make([]byte, 1024), out)
+	if err := enc.Close(); err != nil {
+		panic(err)
+	}
+	return out
+}
+
 // SHA256 is the lower-case hex sha256 of b.
 func SHA256(b []byte) string {
 	s := sha256.Sum256(b)

@@ -58,7 +58,7 @@ func (g *globalOptions) kernelStore() (*kernelstore.Store, error) {
 }
 
 // catalog loads the catalog in effect and, when it is not the embedded
-// one, says so once on stderr.
+// one, says so once on stderr, with a warning for each entry it skips.
 func (g *globalOptions) catalog() (*kernelcat.Catalog, error) {
 	c, err := kernelcat.Load(g.Getenv)
 	if err != nil {
@@ -66,6 +66,9 @@ func (g *globalOptions) catalog() (*kernelcat.Catalog, error) {
 	}
 	if c.Source != "embedded" {
 		fmt.Fprintf(g.Stderr, "banger: using kernel catalog %s (BANGER_CATALOG)\n", c.Source)
+	}
+	for _, s := range c.Skipped {
+		fmt.Fprintf(g.Stderr, "banger: warning: kernel catalog %s: skipping %s\n", c.Source, s)
 	}
 	if m := g.Getenv("BANGER_KERNEL_MIRROR"); m != "" {
 		fmt.Fprintf(g.Stderr, "banger: fetching kernels from mirror %s (BANGER_KERNEL_MIRROR)\n", m)

@@ -47,6 +47,7 @@ func bundles(version string) map[string][]byte {
 		"device":         bundletest.Build(vml, bundletest.Entry{Name: "modules/", Type: tar.TypeDir}, bundletest.Entry{Name: "modules/null", Type: tar.TypeChar}),
 		"no-vmlinux":     bundletest.Build(e("initrd.img", "x")),
 		"duplicate":      bundletest.Build(vml, vml),
+		"bomb":           bundletest.Bomb(2 << 30),
 	}
 }
 

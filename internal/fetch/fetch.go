@@ -6,6 +6,7 @@ package fetch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,8 +29,10 @@ type Options struct {
 	// Partial, if set, is a file that receives every byte as it arrives so
 	// that a later Open with the same Partial resumes where this one
 	// stopped. It is replayed (and re-verified) first, and removed after
-	// success or a size/digest mismatch. Callers serialise its use (flock).
-	// Ignored for file:// URLs, apart from being removed after success.
+	// success or a size/digest mismatch. The download holds a flock on it
+	// while it runs: a second download of the same Partial goes ahead
+	// without one, and PruneStale leaves it alone. Ignored for file://
+	// URLs, apart from being removed after success.
 	Partial string
 	// Progress, if set, receives every delivered byte (only its length
 	// matters; it is typically a *progress.Bar).
@@ -93,7 +96,12 @@ func Open(ctx context.Context, src Source, opts Options) (io.ReadCloser, error) 
 	}
 	var part *partial
 	if opts.Partial != "" && u.Scheme != "file" {
-		if part, err = openPartial(opts.Partial, src.Size, opts.Logf); err != nil {
+		part, err = openPartial(opts.Partial, src.Size, opts.Logf)
+		if errors.Is(err, errPartialBusy) {
+			opts.Logf("downloading %s: partial download %s is in use by another process; downloading without keeping the bytes", name, opts.Partial)
+			opts.Partial, err = "", nil
+		}
+		if err != nil {
 			s.close()
 			return nil, err
 		}

@@ -5,13 +5,17 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 
 	"github.com/thaloco/banger/internal/progress"
+	"golang.org/x/sys/unix"
 )
 
 // partial is the file that keeps received bytes for a later run. Its
 // content is always a prefix of the stream: once a write fails it is
-// left alone for the rest of the run.
+// left alone for the rest of the run. The download holds an exclusive
+// flock on it until close, so PruneStale and other downloads of the same
+// file leave it alone.
 type partial struct {
 	f      *os.File
 	path   string
@@ -20,12 +24,41 @@ type partial struct {
 	logf   func(string, ...any)
 }
 
+// errPartialBusy: another download holds the partial file.
+var errPartialBusy = errors.New("partial download in use by another process")
+
 func openPartial(path string, max int64, logf func(string, ...any)) (*partial, error) {
+	// PruneStale may remove the file between the open and the flock; the
+	// second try creates a new one.
+	for range 3 {
+		p, err := tryOpenPartial(path, max, logf)
+		if p != nil || err != nil {
+			return p, err
+		}
+	}
+	return nil, fmt.Errorf("opening partial download %s: it was removed while being opened, three times", path)
+}
+
+// tryOpenPartial returns nil, nil when the file it locked had been removed.
+func tryOpenPartial(path string, max int64, logf func(string, ...any)) (*partial, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening partial download: %w", err)
 	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, errPartialBusy
+		}
+		return nil, fmt.Errorf("locking partial download %s: %w", path, err)
+	}
 	fi, err := f.Stat()
+	if err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink == 0 {
+			f.Close()
+			return nil, nil
+		}
+	}
 	if err == nil && !fi.Mode().IsRegular() {
 		err = fmt.Errorf("%s is not a regular file", path)
 	}
@@ -97,8 +130,9 @@ func (p *partial) close(remove bool) {
 	if p == nil {
 		return
 	}
-	p.f.Close()
 	if remove {
+		// Under the lock, so nobody starts resuming from it meanwhile.
 		os.Remove(p.path)
 	}
+	p.f.Close()
 }

@@ -9,7 +9,6 @@ import (
 	"hash"
 	"io"
 	"math/rand/v2"
-	"os"
 	"time"
 
 	"github.com/thaloco/banger/internal/progress"
@@ -72,7 +71,7 @@ func (p *producer) run() error {
 	bad := errors.As(err, &se) || errors.As(err, &de)
 	p.part.close(err == nil || bad)
 	if err == nil && p.part == nil && p.opts.Partial != "" {
-		os.Remove(p.opts.Partial) // a file:// download leaves no stale partial behind
+		removeIfFree(p.opts.Partial) // a file:// download leaves no stale partial behind
 	}
 	return err
 }

@@ -4,21 +4,15 @@
 package kernelcat
 
 import (
-	"bytes"
 	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"regexp"
 	"runtime"
 	"slices"
 	"sort"
 	"strings"
-	"sync"
-
-	"github.com/thaloco/banger/internal/paths"
 )
 
 //go:embed catalog.json
@@ -50,6 +44,9 @@ type Catalog struct {
 	// Source says where the catalog came from: "embedded" or the path
 	// given in BANGER_CATALOG. Not part of the file.
 	Source string `json:"-"`
+	// Skipped are the entries of a private catalog that break the rules
+	// (see ParsePrivate), left out of Entries. Not part of the file.
+	Skipped []Skipped `json:"-"`
 }
 
 // knownArches are the architectures a catalog entry may name, in the order
@@ -93,62 +90,6 @@ var (
 	officialNameRE = regexp.MustCompile(`^([a-z0-9]+)-([0-9]+\.[0-9]+)$`)
 )
 
-// Parse decodes and validates a catalog. Unknown fields are rejected so a
-// typo in a private catalog is caught instead of silently ignored.
-func Parse(data []byte, source string) (*Catalog, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var c Catalog
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("parsing kernel catalog %s: %w", source, err)
-	}
-	c.Source = source
-	if c.Version != SchemaVersion {
-		return nil, fmt.Errorf("kernel catalog %s has version %d, this banger understands version %d (hint: upgrade banger)", source, c.Version, SchemaVersion)
-	}
-	seen := map[string]bool{}
-	for i, e := range c.Entries {
-		if err := e.validate(); err != nil {
-			return nil, fmt.Errorf("kernel catalog %s: entry %d: %w", source, i, err)
-		}
-		k := e.Name + "/" + e.Arch
-		if seen[k] {
-			return nil, fmt.Errorf("kernel catalog %s: duplicate entry %s for %s", source, e.Name, e.Arch)
-		}
-		seen[k] = true
-	}
-	return &c, nil
-}
-
-// validate checks the rules every catalog (embedded or private) must obey.
-func (e Entry) validate() error {
-	if err := paths.ValidateName("kernel", e.Name); err != nil {
-		return err
-	}
-	if err := ValidateArch(e.Arch); err != nil {
-		return fmt.Errorf("%s: %w", e.Name, err)
-	}
-	if e.SHA256 == "" {
-		return fmt.Errorf("%s: no sha256: an entry without a hash cannot be pulled", e.Name)
-	}
-	if !sha256RE.MatchString(e.SHA256) {
-		return fmt.Errorf("%s: sha256 %q is not 64 lower-case hex digits", e.Name, e.SHA256)
-	}
-	if e.Size <= 0 {
-		return fmt.Errorf("%s: size must be greater than 0", e.Name)
-	}
-	u, err := url.Parse(e.URL)
-	if err != nil {
-		return fmt.Errorf("%s: bad url %q: %w", e.Name, e.URL, err)
-	}
-	switch u.Scheme {
-	case "https", "http", "file":
-	default:
-		return fmt.Errorf("%s: url %q must be https://, http:// or file://", e.Name, e.URL)
-	}
-	return nil
-}
-
 // ValidateOfficial applies the stricter rules of the catalog shipped inside
 // banger: https URLs, <distro>-<major.minor> names matching the entry's
 // distro and kernel version.
@@ -174,40 +115,6 @@ func (c *Catalog) ValidateOfficial() error {
 	return errors.Join(errs...)
 }
 
-var parseEmbedded = sync.OnceValues(func() (*Catalog, error) { return Parse(embedded, "embedded") })
-
-// Embedded returns the catalog compiled into banger.
-func Embedded() (*Catalog, error) { return parseEmbedded() }
-
-// Load returns the catalog in effect: the file named by BANGER_CATALOG if
-// set, else the embedded one, with BANGER_KERNEL_MIRROR applied.
-func Load(getenv func(string) string) (*Catalog, error) {
-	var c *Catalog
-	if p := getenv("BANGER_CATALOG"); p != "" {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("reading BANGER_CATALOG: %w (hint: point BANGER_CATALOG at a catalog.json or unset it)", err)
-		}
-		if c, err = Parse(data, p); err != nil {
-			return nil, err
-		}
-	} else {
-		emb, err := Embedded()
-		if err != nil {
-			return nil, err
-		}
-		cp := *emb
-		cp.Entries = append([]Entry(nil), emb.Entries...)
-		c = &cp
-	}
-	if m := getenv("BANGER_KERNEL_MIRROR"); m != "" {
-		if err := c.applyMirror(m); err != nil {
-			return nil, err
-		}
-	}
-	return c, nil
-}
-
 func (c *Catalog) applyMirror(base string) error {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "file") {
@@ -230,6 +137,11 @@ func (c *Catalog) Lookup(name, arch string) (Entry, error) {
 				return e, nil
 			}
 			arches = append(arches, e.Arch)
+		}
+	}
+	for _, s := range c.Skipped {
+		if s.Name == name && (s.Arch == arch || ValidateArch(s.Arch) != nil) {
+			return Entry{}, fmt.Errorf("kernel %q for %s cannot be pulled: its entry in kernel catalog %s is invalid: %w (hint: fix entries[%d] in %s)", name, arch, c.Source, s.Err, s.Index, c.Source)
 		}
 	}
 	if len(arches) > 0 {

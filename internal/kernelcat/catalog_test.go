@@ -21,6 +21,9 @@ func TestEmbeddedCatalog(t *testing.T) {
 	if c.Source != "embedded" {
 		t.Fatalf("source = %q", c.Source)
 	}
+	if len(c.Skipped) != 0 {
+		t.Fatalf("embedded catalog has skipped entries: %v", c.Skipped)
+	}
 }
 
 const good = `{"name":"generic-6.12","distro":"generic","arch":"x86_64","kernel_version":"6.12.1","url":"https://example.invalid/generic-6.12-x86_64.tar.zst","sha256":"` +

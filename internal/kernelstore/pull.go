@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -103,8 +104,21 @@ func (s *Store) Pull(ctx context.Context, e kernelcat.Entry, opts PullOptions) (
 	return res, nil
 }
 
+// partialMaxAge is how long a partial download is kept for a later pull
+// to resume, counted from its last write.
+const partialMaxAge = 7 * 24 * time.Hour
+
+func (s *Store) partialDir() string { return filepath.Join(s.dir, ".partial") }
+
 func (s *Store) partialPath(sha string) string {
-	return filepath.Join(s.dir, ".partial", sha+".tar.zst.part")
+	return filepath.Join(s.partialDir(), sha+".tar.zst.part")
+}
+
+// prunePartials removes the partial downloads last written more than
+// partialMaxAge ago, except those a pull is using right now (fetch holds a
+// flock on each while it downloads).
+func (s *Store) prunePartials() {
+	fetch.PruneStale(s.partialDir(), time.Now().Add(-partialMaxAge))
 }
 
 // download streams the tarball into tmp. Hashing, decompression and writes
@@ -124,6 +138,9 @@ func (s *Store) download(ctx context.Context, e kernelcat.Entry, tmp string, opt
 		return nil, fmt.Errorf("pulling kernel %q: %w", e.Name, err)
 	}
 	defer body.Close()
+	// Only now: the download holds its own partial file, which is kept
+	// however old, since it is being resumed.
+	s.prunePartials()
 	files, xerr := archive.ExtractBundle(ctx, body, tmp, archive.DefaultLimits())
 	// Read to the end so the size and digest are checked. A digest
 	// mismatch explains a broken archive better than the archive error,
@@ -138,7 +155,7 @@ func (s *Store) download(ctx context.Context, e kernelcat.Entry, tmp string, opt
 	case derr != nil && errors.Is(xerr, derr):
 		err = derr
 	case xerr != nil:
-		err = xerr
+		err = fmt.Errorf("unpacking %s: %w", redacted(e.URL), xerr)
 	default:
 		err = derr
 	}
@@ -156,4 +173,13 @@ func (s *Store) diskFullHint(err error) string {
 		return ""
 	}
 	return fmt.Sprintf(" (hint: free space in %s, or set BANGER_KERNELS_DIR to a directory on a larger file system)", s.dir)
+}
+
+// redacted is rawURL with any password hidden, for error messages.
+func redacted(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return rawURL
+	}
+	return u.Redacted()
 }

@@ -123,5 +123,9 @@ func (s *Store) Get(name string) (*Manifest, error) {
 type Listing = stagedir.Listing[*Manifest]
 
 // List returns every installed kernel sorted by name. A broken one does
-// not hide the others: it is listed with the reason.
-func (s *Store) List() ([]Listing, error) { return stagedir.List(s.dir, "kernel", s.Get) }
+// not hide the others: it is listed with the reason. Partial downloads
+// older than a week that no pull is using are pruned on the way.
+func (s *Store) List() ([]Listing, error) {
+	s.prunePartials()
+	return stagedir.List(s.dir, "kernel", s.Get)
+}
