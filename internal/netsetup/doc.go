@@ -23,12 +23,17 @@
 //     their own resolver;
 //   - net.ipv4.ip_forward=1 (never switched back off: other software on the
 //     host may rely on it; a Lease note says when banger switched it on);
-//   - iptables rules carrying the comment "banger:NAME": two filter FORWARD
-//     rules accepting traffic from the tap and replies to it (inserted first,
-//     so a DROP policy such as Docker's does not drop VM traffic), and, when
-//     the host has a default route, a nat POSTROUTING MASQUERADE rule for the
-//     /30 out of the default route's interface. Without a default route the
-//     VM only reaches the host, and a Lease note says so;
+//   - iptables rules carrying the comment "banger:NAME", first in the filter
+//     FORWARD chain and in this order (so a DROP policy such as Docker's
+//     does not drop VM traffic): accept from the tap with the /30 as source
+//     out of the default route's interface (the uplink); accept replies
+//     (conntrack RELATED,ESTABLISHED) into the tap; drop everything else
+//     from the tap (other VMs' taps, other interfaces, other source
+//     addresses) and into it (other VMs, connections opened from outside).
+//     With them a nat POSTROUTING MASQUERADE rule for the /30 out of the
+//     uplink. Without a default route there is no uplink: the VM only
+//     reaches the host, and a Lease note says so. Traffic between the host
+//     and the guest does not cross FORWARD and is left alone;
 //   - a lease file StateDir/leases/NAME.json recording the tap, subnet and
 //     MAC, so the VM keeps its address across restarts (even if the pool
 //     changes later) and no two VMs ever share a subnet. Setup and Teardown
@@ -36,8 +41,8 @@
 //     The lease is written before anything is created and removed only after
 //     everything is gone.
 //
-// A repeated Setup re-creates what is missing and moves the NAT rule to the
-// current uplink. Subnets overlapping an address or route already on the
+// A repeated Setup re-creates what is missing and moves the egress and NAT
+// rules to the current uplink; rules already as wanted are left alone. Subnets overlapping an address or route already on the
 // host (any routing table) are skipped. Teardown removes the tap only if it carries banger's alias
 // for that VM, deletes exactly the iptables rules with the VM's comment, and
 // releases the lease; it never touches anything else.

@@ -101,13 +101,39 @@ func TestSetupTeardown(t *testing.T) {
 		t.Errorf("ip_forward = %s after Setup, want 1", got)
 	}
 	rules := bangerRules(t, "web")
-	if len(rules) != 3 || !slices.ContainsFunc(rules, func(r string) bool {
-		return strings.Contains(r, "-A POSTROUTING -s 172.30.0.0/30 -o up0 ") && strings.HasSuffix(r, "-j MASQUERADE")
-	}) {
-		t.Errorf("banger rules = %q, want two FORWARD rules and a MASQUERADE out of up0", rules)
+	wantRules := []string{
+		`-A FORWARD -s 172.30.0.0/30 -i bg-web -o up0 -m comment --comment "banger:web" -j ACCEPT`,
+		`-A FORWARD -o bg-web -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "banger:web" -j ACCEPT`,
+		`-A FORWARD -i bg-web -m comment --comment "banger:web" -j DROP`,
+		`-A FORWARD -o bg-web -m comment --comment "banger:web" -j DROP`,
+		`-A POSTROUTING -s 172.30.0.0/30 -o up0 -m comment --comment "banger:web" -j MASQUERADE`,
 	}
-	if fw := strings.Split(sh(t, "iptables", "-w", "-S", "FORWARD"), "\n"); !strings.Contains(fw[1], "banger:web") {
-		t.Errorf("banger's FORWARD rule is not first: %q", fw)
+	if !slices.Equal(rules, wantRules) {
+		t.Errorf("banger rules:\n%s\nwant:\n%s", strings.Join(rules, "\n"), strings.Join(wantRules, "\n"))
+	}
+	if fw := strings.Split(sh(t, "iptables", "-w", "-S", "FORWARD"), "\n"); !slices.Equal(fw[1:5], wantRules[:4]) {
+		t.Errorf("banger's FORWARD rules are not first, in order: %q", fw)
+	}
+	// What Setup reads back equals what it asks for, so a repeated Setup
+	// leaves the rules alone instead of replacing them.
+	tl, err := checkHost("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range chains {
+		have, err := tl.taggedRules(ctx, c.table, c.chain, comment("web"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want [][]string
+		for _, r := range rulesFor(l, "up0") {
+			if r.table == c.table && r.chain == c.chain {
+				want = append(want, r.args)
+			}
+		}
+		if !slices.EqualFunc(have, want, slices.Equal) {
+			t.Errorf("%s rules read back as %q, want %q", c.chain, have, want)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(cfg.StateDir, "leases", "web.json")); err != nil {
 		t.Errorf("lease file: %v", err)
@@ -167,8 +193,8 @@ func TestSetupWithoutDefaultRoute(t *testing.T) {
 	}
 	t.Log(l.Notes)
 	rules := bangerRules(t, "lonely")
-	if len(rules) != 2 || strings.Contains(strings.Join(rules, "\n"), "MASQUERADE") {
-		t.Errorf("banger rules = %q, want the two FORWARD rules and no NAT", rules)
+	if len(rules) != 3 || strings.Contains(strings.Join(rules, "\n"), "MASQUERADE") || strings.Contains(strings.Join(rules, "\n"), "-s ") {
+		t.Errorf("banger rules = %q, want the replies' ACCEPT and two DROPs, no egress and no NAT", rules)
 	}
 	if err := Teardown(t.Context(), cfg, "lonely"); err != nil {
 		t.Fatal(err)
@@ -480,8 +506,8 @@ func TestUplinkChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	rules := strings.Join(bangerRules(t, "web"), "\n")
-	if l.Uplink != "up1" || len(bangerRules(t, "web")) != 3 || !strings.Contains(rules, "-o up1 ") || strings.Contains(rules, "up0") {
-		t.Errorf("uplink %q, rules:\n%s\nwant exactly one MASQUERADE, out of up1", l.Uplink, rules)
+	if l.Uplink != "up1" || len(bangerRules(t, "web")) != 5 || strings.Count(rules, "-o up1 ") != 2 || strings.Contains(rules, "up0") {
+		t.Errorf("uplink %q, rules:\n%s\nwant egress and one MASQUERADE, out of up1 only", l.Uplink, rules)
 	}
 }
 
@@ -569,5 +595,109 @@ func TestIsolate(t *testing.T) {
 	}
 	if in, err := guest.nextUDP(); err != nil || in.payload != "back" || in.src.Addr() != clone.HostAddr.Addr() {
 		t.Fatalf("after Close the guest got %+v, %v; want back from %s", in, err, clone.HostAddr.Addr())
+	}
+}
+
+// TestForwardScope proves with real packets what a VM's FORWARD rules let
+// through on a host whose FORWARD policy is ACCEPT (no Docker): the VM's
+// own traffic leaves through the uplink, masqueraded, and the replies come
+// back; it cannot reach another VM, send from an address outside its /30,
+// or be reached by a connection opened from the uplink's side. Then a
+// foreign ACCEPT-everything rule ahead of banger's lets the same packets
+// through, so what stopped them was banger's rules.
+func TestForwardScope(t *testing.T) {
+	if !netnstest.Run(t) {
+		return
+	}
+	addUplink(t)
+	// Strict reverse-path filtering would drop the spoofed packet before
+	// the firewall sees it.
+	sh(t, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0")
+	ctx := t.Context()
+	cfg := Config{StateDir: t.TempDir()}
+	a, err := Setup(ctx, cfg, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Setup(ctx, cfg, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { Teardown(context.Background(), cfg, "a"); Teardown(context.Background(), cfg, "b") })
+	mac := func(s string) net.HardwareAddr {
+		m, err := net.ParseMAC(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	linkMAC := func(name string) net.HardwareAddr {
+		l, err := netlink.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Attrs().HardwareAddr
+	}
+	ga := openStation(t, a.Tap, mac(a.MAC), a.GuestAddr.Addr())
+	gb := openStation(t, b.Tap, mac(b.MAC), b.GuestAddr.Addr())
+	router := openStation(t, "up0", mac("02:00:00:00:99:fe"), netip.MustParseAddr("10.99.0.254"))
+	gwA, up0 := linkMAC(a.Tap), linkMAC("up0")
+	// The host knows the guests' MACs, so a forwarded packet never waits
+	// for an ARP answer that comes too late.
+	for _, l := range []Lease{a, b} {
+		sh(t, "ip", "neigh", "replace", l.GuestAddr.Addr().String(), "lladdr", l.MAC, "dev", l.Tap)
+	}
+	outside := netip.MustParseAddrPort("198.51.100.7:53")
+	aPort := func(p uint16) netip.AddrPort { return netip.AddrPortFrom(a.GuestAddr.Addr(), p) }
+
+	// Egress and its reply.
+	if err := ga.sendUDP(gwA, aPort(4000), outside, "out"); err != nil {
+		t.Fatal(err)
+	}
+	up, err := router.nextUDP()
+	if err != nil || up.payload != "out" || up.src.Addr() != netip.MustParseAddr("10.99.0.1") {
+		t.Fatalf("uplink saw %+v, %v; want %q masqueraded to 10.99.0.1", up, err, "out")
+	}
+	if err := router.sendUDP(up.from, outside, up.src, "back"); err != nil {
+		t.Fatal(err)
+	}
+	if in, err := ga.nextUDP(); err != nil || in.payload != "back" || in.dst != aPort(4000) {
+		t.Fatalf("VM a got %+v, %v; want the reply", in, err)
+	}
+
+	// What must not pass, each sent once while banger's rules decide and
+	// once more behind a foreign ACCEPT-everything rule.
+	cases := []struct {
+		name string
+		send func() error
+		to   *station
+		want string
+	}{
+		{"VM a to VM b", func() error {
+			return ga.sendUDP(gwA, aPort(4001), netip.AddrPortFrom(b.GuestAddr.Addr(), 7), "a-to-b")
+		}, gb, "a-to-b"},
+		{"a new connection from the uplink's side into VM a", func() error {
+			return router.sendUDP(up0, netip.MustParseAddrPort("198.51.100.7:5000"), aPort(7), "in")
+		}, ga, "in"},
+		{"VM a from an address outside its /30", func() error {
+			return ga.sendUDP(gwA, netip.MustParseAddrPort("10.0.0.9:4002"), outside, "spoofed")
+		}, router, "spoofed"},
+	}
+	for _, c := range cases {
+		if err := c.send(); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.to.udpWithin(2 * time.Second); err == nil {
+			t.Errorf("%s: %q from %s to %s got through", c.name, got.payload, got.src, got.dst)
+		}
+	}
+	sh(t, "iptables", "-w", "-I", "FORWARD", "1", "-j", "ACCEPT")
+	for _, c := range cases {
+		if err := c.send(); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.to.nextUDP(); err != nil || got.payload != c.want {
+			t.Errorf("%s, behind an ACCEPT-everything rule: got %+v, %v; the test's packets do not flow", c.name, got, err)
+		}
 	}
 }

@@ -101,14 +101,9 @@ func (t tools) bringUp(ctx context.Context, l Lease) (Lease, error) {
 	if l.Uplink == "" {
 		l.Notes = append(l.Notes, fmt.Sprintf("the host has no default route, so VM %q gets no NAT to outside networks: it can reach only the host at %s", l.VM, l.HostAddr.Addr()))
 	}
-	want := rulesFor(l, l.Uplink)
-	if err := t.deleteRules(ctx, l.VM, want); err != nil { // stale ones, e.g. for an old uplink
+	// Replaces stale rules, e.g. for an old uplink.
+	if err := t.syncRules(ctx, l.VM, rulesFor(l, l.Uplink)); err != nil {
 		return l, err
-	}
-	for _, r := range want {
-		if err := t.addRule(ctx, r); err != nil {
-			return l, fmt.Errorf("setting up network of VM %q: %w", l.VM, err)
-		}
 	}
 	return l, nil
 }
@@ -148,7 +143,7 @@ func Teardown(ctx context.Context, cfg Config, vm string) error {
 }
 
 func (t tools) teardown(ctx context.Context, cfg Config, vm, tap string) error {
-	if err := t.deleteRules(ctx, vm, nil); err != nil {
+	if err := t.deleteRules(ctx, vm); err != nil {
 		return err
 	}
 	if err := deleteTap(tap, vm); err != nil {
