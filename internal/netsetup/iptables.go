@@ -20,10 +20,6 @@ type rule struct {
 	args         []string
 }
 
-// comment is the iptables comment on every rule banger adds for vm; it is
-// how Teardown finds exactly those rules.
-func comment(vm string) string { return "banger:" + vm }
-
 // rulesFor lists the rules lease l needs, FORWARD rules in the order they
 // must appear: the VM's own /30 may leave through uplink (where it is
 // masqueraded), replies come back in, and everything else from or to the
@@ -33,7 +29,7 @@ func comment(vm string) string { return "banger:" + vm }
 // "iptables -S" prints them, so the rules read back compare equal.
 func rulesFor(l Lease, uplink string) []rule {
 	tagged := func(match []string, target string) []string {
-		return append(match, "-m", "comment", "--comment", comment(l.VM), "-j", target)
+		return append(match, "-m", "comment", "--comment", l.tag(), "-j", target)
 	}
 	var rs []rule
 	if uplink != "" {
@@ -53,13 +49,13 @@ func rulesFor(l Lease, uplink string) []rule {
 // chains are the chains banger adds rules to.
 var chains = []struct{ table, chain string }{{"filter", "FORWARD"}, {"nat", "POSTROUTING"}}
 
-// syncRules makes the rules carrying vm's comment exactly want, and
-// touches no other rule. A chain whose tagged rules already are want, in
+// syncRules makes the rules carrying l's tag as their comment exactly
+// want, and touches no other rule. A chain whose tagged rules already are want, in
 // order, is left as it is (so a repeated Setup changes nothing);
 // otherwise its tagged rules are replaced: FORWARD rules go first in the
 // chain, in want's order, so that a DROP rule or policy further down (as
 // Docker's) cannot shadow them; nat rules are appended.
-func (t tools) syncRules(ctx context.Context, vm string, want []rule) error {
+func (t tools) syncRules(ctx context.Context, l Lease, want []rule) error {
 	for _, c := range chains {
 		var w [][]string
 		for _, r := range want {
@@ -67,7 +63,7 @@ func (t tools) syncRules(ctx context.Context, vm string, want []rule) error {
 				w = append(w, r.args)
 			}
 		}
-		have, err := t.taggedRules(ctx, c.table, c.chain, comment(vm))
+		have, err := t.taggedRules(ctx, c.table, c.chain, l.tag())
 		if err != nil {
 			return err
 		}
@@ -76,7 +72,7 @@ func (t tools) syncRules(ctx context.Context, vm string, want []rule) error {
 		}
 		for _, args := range have {
 			if _, err := t.iptables(ctx, append([]string{"-t", c.table, "-D", c.chain}, args...)...); err != nil {
-				return fmt.Errorf("removing firewall rule of VM %q: %w", vm, err)
+				return fmt.Errorf("removing firewall rule of VM %q: %w", l.VM, err)
 			}
 		}
 		for i := range w {
@@ -85,16 +81,16 @@ func (t tools) syncRules(ctx context.Context, vm string, want []rule) error {
 				cmd = []string{"-t", c.table, "-I", c.chain, strconv.Itoa(i + 1)}
 			}
 			if _, err := t.iptables(ctx, append(cmd, w[i]...)...); err != nil {
-				return fmt.Errorf("adding firewall rule of VM %q: %w", vm, err)
+				return fmt.Errorf("adding firewall rule of VM %q: %w", l.VM, err)
 			}
 		}
 	}
 	return nil
 }
 
-// deleteRules removes every rule carrying vm's comment, and nothing else.
-func (t tools) deleteRules(ctx context.Context, vm string) error {
-	return t.syncRules(ctx, vm, nil)
+// deleteRules removes every rule carrying l's tag, and nothing else.
+func (t tools) deleteRules(ctx context.Context, l Lease) error {
+	return t.syncRules(ctx, l, nil)
 }
 
 // taggedRules lists, in chain order, the arguments of the rules of chain
