@@ -308,15 +308,19 @@ func checkNet(cfg *Config, mode string) error {
 	return checkNetForwards(cfg)
 }
 
-// checkNetForwards refuses a host port forwarded twice.
+// checkNetForwards checks each forward and refuses two that bind the
+// same host port and protocol on overlapping addresses (0.0.0.0 overlaps
+// every address).
 func checkNetForwards(cfg *Config) error {
-	seen := map[string]bool{}
-	for _, f := range cfg.Forwards {
-		k := fmt.Sprintf("%s/%d/%s", f.HostIP, f.HostPort, f.Proto)
-		if seen[k] {
-			return fmt.Errorf("host port %s:%d/%s is forwarded twice", f.HostIP, f.HostPort, f.Proto)
+	for i, f := range cfg.Forwards {
+		if err := f.check(); err != nil {
+			return err
 		}
-		seen[k] = true
+		for _, g := range cfg.Forwards[:i] {
+			if f.overlaps(g) {
+				return fmt.Errorf("port forwards %s and %s both bind host port %d/%s", g, f, f.HostPort, f.Proto)
+			}
+		}
 	}
 	return nil
 }
