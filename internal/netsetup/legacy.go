@@ -2,6 +2,7 @@ package netsetup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -29,7 +30,7 @@ const (
 // legacyTapOf looks at the tap of legacy lease l.
 func legacyTapOf(l Lease) (legacyTap, error) {
 	link, err := netlink.LinkByName(l.Tap)
-	if _, ok := err.(netlink.LinkNotFoundError); ok {
+	if errors.As(err, new(netlink.LinkNotFoundError)) {
 		return legacyTapGone, nil
 	}
 	if err != nil {

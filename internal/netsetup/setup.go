@@ -106,7 +106,7 @@ func (t tools) bringUp(ctx context.Context, l Lease) (Lease, error) {
 		return l, err
 	}
 	if len(users) > 0 {
-		return l, fmt.Errorf("subnet %s of VM %q is in use on this host by %s (perhaps a VM of another banger state directory that got it while this one's tap was gone) (hint: stop what uses it, or remove VM %q and create it again to get a free subnet)",
+		return l, fmt.Errorf("subnet %s of VM %q is in use on this host by %s, perhaps another banger state directory's VM that got it while this one's tap was gone (hint: stop what uses it, or remove VM %q and create it again to get a free subnet)",
 			l.Subnet, l.VM, strings.Join(users, ", "), l.VM)
 	}
 	if err := ensureTap(l); err != nil {
