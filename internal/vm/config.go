@@ -17,6 +17,21 @@ const (
 	NetNone = "none"
 )
 
+// Host access modes of user networking: what a guest reaches through
+// QEMU's user network besides the forwards into it.
+const (
+	// HostAccessNone: nothing. QEMU's restrict=on isolates the guest:
+	// no host service (10.0.2.2 is the host's 127.0.0.1 otherwise, with
+	// every other VM's SSH forward), and no outside network or DNS
+	// either; forwards into the guest (SSH, -p) keep working.
+	HostAccessNone = "none"
+	// HostAccessLoopback: QEMU's full user network: outside networks, and
+	// every service the host binds on 127.0.0.1, at 10.0.2.2.
+	HostAccessLoopback = "loopback"
+	// DefaultHostAccess is the safer one.
+	DefaultHostAccess = HostAccessNone
+)
+
 // Readiness modes: wait for the guest's SSH server, or for a line on its
 // serial console.
 const (
@@ -38,12 +53,16 @@ type Config struct {
 	// Jailer runs Firecracker through its jailer (chroot, own uid/gid).
 	Jailer bool `json:"jailer,omitempty"`
 
-	CPUs       int       `json:"cpus"`
-	MemoryMiB  int       `json:"memory_mib"`
-	DiskSize   int64     `json:"disk_size"`
-	Net        string    `json:"net"`
-	Forwards   []Forward `json:"forwards,omitempty"`
-	KernelArgs string    `json:"kernel_args,omitempty"`
+	CPUs      int       `json:"cpus"`
+	MemoryMiB int       `json:"memory_mib"`
+	DiskSize  int64     `json:"disk_size"`
+	Net       string    `json:"net"`
+	Forwards  []Forward `json:"forwards,omitempty"`
+	// HostAccess is HostAccessNone or HostAccessLoopback with --net user,
+	// "" otherwise. VMs made before it existed had full access: load
+	// reads their "" as HostAccessLoopback.
+	HostAccess string `json:"host_access,omitempty"`
+	KernelArgs string `json:"kernel_args,omitempty"`
 
 	// Ready is ReadySSH or ReadyConsole; ReadyMarker is the console text
 	// that means ready ("" means the kernel starting init).

@@ -45,7 +45,8 @@ func (s *Store) setupNet(ctx context.Context, v *VM, m *vmm.Machine) (string, er
 		for _, f := range v.Config.Forwards {
 			fwds = append(fwds, vmm.Forward{HostIP: f.HostIP, HostPort: f.HostPort, GuestPort: f.GuestPort, Proto: f.Proto})
 		}
-		m.Net = vmm.Network{Mode: NetUser, MAC: userMAC(v.Name()), Forwards: fwds}
+		m.Net = vmm.Network{Mode: NetUser, MAC: userMAC(v.Name()), Forwards: fwds,
+			Restrict: v.Config.HostAccess != HostAccessLoopback}
 		v.State.SSHPort = port
 		return fmt.Sprintf("ip=%s::%s:255.255.255.0:%s:eth0:off:%s", userGuestIP, userGateway, v.Name(), userDNS), nil
 	case NetTap:

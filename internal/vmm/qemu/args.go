@@ -110,6 +110,9 @@ func netArgs(n vmm.Network) ([]string, error) {
 		return nil, nil
 	case "user":
 		netdev = "user,id=n0"
+		if n.Restrict {
+			netdev += ",restrict=on"
+		}
 		for _, f := range n.Forwards {
 			proto := f.Proto
 			if proto == "" {
