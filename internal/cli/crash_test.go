@@ -345,8 +345,10 @@ func crashCases() []crashCase {
 			return append(bad, ok("kernel verify", out, err)...)
 		},
 	}, {
-		name:  "image register",
-		setup: func(e *crashEnv) { guesttest.BuildRootfs(e.t, filepath.Join(e.work, "big.ext4"), guesttest.Rootfs{SizeMiB: 256}) },
+		name: "image register",
+		setup: func(e *crashEnv) {
+			guesttest.BuildRootfs(e.t, filepath.Join(e.work, "big.ext4"), guesttest.Rootfs{SizeMiB: 256})
+		},
 		prepare: func(e *crashEnv) []string {
 			return []string{"image", "register", "--name", "ir", "--rootfs", filepath.Join(e.work, "big.ext4"), "--kernel-ref", "test", "--force"}
 		},

@@ -12,11 +12,12 @@ import (
 )
 
 type imageWarmOptions struct {
-	cpus    int
-	memory  string
-	vmm     string
-	net     string
-	timeout time.Duration
+	cpus       int
+	memory     string
+	vmm        string
+	net        string
+	hostAccess string
+	timeout    time.Duration
 }
 
 func newImageWarmCommand(g *globalOptions) *cobra.Command {
@@ -28,9 +29,9 @@ func newImageWarmCommand(g *globalOptions) *cobra.Command {
 the image's warm snapshot (IMAGE.warm, see "banger snapshot list"). From
 then on "banger vm run IMAGE" and "banger vm create NAME --image IMAGE"
 restore it instead of booting whenever the VM asks for the same CPUs,
-memory, VMM and network mode and the image and kernel are unchanged;
---cold boots anyway. Warming again replaces the snapshot; removing the
-image removes it.`,
+memory, VMM, network mode and host access, and the image and kernel are
+unchanged; --cold boots anyway. Warming again replaces the snapshot;
+removing the image removes it.`,
 		Example: `  banger image warm golden
   banger image warm golden --cpus 2 --memory 1G
   banger vm run --rm golden -- hostname`,
@@ -44,6 +45,7 @@ image removes it.`,
 	f.StringVar(&o.memory, "memory", fmt.Sprintf("%dM", vm.DefaultMemoryMiB), "memory size, e.g. 512M or 2G")
 	f.StringVar(&o.vmm, "vmm", "", "VMM: qemu, firecracker or auto (default $BANGER_VMM, else auto)")
 	f.StringVar(&o.net, "net", "", "network: user, tap or none (default: user for QEMU, tap for Firecracker)")
+	f.Var(hostAccessValue{&o.hostAccess}, "host-access", hostAccessUsage)
 	f.DurationVar(&o.timeout, "timeout", vm.DefaultReadyTimeout, "how long to wait for the guest to be ready")
 	return cmd
 }
@@ -57,7 +59,7 @@ func runImageWarm(ctx context.Context, g *globalOptions, o *imageWarmOptions, ar
 	if err != nil {
 		return err
 	}
-	m, err := s.WarmImage(ctx, args[0], vm.WarmOptions{CPUs: o.cpus, MemoryMiB: mem, VMM: o.vmm, Net: o.net, Timeout: o.timeout})
+	m, err := s.WarmImage(ctx, args[0], vm.WarmOptions{CPUs: o.cpus, MemoryMiB: mem, VMM: o.vmm, Net: o.net, HostAccess: o.hostAccess, Timeout: o.timeout})
 	if err != nil {
 		return err
 	}

@@ -42,6 +42,7 @@ type snapshotView struct {
 	CPUs         int    `json:"cpus,omitempty"`
 	MemoryMiB    int    `json:"memory_mib,omitempty"`
 	Net          string `json:"net,omitempty"`
+	HostAccess   string `json:"host_access,omitempty"`
 	DiskSize     int64  `json:"disk_size,omitempty"`
 	StateSize    int64  `json:"state_size,omitempty"`
 	StateUsage   int64  `json:"state_disk_usage,omitempty"`
@@ -63,7 +64,7 @@ func toSnapshotView(l snapshot.Listing) snapshotView {
 	}
 	return snapshotView{
 		Name: m.Name, SourceVM: m.SourceVM, Image: m.Image, WarmFor: m.WarmFor, Kernel: m.Kernel, KernelSHA256: m.KernelSHA256,
-		VMM: m.VMM, VMMVersion: m.VMMVersion, Accel: m.Accel, CPUs: m.CPUs, MemoryMiB: m.MemoryMiB, Net: m.Net,
+		VMM: m.VMM, VMMVersion: m.VMMVersion, Accel: m.Accel, CPUs: m.CPUs, MemoryMiB: m.MemoryMiB, Net: m.Net, HostAccess: m.HostAccess,
 		DiskSize: m.DiskSize, StateSize: state, StateUsage: stateUsage, DiskUsage: m.DiskUsage(), SaveMs: m.SaveTime.Milliseconds(),
 		Dir: m.Dir(), CreatedAt: m.CreatedAt.UTC().Format(time.RFC3339),
 	}
@@ -170,6 +171,9 @@ func runSnapshotShow(_ context.Context, g *globalOptions, o *snapshotShowOptions
 	row("cpus", fmt.Sprint(v.CPUs))
 	row("memory", fmt.Sprintf("%dM", v.MemoryMiB))
 	row("net", v.Net)
+	if v.HostAccess != "" {
+		row("host access", v.HostAccess)
+	}
 	row("disk", progress.FormatBytes(v.DiskSize))
 	row("state", progress.FormatBytes(v.StateSize))
 	row("disk usage", progress.FormatBytes(v.DiskUsage))

@@ -17,8 +17,9 @@ type vmCreateOptions struct {
 	CPUs                  int
 	Memory, DiskSize      string
 	VMM, Net              string
+	HostAccess            string
 	Jailer                bool
-	Publish               []string
+	Forwards              []vm.Forward
 	KernelArgs            string
 	Ready, ReadyMarker    string
 	Snapshot              string
@@ -45,7 +46,8 @@ func (o *vmCreateOptions) AddFlags(f *pflag.FlagSet, withImage bool) {
 	f.BoolVar(&o.Jailer, "jailer", false, "run Firecracker through its jailer (chroot, jail under <state>/jail)")
 	f.StringVar(&o.VMM, "vmm", "", "VMM: qemu, firecracker or auto (default $BANGER_VMM, else auto: firecracker when installed and KVM is usable)")
 	f.StringVar(&o.Net, "net", "", "network: user (QEMU's user-mode network, the QEMU default), tap (the Firecracker default) or none")
-	f.StringArrayVarP(&o.Publish, "publish", "p", nil, "forward a host port to the guest, [IP:]HOSTPORT:GUESTPORT[/udp] (user networking; repeatable)")
+	f.Var(hostAccessValue{&o.HostAccess}, "host-access", hostAccessUsage)
+	f.VarP(forwardsValue{&o.Forwards}, "publish", "p", "forward a host port to the guest: [IPV4:]HOSTPORT:GUESTPORT[/udp], host address 127.0.0.1 unless given (user networking; repeatable)")
 	f.StringVar(&o.KernelArgs, "kernel-args", "", "extra kernel command-line arguments")
 	f.StringVar(&o.Ready, "ready", "auto", "when the guest counts as ready: ssh (its SSH server answers), console (a line on its console) or auto (ssh if the disk has sshd or dropbear and the VM a network)")
 	f.StringVar(&o.Snapshot, "snapshot", "", "restore this snapshot at the first start instead of booting (see \"banger snapshot list\")")
@@ -57,7 +59,7 @@ func (o *vmCreateOptions) AddFlags(f *pflag.FlagSet, withImage bool) {
 func (o *vmCreateOptions) options(name string) (vm.CreateOptions, error) {
 	c := vm.CreateOptions{
 		Name: name, Image: o.Image, Kernel: o.Kernel, Rootfs: o.Rootfs, CPUs: o.CPUs,
-		VMM: o.VMM, Jailer: o.Jailer, Net: o.Net, KernelArgs: o.KernelArgs, Ready: o.Ready, ReadyMarker: o.ReadyMarker,
+		VMM: o.VMM, Jailer: o.Jailer, Net: o.Net, HostAccess: o.HostAccess, KernelArgs: o.KernelArgs, Ready: o.Ready, ReadyMarker: o.ReadyMarker,
 		Snapshot: o.Snapshot, Cold: o.Cold,
 	}
 	var err error
@@ -75,13 +77,7 @@ func (o *vmCreateOptions) options(name string) (vm.CreateOptions, error) {
 			return c, &usageError{fmt.Errorf("--disk-size: %w", err)}
 		}
 	}
-	for _, p := range o.Publish {
-		f, err := vm.ParseForward(p)
-		if err != nil {
-			return c, &usageError{err}
-		}
-		c.Forwards = append(c.Forwards, f)
-	}
+	c.Forwards = o.Forwards
 	return c, nil
 }
 

@@ -24,6 +24,7 @@ type vmView struct {
 	Disk       string       `json:"disk,omitempty"`
 	DiskSize   int64        `json:"disk_size,omitempty"`
 	Net        string       `json:"net,omitempty"`
+	HostAccess string       `json:"host_access,omitempty"`
 	SSH        string       `json:"ssh,omitempty"`
 	GuestAddr  string       `json:"guest_addr,omitempty"`
 	HostAddr   string       `json:"host_addr,omitempty"`
@@ -64,7 +65,7 @@ func viewOf(l vm.Listing) vmView {
 	out := vmView{
 		Name: c.Name, Status: string(st.Status), Reason: st.Reason, Image: c.Image, Kernel: c.Kernel,
 		Rootfs: c.Rootfs, VMM: c.VMM, Accel: st.Accel, CPUs: c.CPUs, MemoryMiB: c.MemoryMiB,
-		Disk: v.DiskPath(), DiskSize: c.DiskSize, Net: c.Net, SSH: v.SSHAddr(), Tap: st.Tap,
+		Disk: v.DiskPath(), DiskSize: c.DiskSize, Net: c.Net, HostAccess: c.HostAccess, SSH: v.SSHAddr(), Tap: st.Tap,
 		GuestAddr: st.GuestAddr, HostAddr: st.HostAddr, Forwards: c.Forwards, KernelArgs: c.KernelArgs,
 		Ready: c.Ready, PID: st.PID, Dir: v.Dir, ConsoleLog: v.ConsoleLog(),
 		CreatedAt: c.CreatedAt, StartedAt: st.StartedAt, VMMArgv: st.Argv,
@@ -83,7 +84,7 @@ func viewOf(l vm.Listing) vmView {
 func describeNet(v *vm.VM) string {
 	switch v.Config.Net {
 	case vm.NetUser:
-		s := "user networking"
+		s := "user networking, host access " + v.Config.HostAccess
 		if addr := v.SSHAddr(); addr != "" {
 			s += ", ssh " + addr
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -19,65 +20,93 @@ type rule struct {
 	args         []string
 }
 
-// comment is the iptables comment on every rule banger adds for vm; it is
-// how Teardown finds exactly those rules.
-func comment(vm string) string { return "banger:" + vm }
-
-// rulesFor lists the rules lease l needs: accept forwarding from the tap and
-// replies to it, and NAT to uplink when there is one.
+// rulesFor lists the rules lease l needs, FORWARD rules in the order they
+// must appear: the VM's own /30 may leave through uplink (where it is
+// masqueraded), replies come back in, and everything else from or to the
+// tap is dropped: other VMs' taps, other interfaces, spoofed sources, and
+// connections opened from outside. Without an uplink the VM reaches only
+// the host (INPUT, which banger leaves alone). Arguments are in the order
+// "iptables -S" prints them, so the rules read back compare equal.
 func rulesFor(l Lease, uplink string) []rule {
 	tagged := func(match []string, target string) []string {
-		return append(match, "-m", "comment", "--comment", comment(l.VM), "-j", target)
+		return append(match, "-m", "comment", "--comment", l.tag(), "-j", target)
 	}
-	rs := []rule{
-		{"filter", "FORWARD", tagged([]string{"-i", l.Tap}, "ACCEPT")},
-		{"filter", "FORWARD", tagged([]string{"-o", l.Tap, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED"}, "ACCEPT")},
+	var rs []rule
+	if uplink != "" {
+		rs = append(rs, rule{"filter", "FORWARD", tagged([]string{"-s", l.Subnet.String(), "-i", l.Tap, "-o", uplink}, "ACCEPT")})
 	}
+	rs = append(rs,
+		rule{"filter", "FORWARD", tagged([]string{"-o", l.Tap, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED"}, "ACCEPT")},
+		rule{"filter", "FORWARD", tagged([]string{"-i", l.Tap}, "DROP")},
+		rule{"filter", "FORWARD", tagged([]string{"-o", l.Tap}, "DROP")},
+	)
 	if uplink != "" {
 		rs = append(rs, rule{"nat", "POSTROUTING", tagged([]string{"-s", l.Subnet.String(), "-o", uplink}, "MASQUERADE")})
 	}
 	return rs
 }
 
-// addRule adds r unless an identical rule exists. FORWARD rules go first in
-// the chain so a DROP rule or policy further down cannot shadow them.
-func (t tools) addRule(ctx context.Context, r rule) error {
-	if _, err := t.iptables(ctx, append([]string{"-t", r.table, "-C", r.chain}, r.args...)...); err == nil {
-		return nil
-	}
-	op := "-A"
-	if r.chain == "FORWARD" {
-		op = "-I"
-	}
-	if _, err := t.iptables(ctx, append([]string{"-t", r.table, op, r.chain}, r.args...)...); err != nil {
-		return fmt.Errorf("adding firewall rule: %w", err)
+// chains are the chains banger adds rules to.
+var chains = []struct{ table, chain string }{{"filter", "FORWARD"}, {"nat", "POSTROUTING"}}
+
+// syncRules makes the rules carrying l's tag as their comment exactly
+// want, and touches no other rule. A chain whose tagged rules already are want, in
+// order, is left as it is (so a repeated Setup changes nothing);
+// otherwise its tagged rules are replaced: FORWARD rules go first in the
+// chain, in want's order, so that a DROP rule or policy further down (as
+// Docker's) cannot shadow them; nat rules are appended.
+func (t tools) syncRules(ctx context.Context, l Lease, want []rule) error {
+	for _, c := range chains {
+		var w [][]string
+		for _, r := range want {
+			if r.table == c.table && r.chain == c.chain {
+				w = append(w, r.args)
+			}
+		}
+		have, err := t.taggedRules(ctx, c.table, c.chain, l.tag())
+		if err != nil {
+			return err
+		}
+		if slices.EqualFunc(have, w, slices.Equal) {
+			continue
+		}
+		for _, args := range have {
+			if _, err := t.iptables(ctx, append([]string{"-t", c.table, "-D", c.chain}, args...)...); err != nil {
+				return fmt.Errorf("removing firewall rule of VM %q: %w", l.VM, err)
+			}
+		}
+		for i := range w {
+			cmd := []string{"-t", c.table, "-A", c.chain}
+			if c.chain == "FORWARD" {
+				cmd = []string{"-t", c.table, "-I", c.chain, strconv.Itoa(i + 1)}
+			}
+			if _, err := t.iptables(ctx, append(cmd, w[i]...)...); err != nil {
+				return fmt.Errorf("adding firewall rule of VM %q: %w", l.VM, err)
+			}
+		}
 	}
 	return nil
 }
 
-// deleteRules removes every rule carrying vm's comment from the chains
-// banger uses, except those identical to a rule in keep, and nothing else.
-func (t tools) deleteRules(ctx context.Context, vm string, keep []rule) error {
-	want := comment(vm)
-	chains := []struct{ table, chain string }{{"filter", "FORWARD"}, {"nat", "POSTROUTING"}}
-	for _, c := range chains {
-		out, err := t.iptables(ctx, "-t", c.table, "-S", c.chain)
-		if err != nil {
-			return fmt.Errorf("listing firewall rules: %w", err)
-		}
-		for _, line := range strings.Split(out, "\n") {
-			args, ok := ruleWithComment(line, c.chain, want)
-			if !ok || slices.ContainsFunc(keep, func(r rule) bool {
-				return r.table == c.table && r.chain == c.chain && slices.Equal(r.args, args)
-			}) {
-				continue
-			}
-			if _, err := t.iptables(ctx, append([]string{"-t", c.table, "-D", c.chain}, args...)...); err != nil {
-				return fmt.Errorf("removing firewall rule of VM %q: %w", vm, err)
-			}
+// deleteRules removes every rule carrying l's tag, and nothing else.
+func (t tools) deleteRules(ctx context.Context, l Lease) error {
+	return t.syncRules(ctx, l, nil)
+}
+
+// taggedRules lists, in chain order, the arguments of the rules of chain
+// whose comment is exactly want.
+func (t tools) taggedRules(ctx context.Context, table, chain, want string) ([][]string, error) {
+	out, err := t.iptables(ctx, "-t", table, "-S", chain)
+	if err != nil {
+		return nil, fmt.Errorf("listing firewall rules: %w", err)
+	}
+	var rules [][]string
+	for _, line := range strings.Split(out, "\n") {
+		if args, ok := ruleWithComment(line, chain, want); ok {
+			rules = append(rules, args)
 		}
 	}
-	return nil
+	return rules, nil
 }
 
 // ruleWithComment parses one line of "iptables -S chain" output and, if it

@@ -50,7 +50,7 @@ func Isolate(ctx context.Context, cfg Config, vm string, host netip.Prefix) (*Is
 	if err != nil {
 		return fail(err)
 	}
-	if !ours(link, vm) {
+	if !ours(link, l.tag()) {
 		return fail(errors.New("it is not banger's tap for this VM"))
 	}
 	home, err := os.Open("/proc/self/ns/net")

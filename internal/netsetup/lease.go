@@ -16,8 +16,14 @@ import (
 
 // Lease is one VM's share of the pool and the host devices made for it.
 type Lease struct {
-	VM  string `json:"vm"`
-	Tap string `json:"tap"` // host tap device, "bg-…", at most 15 bytes
+	VM string `json:"vm"`
+	// Owner names the state directory the lease was made in (ownerID).
+	// It is part of the tap's name and of the tag on the tap and the
+	// firewall rules, so VMs of one name in two state directories never
+	// adopt or remove each other's. Leases made before banger did this
+	// have none; Setup migrates them.
+	Owner string `json:"owner,omitempty"`
+	Tap   string `json:"tap"` // host tap device, "bg-…", at most 15 bytes
 	// Subnet is the VM's /30; HostAddr (.1, on the tap, the guest's
 	// gateway) and GuestAddr (.2) lie in it.
 	Subnet    netip.Prefix `json:"subnet"`
@@ -41,9 +47,23 @@ func (l Lease) KernelIPArg() string {
 	return fmt.Sprintf("ip=%s::%s:%s:%s:eth0:off", l.GuestAddr.Addr(), l.HostAddr.Addr(), mask, l.VM)
 }
 
-// tapName derives the tap device name of a VM: "bg-NAME" when it fits in
-// IFNAMSIZ-1 (15) bytes, else a shortened name with a hash suffix.
-func tapName(vm string) string {
+// tapName derives the tap device name of VM vm in the state directory
+// owner: "bg-", up to 5 bytes of the VM's name, "-" and 6 hex digits of
+// the SHA-256 of owner and name, at most IFNAMSIZ-1 (15) bytes.
+func tapName(owner, vm string) string {
+	sum := sha256.Sum256([]byte(owner + ":" + vm))
+	short := vm
+	if len(short) > 5 {
+		short = short[:5]
+	}
+	return tapPrefix + short + "-" + hex.EncodeToString(sum[:3])
+}
+
+// legacyTapName is the tap name of VM vm in leases made before tap
+// names were unique per state directory (Owner ""): "bg-NAME", or for
+// names longer than 12 bytes "bg-" + 5 bytes + "-" + 6 hex digits of the
+// name's SHA-256.
+func legacyTapName(vm string) string {
 	if len(vm) <= 12 {
 		return tapPrefix + vm
 	}
@@ -52,6 +72,24 @@ func tapName(vm string) string {
 }
 
 const tapPrefix = "bg-"
+
+// ownerID is the Owner of leases made in stateDir: the first 8 hex digits
+// of the SHA-256 of its cleaned path.
+func ownerID(stateDir string) string {
+	sum := sha256.Sum256([]byte(filepath.Clean(stateDir)))
+	return hex.EncodeToString(sum[:4])
+}
+
+// tag marks what banger made for l: the tap's alias and the comment on
+// its firewall rules, "banger:OWNER:NAME" ("banger:NAME" in a lease
+// without an owner). A ':' cannot appear in a VM name, so the two forms
+// never meet.
+func (l Lease) tag() string {
+	if l.Owner == "" {
+		return "banger:" + l.VM
+	}
+	return "banger:" + l.Owner + ":" + l.VM
+}
 
 // guestMAC derives a stable, locally administered unicast MAC from a VM name.
 func guestMAC(vm string) string { return DeriveMAC("banger:" + vm) }
@@ -65,9 +103,9 @@ func DeriveMAC(key string) string {
 	return net.HardwareAddr(sum[:6]).String()
 }
 
-// newLease builds the lease of vm on subnet.
-func newLease(vm string, subnet netip.Prefix) Lease {
-	l := Lease{VM: vm, Tap: tapName(vm), Subnet: subnet, MAC: guestMAC(vm)}
+// newLease builds the lease of vm in the state directory owner on subnet.
+func newLease(owner, vm string, subnet netip.Prefix) Lease {
+	l := Lease{VM: vm, Owner: owner, Tap: tapName(owner, vm), Subnet: subnet, MAC: guestMAC(vm)}
 	l.fillAddrs()
 	return l
 }
@@ -97,12 +135,21 @@ func readLease(cfg Config, vm string) (Lease, error) {
 		return Lease{}, fmt.Errorf("reading lease %s: %w (hint: remove VM %q, or delete the file if the VM is gone)", path, err, vm)
 	}
 	switch {
-	case l.VM != vm, !strings.HasPrefix(l.Tap, tapPrefix), len(l.Tap) > 15,
+	case l.VM != vm, !strings.HasPrefix(l.Tap, tapPrefix), len(l.Tap) > 15, !validOwner(l.Owner),
 		!l.Subnet.Addr().Is4(), l.Subnet.Bits() != 30, l.Subnet.Masked() != l.Subnet:
 		return Lease{}, fmt.Errorf("reading lease %s: inconsistent contents (hint: remove VM %q, or delete the file if the VM is gone)", path, vm)
 	}
 	l.fillAddrs()
 	return l, nil
+}
+
+// validOwner reports whether o is "" or 8 lower-case hex digits.
+func validOwner(o string) bool {
+	if o == "" {
+		return true
+	}
+	_, err := hex.DecodeString(o)
+	return err == nil && len(o) == 8 && strings.ToLower(o) == o
 }
 
 // readLeases loads every lease in cfg.StateDir.

@@ -6,19 +6,18 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// alias marks a tap device as banger's, for one VM.
-func alias(vm string) string { return "banger:" + vm }
-
-// ours reports whether link is the tap banger made for vm.
-func ours(link netlink.Link, vm string) bool {
+// ours reports whether link is a tap banger made and marked with tag
+// (a Lease's tag, its interface alias).
+func ours(link netlink.Link, tag string) bool {
 	return link.Type() == "tuntap" && strings.HasPrefix(link.Attrs().Name, tapPrefix) &&
-		link.Attrs().Alias == alias(vm)
+		link.Attrs().Alias == tag
 }
 
 // ensureTap creates the tap of l if missing, gives it the host address and
@@ -42,7 +41,7 @@ func ensureTap(l Lease) error {
 		if err := netlink.LinkAdd(tap); err != nil {
 			return fmt.Errorf("creating tap device %s for VM %q: %w", l.Tap, l.VM, err)
 		}
-		if err := netlink.LinkSetAlias(tap, alias(l.VM)); err != nil {
+		if err := netlink.LinkSetAlias(tap, l.tag()); err != nil {
 			err = fmt.Errorf("marking tap device %s as banger's: %w", l.Tap, err)
 			if derr := netlink.LinkDel(tap); derr != nil {
 				err = errors.Join(err, fmt.Errorf("removing it again: %w", derr))
@@ -52,8 +51,8 @@ func ensureTap(l Lease) error {
 		link = tap
 	case err != nil:
 		return fmt.Errorf("looking up tap device %s: %w", l.Tap, err)
-	case !ours(link, l.VM):
-		return fmt.Errorf("network interface %s already exists and was not created by banger for VM %q (hint: remove it with \"ip link del %s\" if nothing uses it, or choose another VM name)", l.Tap, l.VM, l.Tap)
+	case !ours(link, l.tag()):
+		return fmt.Errorf("network interface %s already exists and was not created by banger for VM %q of this state directory (hint: remove it with \"ip link del %s\" if nothing uses it, or choose another VM name)", l.Tap, l.VM, l.Tap)
 	}
 	addr := &netlink.Addr{IPNet: ipNet(l.HostAddr)}
 	if err := netlink.AddrReplace(link, addr); err != nil {
@@ -65,9 +64,10 @@ func ensureTap(l Lease) error {
 	return nil
 }
 
-// deleteTap removes the tap of vm if it exists and is banger's; a device of
-// that name that banger did not make is left alone.
-func deleteTap(name, vm string) error {
+// deleteTap removes the tap of l if it exists and carries l's tag; a
+// device of that name that banger did not make for l is left alone.
+func deleteTap(l Lease) error {
+	name, vm := l.Tap, l.VM
 	link, err := netlink.LinkByName(name)
 	var notFound netlink.LinkNotFoundError
 	if errors.As(err, &notFound) {
@@ -76,7 +76,7 @@ func deleteTap(name, vm string) error {
 	if err != nil {
 		return fmt.Errorf("looking up tap device %s: %w", name, err)
 	}
-	if !ours(link, vm) {
+	if !ours(link, l.tag()) {
 		return nil
 	}
 	if err := netlink.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
@@ -89,6 +89,55 @@ func deleteTap(name, vm string) error {
 func tapExists(name string) bool {
 	_, err := netlink.LinkByName(name)
 	return err == nil
+}
+
+// subnetUsers names the interfaces other than l's tap that hold an
+// address or a route inside l's subnet (a route covering more than the
+// subnet does not count: the subnet's own route is more specific). Such
+// an interface is another banger state directory's VM given the same
+// subnet while this one's tap did not exist (after a reboot), or another
+// program's.
+func subnetUsers(l Lease) ([]string, error) {
+	self := 0
+	if link, err := netlink.LinkByName(l.Tap); err == nil {
+		self = link.Attrs().Index
+	}
+	users := map[int]bool{}
+	routes, err := listRoutes(unix.RT_TABLE_UNSPEC)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range routes {
+		if p, ok := prefixOfRoute(r); ok && p.Bits() >= l.Subnet.Bits() && l.Subnet.Contains(p.Addr()) && r.LinkIndex != self && r.LinkIndex != 0 {
+			users[r.LinkIndex] = true
+		}
+	}
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		return nil, fmt.Errorf("listing host addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if p, ok := prefixOf(a.IPNet); ok && l.Subnet.Contains(p.Addr()) && a.LinkIndex != self {
+			users[a.LinkIndex] = true
+		}
+	}
+	var names []string
+	for idx := range users {
+		name := fmt.Sprintf("interface #%d", idx)
+		if link, err := netlink.LinkByIndex(idx); err == nil {
+			name = link.Attrs().Name
+		}
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+func prefixOfRoute(r netlink.Route) (netip.Prefix, bool) {
+	if r.Dst == nil || isDefault(r.Dst) {
+		return netip.Prefix{}, false
+	}
+	return prefixOf(r.Dst)
 }
 
 // defaultUplink returns the interface of the host's IPv4 default route with

@@ -22,17 +22,21 @@ func ruleset(t *testing.T) string {
 	return sh(t, "iptables", "-w", "-S") + sh(t, "iptables", "-w", "-t", "nat", "-S")
 }
 
-// bangerRules lists the rules of the namespace carrying vm's comment.
-func bangerRules(t *testing.T, vm string) []string {
+// bangerRules lists the rules of the namespace whose comment is tag.
+func bangerRules(t *testing.T, tag string) []string {
 	t.Helper()
 	var out []string
 	for _, line := range strings.Split(ruleset(t), "\n") {
-		if strings.Contains(line, `--comment "banger:`+vm+`"`) || strings.Contains(line, "--comment banger:"+vm+" ") {
+		if strings.Contains(line, `--comment "`+tag+`"`) || strings.Contains(line, "--comment "+tag+" ") {
 			out = append(out, line)
 		}
 	}
 	return out
 }
+
+// tagOf and tapOf are the tag and tap name Setup gives VM vm in cfg.
+func tagOf(cfg Config, vm string) string { return Lease{VM: vm, Owner: ownerID(cfg.StateDir)}.tag() }
+func tapOf(cfg Config, vm string) string { return tapName(ownerID(cfg.StateDir), vm) }
 
 // addUplink gives the namespace a stand-in uplink, tap up0 10.99.0.1/24,
 // with the default route via 10.99.0.254, which exists only inside the

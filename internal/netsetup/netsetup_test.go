@@ -71,7 +71,11 @@ func TestSetupTeardown(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("first Setup took %v", time.Since(start))
-	want := Lease{VM: "web", Tap: "bg-web", Subnet: mustPrefix("172.30.0.0/30"),
+	tap, tag := tapOf(cfg, "web"), tagOf(cfg, "web")
+	if !strings.HasPrefix(tap, "bg-web-") || len(tap) != 13 || tag != "banger:"+ownerID(cfg.StateDir)+":web" {
+		t.Fatalf("tap name %q, tag %q", tap, tag)
+	}
+	want := Lease{VM: "web", Owner: ownerID(cfg.StateDir), Tap: tap, Subnet: mustPrefix("172.30.0.0/30"),
 		HostAddr: mustPrefix("172.30.0.1/30"), GuestAddr: mustPrefix("172.30.0.2/30"),
 		MAC: guestMAC("web"), Uplink: "up0"}
 	got := l
@@ -86,12 +90,12 @@ func TestSetupTeardown(t *testing.T) {
 		t.Errorf("KernelIPArg() = %q, want %q", got, want)
 	}
 
-	link, err := netlink.LinkByName("bg-web")
+	link, err := netlink.LinkByName(tap)
 	if err != nil {
 		t.Fatalf("tap not created: %v", err)
 	}
-	if link.Type() != "tuntap" || link.Attrs().Alias != "banger:web" || link.Attrs().Flags&net.FlagUp == 0 {
-		t.Errorf("tap bg-web: type %s, alias %q, flags %v; want an up tuntap with alias banger:web", link.Type(), link.Attrs().Alias, link.Attrs().Flags)
+	if link.Type() != "tuntap" || link.Attrs().Alias != tag || link.Attrs().Flags&net.FlagUp == 0 {
+		t.Errorf("tap %s: type %s, alias %q, flags %v; want an up tuntap with alias %s", tap, link.Type(), link.Attrs().Alias, link.Attrs().Flags, tag)
 	}
 	addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
 	if err != nil || len(addrs) != 1 || addrs[0].IPNet.String() != "172.30.0.1/30" {
@@ -100,14 +104,43 @@ func TestSetupTeardown(t *testing.T) {
 	if got := ipForward(t); got != "1" {
 		t.Errorf("ip_forward = %s after Setup, want 1", got)
 	}
-	rules := bangerRules(t, "web")
-	if len(rules) != 3 || !slices.ContainsFunc(rules, func(r string) bool {
-		return strings.Contains(r, "-A POSTROUTING -s 172.30.0.0/30 -o up0 ") && strings.HasSuffix(r, "-j MASQUERADE")
-	}) {
-		t.Errorf("banger rules = %q, want two FORWARD rules and a MASQUERADE out of up0", rules)
+	rules := bangerRules(t, tag)
+	wantRules := []string{
+		`-A FORWARD -s 172.30.0.0/30 -i TAP -o up0 -m comment --comment "TAG" -j ACCEPT`,
+		`-A FORWARD -o TAP -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "TAG" -j ACCEPT`,
+		`-A FORWARD -i TAP -m comment --comment "TAG" -j DROP`,
+		`-A FORWARD -o TAP -m comment --comment "TAG" -j DROP`,
+		`-A POSTROUTING -s 172.30.0.0/30 -o up0 -m comment --comment "TAG" -j MASQUERADE`,
 	}
-	if fw := strings.Split(sh(t, "iptables", "-w", "-S", "FORWARD"), "\n"); !strings.Contains(fw[1], "banger:web") {
-		t.Errorf("banger's FORWARD rule is not first: %q", fw)
+	for i := range wantRules {
+		wantRules[i] = strings.NewReplacer("TAP", tap, "TAG", tag).Replace(wantRules[i])
+	}
+	if !slices.Equal(rules, wantRules) {
+		t.Errorf("banger rules:\n%s\nwant:\n%s", strings.Join(rules, "\n"), strings.Join(wantRules, "\n"))
+	}
+	if fw := strings.Split(sh(t, "iptables", "-w", "-S", "FORWARD"), "\n"); !slices.Equal(fw[1:5], wantRules[:4]) {
+		t.Errorf("banger's FORWARD rules are not first, in order: %q", fw)
+	}
+	// What Setup reads back equals what it asks for, so a repeated Setup
+	// leaves the rules alone instead of replacing them.
+	tl, err := checkHost("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range chains {
+		have, err := tl.taggedRules(ctx, c.table, c.chain, tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want [][]string
+		for _, r := range rulesFor(l, "up0") {
+			if r.table == c.table && r.chain == c.chain {
+				want = append(want, r.args)
+			}
+		}
+		if !slices.EqualFunc(have, want, slices.Equal) {
+			t.Errorf("%s rules read back as %q, want %q", c.chain, have, want)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(cfg.StateDir, "leases", "web.json")); err != nil {
 		t.Errorf("lease file: %v", err)
@@ -124,7 +157,7 @@ func TestSetupTeardown(t *testing.T) {
 	if again.Subnet != l.Subnet || again.Tap != l.Tap || again.MAC != l.MAC || len(again.Notes) != 0 {
 		t.Errorf("second Setup = %+v, want the first lease %+v and no notes", again, l)
 	}
-	if got := bangerRules(t, "web"); !slices.Equal(got, rules) {
+	if got := bangerRules(t, tag); !slices.Equal(got, rules) {
 		t.Errorf("rules after second Setup = %q, want %q", got, rules)
 	}
 
@@ -166,14 +199,14 @@ func TestSetupWithoutDefaultRoute(t *testing.T) {
 		t.Errorf("uplink %q, notes %q; want no uplink and a note about the missing default route", l.Uplink, l.Notes)
 	}
 	t.Log(l.Notes)
-	rules := bangerRules(t, "lonely")
-	if len(rules) != 2 || strings.Contains(strings.Join(rules, "\n"), "MASQUERADE") {
-		t.Errorf("banger rules = %q, want the two FORWARD rules and no NAT", rules)
+	rules := bangerRules(t, tagOf(cfg, "lonely"))
+	if len(rules) != 3 || strings.Contains(strings.Join(rules, "\n"), "MASQUERADE") || strings.Contains(strings.Join(rules, "\n"), "-s ") {
+		t.Errorf("banger rules = %q, want the replies' ACCEPT and two DROPs, no egress and no NAT", rules)
 	}
 	if err := Teardown(t.Context(), cfg, "lonely"); err != nil {
 		t.Fatal(err)
 	}
-	if rules := bangerRules(t, "lonely"); len(rules) != 0 {
+	if rules := bangerRules(t, tagOf(cfg, "lonely")); len(rules) != 0 {
 		t.Errorf("rules left after Teardown: %q", rules)
 	}
 }
@@ -248,13 +281,13 @@ func TestPoolExhaustion(t *testing.T) {
 		t.Fatalf("third Setup in a /29: error %v, want a clear pool-exhaustion error with a hint", err)
 	}
 	t.Log(err)
-	if _, err := netlink.LinkByName("bg-c"); err == nil {
-		t.Error("failed Setup left tap bg-c behind")
+	if _, err := netlink.LinkByName(tapOf(cfg, "c")); err == nil {
+		t.Error("failed Setup left its tap behind")
 	}
 	if _, err := os.Stat(leasePath(cfg, "c")); !os.IsNotExist(err) {
 		t.Errorf("failed Setup left a lease behind (%v)", err)
 	}
-	if rules := bangerRules(t, "c"); len(rules) != 0 {
+	if rules := bangerRules(t, tagOf(cfg, "c")); len(rules) != 0 {
 		t.Errorf("failed Setup left rules: %q", rules)
 	}
 	// Teardown releases the subnet for the next VM.
@@ -297,20 +330,21 @@ func TestForeignInterfaceUntouched(t *testing.T) {
 	if !netnstest.Run(t) {
 		return
 	}
-	sh(t, "ip", "tuntap", "add", "dev", "bg-vmx", "mode", "tap")
 	cfg := Config{StateDir: t.TempDir()}
+	tap := tapOf(cfg, "vmx")
+	sh(t, "ip", "tuntap", "add", "dev", tap, "mode", "tap")
 	_, err := Setup(t.Context(), cfg, "vmx")
-	if err == nil || !strings.Contains(err.Error(), "bg-vmx already exists and was not created by banger") {
-		t.Fatalf("Setup over a foreign bg-vmx: error %v, want one naming the foreign interface", err)
+	if err == nil || !strings.Contains(err.Error(), tap+" already exists and was not created by banger") {
+		t.Fatalf("Setup over a foreign %s: error %v, want one naming the foreign interface", tap, err)
 	}
 	t.Log(err)
 	if err := Teardown(t.Context(), cfg, "vmx"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := netlink.LinkByName("bg-vmx"); err != nil {
-		t.Errorf("foreign bg-vmx was removed: %v", err)
+	if _, err := netlink.LinkByName(tap); err != nil {
+		t.Errorf("foreign %s was removed: %v", tap, err)
 	}
-	if rules := bangerRules(t, "vmx"); len(rules) != 0 {
+	if rules := bangerRules(t, tagOf(cfg, "vmx")); len(rules) != 0 {
 		t.Errorf("rules left: %q", rules)
 	}
 	if leases, err := List(cfg); err != nil || len(leases) != 0 {
@@ -479,9 +513,9 @@ func TestUplinkChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules := strings.Join(bangerRules(t, "web"), "\n")
-	if l.Uplink != "up1" || len(bangerRules(t, "web")) != 3 || !strings.Contains(rules, "-o up1 ") || strings.Contains(rules, "up0") {
-		t.Errorf("uplink %q, rules:\n%s\nwant exactly one MASQUERADE, out of up1", l.Uplink, rules)
+	rules := strings.Join(bangerRules(t, l.tag()), "\n")
+	if l.Uplink != "up1" || len(bangerRules(t, l.tag())) != 5 || strings.Count(rules, "-o up1 ") != 2 || strings.Contains(rules, "up0") {
+		t.Errorf("uplink %q, rules:\n%s\nwant egress and one MASQUERADE, out of up1 only", l.Uplink, rules)
 	}
 }
 
@@ -505,7 +539,7 @@ func TestIsolate(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { Teardown(context.Background(), cfg, "clone"); Teardown(context.Background(), cfg, "src") })
-	rulesBefore := bangerRules(t, "clone")
+	rulesBefore := bangerRules(t, clone.tag())
 	mac, _ := net.ParseMAC(clone.MAC)
 	// The clone's guest still answers at the source's address.
 	guest := openStation(t, clone.Tap, mac, src.GuestAddr.Addr())
@@ -554,7 +588,7 @@ func TestIsolate(t *testing.T) {
 	if out := sh(t, "ip", "-4", "-o", "addr", "show", "dev", clone.Tap); !strings.Contains(out, clone.HostAddr.String()) {
 		t.Errorf("tap %s after Close: %s", clone.Tap, out)
 	}
-	if got := bangerRules(t, "clone"); !slices.Equal(got, rulesBefore) {
+	if got := bangerRules(t, clone.tag()); !slices.Equal(got, rulesBefore) {
 		t.Errorf("rules after Close = %v, want %v", got, rulesBefore)
 	}
 	// The station, still attached, is reached at the clone's own address.

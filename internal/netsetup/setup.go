@@ -5,10 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path/filepath"
+	"strings"
 	"time"
 
-	"github.com/thaloco/banger/internal/lockfile"
 	"github.com/thaloco/banger/internal/paths"
 )
 
@@ -28,19 +27,22 @@ func Setup(ctx context.Context, cfg Config, vm string) (Lease, error) {
 	if err != nil {
 		return Lease{}, err
 	}
-	lock, err := lockfile.Acquire(ctx, filepath.Join(cfg.StateDir, "lock"), nil)
+	lk, err := lock(ctx, cfg)
 	if err != nil {
 		return Lease{}, fmt.Errorf("setting up network of VM %q: %w", vm, err)
 	}
-	defer func() { _ = lock.Unlock() }() // closing the lock file cannot lose data
+	defer func() { _ = lk.Unlock() }() // closing the lock file cannot lose data
 
 	l, err := readLease(cfg, vm)
 	fresh := errors.Is(err, fs.ErrNotExist)
-	if fresh {
+	switch {
+	case fresh:
 		l, err = allocateLease(cfg, vm)
 		if err == nil {
 			err = writeLease(cfg, l)
 		}
+	case err == nil && l.Owner == "":
+		l, err = t.migrate(ctx, cfg, l)
 	}
 	if err != nil {
 		return Lease{}, err
@@ -50,7 +52,7 @@ func Setup(ctx context.Context, cfg Config, vm string) (Lease, error) {
 		// Undo even if ctx was cancelled (Ctrl-C), within a bound.
 		undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		if uerr := t.teardown(undoCtx, cfg, vm, l.Tap); uerr != nil {
+		if uerr := t.teardown(undoCtx, cfg, l); uerr != nil {
 			err = errors.Join(err, fmt.Errorf("cleaning up after the failure: %w", uerr))
 		}
 	}
@@ -66,12 +68,6 @@ func allocateLease(cfg Config, vm string) (Lease, error) {
 	if err != nil {
 		return Lease{}, err
 	}
-	tap := tapName(vm)
-	for _, o := range leases {
-		if o.Tap == tap {
-			return Lease{}, fmt.Errorf("tap device name %s of VM %q is already used by VM %q (hint: choose another VM name)", tap, vm, o.VM)
-		}
-	}
 	taken, err := hostPrefixes()
 	if err != nil {
 		return Lease{}, err
@@ -80,11 +76,39 @@ func allocateLease(cfg Config, vm string) (Lease, error) {
 	if err != nil {
 		return Lease{}, err
 	}
-	return newLease(vm, subnet), nil
+	l := newLease(ownerID(cfg.StateDir), vm, subnet)
+	return l, tapFree(l, leases)
+}
+
+// tapFree refuses a tap name another lease of the state directory holds.
+func tapFree(l Lease, leases []Lease) error {
+	for _, o := range leases {
+		if o.Tap == l.Tap && o.VM != l.VM {
+			return fmt.Errorf("tap device name %s of VM %q is already used by VM %q (hint: choose another VM name)", l.Tap, l.VM, o.VM)
+		}
+	}
+	return nil
+}
+
+// checkTapFree is tapFree against the leases in cfg.
+func checkTapFree(cfg Config, l Lease) error {
+	leases, err := readLeases(cfg)
+	if err != nil {
+		return err
+	}
+	return tapFree(l, leases)
 }
 
 // bringUp creates or repairs everything lease l needs on the host.
 func (t tools) bringUp(ctx context.Context, l Lease) (Lease, error) {
+	users, err := subnetUsers(l)
+	if err != nil {
+		return l, err
+	}
+	if len(users) > 0 {
+		return l, fmt.Errorf("subnet %s of VM %q is in use on this host by %s, perhaps another banger state directory's VM that got it while this one's tap was gone (hint: stop what uses it, or remove VM %q and create it again to get a free subnet)",
+			l.Subnet, l.VM, strings.Join(users, ", "), l.VM)
+	}
 	if err := ensureTap(l); err != nil {
 		return l, err
 	}
@@ -101,21 +125,16 @@ func (t tools) bringUp(ctx context.Context, l Lease) (Lease, error) {
 	if l.Uplink == "" {
 		l.Notes = append(l.Notes, fmt.Sprintf("the host has no default route, so VM %q gets no NAT to outside networks: it can reach only the host at %s", l.VM, l.HostAddr.Addr()))
 	}
-	want := rulesFor(l, l.Uplink)
-	if err := t.deleteRules(ctx, l.VM, want); err != nil { // stale ones, e.g. for an old uplink
+	// Replaces stale rules, e.g. for an old uplink.
+	if err := t.syncRules(ctx, l, rulesFor(l, l.Uplink)); err != nil {
 		return l, err
-	}
-	for _, r := range want {
-		if err := t.addRule(ctx, r); err != nil {
-			return l, fmt.Errorf("setting up network of VM %q: %w", l.VM, err)
-		}
 	}
 	return l, nil
 }
 
 // Teardown removes the tap device, the firewall rules and the lease of VM
 // vm. It is idempotent, and it leaves alone anything banger did not create
-// for vm. IPv4 forwarding stays on.
+// for vm in this state directory. IPv4 forwarding stays on.
 func Teardown(ctx context.Context, cfg Config, vm string) error {
 	cfg, err := cfg.checked()
 	if err != nil {
@@ -124,35 +143,48 @@ func Teardown(ctx context.Context, cfg Config, vm string) error {
 	if err := paths.ValidateName("vm", vm); err != nil {
 		return err
 	}
-	lock, err := lockfile.Acquire(ctx, filepath.Join(cfg.StateDir, "lock"), nil)
+	lk, err := lock(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("removing network of VM %q: %w", vm, err)
 	}
-	defer func() { _ = lock.Unlock() }() // closing the lock file cannot lose data
+	defer func() { _ = lk.Unlock() }() // closing the lock file cannot lose data
 
-	tap := tapName(vm)
 	l, err := readLease(cfg, vm)
 	switch {
 	case err == nil:
-		tap = l.Tap
-	case errors.Is(err, fs.ErrNotExist) && !tapExists(tap):
+	case errors.Is(err, fs.ErrNotExist) && !tapExists(tapName(ownerID(cfg.StateDir), vm)):
 		// Setup writes the lease before it makes anything and Teardown
 		// removes it last: without a lease nothing of vm's is left.
 		return nil
+	default:
+		// A lease that cannot be read: what the current naming would
+		// have made for vm is found by name and tag.
+		l = Lease{VM: vm, Owner: ownerID(cfg.StateDir)}
+		l.Tap = tapName(l.Owner, vm)
 	}
 	t, err := checkHost(fmt.Sprintf("removing the tap network of VM %q", vm))
 	if err != nil {
 		return err
 	}
-	return t.teardown(ctx, cfg, vm, tap)
+	return t.teardown(ctx, cfg, l)
 }
 
-func (t tools) teardown(ctx context.Context, cfg Config, vm, tap string) error {
-	if err := t.deleteRules(ctx, vm, nil); err != nil {
+func (t tools) teardown(ctx context.Context, cfg Config, l Lease) error {
+	if l.Owner == "" {
+		tap, err := legacyTapOf(l)
+		if err != nil {
+			return err
+		}
+		if err := t.removeLegacy(ctx, l, tap, true); err != nil {
+			return err
+		}
+		return removeLease(cfg, l.VM)
+	}
+	if err := t.deleteRules(ctx, l); err != nil {
 		return err
 	}
-	if err := deleteTap(tap, vm); err != nil {
+	if err := deleteTap(l); err != nil {
 		return err
 	}
-	return removeLease(cfg, vm)
+	return removeLease(cfg, l.VM)
 }

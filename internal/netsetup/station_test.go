@@ -56,8 +56,11 @@ type udp struct {
 
 // nextUDP reads frames for up to 5 s, answering ARP requests for the
 // station's addresses, until an IPv4/UDP frame arrives.
-func (s *station) nextUDP() (udp, error) {
-	if err := s.f.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+func (s *station) nextUDP() (udp, error) { return s.udpWithin(5 * time.Second) }
+
+// udpWithin is nextUDP waiting up to d.
+func (s *station) udpWithin(d time.Duration) (udp, error) {
+	if err := s.f.SetReadDeadline(time.Now().Add(d)); err != nil {
 		return udp{}, err
 	}
 	buf := make([]byte, 65536)

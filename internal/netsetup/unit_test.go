@@ -53,19 +53,41 @@ func TestConfigChecked(t *testing.T) {
 }
 
 func TestNames(t *testing.T) {
+	owner := ownerID("/root/.local/state/banger/net")
+	if other := ownerID("/home/u/.local/state/banger/net"); len(owner) != 8 || other == owner || !validOwner(owner) {
+		t.Errorf("ownerID: %q and %q for two state directories", owner, other)
+	}
+	if ownerID("/s/net/") != ownerID("/s/net") {
+		t.Error("ownerID depends on a trailing slash")
+	}
 	for _, tc := range []struct{ vm, tap string }{
-		{"web", "bg-web"},
-		{"abcdefghijkl", "bg-abcdefghijkl"},
+		{"web", "bg-web-"},
+		{"abcde", "bg-abcde-"},
 		{"abcdefghijklm", "bg-abcde-"},
-		{"abcdefghijklmn", "bg-abcde-"},
+		{strings.Repeat("x", 64), "bg-xxxxx-"},
 	} {
-		got := tapName(tc.vm)
-		if !strings.HasPrefix(got, tc.tap) || len(got) > 15 {
-			t.Errorf("tapName(%q) = %q, want prefix %q and at most 15 bytes", tc.vm, got, tc.tap)
+		got := tapName(owner, tc.vm)
+		if !strings.HasPrefix(got, tc.tap) || len(got) != len(tc.tap)+6 || len(got) > 15 {
+			t.Errorf("tapName(%q) = %q, want %q and 6 hex digits, at most 15 bytes", tc.vm, got, tc.tap)
 		}
 	}
-	if tapName("abcdefghijklm") == tapName("abcdefghijklmn") {
+	if tapName(owner, "abcdefghijklm") == tapName(owner, "abcdefghijklmn") {
 		t.Error("long names sharing a prefix get the same tap name")
+	}
+	if tapName(owner, "web") == tapName(ownerID("/other"), "web") {
+		t.Error("one VM name in two state directories gets one tap name")
+	}
+	// The old naming, which leases without an owner keep.
+	for vm, want := range map[string]string{"web": "bg-web", "abcdefghijkl": "bg-abcdefghijkl", "abcdefghijklm": "bg-abcde-"} {
+		if got := legacyTapName(vm); !strings.HasPrefix(got, want) || len(got) > 15 {
+			t.Errorf("legacyTapName(%q) = %q, want prefix %q", vm, got, want)
+		}
+	}
+	if got := (Lease{VM: "web"}).tag(); got != "banger:web" {
+		t.Errorf("legacy tag %q", got)
+	}
+	if got := (Lease{VM: "web", Owner: owner}).tag(); got != "banger:"+owner+":web" {
+		t.Errorf("tag %q", got)
 	}
 	if a, b := guestMAC("web"), guestMAC("web"); a != b {
 		t.Errorf("guestMAC not stable: %s, %s", a, b)
@@ -92,7 +114,7 @@ func TestNames(t *testing.T) {
 }
 
 func TestKernelIPArg(t *testing.T) {
-	l := newLease("db", netip.MustParsePrefix("10.20.3.4/30"))
+	l := newLease("0123abcd", "db", netip.MustParsePrefix("10.20.3.4/30"))
 	if got, want := l.KernelIPArg(), "ip=10.20.3.6::10.20.3.5:255.255.255.252:db:eth0:off"; got != want {
 		t.Errorf("KernelIPArg() = %q, want %q", got, want)
 	}
@@ -119,7 +141,7 @@ func TestAllocate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var leases []Lease
 			for i, s := range tc.leases {
-				leases = append(leases, newLease(string(rune('a'+i)), p(s)))
+				leases = append(leases, newLease("0123abcd", string(rune('a'+i)), p(s)))
 			}
 			var taken []netip.Prefix
 			for _, s := range tc.taken {

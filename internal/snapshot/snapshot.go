@@ -54,6 +54,10 @@ type Manifest struct {
 	CPUs         int    `json:"cpus"`
 	MemoryMiB    int    `json:"memory_mib"`
 	Net          string `json:"net"`
+	// HostAccess is the source's host access on --net user ("none" or
+	// "loopback"). Reading a --net user snapshot taken before it existed
+	// gives "loopback", the full access its source had.
+	HostAccess string `json:"host_access,omitempty"`
 	// TapGuest and TapHost are the source's guest and host addresses
 	// (CIDR) on --net tap: a clone comes back with them and moves to its
 	// own.
@@ -169,6 +173,9 @@ func (s *Store) Get(name string) (*Manifest, error) {
 		return nil, broken("unreadable %s: %v", ManifestFile, err)
 	}
 	m.dir = dir
+	if m.Net == "user" && m.HostAccess == "" {
+		m.HostAccess = "loopback" // taken before the choice existed: full access
+	}
 	want := append([]File{{Name: DiskFile, Size: m.DiskSize}}, m.StateFiles...)
 	for _, f := range want {
 		st, err := os.Stat(filepath.Join(dir, f.Name))

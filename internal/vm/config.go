@@ -2,6 +2,7 @@ package vm
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,21 @@ const (
 	NetUser = "user"
 	NetTap  = "tap"
 	NetNone = "none"
+)
+
+// Host access modes of user networking: what a guest reaches through
+// QEMU's user network besides the forwards into it.
+const (
+	// HostAccessNone: nothing. QEMU's restrict=on isolates the guest:
+	// no host service (10.0.2.2 is the host's 127.0.0.1 otherwise, with
+	// every other VM's SSH forward), and no outside network or DNS
+	// either; forwards into the guest (SSH, -p) keep working.
+	HostAccessNone = "none"
+	// HostAccessLoopback: QEMU's full user network: outside networks, and
+	// every service the host binds on 127.0.0.1, at 10.0.2.2.
+	HostAccessLoopback = "loopback"
+	// DefaultHostAccess is the safer one.
+	DefaultHostAccess = HostAccessNone
 )
 
 // Readiness modes: wait for the guest's SSH server, or for a line on its
@@ -37,12 +53,16 @@ type Config struct {
 	// Jailer runs Firecracker through its jailer (chroot, own uid/gid).
 	Jailer bool `json:"jailer,omitempty"`
 
-	CPUs       int       `json:"cpus"`
-	MemoryMiB  int       `json:"memory_mib"`
-	DiskSize   int64     `json:"disk_size"`
-	Net        string    `json:"net"`
-	Forwards   []Forward `json:"forwards,omitempty"`
-	KernelArgs string    `json:"kernel_args,omitempty"`
+	CPUs      int       `json:"cpus"`
+	MemoryMiB int       `json:"memory_mib"`
+	DiskSize  int64     `json:"disk_size"`
+	Net       string    `json:"net"`
+	Forwards  []Forward `json:"forwards,omitempty"`
+	// HostAccess is HostAccessNone or HostAccessLoopback with --net user,
+	// "" otherwise. VMs made before it existed had full access: load
+	// reads their "" as HostAccessLoopback.
+	HostAccess string `json:"host_access,omitempty"`
+	KernelArgs string `json:"kernel_args,omitempty"`
 
 	// Ready is ReadySSH or ReadyConsole; ReadyMarker is the console text
 	// that means ready ("" means the kernel starting init).
@@ -56,6 +76,8 @@ type Config struct {
 
 // Forward forwards a host port to a guest port (user networking).
 type Forward struct {
+	// HostIP is the IPv4 address the host side binds, in canonical
+	// dotted-quad form ("0.0.0.0" for every address).
 	HostIP    string `json:"host_ip"`
 	HostPort  int    `json:"host_port"`
 	GuestPort int    `json:"guest_port"`
@@ -66,12 +88,17 @@ func (f Forward) String() string {
 	return fmt.Sprintf("%s:%d->%d/%s", f.HostIP, f.HostPort, f.GuestPort, f.Proto)
 }
 
-// ParseForward parses a -p value: [HOSTIP:]HOSTPORT:GUESTPORT[/tcp|/udp].
+// ForwardForms is the syntax ParseForward accepts, with examples.
+const ForwardForms = "[IPV4:]HOSTPORT:GUESTPORT[/tcp|/udp], e.g. 8080:80, 0.0.0.0:8080:80 or 5353:53/udp"
+
+// ParseForward parses a port forward: [IPV4:]HOSTPORT:GUESTPORT[/tcp|/udp].
 // The host address defaults to 127.0.0.1, so forwards are not reachable
-// from other machines unless asked for.
+// from other machines unless asked for. It must be an IPv4 address in
+// dotted-quad form (QEMU's user network forwards IPv4 only); it is stored
+// in canonical form.
 func ParseForward(s string) (Forward, error) {
 	bad := func(why string) (Forward, error) {
-		return Forward{}, fmt.Errorf("invalid port forward %q: %s (hint: use HOSTPORT:GUESTPORT, e.g. -p 8080:80, optionally IP:HOSTPORT:GUESTPORT or a /udp suffix)", s, why)
+		return Forward{}, &ForwardError{Value: s, Reason: why}
 	}
 	f := Forward{HostIP: "127.0.0.1", Proto: "tcp"}
 	rest := s
@@ -83,13 +110,16 @@ func ParseForward(s string) (Forward, error) {
 		}
 	}
 	parts := strings.Split(rest, ":")
-	switch len(parts) {
-	case 2:
-	case 3:
-		f.HostIP, parts = parts[0], parts[1:]
-		if f.HostIP == "" {
-			return bad("empty host address")
+	switch {
+	case strings.ContainsAny(rest, "[]"):
+		return bad("IPv6 host addresses are not supported: QEMU's user network forwards IPv4 only")
+	case len(parts) == 2:
+	case len(parts) == 3:
+		a, err := parseHostIP(parts[0])
+		if err != nil {
+			return bad(err.Error())
 		}
+		f.HostIP, parts = a.String(), parts[1:]
 	default:
 		return bad("expected two or three ':'-separated fields")
 	}
@@ -101,6 +131,58 @@ func ParseForward(s string) (Forward, error) {
 		return bad("guest " + err.Error())
 	}
 	return f, nil
+}
+
+// ForwardError is a port forward ParseForward refuses.
+type ForwardError struct {
+	Value  string // as given
+	Reason string // what is wrong with it
+}
+
+func (e *ForwardError) Error() string {
+	return fmt.Sprintf("invalid port forward %q: %s (hint: use %s)", e.Value, e.Reason, ForwardForms)
+}
+
+// parseHostIP parses the host address of a forward: IPv4, dotted quad.
+func parseHostIP(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return netip.Addr{}, fmt.Errorf("host address %q is not an IPv4 address", s)
+	}
+	return a, nil
+}
+
+// check verifies a forward read from a VM's config, which older versions
+// stored unparsed.
+func (f Forward) check() error {
+	_, err := parseHostIP(f.HostIP)
+	if err == nil {
+		_, err = parsePort(strconv.Itoa(f.HostPort))
+	}
+	if err == nil {
+		_, err = parsePort(strconv.Itoa(f.GuestPort))
+	}
+	if err == nil && f.Proto != "tcp" && f.Proto != "udp" {
+		err = fmt.Errorf("protocol %q is not tcp or udp", f.Proto)
+	}
+	if err != nil {
+		return fmt.Errorf("port forward %s: %w", f, err)
+	}
+	return nil
+}
+
+// overlaps reports whether f and g cannot both bind: the same protocol
+// and host port, on the same address or with either on every address.
+func (f Forward) overlaps(g Forward) bool {
+	if f.Proto != g.Proto || f.HostPort != g.HostPort {
+		return false
+	}
+	a, errA := netip.ParseAddr(f.HostIP)
+	b, errB := netip.ParseAddr(g.HostIP)
+	if errA != nil || errB != nil {
+		return f.HostIP == g.HostIP
+	}
+	return a == b || a.IsUnspecified() || b.IsUnspecified()
 }
 
 func parsePort(s string) (int, error) {

@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -15,23 +16,91 @@ func TestParseForward(t *testing.T) {
 		{in: "8080:80", want: Forward{"127.0.0.1", 8080, 80, "tcp"}},
 		{in: "0.0.0.0:53:53/udp", want: Forward{"0.0.0.0", 53, 53, "udp"}},
 		{in: "2222:22/tcp", want: Forward{"127.0.0.1", 2222, 22, "tcp"}},
+		{in: "192.168.1.10:8080:80", want: Forward{"192.168.1.10", 8080, 80, "tcp"}},
 		{in: "80", err: "two or three"},
 		{in: "a:b:c:d", err: "two or three"},
 		{in: "0:80", err: "host port"},
 		{in: "80:70000", err: "guest port"},
 		{in: "80:80/sctp", err: "tcp or udp"},
-		{in: ":80:80", err: "empty host address"},
+		{in: ":80:80", err: `host address "" is not an IPv4 address`},
+		{in: "127.0.0.1,x:80:80", err: `host address "127.0.0.1,x" is not an IPv4 address`},
+		{in: "127.0.0.1,guestfwd=tcp:10.0.2.9:80-cmd:sh:80:80", err: "two or three"},
+		{in: "localhost:80:80", err: `host address "localhost" is not an IPv4 address`},
+		{in: "0:80:80", err: `host address "0" is not an IPv4 address`},
+		{in: "127.1:80:80", err: `host address "127.1" is not an IPv4 address`},
+		{in: "010.0.0.1:80:80", err: "is not an IPv4 address"},
+		{in: "[::1]:80:80", err: "IPv4 only"},
+		{in: "::1:80:80", err: "two or three"},
 	} {
-		got, err := ParseForward(tc.in)
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "hint:") {
-				t.Errorf("ParseForward(%q) err = %v, want %q with a hint", tc.in, err, tc.err)
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ParseForward(tc.in)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), fmt.Sprintf("%q", tc.in)) ||
+					!strings.Contains(err.Error(), "hint: use "+ForwardForms) || strings.Contains(err.Error(), "\n") {
+					t.Fatalf("err = %v, want one line naming %q, saying %q and the accepted forms", err, tc.in, tc.err)
+				}
+				return
 			}
-			continue
+			if err != nil || got != tc.want {
+				t.Fatalf("got %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestForwardOverlaps(t *testing.T) {
+	fw := func(s string) Forward {
+		f, err := ParseForward(s)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if err != nil || got != tc.want {
-			t.Errorf("ParseForward(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
-		}
+		return f
+	}
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"127.0.0.1:80:80", "127.0.0.1:80:8080", true},
+		{"0.0.0.0:80:80", "127.0.0.1:80:81", true},
+		{"127.0.0.1:80:80", "0.0.0.0:80:81", true},
+		{"0.0.0.0:80:80", "0.0.0.0:80:81", true},
+		{"80:80", "127.0.0.1:80:81", true},
+		{"127.0.0.1:80:80", "127.0.0.2:80:80", false},
+		{"0.0.0.0:80:80/tcp", "0.0.0.0:80:80/udp", false},
+		{"127.0.0.1:80:80", "127.0.0.1:81:80", false},
+	} {
+		t.Run(tc.a+" "+tc.b, func(t *testing.T) {
+			if got := fw(tc.a).overlaps(fw(tc.b)); got != tc.want {
+				t.Errorf("overlaps = %v, want %v", got, tc.want)
+			}
+			if got := fw(tc.b).overlaps(fw(tc.a)); got != tc.want {
+				t.Errorf("reversed: overlaps = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestCheckNetForwards(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fwds []Forward
+		err  string
+	}{
+		{"distinct", []Forward{{"127.0.0.1", 80, 80, "tcp"}, {"127.0.0.1", 80, 80, "udp"}, {"127.0.0.2", 80, 80, "tcp"}}, ""},
+		{"same bind", []Forward{{"127.0.0.1", 8080, 80, "tcp"}, {"127.0.0.1", 8080, 81, "tcp"}}, "both bind host port 8080/tcp"},
+		{"every address covers one", []Forward{{"127.0.0.1", 80, 80, "tcp"}, {"0.0.0.0", 80, 81, "tcp"}},
+			"port forwards 127.0.0.1:80->80/tcp and 0.0.0.0:80->81/tcp both bind host port 80/tcp"},
+		// Older versions stored host addresses unparsed.
+		{"stored host name", []Forward{{"localhost", 80, 80, "tcp"}}, `host address "localhost" is not an IPv4 address`},
+		{"stored option", []Forward{{"127.0.0.1,x", 80, 80, "tcp"}}, "is not an IPv4 address"},
+		{"stored port", []Forward{{"127.0.0.1", 0, 80, "tcp"}}, "not a number from 1 to 65535"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkNetForwards(&Config{Forwards: tc.fwds})
+			if (tc.err == "" && err != nil) || (tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err))) {
+				t.Fatalf("err = %v, want %q", err, tc.err)
+			}
+		})
 	}
 }
 

@@ -29,13 +29,16 @@ type CreateOptions struct {
 	Kernel string // installed kernel name
 	Rootfs string // ext4 file to copy instead of an image's rootfs
 
-	CPUs       int    // 0 means 1
-	MemoryMiB  int    // 0 means 512
-	DiskSize   int64  // bytes; 0 means the size of the source rootfs
-	VMM        string // "qemu", "firecracker", "auto" or "" ($BANGER_VMM, else auto)
-	Jailer     bool   // Firecracker only: run it through its jailer
-	Net        string // "user", "tap", "none"; "" means user for QEMU, tap for Firecracker
-	Forwards   []Forward
+	CPUs      int    // 0 means 1
+	MemoryMiB int    // 0 means 512
+	DiskSize  int64  // bytes; 0 means the size of the source rootfs
+	VMM       string // "qemu", "firecracker", "auto" or "" ($BANGER_VMM, else auto)
+	Jailer    bool   // Firecracker only: run it through its jailer
+	Net       string // "user", "tap", "none"; "" means user for QEMU, tap for Firecracker
+	Forwards  []Forward
+	// HostAccess is HostAccessNone or HostAccessLoopback (user networking
+	// only); "" means DefaultHostAccess.
+	HostAccess string
 	KernelArgs string
 	// Ready is "ssh", "console" or "auto"/"" (ssh when the disk holds an
 	// SSH server and the VM has a network, else console).
@@ -195,7 +198,7 @@ func diskErr(err error, dir string) error {
 func (s *Store) plan(ctx context.Context, o CreateOptions) (Config, string, error) {
 	cfg := Config{
 		Name: o.Name, Image: o.Image, Kernel: o.Kernel, CPUs: o.CPUs, MemoryMiB: o.MemoryMiB,
-		DiskSize: o.DiskSize, Forwards: o.Forwards, KernelArgs: strings.TrimSpace(o.KernelArgs),
+		DiskSize: o.DiskSize, Forwards: o.Forwards, HostAccess: o.HostAccess, KernelArgs: strings.TrimSpace(o.KernelArgs),
 		Ready: o.Ready, ReadyMarker: o.ReadyMarker, CreatedAt: time.Now().UTC(),
 	}
 	var src string
@@ -329,18 +332,40 @@ func checkNet(cfg *Config, mode string) error {
 		return fmt.Errorf("unknown network mode %q (hint: use user, tap or none)", mode)
 	}
 	cfg.Net = mode
+	if err := checkHostAccess(cfg); err != nil {
+		return err
+	}
 	return checkNetForwards(cfg)
 }
 
-// checkNetForwards refuses a host port forwarded twice.
+// checkHostAccess fills in and checks the host access of user networking.
+func checkHostAccess(cfg *Config) error {
+	switch {
+	case cfg.Net != NetUser && cfg.HostAccess != "":
+		return fmt.Errorf("--host-access applies only to --net user (with --net %s, the host's firewall decides what the guest reaches)", cfg.Net)
+	case cfg.Net != NetUser:
+		return nil
+	case cfg.HostAccess == "":
+		cfg.HostAccess = DefaultHostAccess
+	case cfg.HostAccess != HostAccessNone && cfg.HostAccess != HostAccessLoopback:
+		return fmt.Errorf("unknown host access %q (hint: use none or loopback)", cfg.HostAccess)
+	}
+	return nil
+}
+
+// checkNetForwards checks each forward and refuses two that bind the
+// same host port and protocol on overlapping addresses (0.0.0.0 overlaps
+// every address).
 func checkNetForwards(cfg *Config) error {
-	seen := map[string]bool{}
-	for _, f := range cfg.Forwards {
-		k := fmt.Sprintf("%s/%d/%s", f.HostIP, f.HostPort, f.Proto)
-		if seen[k] {
-			return fmt.Errorf("host port %s:%d/%s is forwarded twice", f.HostIP, f.HostPort, f.Proto)
+	for i, f := range cfg.Forwards {
+		if err := f.check(); err != nil {
+			return err
 		}
-		seen[k] = true
+		for _, g := range cfg.Forwards[:i] {
+			if f.overlaps(g) {
+				return fmt.Errorf("port forwards %s and %s both bind host port %d/%s", g, f, f.HostPort, f.Proto)
+			}
+		}
 	}
 	return nil
 }

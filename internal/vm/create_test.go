@@ -150,7 +150,13 @@ func TestCreateErrors(t *testing.T) {
 		}, "-p forwards ports only with --net user"},
 		{"duplicate forward", func(o *CreateOptions) {
 			o.Forwards = []Forward{{"127.0.0.1", 8080, 80, "tcp"}, {"127.0.0.1", 8080, 81, "tcp"}}
-		}, "forwarded twice"},
+		}, "both bind host port 8080/tcp"},
+		{"overlapping forward", func(o *CreateOptions) {
+			o.Forwards = []Forward{{"0.0.0.0", 8080, 80, "tcp"}, {"127.0.0.1", 8080, 81, "tcp"}}
+		}, "both bind host port 8080/tcp"},
+		{"forward host name", func(o *CreateOptions) {
+			o.Forwards = []Forward{{"localhost", 8080, 80, "tcp"}}
+		}, `host address "localhost" is not an IPv4 address`},
 		{"unknown vmm", func(o *CreateOptions) { o.VMM = "xen" }, `unknown VMM "xen"`},
 		{"firecracker user net", func(o *CreateOptions) { o.VMM, o.Net = VMMFirecracker, NetUser }, "firecracker has no user-mode networking"},
 		{"bad net", func(o *CreateOptions) { o.Net = "bridge" }, `unknown network mode "bridge"`},

@@ -216,7 +216,7 @@ func waitGone(t *testing.T, pid int) {
 
 func freeTestPort(t *testing.T) int {
 	t.Helper()
-	p, err := freePort(context.Background())
+	p, err := freePort(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

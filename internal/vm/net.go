@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"syscall"
 
@@ -28,12 +29,15 @@ func (s *Store) setupNet(ctx context.Context, v *VM, m *vmm.Machine) (string, er
 		m.Net = vmm.Network{Mode: NetNone}
 		return "", nil
 	case NetUser:
+		if err := checkNetForwards(&v.Config); err != nil {
+			return "", fmt.Errorf("%w (an older banger stored it unchecked; hint: remove the VM and create it again with valid forwards)", err)
+		}
 		for _, f := range v.Config.Forwards {
 			if err := portFree(ctx, f); err != nil {
 				return "", err
 			}
 		}
-		port, err := freePort(ctx)
+		port, err := freePort(ctx, v.Config.Forwards)
 		if err != nil {
 			return "", err
 		}
@@ -41,7 +45,8 @@ func (s *Store) setupNet(ctx context.Context, v *VM, m *vmm.Machine) (string, er
 		for _, f := range v.Config.Forwards {
 			fwds = append(fwds, vmm.Forward{HostIP: f.HostIP, HostPort: f.HostPort, GuestPort: f.GuestPort, Proto: f.Proto})
 		}
-		m.Net = vmm.Network{Mode: NetUser, MAC: userMAC(v.Name()), Forwards: fwds}
+		m.Net = vmm.Network{Mode: NetUser, MAC: userMAC(v.Name()), Forwards: fwds,
+			Restrict: v.Config.HostAccess != HostAccessLoopback}
 		v.State.SSHPort = port
 		return fmt.Sprintf("ip=%s::%s:255.255.255.0:%s:eth0:off:%s", userGuestIP, userGateway, v.Name(), userDNS), nil
 	case NetTap:
@@ -127,15 +132,23 @@ func (v *VM) SSHAddr() string {
 // for user networking (tap networking takes its MAC from the lease).
 func userMAC(name string) string { return netsetup.DeriveMAC("banger-user:" + name) }
 
-// freePort returns a TCP port on 127.0.0.1 that nothing listens on.
-func freePort(ctx context.Context) (int, error) {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port for SSH: %w", err)
+// freePort returns a TCP port on 127.0.0.1 that nothing listens on and
+// none of fwds will bind.
+func freePort(ctx context.Context, fwds []Forward) (int, error) {
+	for range 10 {
+		var lc net.ListenConfig
+		ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("finding a free port for SSH: %w", err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		_ = ln.Close()
+		ssh := Forward{HostIP: "127.0.0.1", HostPort: port, Proto: "tcp"}
+		if !slices.ContainsFunc(fwds, ssh.overlaps) {
+			return port, nil
+		}
 	}
-	defer func() { _ = ln.Close() }()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("finding a free port for SSH: the kernel keeps offering ports the VM's forwards bind")
 }
 
 // portFree checks that the host side of a forward can be bound.

@@ -2,6 +2,7 @@ package vm
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -72,7 +73,7 @@ func (s *Store) Snapshot(ctx context.Context, name, snap string, o SnapshotOptio
 	}
 	man := &snapshot.Manifest{
 		SourceVM: name, Image: v.Config.Image, Kernel: v.Config.Kernel, VMM: v.Config.VMM, Accel: v.State.Accel,
-		CPUs: v.Config.CPUs, MemoryMiB: v.Config.MemoryMiB, Net: v.Config.Net, KernelArgs: v.Config.KernelArgs,
+		CPUs: v.Config.CPUs, MemoryMiB: v.Config.MemoryMiB, Net: v.Config.Net, HostAccess: v.Config.HostAccess, KernelArgs: v.Config.KernelArgs,
 		Ready: v.Config.Ready, ReadyMarker: v.Config.ReadyMarker, WarmFor: o.WarmFor,
 	}
 	if man.VMMVersion, err = s.vmmVersion(sn); err != nil {
@@ -212,6 +213,10 @@ func (s *Store) planSnapshot(cfg *Config, o CreateOptions) (string, error) {
 		return "", conflict("--memory", fmt.Sprintf("%dM", o.MemoryMiB), fmt.Sprintf("%dM", snap.MemoryMiB))
 	case o.Net != "" && o.Net != snap.Net:
 		return "", conflict("--net", o.Net, snap.Net)
+	case o.HostAccess != "" && snap.Net != NetUser:
+		return "", fmt.Errorf("--host-access applies only to --net user; snapshot %q uses --net %s", snap.Name, snap.Net)
+	case o.HostAccess != "" && o.HostAccess != snap.HostAccess:
+		return "", conflict("--host-access", o.HostAccess, snap.HostAccess)
 	case o.VMM != "" && o.VMM != "auto" && o.VMM != snap.VMM:
 		return "", conflict("--vmm", o.VMM, snap.VMM)
 	case o.DiskSize != 0:
@@ -221,6 +226,7 @@ func (s *Store) planSnapshot(cfg *Config, o CreateOptions) (string, error) {
 	}
 	cfg.Snapshot, cfg.Image, cfg.Kernel, cfg.VMM = snap.Name, snap.Image, snap.Kernel, snap.VMM
 	cfg.CPUs, cfg.MemoryMiB, cfg.Net, cfg.DiskSize = snap.CPUs, snap.MemoryMiB, snap.Net, snap.DiskSize
+	cfg.HostAccess = snap.HostAccess
 	cfg.Ready, cfg.ReadyMarker, cfg.KernelArgs = snap.Ready, snap.ReadyMarker, snap.KernelArgs
 	if snap.Net != NetUser && len(cfg.Forwards) > 0 {
 		return "", fmt.Errorf("-p forwards ports only with user networking; snapshot %q uses --net %s", snap.Name, snap.Net)
@@ -328,6 +334,8 @@ func (s *Store) warmFor(o CreateOptions) (*snapshot.Manifest, string) {
 		return nil, fmt.Sprintf("it has %d CPU(s) and %dM, this VM %d and %dM", snap.CPUs, snap.MemoryMiB, cpus, mem)
 	case vmmName != snap.VMM || net != snap.Net:
 		return nil, fmt.Sprintf("it runs on %s with --net %s, this VM on %s with --net %s", snap.VMM, snap.Net, vmmName, net)
+	case net == NetUser && cmp.Or(o.HostAccess, DefaultHostAccess) != snap.HostAccess:
+		return nil, fmt.Sprintf("it has --host-access %s, this VM %s", snap.HostAccess, cmp.Or(o.HostAccess, DefaultHostAccess))
 	case o.DiskSize != 0 || o.KernelArgs != "" || o.ReadyMarker != "" || o.Jailer || (o.Ready != "" && o.Ready != "auto" && o.Ready != snap.Ready):
 		return nil, "this VM asks for its own disk size, kernel arguments, readiness or jailer"
 	}
@@ -551,7 +559,9 @@ type WarmOptions struct {
 	MemoryMiB int    // 0 means DefaultMemoryMiB
 	VMM       string // as CreateOptions.VMM
 	Net       string // as CreateOptions.Net
-	Timeout   time.Duration
+	// HostAccess is as CreateOptions.HostAccess.
+	HostAccess string
+	Timeout    time.Duration
 }
 
 // WarmImage boots image once in a throwaway VM, waits until it is ready,
@@ -562,7 +572,7 @@ func (s *Store) WarmImage(ctx context.Context, img string, o WarmOptions) (*snap
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	tmp := fmt.Sprintf("%.40s-warming-%x", img, b)
-	if _, err := s.Create(ctx, CreateOptions{Name: tmp, Image: img, Cold: true, CPUs: o.CPUs, MemoryMiB: o.MemoryMiB, VMM: o.VMM, Net: o.Net}); err != nil {
+	if _, err := s.Create(ctx, CreateOptions{Name: tmp, Image: img, Cold: true, CPUs: o.CPUs, MemoryMiB: o.MemoryMiB, VMM: o.VMM, Net: o.Net, HostAccess: o.HostAccess}); err != nil {
 		return nil, err
 	}
 	defer func() { _ = s.Remove(context.WithoutCancel(ctx), tmp, true) }()

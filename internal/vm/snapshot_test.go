@@ -162,6 +162,15 @@ func TestSnapshotClones(t *testing.T) {
 	if _, err := s.Create(ctx, CreateOptions{Name: "bad", Snapshot: "nosuch"}); !errors.Is(err, snapshot.ErrNotFound) {
 		t.Errorf("unknown snapshot: %v", err)
 	}
+	// Host access: the source's (the default, none) is recorded; a clone
+	// gets it, and asking for another is refused.
+	if man.HostAccess != HostAccessNone {
+		t.Errorf("snapshot records host access %q, want %q", man.HostAccess, HostAccessNone)
+	}
+	if _, err := s.Create(ctx, CreateOptions{Name: "bad", Snapshot: "snap1", HostAccess: HostAccessLoopback}); err == nil ||
+		!strings.Contains(err.Error(), `--host-access loopback conflicts with snapshot "snap1", which has none`) {
+		t.Errorf("conflicting --host-access: %v", err)
+	}
 
 	// A snapshot from another QEMU version or of another kernel build is
 	// refused with the reason (the manifest is edited as if it were).
@@ -179,6 +188,19 @@ func TestSnapshotClones(t *testing.T) {
 		if !errors.As(err, &se) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "hint:") {
 			t.Errorf("stale snapshot (%s): %v", tc.want, err)
 		}
+	}
+	// A snapshot taken before host access existed had full access, and
+	// so does a clone of it.
+	if !strings.Contains(orig, `"host_access": "none",`) {
+		t.Fatalf("manifest lacks host_access:\n%s", orig)
+	}
+	if err := os.WriteFile(manPath, []byte(strings.Replace(orig, `"host_access": "none",`, "", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Create(ctx, CreateOptions{Name: "old-clone", Snapshot: "snap1"}); err != nil || v.Config.HostAccess != HostAccessLoopback {
+		t.Errorf("clone of a snapshot without host_access: %+v, %v; want host access loopback", v, err)
+	} else if err := s.Remove(ctx, "old-clone", false); err != nil {
+		t.Fatal(err)
 	}
 	if err := os.WriteFile(manPath, []byte(orig), 0o600); err != nil {
 		t.Fatal(err)
@@ -212,6 +234,9 @@ func TestSnapshotClones(t *testing.T) {
 	for _, n := range names {
 		v := status(t, s, n)
 		t.Logf("%s: restored, VMM up %v, ready %v; identity %s", n, v.State.Boot.VMM, v.State.Boot.Ready, v.State.Identity)
+		if v.Config.HostAccess != HostAccessNone || !strings.Contains(strings.Join(v.State.Argv, " "), "restrict=on") {
+			t.Errorf("%s: host access %q, VMM argv %q; want none, restrict=on", n, v.Config.HostAccess, v.State.Argv)
+		}
 		if v.State.Status != StatusRunning || v.State.Path != PathRestore || v.State.RestorePending {
 			t.Fatalf("%s after restore: %+v", n, v.State)
 		}

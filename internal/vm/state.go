@@ -192,6 +192,9 @@ func load(dir string) (*VM, error) {
 	if err := json.Unmarshal(data, &v.Config); err != nil {
 		return nil, fmt.Errorf("unreadable %s: %w", configFile, err)
 	}
+	if v.Config.Net == NetUser && v.Config.HostAccess == "" {
+		v.Config.HostAccess = HostAccessLoopback // made before the choice existed
+	}
 	data, err = os.ReadFile(filepath.Join(dir, stateFile))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", stateFile, err)

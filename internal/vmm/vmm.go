@@ -63,6 +63,10 @@ type Network struct {
 	Tap      string // host tap device name, tap mode
 	MAC      string // guest MAC address
 	Forwards []Forward
+	// Restrict (user mode) isolates the guest: it reaches nothing through
+	// the network, neither the host nor outside networks; the forwards
+	// into it keep working.
+	Restrict bool
 }
 
 // Forward forwards a host port to a guest port (user mode networking).

@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -109,12 +110,26 @@ func netArgs(n vmm.Network) ([]string, error) {
 		return nil, nil
 	case "user":
 		netdev = "user,id=n0"
+		if n.Restrict {
+			netdev += ",restrict=on"
+		}
 		for _, f := range n.Forwards {
 			proto := f.Proto
 			if proto == "" {
 				proto = "tcp"
 			}
-			netdev += fmt.Sprintf(",hostfwd=%s:%s:%d-:%d", proto, f.HostIP, f.HostPort, f.GuestPort)
+			// Checked, not escaped: hostfwd takes an IPv4 address and
+			// ports, and anything else would change the option's meaning.
+			a, err := netip.ParseAddr(f.HostIP)
+			switch {
+			case err != nil || !a.Is4():
+				return nil, fmt.Errorf("port forward host address %q is not an IPv4 address", f.HostIP)
+			case proto != "tcp" && proto != "udp":
+				return nil, fmt.Errorf("port forward protocol %q is not tcp or udp", f.Proto)
+			case f.HostPort < 1 || f.HostPort > 65535 || f.GuestPort < 1 || f.GuestPort > 65535:
+				return nil, fmt.Errorf("port forward %d->%d: ports must be 1 to 65535", f.HostPort, f.GuestPort)
+			}
+			netdev += fmt.Sprintf(",hostfwd=%s:%s:%d-:%d", proto, a, f.HostPort, f.GuestPort)
 		}
 	case "tap":
 		if n.Tap == "" {

@@ -52,6 +52,21 @@ func TestArgs(t *testing.T) {
 			m.Net = vmm.Network{Mode: "user", MAC: "52:54:00:00:00:01", Forwards: []vmm.Forward{
 				{HostIP: "127.0.0.1", HostPort: 2222, GuestPort: 22}, {HostIP: "0.0.0.0", HostPort: 53, GuestPort: 53, Proto: "udp"}}}
 		}, want: []string{"-netdev user,id=n0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=udp:0.0.0.0:53-:53", "virtio-net-device,netdev=n0,mac=52:54:00:00:00:01"}},
+		{name: "forward host address smuggling an option", edit: func(m *vmm.Machine) {
+			m.Net = vmm.Network{Mode: "user", Forwards: []vmm.Forward{{HostIP: "127.0.0.1,guestfwd=tcp:10.0.2.9:80-cmd:sh", HostPort: 2222, GuestPort: 22}}}
+		}, err: "is not an IPv4 address"},
+		{name: "forward host name", edit: func(m *vmm.Machine) {
+			m.Net = vmm.Network{Mode: "user", Forwards: []vmm.Forward{{HostIP: "localhost", HostPort: 2222, GuestPort: 22}}}
+		}, err: `host address "localhost" is not an IPv4 address`},
+		{name: "forward IPv6", edit: func(m *vmm.Machine) {
+			m.Net = vmm.Network{Mode: "user", Forwards: []vmm.Forward{{HostIP: "::1", HostPort: 2222, GuestPort: 22}}}
+		}, err: "is not an IPv4 address"},
+		{name: "forward protocol", edit: func(m *vmm.Machine) {
+			m.Net = vmm.Network{Mode: "user", Forwards: []vmm.Forward{{HostIP: "127.0.0.1", HostPort: 2222, GuestPort: 22, Proto: "sctp"}}}
+		}, err: `protocol "sctp"`},
+		{name: "forward port", edit: func(m *vmm.Machine) {
+			m.Net = vmm.Network{Mode: "user", Forwards: []vmm.Forward{{HostIP: "127.0.0.1", HostPort: 0, GuestPort: 22}}}
+		}, err: "ports must be 1 to 65535"},
 		{name: "tap", edit: func(m *vmm.Machine) { m.Net = vmm.Network{Mode: "tap", Tap: "bg-web"} },
 			want: []string{"-netdev tap,id=n0,ifname=bg-web,script=no,downscript=no"}},
 		{name: "initrd", edit: func(m *vmm.Machine) { m.Initrd = m.Kernel }, want: []string{"-initrd " + dir + "/vmlinux"}},
