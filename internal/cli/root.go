@@ -60,6 +60,7 @@ QEMU's microvm machine.`,
 		newSnapshotCommand(g),
 		newInternalCommand(),
 	)
+	finishTree(root)
 	return root
 }
 

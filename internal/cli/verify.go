@@ -28,11 +28,10 @@ func newVerifyCommand(g *globalOptions, kind, example string, long string,
 	cmd := &cobra.Command{
 		Use:   "verify [NAME...]",
 		Short: fmt.Sprintf("Re-hash installed %ss against their manifests", kind),
-		Long: long + `
-
-Exit status: 0 when everything verified matches its manifest, 1 when
+		Long:  long,
+		Annotations: map[string]string{exitStatusKey: `Exit status: 0 when everything verified matches its manifest, 1 when
 something does not (each is named on stderr, or in the JSON), 2 on a
-usage error.`,
+usage error, 130 when interrupted.`},
 		Example: example,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runVerify(cmd.Context(), g, &o, args, kind, list, verify)
