@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/thaloco/banger/internal/ext4"
 	"github.com/thaloco/banger/internal/imagebuild"
 	"github.com/thaloco/banger/internal/progress"
 	"github.com/thaloco/banger/internal/sshkey"
@@ -19,7 +18,7 @@ type imageBuildOptions struct {
 	fromImage string
 	name      string
 	kernelRef string
-	size      string
+	size      int64
 	platform  string
 	force     bool
 }
@@ -28,7 +27,7 @@ func (o *imageBuildOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.fromImage, "from-image", "", "image to build from: a registry reference, oci:DIR[:TAG], docker-archive:FILE, or a path to either (required)")
 	f.StringVar(&o.name, "name", "", "name of the new image (required)")
 	f.StringVar(&o.kernelRef, "kernel-ref", imagebuild.DefaultKernel, "installed kernel the image boots with")
-	f.StringVar(&o.size, "size", "", "rootfs size, e.g. 4G (default: the content plus a quarter, at least 256 MiB, free; the file is sparse)")
+	f.Var(sizeValue{&o.size}, "size", "rootfs size, e.g. 4G (default: the content plus a quarter, at least 256 MiB, free; the file is sparse)")
 	f.StringVar(&o.platform, "platform", imagebuild.DefaultPlatform, "platform to pull from multi-platform images, OS/ARCH[/VARIANT]")
 	f.BoolVar(&o.force, "force", false, "replace an existing image of the same name")
 }
@@ -74,13 +73,7 @@ again takes seconds.`,
 }
 
 func runImageBuild(ctx context.Context, opts imageBuildOptions, g *globalOptions, w io.Writer) error {
-	var size int64
-	if opts.size != "" {
-		var err error
-		if size, err = ext4.ParseSize(opts.size); err != nil {
-			return &usageError{fmt.Errorf("--size: %w", err)}
-		}
-	}
+	size := opts.size
 	l, err := g.layout()
 	if err != nil {
 		return err

@@ -13,7 +13,7 @@ import (
 
 type imageWarmOptions struct {
 	cpus       int
-	memory     string
+	memoryMiB  int
 	vmm        string
 	net        string
 	hostAccess string
@@ -42,7 +42,8 @@ removing the image removes it.`,
 	}
 	f := cmd.Flags()
 	f.IntVar(&o.cpus, "cpus", vm.DefaultCPUs, "number of vCPUs")
-	f.StringVar(&o.memory, "memory", fmt.Sprintf("%dM", vm.DefaultMemoryMiB), "memory size, e.g. 512M or 2G")
+	o.memoryMiB = vm.DefaultMemoryMiB
+	f.Var(memoryValue{&o.memoryMiB}, "memory", "memory size, e.g. 512M or 2G")
 	f.StringVar(&o.vmm, "vmm", "", "VMM: qemu, firecracker or auto (default $BANGER_VMM, else auto)")
 	f.StringVar(&o.net, "net", "", "network: user, tap or none (default: user for QEMU, tap for Firecracker)")
 	f.Var(hostAccessValue{&o.hostAccess}, "host-access", hostAccessUsage)
@@ -51,10 +52,7 @@ removing the image removes it.`,
 }
 
 func runImageWarm(ctx context.Context, g *globalOptions, o *imageWarmOptions, args []string) error {
-	mem, err := vm.ParseMemory(o.memory)
-	if err != nil {
-		return &usageError{err}
-	}
+	mem := o.memoryMiB
 	s, err := g.vmStore()
 	if err != nil {
 		return err

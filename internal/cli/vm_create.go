@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/thaloco/banger/internal/ext4"
 	"github.com/thaloco/banger/internal/vm"
 )
 
@@ -15,7 +14,8 @@ import (
 type vmCreateOptions struct {
 	Image, Kernel, Rootfs string
 	CPUs                  int
-	Memory, DiskSize      string
+	MemoryMiB             int
+	DiskSize              int64
 	VMM, Net              string
 	HostAccess            string
 	Jailer                bool
@@ -41,8 +41,9 @@ func (o *vmCreateOptions) AddFlags(f *pflag.FlagSet, withImage bool) {
 	f.StringVar(&o.Kernel, "kernel", "", "installed kernel to boot (default: the image's kernel)")
 	f.StringVar(&o.Rootfs, "rootfs", "", "ext4 file to copy as the root disk instead of an image (needs --kernel)")
 	f.IntVar(&o.CPUs, "cpus", vm.DefaultCPUs, "number of vCPUs")
-	f.StringVar(&o.Memory, "memory", fmt.Sprintf("%dM", vm.DefaultMemoryMiB), "memory size, e.g. 512M or 2G")
-	f.StringVar(&o.DiskSize, "disk-size", "", "grow the VM's disk to this size, e.g. 4G (default: the image's size)")
+	o.MemoryMiB = vm.DefaultMemoryMiB
+	f.Var(memoryValue{&o.MemoryMiB}, "memory", "memory size, e.g. 512M or 2G")
+	f.Var(sizeValue{&o.DiskSize}, "disk-size", "grow the VM's disk to this size, e.g. 4G (default: the image's size)")
 	f.BoolVar(&o.Jailer, "jailer", false, "run Firecracker through its jailer (chroot, jail under <state>/jail)")
 	f.StringVar(&o.VMM, "vmm", "", "VMM: qemu, firecracker or auto (default $BANGER_VMM, else auto: firecracker when installed and KVM is usable)")
 	f.StringVar(&o.Net, "net", "", "network: user (QEMU's user-mode network, the QEMU default), tap (the Firecracker default) or none")
@@ -58,24 +59,15 @@ func (o *vmCreateOptions) AddFlags(f *pflag.FlagSet, withImage bool) {
 // options turns the flags into vm.CreateOptions.
 func (o *vmCreateOptions) options(name string) (vm.CreateOptions, error) {
 	c := vm.CreateOptions{
-		Name: name, Image: o.Image, Kernel: o.Kernel, Rootfs: o.Rootfs, CPUs: o.CPUs,
+		Name: name, Image: o.Image, Kernel: o.Kernel, Rootfs: o.Rootfs, CPUs: o.CPUs, MemoryMiB: o.MemoryMiB, DiskSize: o.DiskSize,
 		VMM: o.VMM, Jailer: o.Jailer, Net: o.Net, HostAccess: o.HostAccess, KernelArgs: o.KernelArgs, Ready: o.Ready, ReadyMarker: o.ReadyMarker,
 		Snapshot: o.Snapshot, Cold: o.Cold,
-	}
-	var err error
-	if c.MemoryMiB, err = vm.ParseMemory(o.Memory); err != nil {
-		return c, &usageError{err}
 	}
 	if !o.cpusSet {
 		c.CPUs = 0
 	}
 	if !o.memorySet {
 		c.MemoryMiB = 0
-	}
-	if o.DiskSize != "" {
-		if c.DiskSize, err = ext4.ParseSize(o.DiskSize); err != nil {
-			return c, &usageError{fmt.Errorf("--disk-size: %w", err)}
-		}
 	}
 	c.Forwards = o.Forwards
 	return c, nil

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/thaloco/banger/internal/guest"
+	"github.com/thaloco/banger/internal/progress"
 	"github.com/thaloco/banger/internal/vm"
 )
 
@@ -63,7 +64,7 @@ func runVMShow(g *globalOptions, name string, asJSON bool, w io.Writer) error {
 	row("vmm", strings.TrimSpace(view.VMM+" "+view.Accel))
 	row("cpus", fmt.Sprint(view.CPUs))
 	row("memory", fmt.Sprintf("%dM", view.MemoryMiB))
-	row("disk", fmt.Sprintf("%s (%s)", view.Disk, humanSize(view.DiskSize)))
+	row("disk", fmt.Sprintf("%s (%s)", view.Disk, progress.FormatBytes(view.DiskSize)))
 	row("network", describeNet(v))
 	row("kernel args", view.KernelArgs)
 	row("ready", view.Ready)
@@ -93,15 +94,4 @@ func runVMShow(g *globalOptions, name string, asJSON bool, w io.Writer) error {
 		row("vmm command", guest.QuoteArgs(view.VMMArgv))
 	}
 	return t.Flush()
-}
-
-// humanSize formats bytes in binary units.
-func humanSize(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%dB", n)
 }
