@@ -34,7 +34,7 @@ packages=(
 	# image build's apt sandbox (capsh; unshare is util-linux)
 	libcap2-bin
 	# golden image (scripts/build-golden.sh)
-	mmdebstrap podman buildah
+	mmdebstrap podman buildah debian-archive-keyring
 	# benchmarks
 	hyperfine
 )
