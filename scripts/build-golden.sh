@@ -16,8 +16,12 @@ installed: banger kernel pull generic-6.12).
 Needs root (mmdebstrap --mode=root, rootful podman). Intermediate results
 are cached by input hash outside the checkout, so a second run only redoes
 the banger step:
-  base:   mmdebstrap --variant=minbase bookworm      (keyed by suite)
+  base:   mmdebstrap --variant=minbase bookworm      (keyed by suite and
+          point release: the Version and Date of the suite's InRelease on
+          deb.debian.org, checked with gpgv against Debian's archive keyring;
+          a new point release rebuilds it)
   golden: podman build of images/golden/Dockerfile  (keyed by base + Dockerfile)
+Security updates published between point releases need --refresh.
 
 Options:
   --name NAME         image name (default golden)
@@ -77,7 +81,7 @@ suite=${GOLDEN_SUITE:-bookworm}
 dockerfile=$repo/images/golden/Dockerfile
 
 [[ $(id -u) -eq 0 ]] || die "needs root for mmdebstrap --mode=root and podman (hint: sudo -E scripts/build-golden.sh)"
-for tool in mmdebstrap podman sha256sum flock; do
+for tool in mmdebstrap podman sha256sum flock curl gpgv; do
 	command -v "$tool" >/dev/null || die "$tool not found (hint: scripts/install-deps.sh)"
 done
 [[ -x $banger ]] || die "no banger binary at $banger (hint: make build, or set BANGER)"
@@ -100,11 +104,39 @@ trap cleanup EXIT
 
 step() { echo "==> $*" >&2; }
 
+# point_release: the suite's release on the mirror mmdebstrap uses, as
+# "Version Date" from its InRelease, whose signature must check out against
+# Debian's archive keyring. Prints nothing when the mirror cannot be reached.
+point_release() {
+	local url=http://deb.debian.org/debian/dists/$suite/InRelease
+	curl -fsSL --retry 2 --max-time 60 -o "$tmp/InRelease" "$url" 2>"$tmp/curl.err" || return 0
+	[[ -r $archive_keyring ]] || die "no Debian archive keyring at $archive_keyring to check $url (hint: apt-get install debian-archive-keyring)"
+	gpgv --keyring "$archive_keyring" --output "$tmp/Release" "$tmp/InRelease" 2>"$tmp/gpgv.err" ||
+		die "$url has no good signature by Debian's archive keys: $(tail -n 2 "$tmp/gpgv.err" | tr '\n' ' ')"
+	local version date
+	version=$(sed -n 's/^Version: *//p' "$tmp/Release")
+	date=$(sed -n 's/^Date: *//p' "$tmp/Release")
+	[[ -n $date ]] || die "$url has no Date field"
+	echo "${version:-none} $date"
+}
+
+archive_keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 base=$cache/base-$suite.tar
-if [[ $refresh -eq 1 || ! -s $base ]]; then
+base_release=$base.release # the point release the base was built from
+release=$(point_release)
+built_from=
+if [[ -s $base && -s $base_release ]]; then built_from=$(<"$base_release"); fi
+if [[ -z $release && -s $base && $refresh -eq 0 ]]; then
+	echo "build-golden.sh: cannot reach deb.debian.org to check for a new Debian point release: $(tr '\n' ' ' <"$tmp/curl.err")" >&2
+	echo "build-golden.sh: using the cached base (${built_from:-of unknown release})" >&2
+elif [[ $refresh -eq 1 || ! -s $base || $release != "$built_from" ]]; then
+	if [[ -s $base && $refresh -eq 0 ]]; then
+		step "$suite is now at ${release} (the cached base: ${built_from:-unknown}): rebuilding it"
+	fi
 	step "mmdebstrap --variant=minbase $suite"
 	mmdebstrap --quiet --variant=minbase --mode=root "$suite" "$tmp/base.tar"
 	mv "$tmp/base.tar" "$base"
+	if [[ -n $release ]]; then echo "$release" >"$base_release"; else rm -f "$base_release"; fi
 fi
 base_sum=$(sha256sum "$base" | cut -d' ' -f1)
 key=$( (

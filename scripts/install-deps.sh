@@ -30,9 +30,11 @@ packages=(
 	# bundles and publishing
 	zstd tar curl jq rclone shellcheck
 	# kernel builds (scripts/make-generic-kernel.sh)
-	linux-source-6.12 build-essential flex bison bc libelf-dev libssl-dev dwarves python3 cpio kmod
+	linux-source-6.12 build-essential flex bison bc libelf-dev libssl-dev dwarves python3 cpio kmod gpgv
+	# image build's apt sandbox (capsh; unshare is util-linux)
+	libcap2-bin
 	# golden image (scripts/build-golden.sh)
-	mmdebstrap podman buildah
+	mmdebstrap podman buildah debian-archive-keyring
 	# benchmarks
 	hyperfine
 )

@@ -5,8 +5,16 @@ set -euo pipefail
 
 # Pinned inputs of the default (networked) build. LINUX_SRC and FC_CONFIG replace them.
 LINUX_VERSION=6.12.117
-LINUX_URL="https://cdn.kernel.org/pub/linux/kernel/v6.x/linux-${LINUX_VERSION}.tar.xz"
-LINUX_SUMS_URL="https://cdn.kernel.org/pub/linux/kernel/v6.x/sha256sums.asc"
+LINUX_MIRROR=${LINUX_MIRROR:-https://cdn.kernel.org/pub/linux/kernel/v6.x}
+LINUX_URL="${LINUX_MIRROR}/linux-${LINUX_VERSION}.tar.xz"
+# kernel.org signs the uncompressed tarball (linux-<version>.tar.sign). A
+# download must carry a good signature by one of these keys (the stable
+# maintainers'), kept in kernel-signers.asc beside this script.
+LINUX_SIGN_URL="${LINUX_MIRROR}/linux-${LINUX_VERSION}.tar.sign"
+LINUX_SIGNERS=(
+	647F28654894E3BD457199BE38DBBDC86092693E # Greg Kroah-Hartman
+	57AB7D308C6C3472B80615F19ECABE406425237A # Sasha Levin
+)
 FC_CONFIG_REF=v1.16.1
 FC_CONFIG_URL="https://raw.githubusercontent.com/firecracker-microvm/firecracker/${FC_CONFIG_REF}/resources/guest_configs/microvm-kernel-ci-x86_64-6.1.config"
 FC_CONFIG_SHA256=adbc70ab5e89213ba00594b12d25e09bdf8bb1ed3c252d7449326bb14c22963b
@@ -50,8 +58,14 @@ tarball, config, this script, gcc and ld versions. A cache hit takes seconds.
 Environment:
   LINUX_SRC           linux-*.tar.xz or an unpacked source directory
                       (default: download linux-6.12.117 from kernel.org and
-                      check it against kernel.org's sha256sums.asc)
-  LINUX_SHA256        expected sha256 of the downloaded or given tarball
+                      check its signature, linux-6.12.117.tar.sign, with gpgv
+                      against the stable maintainers' keys pinned in
+                      scripts/kernel-signers.asc)
+  LINUX_SHA256        expected sha256 of the downloaded or given tarball; a
+                      download matching it needs no signature check
+  LINUX_MIRROR        where to download linux-*.tar.xz and .tar.sign from
+                      (default https://cdn.kernel.org/pub/linux/kernel/v6.x);
+                      the signature is checked all the same
   FC_CONFIG           Firecracker guest config to start from (default: fetch
                       microvm-kernel-ci-x86_64-6.1.config at a pinned ref and
                       check its pinned sha256)
@@ -62,7 +76,7 @@ Environment:
   KEEP_BUILD_TREE=1   keep the object tree in the cache after a build
 
 Toolchain (Debian/Ubuntu): apt-get install build-essential flex bison bc
-libelf-dev libssl-dev xz-utils curl
+libelf-dev libssl-dev xz-utils curl gpgv
 USAGE
 }
 
@@ -113,6 +127,49 @@ sha_of() { sha256sum "$1" | cut -d' ' -f1; }
 # last N lines of a log, joined into one line for an error message.
 lastlines() { tail -n "$1" "$2" | tr -s '\n\t' '  '; }
 
+# dearmor ASC OUT: the binary keyring gpgv reads, from the armored public key
+# blocks in ASC (the checksum lines are dropped: the fingerprints are pinned).
+dearmor() {
+	awk '/^-----BEGIN PGP PUBLIC KEY BLOCK-----$/ { b = 1; h = 1; next }
+		/^-----END PGP PUBLIC KEY BLOCK-----$/ { b = 0; next }
+		!b { next }
+		h { if ($0 == "") h = 0; next }
+		/^=/ { next }
+		{ print }' "$1" | base64 -d >"$2"
+}
+
+# verify_signature TARBALL SHA: check kernel.org's signature of the
+# uncompressed TARBALL (whose sha256 is SHA) against the pinned signers and
+# set $source_signer. A tarball that fails is deleted. A success is
+# recorded beside the tarball, so the next run with the same bytes skips
+# the decompression.
+verify_signature() {
+	local tarball=$1 sha=$2 sig=$1.sign ok=$1.verified keyring status fpr s
+	if [[ -f $ok ]] && read -r fpr source_signer <"$ok" && [[ $fpr == "$sha" && -n $source_signer ]]; then
+		return
+	fi
+	command -v gpgv >/dev/null || die "gpgv is needed to check the signature of $tarball (hint: apt-get install gpgv, or set LINUX_SHA256 to its published sha256)"
+	[[ -f $sig ]] || fetch "$LINUX_SIGN_URL" "$sig"
+	keyring=$tarball.signers.gpg status=$tarball.gpgv
+	dearmor "$signers_asc" "$keyring"
+	log "checking the signature of $(basename "$tarball")"
+	source_signer=
+	if xz -dc "$tarball" | gpgv --status-fd 3 --keyring "$keyring" "$sig" - 3>"$status" 2>"$status.err"; then
+		fpr=$(awk '$2 == "VALIDSIG" { print $NF }' "$status")
+		for s in "${LINUX_SIGNERS[@]}"; do
+			if [[ $fpr == "$s" ]]; then source_signer=$s; fi
+		done
+	fi
+	if [[ -z $source_signer ]]; then
+		local said
+		said=$(lastlines 3 "$status.err")
+		rm -f "$tarball" "$sig" "$keyring" "$status" "$status.err"
+		die "$(basename "$tarball") from $LINUX_MIRROR has no good signature by a pinned kernel.org signer (${LINUX_SIGNERS[*]}); gpgv said: ${said:-nothing}(hint: it was deleted, run again to download it again; if kernel.org's signer changed, check the new key and add it to scripts/kernel-signers.asc and LINUX_SIGNERS, or set LINUX_SHA256 to the published sha256)"
+	fi
+	rm -f "$keyring" "$status" "$status.err"
+	echo "$sha $source_signer" >"$ok"
+}
+
 # sha of a source directory: every regular file's path and hash, sorted.
 sha_of_dir() {
 	(cd "$1" && find . -type f ! -path './.git/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
@@ -129,20 +186,17 @@ if [[ -z $cache ]]; then
 fi
 mkdir -p "$cache" || die "cannot create build cache $cache (hint: set BANGER_BUILD_CACHE to a writable directory)"
 cache=$(cd "$cache" && pwd)
+signers_asc=$(dirname "$script_path")/kernel-signers.asc
 
 # --- inputs -------------------------------------------------------------------
 src_kind=tarball
+source_signer=
 if [[ -z ${LINUX_SRC:-} ]]; then
 	src=$cache/downloads/linux-${LINUX_VERSION}.tar.xz
 	mkdir -p "$cache/downloads"
 	if [[ ! -f $src ]]; then
 		log "downloading $LINUX_URL"
 		fetch "$LINUX_URL" "$src"
-	fi
-	if [[ -z ${LINUX_SHA256:-} ]]; then
-		fetch "$LINUX_SUMS_URL" "$cache/downloads/sha256sums.asc"
-		LINUX_SHA256=$(awk -v f="linux-${LINUX_VERSION}.tar.xz" '$2 == f {print $1}' "$cache/downloads/sha256sums.asc")
-		[[ -n $LINUX_SHA256 ]] || die "kernel.org's sha256sums.asc has no line for linux-${LINUX_VERSION}.tar.xz (hint: set LINUX_SHA256)"
 	fi
 	src_origin=$LINUX_URL
 elif [[ -d $LINUX_SRC ]]; then
@@ -164,8 +218,12 @@ if [[ $src_kind == tarball ]]; then
 	log "hashing $src"
 	src_sha=$(sha_of "$src")
 	if [[ -n ${LINUX_SHA256:-} && $src_sha != "$LINUX_SHA256" ]]; then
-		[[ -n ${LINUX_SRC:-} ]] || rm -f "$src" # a bad download is not kept
+		[[ -n ${LINUX_SRC:-} ]] || rm -f "$src" "$src.sign" "$src.verified" # a bad download is not kept
 		die "source tarball $src has sha256 $src_sha, expected $LINUX_SHA256 (hint: download it again, or fix LINUX_SHA256)"
+	fi
+	if [[ -z ${LINUX_SRC:-} && -z ${LINUX_SHA256:-} ]]; then
+		verify_signature "$src" "$src_sha"
+		log "signed by $source_signer"
 	fi
 else
 	[[ -f $src/Makefile && -f $src/Kconfig ]] || die "LINUX_SRC=$src does not look like a Linux source tree (no Makefile/Kconfig)"
@@ -300,6 +358,7 @@ cp "$tree/.config" "$staging/config"
 	echo "arch=x86_64"
 	echo "source=$src_origin"
 	echo "source_sha256=$src_sha"
+	if [[ -n $source_signer ]]; then echo "source_signed_by=$source_signer"; fi
 	echo "config_origin=$config_origin"
 	echo "config_sha256=$config_sha"
 	echo "final_config_sha256=$(sha_of "$staging/config")"

@@ -44,7 +44,7 @@ func (o *vmCreateOptions) AddFlags(f *pflag.FlagSet, withImage bool) {
 	o.MemoryMiB = vm.DefaultMemoryMiB
 	f.Var(memoryValue{&o.MemoryMiB}, "memory", "memory size, e.g. 512M or 2G")
 	f.Var(sizeValue{&o.DiskSize}, "disk-size", "grow the VM's disk to this size, e.g. 4G (default: the image's size)")
-	f.BoolVar(&o.Jailer, "jailer", false, "run Firecracker through its jailer (chroot, jail under <state>/jail)")
+	f.BoolVar(&o.Jailer, "jailer", false, "run Firecracker through its jailer (chroot under <state>/jail, as $BANGER_JAILER_UID:$BANGER_JAILER_GID, default 64000:64000)")
 	f.StringVar(&o.VMM, "vmm", "", "VMM: qemu, firecracker or auto (default $BANGER_VMM, else auto: firecracker when installed and KVM is usable)")
 	f.StringVar(&o.Net, "net", "", "network: user (QEMU's user-mode network, the QEMU default), tap (the Firecracker default) or none")
 	f.Var(hostAccessValue{&o.HostAccess}, "host-access", hostAccessUsage)

@@ -1,7 +1,6 @@
 package imagebuild
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,39 +8,41 @@ import (
 	"os"
 	"strings"
 
-	"github.com/thaloco/banger/internal/childproc"
 	"github.com/thaloco/banger/internal/logtail"
 )
 
-// aptScript runs inside the image's chroot: it installs the packages
-// given as arguments that the image's apt sources have, and cleans up.
-const aptScript = `set -e
+// aptFetchScript runs in the image's sandbox with the host's network: it
+// updates the package lists and downloads the packages given as arguments
+// that the image's apt sources have.
+const aptFetchScript = `set -e
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 pkgs=""
 for p in "$@"; do
 	if apt-cache show "$p" >/dev/null 2>&1; then pkgs="$pkgs $p"; else echo "banger: package $p is not available here, skipped" >&2; fi
 done
+apt-get install -y -qq --no-install-recommends --download-only $pkgs
+`
+
+// aptInstallScript runs in the image's sandbox without a network: it
+// installs what aptFetchScript downloaded (the same packages: the lists
+// are the same), which runs the packages' maintainer scripts, and cleans
+// up.
+const aptInstallScript = `set -e
+export DEBIAN_FRONTEND=noninteractive
+pkgs=""
+for p in "$@"; do
+	if apt-cache show "$p" >/dev/null 2>&1; then pkgs="$pkgs $p"; fi
+done
 apt-get install -y -qq --no-install-recommends $pkgs
 apt-get clean
 rm -rf /var/lib/apt/lists/*
 `
 
-// chrootScript prepares a private mount namespace (proc, sys and a small
-// /dev, gone when it exits) and runs aptScript in the chroot at $1.
-const chrootScript = `set -e
-r="$1"; shift
-mount -t proc proc "$r/proc"
-mount -t sysfs sysfs "$r/sys"
-mount -t tmpfs -o mode=0755,size=16m dev "$r/dev"
-mknod -m 666 "$r/dev/null" c 1 3; mknod -m 666 "$r/dev/zero" c 1 5; mknod -m 666 "$r/dev/full" c 1 7
-mknod -m 666 "$r/dev/random" c 1 8; mknod -m 666 "$r/dev/urandom" c 1 9; mknod -m 666 "$r/dev/tty" c 5 0
-ln -s /proc/self/fd "$r/dev/fd"
-exec chroot "$r" /bin/sh -c "$APT_SCRIPT" apt "$@"
-`
-
 // installPackages installs pkgs into the Debian-like tree dir with the
-// image's own apt, as root in a chroot. It only runs the image's
+// image's own apt, as root in a chroot, in two sandboxed steps (see
+// runSandboxed): the download with the host's network, the installation
+// (dpkg and the packages' scripts) with none. It runs the image's
 // programs: build images you trust.
 func installPackages(ctx context.Context, dir string, pkgs []string) error {
 	if os.Geteuid() != 0 {
@@ -71,18 +72,21 @@ func installPackages(ctx context.Context, dir string, pkgs []string) error {
 	}
 	defer undoPolicy()
 
-	args := append([]string{"--mount", "--propagation", "private", "--", "/bin/sh", "-c", chrootScript, "chroot", dir}, pkgs...)
-	cmd := childproc.Command(ctx, "unshare", args...)
-	cmd.Env = append(os.Environ(), "APT_SCRIPT="+aptScript, "LC_ALL=C.UTF-8", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("apt-get install %s in the image failed: %w: %s", strings.Join(pkgs, " "), err, logtail.Quote(out.String(), 8))
+	list := strings.Join(pkgs, " ")
+	if out, err := runSandboxed(ctx, dir, true, aptFetchScript, pkgs...); err != nil {
+		return sandboxError(ctx, "apt-get download of "+list, err, out)
+	}
+	if out, err := runSandboxed(ctx, dir, false, aptInstallScript, pkgs...); err != nil {
+		return sandboxError(ctx, "apt-get install "+list, err, out)
 	}
 	return nil
+}
+
+func sandboxError(ctx context.Context, what string, err error, out string) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("%s in the image failed: %w: %s", what, err, logtail.Quote(out, 8))
 }
 
 // realDir makes sure name in root is a directory (not a symlink, which a

@@ -88,3 +88,19 @@ func TestOSReleaseAndDpkg(t *testing.T) {
 		t.Errorf("with sshd: lacking %v", l)
 	}
 }
+
+// The golden Dockerfile's default base is pinned by digest: a tag alone
+// changes under the build.
+func TestGoldenDockerfileBasePinned(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "images", "golden", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^ARG BASE=(\S+)$`).FindSubmatch(data)
+	if m == nil {
+		t.Fatal("images/golden/Dockerfile has no ARG BASE=... line")
+	}
+	if !regexp.MustCompile(`^debian:[\w.-]+@sha256:[0-9a-f]{64}$`).Match(m[1]) {
+		t.Errorf("golden base %s is not a Debian image pinned by digest (want debian:TAG@sha256:...)", m[1])
+	}
+}

@@ -21,8 +21,8 @@ var ErrNotFound = errors.New("VM not found")
 // Store is the set of VMs under one state directory.
 type Store struct {
 	Layout paths.Layout
-	// Getenv reads BANGER_VMM, BANGER_QEMU_ACCEL and the network settings;
-	// nil means no environment.
+	// Getenv reads BANGER_VMM, BANGER_QEMU_ACCEL, the jailer's ids and the
+	// network settings; nil means no environment.
 	Getenv func(string) string
 	// Logf receives warnings and notes for the user (the TCG fallback, tap
 	// network notes); nil discards them.

@@ -67,6 +67,20 @@ type jail struct {
 	uid, gid int
 }
 
+// canRead reports whether the jailed uid/gid may read a file with st's
+// owner and mode, by the kernel's rules (owner, else group, else other).
+func (j *jail) canRead(st os.FileInfo) bool {
+	s := st.Sys().(*syscall.Stat_t)
+	perm := st.Mode().Perm()
+	switch {
+	case s.Uid == uint32(j.uid):
+		return perm&0o400 != 0
+	case s.Gid == uint32(j.gid):
+		return perm&0o040 != 0
+	}
+	return perm&0o004 != 0
+}
+
 // runFake is the fake process's main, chosen by the name it was run as.
 func runFake(cfgFile, name string, args []string) int {
 	go func() { time.Sleep(2 * time.Minute); os.Exit(9) }() // never outlive a test run
@@ -391,6 +405,9 @@ func (f *fakeFirecracker) checkFiles(obj map[string]any) error {
 		writable := k == "path_on_host" || k == "log_path"
 		if f.jail != nil && writable && st.Sys().(*syscall.Stat_t).Uid != uint32(f.jail.uid) {
 			return fmt.Errorf("%s %s: permission denied for jailed uid %d", k, p, f.jail.uid)
+		}
+		if f.jail != nil && !writable && k != "uds_path" && !f.jail.canRead(st) {
+			return fmt.Errorf("%s %s: permission denied for jailed uid %d gid %d", k, p, f.jail.uid, f.jail.gid)
 		}
 	}
 	return nil

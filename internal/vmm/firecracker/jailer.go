@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,13 +16,16 @@ import (
 // Jailer runs Firecracker through Firecracker's jailer: chrooted, as an
 // unprivileged uid/gid. The jailer itself must run as root. The jail of a
 // VM is <ChrootBaseDir>/<firecracker binary name>/<VM name>/root; the
-// kernel, initrd and rootfs are hard-linked into it, the API socket,
-// Firecracker's log and the vsock socket live in it.
+// rootfs is hard-linked into it and given to the jailed user, the kernel
+// and initrd are put there read-only (see placeReadOnly), and the API
+// socket, Firecracker's log and the vsock socket live in it.
 type Jailer struct {
 	// Binary is the jailer executable, a path or a name on PATH.
 	// Empty means "jailer".
 	Binary string
-	// UID and GID Firecracker runs as.
+	// UID and GID Firecracker runs as. Neither may be 0: Start refuses
+	// to run Firecracker as root. DefaultUID and DefaultGID are a
+	// reasonable choice.
 	UID, GID int
 	// ChrootBaseDir is where jails are made. Empty means /srv/jailer. It
 	// must be on the same filesystem as the VMs' disks: each disk is
@@ -31,6 +34,32 @@ type Jailer struct {
 	// ExtraArgs go to the jailer before "--", e.g. "--cgroup-version", "2",
 	// or "--node", "0" which jailers before v1.0 require.
 	ExtraArgs []string
+}
+
+// DefaultUID and DefaultGID are the ids banger runs jailed Firecrackers
+// as unless told otherwise: high enough to belong to no account on a
+// usual system, and never root.
+const (
+	DefaultUID = 64000
+	DefaultGID = 64000
+)
+
+// CheckIDs refuses a uid or gid the jailed Firecracker must not run as:
+// root's (0) and anything outside 1..2^32-2 (-1 is "no change" to
+// chown(2), 2^32-1 is invalid).
+func CheckIDs(uid, gid int) error {
+	for _, id := range []struct {
+		what string
+		n    int
+	}{{"uid", uid}, {"gid", gid}} {
+		switch {
+		case id.n == 0:
+			return fmt.Errorf("refusing to run the jailed Firecracker as %s 0 (root): pick an unprivileged %s", id.what, id.what)
+		case id.n < 0 || int64(id.n) > math.MaxUint32-1:
+			return fmt.Errorf("jailer %s %d is out of range (1 to %d)", id.what, id.n, int64(math.MaxUint32-1))
+		}
+	}
+	return nil
 }
 
 // ValidJailerID reports whether the jailer accepts id as --id: 1 to 64
@@ -89,6 +118,9 @@ func (j *Jailer) prepare(ctx context.Context, fcBinary string, m vmm.Machine) (l
 	if !ValidJailerID(m.Name) {
 		return layout{}, fmt.Errorf("VM name %q cannot be a jailer id: it takes 1 to 64 letters, digits and hyphens", m.Name)
 	}
+	if err := CheckIDs(j.UID, j.GID); err != nil {
+		return layout{}, fmt.Errorf("VM %q: %w", m.Name, err)
+	}
 	root := j.rootDir(fcBinary, m.Name)
 	sock := filepath.Join(root, SocketName)
 	if err := clearSocket(ctx, m.Name, sock); err != nil {
@@ -114,12 +146,12 @@ func (j *Jailer) prepare(ctx context.Context, fcBinary string, m vmm.Machine) (l
 		logFile:    "/" + LogName,
 		vsock:      "/" + VsockName,
 	}
-	if err := placeReadOnly(m.Kernel, filepath.Join(root, l.kernel), j.UID, j.GID); err != nil {
+	if err := placeReadOnly(m.Kernel, filepath.Join(root, l.kernel), j.GID); err != nil {
 		return layout{}, fmt.Errorf("VM %q: putting the kernel in the jail: %w", m.Name, err)
 	}
 	if m.Initrd != "" {
 		l.initrd = "/initrd"
-		if err := placeReadOnly(m.Initrd, filepath.Join(root, l.initrd), j.UID, j.GID); err != nil {
+		if err := placeReadOnly(m.Initrd, filepath.Join(root, l.initrd), j.GID); err != nil {
 			return layout{}, fmt.Errorf("VM %q: putting the initrd in the jail: %w", m.Name, err)
 		}
 	}
@@ -151,31 +183,4 @@ func (j *Jailer) placeDisk(src, dst string) error {
 		return err
 	}
 	return os.Chown(dst, j.UID, j.GID)
-}
-
-// placeReadOnly hard-links src to dst when the jailed user can read it
-// that way, else copies it and hands the copy to uid/gid.
-func placeReadOnly(src, dst string, uid, gid int) error {
-	if st, err := os.Stat(src); err == nil && st.Mode().Perm()&0o004 != 0 {
-		if os.Link(src, dst) == nil {
-			return nil
-		}
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	return os.Chown(dst, uid, gid)
 }

@@ -80,18 +80,19 @@ func TestJailer(t *testing.T) {
 		must(t, err2)
 		return os.SameFile(sa, sb)
 	}
-	if !same(m.Kernel, filepath.Join(root, "vmlinux")) {
-		t.Error("kernel is not hard-linked into the jail")
-	}
 	if !same(m.Rootfs, filepath.Join(root, "rootfs.ext4")) {
 		t.Error("rootfs is not hard-linked into the jail: guest writes would be lost")
 	}
-	if same(m.Initrd, filepath.Join(root, "initrd")) {
-		t.Error("a private initrd was linked, not copied")
-	} else if b, _ := os.ReadFile(filepath.Join(root, "initrd")); string(b) != "not really initrd.img" {
-		t.Errorf("initrd copy holds %q", b)
+	// A 0644 kernel and a private initrd are copied (TestJailerReadOnlyFiles
+	// has the rest of the rules).
+	for src, name := range map[string]string{m.Kernel: "vmlinux", m.Initrd: "initrd"} {
+		if same(src, filepath.Join(root, name)) {
+			t.Errorf("%s was linked into the jail, not copied", src)
+		} else if b, _ := os.ReadFile(filepath.Join(root, name)); string(b) != "not really "+filepath.Base(src) {
+			t.Errorf("jail/%s copy holds %q", name, b)
+		}
 	}
-	for _, f := range []string{"", "rootfs.ext4", "initrd", "firecracker.log"} {
+	for _, f := range []string{"", "rootfs.ext4", "firecracker.log"} {
 		if u, g := owner(t, filepath.Join(root, f)); u != uid || g != gid {
 			t.Errorf("jail/%s owned by %d:%d, want %d:%d", f, u, g, uid, gid)
 		}
@@ -175,5 +176,93 @@ func TestSocketsInJail(t *testing.T) {
 	}
 	if pids := e.pids(t); len(pids) != 0 {
 		t.Errorf("Start spawned %v before refusing", pids)
+	}
+}
+
+// TestJailerReadOnlyFiles: the kernel and initrd in a jail are never
+// writable by the jailed user, and never a hard link to a file that user
+// could change. Only a root-owned 0444 file is linked; anything else is
+// copied to a root-owned file the jail's group may only read.
+func TestJailerReadOnlyFiles(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("making root-owned and foreign-owned files needs root")
+	}
+	uid, gid := jailIDs()
+	for _, tc := range []struct {
+		name     string
+		uid, gid int
+		mode     os.FileMode
+		link     bool
+	}{
+		{"root0444", 0, 0, 0o444, true},
+		{"root0644", 0, 0, 0o644, false},
+		{"root0400", 0, 0, 0o400, false},
+		{"group0444", 0, gid, 0o444, true},
+		{"group0464", 0, gid, 0o464, false},
+		{"jailuser0444", uid, gid, 0o444, false},
+		{"setuid0444", 0, 0, 0o444 | os.ModeSetuid, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestEnv(t, fakeConfig{})
+			m := e.m
+			m.Kernel, m.Initrd = e.file(t, "vmlinux", 0o600), e.file(t, "initrd.img", 0o600)
+			for _, p := range []string{m.Kernel, m.Initrd} {
+				must(t, os.Chown(p, tc.uid, tc.gid))
+				must(t, os.Chmod(p, tc.mode))
+			}
+			d := &Driver{Jailer: &Jailer{UID: uid, GID: gid, ChrootBaseDir: filepath.Join(e.dir, "jail")}}
+			p, err := d.Start(context.Background(), m)
+			if err != nil {
+				t.Fatal(err) // the fake also refuses files the jailed user cannot read
+			}
+			root := filepath.Join(d.JailDir(m), "root")
+			for src, name := range map[string]string{m.Kernel: "vmlinux", m.Initrd: "initrd"} {
+				dst := filepath.Join(root, name)
+				sst, err1 := os.Stat(src)
+				dst0, err2 := os.Stat(dst)
+				must(t, err1)
+				must(t, err2)
+				if linked := os.SameFile(sst, dst0); linked != tc.link {
+					t.Errorf("jail/%s: linked %v, want %v", name, linked, tc.link)
+				}
+				if b, _ := os.ReadFile(dst); string(b) != "not really "+filepath.Base(src) {
+					t.Errorf("jail/%s holds %q", name, b)
+				}
+				u, g := owner(t, dst)
+				perm := dst0.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid)
+				if u == uid || perm&0o222 != 0 || perm&(os.ModeSetuid|os.ModeSetgid) != 0 {
+					t.Errorf("jail/%s is %d:%d %v: want no write bits and an owner other than the jailed user %d", name, u, g, perm, uid)
+				}
+				if !tc.link && (u != 0 || g != gid || perm != 0o440) {
+					t.Errorf("jail/%s copy is %d:%d %v, want 0:%d -r--r-----", name, u, g, perm, gid)
+				}
+			}
+			must(t, d.Shutdown(context.Background(), m, p))
+			waitGone(t, p.PID)
+		})
+	}
+}
+
+// TestJailerRefusesRoot: the jailed Firecracker never runs as root, nor
+// with an id chown(2) would take for "no change".
+func TestJailerRefusesRoot(t *testing.T) {
+	for _, tc := range []struct {
+		uid, gid int
+		want     string
+	}{
+		{0, 1235, "refusing to run the jailed Firecracker as uid 0 (root)"},
+		{1234, 0, "refusing to run the jailed Firecracker as gid 0 (root)"},
+		{-1, 1235, "jailer uid -1 is out of range"},
+		{1234, 1<<32 - 1, "jailer gid 4294967295 is out of range"},
+	} {
+		e := newTestEnv(t, fakeConfig{})
+		d := &Driver{Jailer: &Jailer{UID: tc.uid, GID: tc.gid, ChrootBaseDir: filepath.Join(e.dir, "jail")}}
+		_, err := d.Start(context.Background(), e.m)
+		if err == nil || !strings.Contains(err.Error(), `VM "vm1": `+tc.want) {
+			t.Errorf("Start as %d:%d: %v, want %q", tc.uid, tc.gid, err, tc.want)
+		}
+		if pids := e.pids(t); len(pids) != 0 {
+			t.Errorf("Start as %d:%d spawned %v", tc.uid, tc.gid, pids)
+		}
 	}
 }
