@@ -34,11 +34,11 @@ const (
 
 // RestoreCommand returns the command line banger runs in a clone over
 // SSH, as root, right after restore. Under any POSIX sh (busybox ash,
-// dash, bash) it, in order: writes the seed as hex to /dev/urandom; forces
-// a CRNG reseed with the program at ReseedPath, else perl, else python3
-// (warning if none works); sets the clock to p.Now, to the nanosecond
-// where date accepts fractions (GNU) and to the second otherwise
-// (busybox); sets the hostname, /etc/hostname and the 127.0.1.1 line of
+// dash, bash) it, in order: sets the clock to p.Now (set it just before
+// sending the command), to the nanosecond where date accepts fractions
+// (GNU) and to the second otherwise (busybox); writes the seed as hex to
+// /dev/urandom; forces a CRNG reseed with the program at ReseedPath, else
+// perl, else python3 (warning if none works); sets the hostname, /etc/hostname and the 127.0.1.1 line of
 // /etc/hosts; sets eth0's MAC if p.MAC is set; and removes systemd's
 // saved random seed. Warnings go to stderr as "banger-restore: warning:
 // ..." lines. The last stdout line is the result ParseRestoreResult
@@ -53,14 +53,15 @@ func RestoreCommand(p RestoreParams) string {
 	add("PATH=$PATH:/usr/sbin:/usr/bin:/sbin:/bin")
 	add(`warn() { echo "banger-restore: warning: $*" >&2; }`)
 	add("ok=1")
+	// The clock first: p.Now ages with every step before it. busybox date
+	// reports a failure to set the clock on stderr only: its exit status
+	// is 0 all the same.
+	add(`if e=$(date -s @%d.%09d 2>&1 >/dev/null) && [ -z "$e" ]; then c=ns; elif e=$(date -s @%d 2>&1 >/dev/null) && [ -z "$e" ]; then c=s; else c=failed; ok=0; warn "cannot set the clock: $e"; fi`,
+		now.Unix(), now.Nanosecond(), secs)
 	add("printf %%s %s >/dev/urandom || { ok=0; warn 'cannot write the seed to /dev/urandom'; }", hex.EncodeToString(p.Seed))
 	add("if %s 2>/dev/null; then r=ioctl; elif perl -e %s 2>/dev/null; then r=perl; elif python3 -c %s 2>/dev/null; then r=python; else r=none; warn %s; fi",
 		ReseedPath, shellQuote(perlReseed), shellQuote(pythonReseed),
 		shellQuote("cannot reseed the kernel RNG (RNDRESEEDCRNG): clones share random numbers until its next timed reseed (hint: install "+ReseedPath+")"))
-	// busybox date reports a failure to set the clock on stderr only: its
-	// exit status is 0 all the same.
-	add(`if e=$(date -s @%d.%09d 2>&1 >/dev/null) && [ -z "$e" ]; then c=ns; elif e=$(date -s @%d 2>&1 >/dev/null) && [ -z "$e" ]; then c=s; else c=failed; ok=0; warn "cannot set the clock: $e"; fi`,
-		now.Unix(), now.Nanosecond(), secs)
 	// The shell's own echo first: every program started costs, and under
 	// software emulation a fresh restore pays for translating its code.
 	add("if { echo %s >/proc/sys/kernel/hostname; } 2>/dev/null || hostname %s; then h=set; else h=failed; ok=0; warn 'cannot set the hostname'; fi", name, name)

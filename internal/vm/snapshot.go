@@ -438,7 +438,7 @@ func (s *Store) cloneIdentity(ctx context.Context, v *VM, snap *snapshot.Manifes
 	target := &guest.SSH{Addr: v.sshAddr(), KeyPath: kp.PrivatePath, KnownHosts: v.KnownHosts(), Name: v.Name()}
 	seed := make([]byte, 64)
 	_, _ = rand.Read(seed)
-	params := guestinit.RestoreParams{Hostname: v.Name(), Now: time.Now(), Seed: seed}
+	params := guestinit.RestoreParams{Hostname: v.Name(), Seed: seed}
 	switch v.Config.Net {
 	case NetUser:
 		params.MAC = userMAC(v.Name())
@@ -508,6 +508,7 @@ func (s *Store) runIdentity(ctx context.Context, v *VM, target *guest.SSH, param
 		}
 	}()
 	var out, errb bytes.Buffer
+	params.Now = time.Now() // the clock is the command's first step
 	code, err := guest.Run(ctx, c, guestinit.RestoreCommand(params), nil, &out, &errb)
 	if err != nil {
 		return "", nil, fmt.Errorf("clone identity step: %w", err)
