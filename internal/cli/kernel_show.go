@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/thaloco/banger/internal/kernelstore"
 	"github.com/thaloco/banger/internal/progress"
 )
 
@@ -26,6 +27,12 @@ func newKernelShowCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
+// kernelShowJSON is the manifest plus where the kernel is on disk.
+type kernelShowJSON struct {
+	*kernelstore.Manifest
+	Dir string `json:"dir"`
+}
+
 func runKernelShow(_ context.Context, asJSON bool, g *globalOptions, name string, w io.Writer) error {
 	store, err := g.kernelStore()
 	if err != nil {
@@ -36,7 +43,7 @@ func runKernelShow(_ context.Context, asJSON bool, g *globalOptions, name string
 		return err
 	}
 	if asJSON {
-		return writeJSON(w, m)
+		return writeJSON(w, kernelShowJSON{Manifest: m, Dir: m.Dir()})
 	}
 	kv := newTable(w, "Name:", m.Name)
 	kv.Row("Distro:", m.Distro)
