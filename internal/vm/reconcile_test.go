@@ -2,6 +2,8 @@ package vm
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -132,10 +134,18 @@ func TestLostVMMs(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(s.Layout.VM("broken"), stateFile), []byte("{"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// As if it had been a jailed Firecracker VM: its jail goes too.
+	jail := s.jailDir(&VM{Config: Config{Name: "broken", VMM: VMMFirecracker, Jailer: true}})
+	if err := os.MkdirAll(filepath.Join(jail, "root"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Remove(ctx, "broken", true); err != nil {
 		t.Fatal(err)
 	}
 	if !gone(pid) {
 		t.Fatalf("QEMU %d of the broken VM still runs after vm rm --force", pid)
+	}
+	if _, err := os.Stat(jail); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the broken VM's jail %s is still there: %v", jail, err)
 	}
 }

@@ -192,6 +192,12 @@ func (s *Store) Remove(ctx context.Context, name string, force bool) error {
 				return fmt.Errorf("removing VM %q: %w", name, err)
 			}
 		}
+		// A jail, if it was a jailed Firecracker VM: found by name too.
+		if jail := s.jailDir(&VM{Config: Config{Name: name, VMM: VMMFirecracker, Jailer: true}, Dir: dir}); jail != "" {
+			if err := os.RemoveAll(jail); err != nil {
+				return fmt.Errorf("removing VM %q's jail %s: %w", name, jail, err)
+			}
+		}
 	default:
 		return err
 	}
