@@ -20,17 +20,30 @@ import (
 	"github.com/thaloco/banger/internal/sshkey"
 )
 
-// crashEnv runs this test binary as banger (see TestMain) against a state
-// directory of the test's own, with the shared test kernel installed as
-// "test".
+// crashEnv runs banger (bin) against a state directory of the test's
+// own, with the shared test kernel installed as "test".
 type crashEnv struct {
 	t     *testing.T
+	bin   string
 	env   []string
 	state string // banger's state directory
 	work  string // the test's scratch directory
 }
 
-func newCrashEnv(t *testing.T, extraEnv ...string) *crashEnv {
+// buildBanger builds banger's command into dir, without the race
+// detector this test binary may carry: the suite runs it some thousand
+// times, and what it tests is the real program.
+func buildBanger(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "banger")
+	out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "github.com/thaloco/banger/cmd/banger").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build of banger: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func newCrashEnv(t *testing.T, bin string, extraEnv ...string) *crashEnv {
 	t.Helper()
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state", "banger")
@@ -38,15 +51,15 @@ func newCrashEnv(t *testing.T, extraEnv ...string) *crashEnv {
 	if _, err := sshkey.Ensure(filepath.Join(state, "ssh")); err != nil {
 		t.Fatal(err)
 	}
-	e := &crashEnv{t: t, state: state, work: dir, env: append(append(os.Environ(),
-		"BANGER_TEST_MAIN=1", "XDG_STATE_HOME="+filepath.Join(dir, "state"), "HOME="+filepath.Join(dir, "home"),
+	e := &crashEnv{t: t, bin: bin, state: state, work: dir, env: append(append(os.Environ(),
+		"XDG_STATE_HOME="+filepath.Join(dir, "state"), "HOME="+filepath.Join(dir, "home"),
 		"BANGER_KERNELS_DIR=", "BANGER_STATE_DIR=", "BANGER_QEMU_ACCEL="), extraEnv...)}
 	t.Cleanup(func() { killScriptVMMs(filepath.Join(state, "vms")) })
 	return e
 }
 
 func (e *crashEnv) command(args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(e.t.Context(), os.Args[0], args...)
+	cmd := exec.CommandContext(e.t.Context(), e.bin, args...)
 	cmd.Env = e.env
 	return cmd
 }
@@ -204,12 +217,13 @@ func TestCrashSuite(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (CI runs the tests as root)")
 	}
+	bin := buildBanger(t, t.TempDir())
 	var table strings.Builder
 	fmt.Fprintf(&table, "%-22s %-6s %s\n", "command", "kills", "invariant violations")
 	total := 0
 	for _, c := range crashCases() {
 		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
-			e := newCrashEnv(t)
+			e := newCrashEnv(t, bin)
 			if c.setup != nil {
 				c.setup(e)
 			}

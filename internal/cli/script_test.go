@@ -8,12 +8,8 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-// TestMain lets testscript run banger in-process as the "banger" command;
-// with BANGER_TEST_MAIN=1 the test binary is banger (tests that kill it).
+// TestMain lets testscript run banger in-process as the "banger" command.
 func TestMain(m *testing.M) {
-	if os.Getenv("BANGER_TEST_MAIN") == "1" {
-		os.Exit(Main())
-	}
 	testscript.Main(m, map[string]func(){
 		"banger": func() { os.Exit(Main()) },
 	})
