@@ -53,7 +53,7 @@ func Isolate(ctx context.Context, cfg Config, vm string, host netip.Prefix) (*Is
 	if !ours(link, l.tag()) {
 		return fail(errors.New("it is not banger's tap for this VM"))
 	}
-	home, err := os.Open("/proc/self/ns/net")
+	home, err := currentNetns()
 	if err != nil {
 		return fail(err)
 	}
@@ -92,25 +92,22 @@ func upWithAddr(h *netlink.Handle, name string, a netip.Prefix) error {
 
 // DialContext connects to addr from inside the isolation.
 func (i *Isolation) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		// The thread switches namespaces and stays locked: it ends with
-		// this goroutine instead of serving others from the wrong one.
-		runtime.LockOSThread()
-		if err := unix.Setns(int(i.ns.Fd()), unix.CLONE_NEWNET); err != nil {
-			ch <- result{nil, fmt.Errorf("entering the network namespace of VM %q's restore: %w", i.vm, err)}
-			return
+	var c net.Conn
+	err := inNetns(i.ns, func() error {
+		var (
+			d   net.Dialer
+			err error
+		)
+		c, err = d.DialContext(ctx, network, addr)
+		return err
+	})
+	if err != nil {
+		if c != nil {
+			_ = c.Close()
 		}
-		var d net.Dialer
-		c, err := d.DialContext(ctx, network, addr)
-		ch <- result{c, err}
-	}()
-	r := <-ch
-	return r.c, r.err
+		return nil, err
+	}
+	return c, nil
 }
 
 // Close moves the tap back where it came from and sets it up for its
@@ -142,20 +139,67 @@ func (i *Isolation) closeFiles() {
 // file that holds it (it lives until that and every file or process in
 // it are gone).
 func newNetns() (*os.File, error) {
-	type result struct {
-		f   *os.File
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: see DialContext
+	var f *os.File
+	err := onOwnThread(func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			ch <- result{nil, fmt.Errorf("creating a network namespace: %w", err)}
+			return fmt.Errorf("creating a network namespace: %w", err)
+		}
+		var err error
+		f, err = os.Open("/proc/thread-self/ns/net")
+		return err
+	})
+	if err != nil && f != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, err
+}
+
+// currentNetns opens the network namespace banger runs in, read from a
+// thread of the caller's: /proc/self shows the main thread's, which is
+// not always banger's own (see onOwnThread).
+func currentNetns() (*os.File, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return os.Open("/proc/thread-self/ns/net")
+}
+
+// inNetns runs fn with the calling goroutine's thread in the network
+// namespace ns (the sockets fn opens belong there).
+func inNetns(ns *os.File, fn func() error) error {
+	return onOwnThread(func() error {
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("entering a network namespace: %w", err)
+		}
+		return fn()
+	})
+}
+
+// onOwnThread runs fn on a goroutine locked to its thread and afterwards
+// puts the thread back into the network namespace it had, so that it
+// serves other goroutines from banger's own. That matters for the main
+// thread, which Go may pick: it is never ended, so a goroutine that
+// leaves it switched and exits leaves it switched for good (and
+// /proc/self/ns/net naming the wrong namespace). A thread that cannot
+// be put back stays locked and goes away with the goroutine.
+func onOwnThread(fn func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- err
 			return
 		}
-		f, err := os.Open("/proc/thread-self/ns/net")
-		ch <- result{f, err}
+		defer orig.Close()
+		err = fn()
+		if serr := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); serr != nil {
+			done <- errors.Join(err, fmt.Errorf("returning to banger's network namespace: %w", serr))
+			return // still locked: the thread ends with this goroutine
+		}
+		runtime.UnlockOSThread()
+		done <- err
 	}()
-	r := <-ch
-	return r.f, r.err
+	return <-done
 }

@@ -605,3 +605,41 @@ func TestIsolate(t *testing.T) {
 		t.Fatalf("after Close the guest got %+v, %v; want back from %s", in, err, clone.HostAddr.Addr())
 	}
 }
+
+// TestNamespaceThreadsComeBack: making isolation namespaces and dialing
+// from inside them, many times over, leaves every thread of the process
+// in its own network namespace. A thread left switched (Go may run such
+// a goroutine on the main thread, which it never ends) made a later
+// Isolate take that namespace for banger's own and lose a tap in it.
+func TestNamespaceThreadsComeBack(t *testing.T) {
+	if !netnstest.Run(t) {
+		return
+	}
+	want, err := os.Readlink("/proc/thread-self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 200 {
+		ns, err := newNetns()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := inNetns(ns, func() error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		ns.Close()
+	}
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		got, err := os.Readlink("/proc/self/task/" + task.Name() + "/ns/net")
+		if err == nil && got != want {
+			t.Errorf("thread %s is in %s, the process in %s", task.Name(), got, want)
+		}
+	}
+	if got, _ := os.Readlink("/proc/self/ns/net"); got != want {
+		t.Errorf("/proc/self/ns/net (the main thread) is %s, want %s", got, want)
+	}
+}

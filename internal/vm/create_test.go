@@ -316,11 +316,7 @@ func TestListSweepsLeftovers(t *testing.T) {
 // what its kernel's manifest recorded.
 func TestStartChecksKernel(t *testing.T) {
 	s := newStore(t, nil)
-	kernels := filepath.Join(t.TempDir(), "kernels")
-	if err := os.CopyFS(kernels, os.DirFS(shared.kernels)); err != nil {
-		t.Fatal(err)
-	}
-	s.Layout.KernelsDir = kernels
+	kernels := privateKernels(t, s)
 	ctx := context.Background()
 	if _, err := s.Create(ctx, CreateOptions{Name: "tk", Kernel: "test", Rootfs: shared.plain, Net: NetNone}); err != nil {
 		t.Fatal(err)
@@ -352,11 +348,7 @@ func TestStartChecksKernel(t *testing.T) {
 // made from, or left with, something that is gone).
 func TestRemoveRacesCreate(t *testing.T) {
 	s := newStore(t, nil)
-	kernels := filepath.Join(t.TempDir(), "kernels")
-	if err := os.CopyFS(kernels, os.DirFS(shared.kernels)); err != nil {
-		t.Fatal(err)
-	}
-	s.Layout.KernelsDir = kernels
+	kernels := privateKernels(t, s)
 	ctx := context.Background()
 	ks := kernelstore.New(kernels)
 	images := image.New(s.Layout.ImagesDir())
@@ -408,4 +400,16 @@ func TestRemoveRacesCreate(t *testing.T) {
 		_ = images.Remove(ctx, img, true, nil)
 	}
 	t.Logf("%d violations in 12 rounds", violations)
+}
+
+// privateKernels gives s a copy of the shared kernels directory that the
+// test may change or remove kernels from, and returns its path.
+func privateKernels(t *testing.T, s *Store) string {
+	t.Helper()
+	kernels := filepath.Join(t.TempDir(), "kernels")
+	if err := os.CopyFS(kernels, os.DirFS(shared.kernels)); err != nil {
+		t.Fatal(err)
+	}
+	s.Layout.KernelsDir = kernels
+	return kernels
 }

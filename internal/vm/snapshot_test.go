@@ -215,21 +215,7 @@ func TestSnapshotClones(t *testing.T) {
 	if err := snapshot.New(s.Layout).Remove(ctx, "snap1", false, s.SnapshotUsers); err == nil || !strings.Contains(err.Error(), "clone-a") {
 		t.Errorf("removing a snapshot clones still need: %v", err)
 	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(names))
-	for i, n := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = s.Start(ctx, n, StartOptions{Timeout: bootTimeout})
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	startAll(t, s, names)
 	random := map[string]string{}
 	for _, n := range names {
 		v := status(t, s, n)
@@ -388,21 +374,7 @@ func TestSnapshotTapClones(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(names))
-	for i, n := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = s.Start(ctx, n, StartOptions{Timeout: bootTimeout})
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	startAll(t, s, names)
 	seen := map[string]string{src.State.GuestAddr: "tsrc"}
 	for _, n := range names {
 		v := status(t, s, n)
@@ -479,6 +451,27 @@ func TestSnapshotDiskFull(t *testing.T) {
 	for _, e := range ents {
 		if e.Name() != ".locks" {
 			t.Errorf("left behind in the snapshot store: %s", e.Name())
+		}
+	}
+}
+
+// startAll starts the VMs called names at once and fails the test if any
+// start fails.
+func startAll(t *testing.T, s *Store, names []string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, len(names))
+	for i, n := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.Start(context.Background(), n, StartOptions{Timeout: bootTimeout})
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
 }
