@@ -41,13 +41,13 @@ func (s *Store) Import(ctx context.Context, name, dir string, opts ImportOptions
 	if err := kernelcat.ValidateArch(opts.Arch); err != nil {
 		return nil, fmt.Errorf("importing kernel %q: %w", name, err)
 	}
-	st, err := os.Stat(filepath.Join(dir, "vmlinux"))
+	fi, err := os.Stat(filepath.Join(dir, "vmlinux"))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("importing kernel %q: %s has no vmlinux (hint: --from must name the directory that holds vmlinux)", name, dir)
 	case err != nil:
 		return nil, fmt.Errorf("importing kernel %q: %w", name, err)
-	case !st.Mode().IsRegular():
+	case !fi.Mode().IsRegular():
 		return nil, fmt.Errorf("importing kernel %q: %s is not a regular file", name, filepath.Join(dir, "vmlinux"))
 	}
 	version := opts.KernelVersion
@@ -66,12 +66,12 @@ func (s *Store) Import(ctx context.Context, name, dir string, opts ImportOptions
 	if _, err := s.Get(name); err == nil && !opts.Force {
 		return nil, fmt.Errorf("kernel %q is already installed (hint: pass --force to replace it, or choose another name)", name)
 	}
-	tmp, err := s.tempDir(name)
+	st, err := s.newStage(name)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
-	files, err := copyBundle(ctx, dir, tmp)
+	defer st.remove()
+	files, err := copyBundle(ctx, dir, st.dir)
 	if err != nil {
 		return nil, fmt.Errorf("importing kernel %q from %s: %w%s", name, dir, err, s.diskFullHint(err))
 	}
@@ -80,13 +80,9 @@ func (s *Store) Import(ctx context.Context, name, dir string, opts ImportOptions
 		Description: opts.Description, Source: SourceImport,
 		InstalledAt: time.Now().UTC().Truncate(time.Second), Files: files,
 	}
-	if err := writeManifest(tmp, m); err != nil {
-		return nil, fmt.Errorf("importing kernel %q: %w", name, err)
-	}
-	if err := s.commit(tmp, name); err != nil {
+	if err := s.commit(st, name, m); err != nil {
 		return nil, err
 	}
-	m.dir = s.path(name)
 	return m, nil
 }
 

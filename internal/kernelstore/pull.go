@@ -48,9 +48,10 @@ func (o *PullOptions) logf(format string, args ...any) {
 }
 
 // Pull downloads the bundle of catalog entry e, verifies its size and
-// sha256 while it streams, extracts it beside the target and renames it
-// into place only when everything matched. Concurrent pulls of one name
-// are serialized: the second waits and then finds it installed.
+// sha256 while it streams, extracts it beside the target, flushes it to
+// disk and renames it into place only when everything matched. Concurrent
+// pulls of one name are serialized: the second waits and then finds it
+// installed.
 func (s *Store) Pull(ctx context.Context, e kernelcat.Entry, opts PullOptions) (PullResult, error) {
 	if err := paths.ValidateName("kernel", e.Name); err != nil {
 		return PullResult{}, err
@@ -77,12 +78,12 @@ func (s *Store) Pull(ctx context.Context, e kernelcat.Entry, opts PullOptions) (
 		res.Replaced = true // broken install: replace it
 	}
 
-	tmp, err := s.tempDir(e.Name)
+	st, err := s.newStage(e.Name)
 	if err != nil {
 		return PullResult{}, err
 	}
-	defer os.RemoveAll(tmp) // no-op after a successful commit
-	files, err := s.download(ctx, e, tmp, opts)
+	defer st.remove()
+	files, err := s.download(ctx, e, st.dir, opts)
 	if err != nil {
 		return PullResult{}, err
 	}
@@ -92,14 +93,10 @@ func (s *Store) Pull(ctx context.Context, e kernelcat.Entry, opts PullOptions) (
 		TarballSHA256: e.SHA256, TarballSize: e.Size, InstalledAt: time.Now().UTC().Truncate(time.Second),
 		Files: files,
 	}
-	if err := writeManifest(tmp, m); err != nil {
-		return PullResult{}, fmt.Errorf("pulling kernel %q: %w", e.Name, err)
-	}
 	// fetch removed the partial download when the stream ended verified.
-	if err := s.commit(tmp, e.Name); err != nil {
+	if err := s.commit(st, e.Name, m); err != nil {
 		return PullResult{}, err
 	}
-	m.dir = s.path(e.Name)
 	res.Manifest = m
 	return res, nil
 }

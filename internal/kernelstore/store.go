@@ -73,11 +73,46 @@ func (m *Manifest) Size() int64 {
 }
 
 // Store is a kernels directory.
-type Store struct{ dir string }
+type Store struct {
+	dir  string
+	opts Options
+}
+
+// Options tune a Store. The zero value is what banger uses.
+type Options struct {
+	// Step, if set, is called as an install (Pull or Import) passes each
+	// of its steps towards disk, StepStaged, StepFlushed and
+	// StepPublished in that order, so tests can check the order or kill
+	// the process there.
+	Step func(step string)
+}
+
+// The steps of an install, as Options.Step reports them. Each is reported
+// once what it names is done.
+const (
+	// StepStaged: every file and the manifest are written in the hidden
+	// staging directory, their write-back started but not waited for.
+	StepStaged = "staged"
+	// StepFlushed: the staging directory's file system is flushed, so all
+	// of it is on stable storage; it is not yet under the kernel's name.
+	StepFlushed = "flushed"
+	// StepPublished: the staging directory is renamed to the kernel's
+	// name and the kernels directory flushed.
+	StepPublished = "published"
+)
 
 // New returns the store rooted at dir (paths.Layout.KernelsDir). Nothing is
 // created until something is installed.
 func New(dir string) *Store { return &Store{dir: dir} }
+
+// NewWithOptions is New with opts.
+func NewWithOptions(dir string, opts Options) *Store { return &Store{dir: dir, opts: opts} }
+
+func (s *Store) step(name string) {
+	if s.opts.Step != nil {
+		s.opts.Step(name)
+	}
+}
 
 // Dir is the kernels directory.
 func (s *Store) Dir() string { return s.dir }
