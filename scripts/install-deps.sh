@@ -27,6 +27,8 @@ esac
 packages=(
 	# VMM and guest-side tools used by tests
 	qemu-system-x86 busybox-static dropbear-bin e2fsprogs xfsprogs openssh-client iproute2 iptables
+	# system call counts of the bundle extractor (internal/archive)
+	strace
 	# bundles and publishing
 	zstd tar curl jq rclone shellcheck
 	# kernel builds (scripts/make-generic-kernel.sh)

@@ -7,18 +7,19 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
+
+	"golang.org/x/sys/unix"
 )
 
 // file writes a regular file: small ones go to the writers, large ones are
-// streamed.
+// streamed. Neither is flushed (see writeback.go).
 func (x *extractor) file(h *tar.Header, name string, body io.Reader) error {
 	if x.written += h.Size; x.written > x.lim.MaxBytes {
 		// Redundant with the cap on tar bytes while sparse entries are
 		// refused; kept so no expansion can outgrow MaxBytes.
 		return errTooLarge(x.lim.MaxBytes)
 	}
-	dir, base, err := x.place(name)
+	dir, base, owned, err := x.place(name)
 	if err != nil {
 		return err
 	}
@@ -29,27 +30,29 @@ func (x *extractor) file(h *tar.Header, name string, body io.Reader) error {
 		data := x.w.buffer(int(h.Size))
 		if n, err := fill(body, data); n < len(data) || (err != nil && !errors.Is(err, io.EOF)) {
 			x.w.free <- data
+			if owned {
+				unix.Close(dir)
+			}
 			return cmp.Or(err, io.ErrUnexpectedEOF)
 		}
-		x.w.submit(&job{dir: dir, base: base, perm: perm, data: data, f: f})
+		dirName := name[:len(name)-len(base)] // "" or "a/b/"
+		x.w.submit(&job{dir: dir, ownsDir: owned, base: base, perm: perm, umask: x.umask, data: data, f: f}, dirName)
 		return nil
 	}
 
-	out, err := dir.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	fd, err := createFile(dir, base, perm, x.umask)
+	if owned {
+		unix.Close(dir)
+	}
 	if err != nil {
 		return fmt.Errorf("creating %q: %w", name, err)
 	}
-	if f.Size, f.SHA256, err = x.stream(name, out, body); err != nil {
-		out.Close()
+	var started int64
+	if f.Size, f.SHA256, started, err = x.stream(name, fd, body); err != nil {
+		unix.Close(fd)
 		return err
 	}
-	if err := out.Chmod(perm); err != nil {
-		out.Close()
-		return fmt.Errorf("setting mode of %q: %w", name, err)
-	}
-	// The writers flush and close it while the tar loop reads on.
-	x.w.submit(&job{f: f, flush: out})
-	return nil
+	return closeLarge(fd, name, started, f.Size)
 }
 
 // fill reads into buf until it is full or r returns an error; unlike

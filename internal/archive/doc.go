@@ -29,13 +29,16 @@
 //     duplicate). A directory entry for a directory created implicitly for an
 //     earlier entry is not a duplicate.
 //
-// Everything is written through an os.Root opened on the destination, with
-// O_EXCL for files, so no header can make it write outside that directory.
+// Everything is written beneath the destination the way os.Root does it:
+// through descriptors of directories the extractor created itself, opened
+// one component at a time with O_NOFOLLOW, naming a single component per
+// system call, with O_EXCL for files, so no header can make it write
+// outside that directory (see dirs.go for why not through os.Root itself).
 // Modes keep only the permission bits (setuid, setgid and sticky bits are
 // dropped), files get at least u+rw and directories u+rwx, implicit parent
-// directories are 0755, and the modes are set with chmod so the umask does
-// not change them. Ownership, times and xattrs from the archive are ignored:
-// everything belongs to the invoking user.
+// directories are 0755, and the umask does not change the modes. Ownership,
+// times and xattrs from the archive are ignored: everything belongs to the
+// invoking user.
 //
 // Limits bound the decompressed tar bytes (default 8 GiB), the zstd window
 // (default 128 MiB), the number of entries (default 100,000) and, for a
@@ -56,8 +59,9 @@
 // On error the destination directory is left partially written: the caller
 // extracts into a temporary directory of its own and removes it (with
 // os.RemoveAll, which does not follow symlinks) when the extraction fails.
-// On success everything written is on stable storage: files are flushed
-// by the writers as they finish (large ones start write-back as they
-// stream), then every directory is fsynced, so the caller can rename the
-// directory into place without a file-system-wide sync.
+// On success everything is written but not yet on stable storage: the
+// extractor has only started the write-back. The caller flushes the
+// directory's file system once (syncfs, as stagedir.FS does) before it
+// renames the directory into place; see writeback.go for why once and not
+// per file.
 package archive

@@ -7,14 +7,16 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // extractor holds the state of one ExtractBundle or ExtractTar call.
 type extractor struct {
 	ctx      context.Context
-	root     *os.Root
+	rootFD   int         // the destination directory
+	umask    fs.FileMode // the process's, when the extraction started
 	lim      Limits
 	zstd     bool              // the tar comes out of the zstd decoder (ExtractBundle)
 	entries  map[string]*File  // every path written, by cleaned name
@@ -23,7 +25,7 @@ type extractor struct {
 	lastDir  string            // the last parent directory verified
 	written  int64             // file bytes written
 	chunks   chan *chunk       // free chunks for streaming large files, allocated on first use
-	dirs     map[string]*os.Root
+	dirs     map[string]int    // directory descriptors, by name (see dirs.go)
 	w        *writers
 }
 
@@ -63,53 +65,26 @@ func (x *extractor) add(h *tar.Header, body io.Reader) error {
 	return nil
 }
 
-// maxDirRoots bounds the directories kept open to create files in them
-// with one openat; files in other directories are opened from the root.
-const maxDirRoots = 256
-
-// place returns the directory to create name in, and its name there.
-func (x *extractor) place(name string) (*os.Root, string, error) {
-	i := strings.LastIndexByte(name, '/')
-	if i < 0 {
-		return x.root, name, nil
-	}
-	dir := name[:i]
-	if r, ok := x.dirs[dir]; ok {
-		return r, name[i+1:], nil
-	}
-	if len(x.dirs) >= maxDirRoots {
-		return x.root, name, nil
-	}
-	r, err := x.root.OpenRoot(dir)
-	if err != nil {
-		return nil, "", fmt.Errorf("opening directory %q: %w", dir, err)
-	}
-	x.dirs[dir] = r
-	return r, name[i+1:], nil
-}
-
-func (x *extractor) closeDirs() {
-	for _, r := range x.dirs {
-		_ = r.Close() // a directory handle: closing it cannot lose data
-	}
-}
-
 // mkdir creates directory name, or only sets its mode when f, the entry of
-// an implicit directory, is given. The mode is set with chmod so the umask
-// does not change it.
+// an implicit directory, is given. The umask does not change the mode.
 func (x *extractor) mkdir(name string, mode int64, f *File) error {
 	perm := fs.FileMode(mode)&fs.ModePerm&^0o022 | 0o700 // never group/other-writable
-	if f == nil {
-		if err := x.root.Mkdir(name, perm); err != nil {
-			return fmt.Errorf("creating directory %q: %w", name, err)
+	want := (fs.ModeDir | perm).String()
+	switch {
+	case f == nil:
+		if err := x.makeDir(name, perm); err != nil {
+			return err
 		}
 		f = &File{Path: name}
 		x.entries[name] = f
+	case f.Mode == want:
+		return nil // the implicit directory has that mode already
+	default:
+		if err := x.chmodDir(name, perm); err != nil {
+			return err
+		}
 	}
-	if err := x.root.Chmod(name, perm); err != nil {
-		return fmt.Errorf("setting mode of %q: %w", name, err)
-	}
-	f.Mode = (fs.ModeDir | perm).String()
+	f.Mode = want
 	return nil
 }
 
@@ -174,7 +149,14 @@ func (x *extractor) symlink(h *tar.Header, name string) error {
 	if err := checkSymlink(x.links, name); err != nil {
 		return symlinkError(h.Name, target, err)
 	}
-	if err := x.root.Symlink(target, name); err != nil {
+	dir, base, owned, err := x.place(name)
+	if err != nil {
+		return err
+	}
+	if owned {
+		defer unix.Close(dir)
+	}
+	if err := ignoringEINTR(func() error { return unix.Symlinkat(target, dir, base) }); err != nil {
 		return fmt.Errorf("creating symlink %q: %w", name, err)
 	}
 	x.entries[name] = &File{Path: name, Mode: (fs.ModeSymlink | fs.ModePerm).String(), LinkTarget: target}

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 )
 
 // File is one installed entry, recorded in the kernel manifest.
@@ -26,9 +27,11 @@ type File struct {
 }
 
 // ExtractBundle decompresses the zstd stream r and extracts the tar inside
-// into dir (an existing empty directory) through os.Root, enforcing the
-// bundle rules described in the package documentation. It returns the
-// entries written, directories included, sorted by Path.
+// into dir (an existing empty directory), never writing outside it,
+// enforcing the bundle rules described in the package documentation. It
+// returns the entries written, directories included, sorted by Path. The
+// files are not flushed to disk: the caller does it, once (see the package
+// documentation).
 //
 // It reads the tar to its end-of-archive marker and then the rest of the
 // decompressed stream, which may hold only zero padding, so the zstd frame
@@ -56,9 +59,10 @@ func ExtractBundle(ctx context.Context, r io.Reader, dir string, lim Limits) ([]
 }
 
 // ExtractTar is ExtractBundle for an uncompressed tar stream r: it extracts
-// the tar into dir (an existing empty directory) through os.Root, enforcing
-// the same bundle rules and Limits (MaxWindow is unused), and returns the
-// entries written, directories included, sorted by Path.
+// the tar into dir (an existing empty directory), never writing outside
+// it, enforcing the same bundle rules and Limits (MaxWindow is unused), and
+// returns the entries written, directories included, sorted by Path. Like
+// ExtractBundle, it leaves flushing them to disk to the caller.
 //
 // It reads the tar to its end-of-archive marker and then r to EOF, which
 // may hold only zero padding (such as tar's record padding): anything else
@@ -82,32 +86,36 @@ func ExtractTar(ctx context.Context, r io.Reader, dir string, lim Limits) ([]Fil
 // tar stream (decompressed when src.in is set, which the error messages
 // tell), lim has its defaults filled in.
 func extract(ctx context.Context, src *source, dir string, lim Limits) ([]File, error) {
-	root, err := os.OpenRoot(dir)
+	var rootFD int
+	err := ignoringEINTR(func() (err error) {
+		rootFD, err = unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("opening extraction directory: %w", err)
+		return nil, fmt.Errorf("opening extraction directory: %w", &os.PathError{Op: "open", Path: dir, Err: err})
 	}
-	defer func() { _ = root.Close() }()
+	defer unix.Close(rootFD)
 
 	x := &extractor{
 		ctx:      ctx,
-		root:     root,
+		rootFD:   rootFD,
+		umask:    readUmask(),
 		lim:      lim,
 		zstd:     src.in != nil,
 		entries:  make(map[string]*File),
 		implicit: make(map[string]bool),
 		links:    make(map[string]string),
-		dirs:     make(map[string]*os.Root),
-		w:        startWriters(ctx),
+		dirs:     make(map[string]int),
 	}
+	wb := &writeback{fd: rootFD}
+	x.w = startWriters(ctx, wb)
 	err = x.run(src)
-	// Every write is done before extract returns and the caller looks at,
-	// or removes, dir.
+	// Every write, and any write-back started in the background, is done
+	// before extract returns and the caller looks at, or removes, dir.
 	werr := x.w.wait()
+	wb.wait()
 	x.closeDirs()
 	if err = cmp.Or(err, werr); err != nil {
-		return nil, err
-	}
-	if err := x.flushDirs(); err != nil {
 		return nil, err
 	}
 	files := make([]File, 0, len(x.entries))
@@ -193,28 +201,4 @@ func (x *extractor) drain(src *source) error {
 			return x.explain(err)
 		}
 	}
-}
-
-// flushDirs puts every directory's entries on stable storage (the files'
-// data already is), so a crash after the caller renames dir into place
-// cannot leave it with missing files.
-func (x *extractor) flushDirs() error {
-	dirs := []string{"."}
-	for name, f := range x.entries {
-		if strings.HasPrefix(f.Mode, "d") {
-			dirs = append(dirs, name)
-		}
-	}
-	for _, d := range dirs {
-		f, err := x.root.Open(d)
-		if err != nil {
-			return fmt.Errorf("flushing directory %q: %w", d, err)
-		}
-		err = f.Sync()
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("flushing directory %q: %w", d, err)
-		}
-	}
-	return nil
 }

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -132,5 +134,58 @@ func TestExtractTarRecordPadding(t *testing.T) {
 	_, err := newSandbox(t).extract(t, compress(t, junk), Limits{})
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("data after the end-of-archive marker")) {
 		t.Errorf("data after the end marker: err = %v", err)
+	}
+}
+
+// TestExtractPastDirectoryDescriptors: the extractor keeps a descriptor of
+// at most maxDirFDs directories; entries in the others are created through
+// a descriptor opened for them, from the destination down. Files small and
+// large, a symlink and a late directory entry changing an implicit
+// directory's mode all land where they belong, with the right modes, past
+// the limit as before it, under a restrictive umask.
+func TestExtractPastDirectoryDescriptors(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+
+	var ents []ent
+	want := map[string]string{} // path -> mode on disk
+	for i := range maxDirFDs + 50 {
+		d := fmt.Sprintf("modules/6.12.0/d%04d", i)
+		ents = append(ents, dir(d+"/"), file(d+"/m.ko", d))
+		want[d] = "drwxr-xr-x"
+		want[d+"/m.ko"] = "-rw-r--r--"
+	}
+	last := fmt.Sprintf("modules/6.12.0/d%04d", maxDirFDs+49)
+	large := strings.Repeat("0123456789abcdef", (smallFile+4096)/16)
+	ents = append(ents,
+		ent{name: last + "/large.ko", body: large, mode: 0o640},
+		symlink(last+"/link", "m.ko"),
+		file(last+"/implicit/x.ko", "x"),
+		ent{name: last + "/implicit/", typ: tar.TypeDir, mode: 0o700},
+		file("vmlinux", "kernel"),
+	)
+	want[last+"/large.ko"] = "-rw-r-----"
+	want[last+"/link"] = "Lrwxrwxrwx"
+	want[last+"/implicit"] = "drwx------"
+	want[last+"/implicit/x.ko"] = "-rw-r--r--"
+
+	s := newSandbox(t)
+	if _, err := s.extract(t, bundle(t, ents...), Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	for p, mode := range want {
+		fi, err := os.Lstat(filepath.Join(s.out, p))
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			continue
+		}
+		if fi.Mode().String() != mode {
+			t.Errorf("%s: mode %s, want %s", p, fi.Mode(), mode)
+		}
+	}
+	for p, body := range map[string]string{last + "/m.ko": last, last + "/large.ko": large, last + "/link": last, last + "/implicit/x.ko": "x"} {
+		if b, err := os.ReadFile(filepath.Join(s.out, p)); err != nil || string(b) != body {
+			t.Errorf("%s: %.20q..., %v", p, b, err)
+		}
 	}
 }

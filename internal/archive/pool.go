@@ -5,53 +5,61 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash/maphash"
 	"io/fs"
-	"os"
 	"sync"
 
 	"golang.org/x/sys/unix"
 )
 
-// Creating a file costs far more than writing a small one (about a
-// millisecond on a virtualized ext4), so files up to smallFile bytes are
-// read into memory by the tar loop and created, hashed, written and closed
-// by a pool of writers, several at a time. Larger files are streamed by the
-// tar loop itself. At most numWriters+2 small files are held in memory.
+// Files up to smallFile bytes are read into memory by the tar loop and
+// created, hashed, written and closed by a pool of writers while the tar
+// loop reads on. Larger files are streamed by the tar loop itself. At most
+// numBuffers small files are held in memory.
+//
+// Each directory's files go to one writer, in order: creating a file locks
+// its directory, and writers creating files in the same directory at once
+// only spin on that lock in the kernel, burning the CPU the tar loop needs
+// (a quarter of the CPU time on a 2-CPU machine, measured with perf).
+// Writers work in parallel on different directories and on hashing.
 const (
 	smallFile  = 1 << 20
-	numWriters = 8
+	numWriters = 4
+	numBuffers = 16
 )
 
 // job is one small file for the writers.
 type job struct {
-	dir  *os.Root // the file's directory
-	base string   // the name within dir
-	perm fs.FileMode
-	data []byte
-	f    *File // Path and Mode are set; the writer fills in Size and SHA256
-	// flush, when set, makes the job "flush and close this large file,
-	// already written" instead of writing data.
-	flush *os.File
+	dir     int  // descriptor of the file's directory
+	ownsDir bool // the writer closes dir when done
+	base    string
+	perm    fs.FileMode
+	umask   fs.FileMode
+	data    []byte
+	f       *File // Path and Mode are set; the writer fills in Size and SHA256
 }
 
 type writers struct {
-	ctx  context.Context
-	jobs chan *job
-	free chan []byte // buffers for data, grown on demand
-	wg   sync.WaitGroup
+	ctx    context.Context
+	queues [numWriters]chan *job
+	seed   maphash.Seed
+	free   chan []byte // buffers for data, grown on demand
+	wb     *writeback
+	wg     sync.WaitGroup
 
 	mu  sync.Mutex
 	err error
 }
 
-func startWriters(ctx context.Context) *writers {
-	w := &writers{ctx: ctx, jobs: make(chan *job), free: make(chan []byte, numWriters+2)}
+func startWriters(ctx context.Context, wb *writeback) *writers {
+	w := &writers{ctx: ctx, seed: maphash.MakeSeed(), free: make(chan []byte, numBuffers), wb: wb}
 	for range cap(w.free) {
 		w.free <- nil
 	}
 	w.wg.Add(numWriters)
-	for range numWriters {
-		go w.run()
+	for i := range w.queues {
+		w.queues[i] = make(chan *job, numBuffers)
+		go w.run(w.queues[i])
 	}
 	return w
 }
@@ -65,7 +73,10 @@ func (w *writers) buffer(n int) []byte {
 	return b[:n]
 }
 
-func (w *writers) submit(j *job) { w.jobs <- j }
+// submit queues j to the writer of directory dir.
+func (w *writers) submit(j *job, dir string) {
+	w.queues[maphash.String(w.seed, dir)%numWriters] <- j
+}
 
 // failed returns the first error a writer met, if any.
 func (w *writers) failed() error {
@@ -77,14 +88,16 @@ func (w *writers) failed() error {
 // wait stops the writers once their jobs are done and returns the first
 // error one met. Nothing is written to the directory after it returns.
 func (w *writers) wait() error {
-	close(w.jobs)
+	for _, q := range w.queues {
+		close(q)
+	}
 	w.wg.Wait()
 	return w.failed()
 }
 
-func (w *writers) run() {
+func (w *writers) run(jobs <-chan *job) {
 	defer w.wg.Done()
-	for j := range w.jobs {
+	for j := range jobs {
 		if w.failed() == nil {
 			if err := w.write(j); err != nil {
 				w.mu.Lock()
@@ -93,53 +106,75 @@ func (w *writers) run() {
 				}
 				w.mu.Unlock()
 			}
-		} else if j.flush != nil {
-			j.flush.Close()
 		}
-		if j.flush == nil {
-			w.free <- j.data // flush jobs took no buffer
+		if j.ownsDir {
+			unix.Close(j.dir)
 		}
+		w.free <- j.data
 	}
 }
 
+// write creates the file, writes and hashes it from the one buffer the tar
+// loop filled, and closes it: three system calls, as tar -x makes (it
+// also sets owner, times and mode, which a bundle does not keep), plus a
+// chmod when the umask takes bits from the mode. Its write-back is started
+// in bulk (see writeback).
 func (w *writers) write(j *job) error {
-	if j.flush != nil {
-		return flushClose(j.flush, j.f.Path)
-	}
 	if err := w.ctx.Err(); err != nil {
 		return err
 	}
-	f, err := j.dir.OpenFile(j.base, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	fd, err := createFile(j.dir, j.base, j.perm, j.umask)
 	if err != nil {
 		return fmt.Errorf("creating %q: %w", j.f.Path, err)
 	}
 	sum := sha256.Sum256(j.data)
-	if _, err := f.Write(j.data); err != nil {
-		f.Close()
+	err = writeFull(fd, j.data)
+	if cerr := unix.Close(fd); err == nil && cerr != unix.EINTR {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("writing %q: %w", j.f.Path, err)
 	}
-	if err := f.Chmod(j.perm); err != nil {
-		f.Close()
-		return fmt.Errorf("setting mode of %q: %w", j.f.Path, err)
-	}
-	if err := flushClose(f, j.f.Path); err != nil {
-		return err
-	}
+	w.wb.wrote(int64(len(j.data)))
 	j.f.Size = int64(len(j.data))
 	j.f.SHA256 = hex.EncodeToString(sum[:])
 	return nil
 }
 
-// flushClose puts f's data on stable storage and closes it. Files are
-// flushed by the writers, several at once, so the file system can commit
-// them together while the tar loop reads on.
-func flushClose(f *os.File, name string) error {
-	if err := unix.Fdatasync(int(f.Fd())); err != nil {
-		f.Close()
-		return fmt.Errorf("flushing %q to disk: %w", name, err)
+// createFile creates base in directory dir with mode perm, which the
+// umask (passed in) does not change.
+func createFile(dir int, base string, perm, umask fs.FileMode) (int, error) {
+	var fd int
+	err := ignoringEINTR(func() (err error) {
+		fd, err = unix.Openat(dir, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm))
+		return err
+	})
+	if err != nil {
+		return -1, err
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing %q: %w", name, err)
+	if perm&umask != 0 {
+		if err := fchmod(fd, perm); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+	}
+	return fd, nil
+}
+
+// writeFull writes all of b to fd.
+func writeFull(fd int, b []byte) error {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return unix.EIO
+		}
+		b = b[n:]
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"sync/atomic"
 
@@ -27,10 +26,11 @@ type chunk struct {
 	refs atomic.Int32
 }
 
-// stream copies body into out, hashing it on the way, and returns the size
-// and the sha256 in hex. ctx is checked between chunks. Errors reading body
-// are returned as they are.
-func (x *extractor) stream(name string, out *os.File, body io.Reader) (int64, string, error) {
+// stream copies body into the file fd, hashing it on the way, and returns
+// the size, the sha256 in hex and the offset up to which write-back was
+// started. ctx is checked between chunks. Errors reading body are returned
+// as they are.
+func (x *extractor) stream(name string, fd int, body io.Reader) (int64, string, int64, error) {
 	if x.chunks == nil {
 		x.chunks = make(chan *chunk, numChunks)
 		for range numChunks {
@@ -46,9 +46,10 @@ func (x *extractor) stream(name string, out *os.File, body io.Reader) (int64, st
 	writeq := make(chan *chunk, numChunks)
 	hash := sha256.New()
 	var (
-		wg     sync.WaitGroup
-		failed atomic.Bool
-		werr   error
+		wg      sync.WaitGroup
+		failed  atomic.Bool
+		werr    error
+		started int64 // write-back was started up to here
 	)
 	wg.Go(func() {
 		for c := range hashq {
@@ -58,16 +59,16 @@ func (x *extractor) stream(name string, out *os.File, body io.Reader) (int64, st
 	})
 	wg.Go(func() {
 		// Start write-back every syncEvery bytes without waiting for it,
-		// so the final flush of the file has little left to do.
-		var written, started int64
+		// so the final flush has little left to do.
+		var written int64
 		for c := range writeq {
 			if werr == nil {
-				if _, werr = out.Write(c.b); werr != nil {
+				if werr = writeFull(fd, c.b); werr != nil {
 					failed.Store(true)
 				}
 				written += int64(len(c.b))
 				if written-started >= syncEvery {
-					_ = unix.SyncFileRange(int(out.Fd()), started, written-started, unix.SYNC_FILE_RANGE_WRITE)
+					_ = unix.SyncFileRange(fd, started, written-started, unix.SYNC_FILE_RANGE_WRITE)
 					started = written
 				}
 			}
@@ -107,7 +108,7 @@ func (x *extractor) stream(name string, out *os.File, body io.Reader) (int64, st
 		err = fmt.Errorf("writing %q: %w", name, werr)
 	}
 	if err != nil {
-		return 0, "", err
+		return 0, "", 0, err
 	}
-	return size, hex.EncodeToString(hash.Sum(nil)), nil
+	return size, hex.EncodeToString(hash.Sum(nil)), started, nil
 }
