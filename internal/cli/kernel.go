@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -54,7 +56,23 @@ func (g *globalOptions) kernelStore() (*kernelstore.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return kernelstore.New(l.KernelsDir), nil
+	return kernelstore.NewWithOptions(l.KernelsDir, kernelstore.Options{Step: crashAt(g.Getenv("BANGER_TEST_CRASH_AT"))}), nil
+}
+
+// crashAt is a test hook: with BANGER_TEST_CRASH_AT=<step> (a
+// kernelstore.Step* name) banger kills itself with SIGKILL when an install
+// reaches that step, exactly as a crash there would end it. Unset, it does
+// nothing.
+func crashAt(step string) func(string) {
+	if step == "" {
+		return nil
+	}
+	return func(s string) {
+		if s == step {
+			// SIGKILL to itself: the process dies before the call returns.
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+	}
 }
 
 // catalog loads the catalog in effect and, when it is not the embedded
