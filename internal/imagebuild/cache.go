@@ -39,6 +39,7 @@ type cacheInfo struct {
 type cacheEntry struct {
 	base, hash string
 	lock       *lockfile.Lock
+	fs         *stagedir.FS // the file system of the tree Prepare made, to flush it in Commit
 }
 
 func openCache(ctx context.Context, base, hash string, onWait func()) (*cacheEntry, error) {
@@ -84,6 +85,13 @@ func (e *cacheEntry) Prepare() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("creating build directory: %w", err)
 	}
+	if e.fs != nil {
+		_ = e.fs.Close()
+	}
+	if e.fs, err = stagedir.OpenFS(tmp); err != nil {
+		_ = stagedir.RemoveAll(tmp)
+		return "", fmt.Errorf("creating build directory: %w", err)
+	}
 	if err := os.Chmod(tmp, 0o700); err != nil {
 		_ = stagedir.RemoveAll(tmp)
 		return "", fmt.Errorf("creating build directory: %w", err)
@@ -95,10 +103,17 @@ func (e *cacheEntry) Prepare() (string, error) {
 	return tmp, nil
 }
 
-// Commit records ci in tmp and makes it the entry, swapping out (and then
-// removing) an incomplete entry of the same hash.
+// Commit records ci in tmp, the directory Prepare returned, and makes it
+// the entry, swapping out (and then removing) an incomplete entry of the
+// same hash. The tree is flushed to disk first, in one syncfs: the layers
+// and apt write thousands of files without flushing any, and a cached
+// tree that a power cut left with empty files would go, unnoticed, into
+// every image built from it.
 func (e *cacheEntry) Commit(tmp string, ci *cacheInfo) error {
 	if err := stagedir.WriteJSON(filepath.Join(tmp, "info.json"), ci); err != nil {
+		return fmt.Errorf("writing build cache: %w", err)
+	}
+	if err := e.fs.Sync(); err != nil {
 		return fmt.Errorf("writing build cache: %w", err)
 	}
 	if err := stagedir.Publish(e.base, tmp, e.hash, true); err != nil {
@@ -107,7 +122,12 @@ func (e *cacheEntry) Commit(tmp string, ci *cacheInfo) error {
 	return nil
 }
 
-func (e *cacheEntry) Release() { e.lock.Unlock() }
+func (e *cacheEntry) Release() {
+	if e.fs != nil {
+		_ = e.fs.Close()
+	}
+	e.lock.Unlock()
+}
 
 // cleanLeftovers removes the trees interrupted builds of this hash left.
 // The "-rootless" entry of a hash is another name and keeps its own.
