@@ -31,7 +31,7 @@ func (x *extractor) file(h *tar.Header, name string, body io.Reader) error {
 		if n, err := fill(body, data); n < len(data) || (err != nil && !errors.Is(err, io.EOF)) {
 			x.w.free <- data
 			if owned {
-				unix.Close(dir)
+				_ = unix.Close(dir)
 			}
 			return cmp.Or(err, io.ErrUnexpectedEOF)
 		}
@@ -42,14 +42,14 @@ func (x *extractor) file(h *tar.Header, name string, body io.Reader) error {
 
 	fd, err := createFile(dir, base, perm, x.umask)
 	if owned {
-		unix.Close(dir)
+		_ = unix.Close(dir)
 	}
 	if err != nil {
 		return fmt.Errorf("creating %q: %w", name, err)
 	}
 	var started int64
 	if f.Size, f.SHA256, started, err = x.stream(name, fd, body); err != nil {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		return err
 	}
 	return closeLarge(fd, name, started, f.Size)

@@ -3,6 +3,7 @@ package archive
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -38,7 +39,7 @@ func (x *extractor) dirFD(dir string) (int, bool, error) {
 	for c := range strings.SplitSeq(dir, "/") {
 		next, err := openDir(fd, c)
 		if fd != x.rootFD {
-			unix.Close(fd)
+			_ = unix.Close(fd)
 		}
 		if err != nil {
 			return -1, false, fmt.Errorf("opening directory %q: %w", dir, err)
@@ -61,7 +62,7 @@ func (x *extractor) place(name string) (int, string, bool, error) {
 
 func (x *extractor) closeDirs() {
 	for _, fd := range x.dirs {
-		unix.Close(fd) // a directory: closing it cannot lose data
+		_ = unix.Close(fd) // a directory: closing it cannot lose data
 	}
 	clear(x.dirs)
 }
@@ -74,7 +75,7 @@ func (x *extractor) makeDir(name string, perm fs.FileMode) error {
 		return err
 	}
 	if owned {
-		defer unix.Close(pfd)
+		defer func() { _ = unix.Close(pfd) }()
 	}
 	if err := ignoringEINTR(func() error { return unix.Mkdirat(pfd, base, uint32(perm)) }); err != nil {
 		return fmt.Errorf("creating directory %q: %w", name, err)
@@ -88,12 +89,12 @@ func (x *extractor) makeDir(name string, perm fs.FileMode) error {
 	}
 	if perm&x.umask != 0 {
 		if err := fchmod(fd, perm); err != nil {
-			unix.Close(fd)
+			_ = unix.Close(fd)
 			return fmt.Errorf("setting mode of %q: %w", name, err)
 		}
 	}
 	if len(x.dirs) >= maxDirFDs {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		return nil
 	}
 	x.dirs[name] = fd
@@ -107,7 +108,7 @@ func (x *extractor) chmodDir(name string, perm fs.FileMode) error {
 		return err
 	}
 	if owned {
-		defer unix.Close(fd)
+		defer func() { _ = unix.Close(fd) }()
 	}
 	if err := fchmod(fd, perm); err != nil {
 		return fmt.Errorf("setting mode of %q: %w", name, err)
@@ -133,7 +134,7 @@ func fchmod(fd int, perm fs.FileMode) error {
 // network ones may).
 func ignoringEINTR(f func() error) error {
 	for {
-		if err := f(); err != unix.EINTR {
+		if err := f(); !errors.Is(err, unix.EINTR) {
 			return err
 		}
 	}

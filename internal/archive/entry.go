@@ -154,7 +154,7 @@ func (x *extractor) symlink(h *tar.Header, name string) error {
 		return err
 	}
 	if owned {
-		defer unix.Close(dir)
+		defer func() { _ = unix.Close(dir) }()
 	}
 	if err := ignoringEINTR(func() error { return unix.Symlinkat(target, dir, base) }); err != nil {
 		return fmt.Errorf("creating symlink %q: %w", name, err)

@@ -94,7 +94,7 @@ func extract(ctx context.Context, src *source, dir string, lim Limits) ([]File, 
 	if err != nil {
 		return nil, fmt.Errorf("opening extraction directory: %w", &os.PathError{Op: "open", Path: dir, Err: err})
 	}
-	defer unix.Close(rootFD)
+	defer func() { _ = unix.Close(rootFD) }()
 
 	x := &extractor{
 		ctx:      ctx,

@@ -108,7 +108,7 @@ func (w *writers) run(jobs <-chan *job) {
 			}
 		}
 		if j.ownsDir {
-			unix.Close(j.dir)
+			_ = unix.Close(j.dir)
 		}
 		w.free <- j.data
 	}
@@ -154,7 +154,7 @@ func createFile(dir int, base string, perm, umask fs.FileMode) (int, error) {
 	}
 	if perm&umask != 0 {
 		if err := fchmod(fd, perm); err != nil {
-			unix.Close(fd)
+			_ = unix.Close(fd)
 			return -1, err
 		}
 	}

@@ -164,7 +164,7 @@ func copyFile(w io.Writer, p string, buf []byte) error {
 	if err != nil {
 		return &os.PathError{Op: "open", Path: p, Err: err}
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	if _, err := io.CopyBuffer(w, fdReader(fd), buf); err != nil {
 		return fmt.Errorf("reading %s: %w", p, err)
 	}

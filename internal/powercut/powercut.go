@@ -9,6 +9,7 @@
 package powercut
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,7 +47,7 @@ func New(t testing.TB, size int64) *FS {
 	}
 	run(t, "mkfs.ext4", "-q", f.img)
 	run(t, "mount", "-o", "loop", f.img, f.Dir)
-	t.Cleanup(func() { _ = exec.Command("umount", f.Dir).Run() })
+	t.Cleanup(func() { _ = exec.CommandContext(context.Background(), "umount", f.Dir).Run() })
 	return f
 }
 
@@ -78,7 +79,7 @@ func (f *FS) Remount(t testing.TB) {
 
 func run(t testing.TB, name string, args ...string) {
 	t.Helper()
-	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(t.Context(), name, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 }

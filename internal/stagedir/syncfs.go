@@ -1,6 +1,7 @@
 package stagedir
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -52,7 +53,7 @@ func (s *FS) Close() error { return s.f.Close() }
 
 func ignoringEINTR(f func() error) error {
 	for {
-		if err := f(); err != unix.EINTR {
+		if err := f(); !errors.Is(err, unix.EINTR) {
 			return err
 		}
 	}
