@@ -80,7 +80,8 @@ func TestGenericKernelOutput(t *testing.T) {
 	dir := genericKernel(t)
 	cfg := readKV(t, filepath.Join(dir, "config"))
 	for _, o := range []string{"VIRTIO_MMIO", "VIRTIO_MMIO_CMDLINE_DEVICES", "VIRTIO_BLK", "VIRTIO_NET",
-		"VIRTIO_VSOCKETS", "VSOCKETS", "EXT4_FS", "SERIAL_8250", "SERIAL_8250_CONSOLE", "PVH", "KVM_GUEST"} {
+		"VIRTIO_VSOCKETS", "VSOCKETS", "EXT4_FS", "SERIAL_8250", "SERIAL_8250_CONSOLE", "PVH", "KVM_GUEST",
+		"NET_9P", "NET_9P_VIRTIO", "9P_FS", "9P_FS_POSIX_ACL"} {
 		if got := cfg["CONFIG_"+o]; got != "y" {
 			t.Errorf("CONFIG_%s = %q, want y (built in)", o, got)
 		}

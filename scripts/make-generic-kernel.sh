@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build banger's generic-<major.minor> guest kernel: upstream source, Firecracker's
-# x86_64 guest config, every essential driver built in, no modules, reproducible bytes.
+# Build banger's generic-<major.minor> guest kernel for x86_64 or arm64: upstream
+# source, Firecracker's guest config for that arch, every essential driver built in,
+# no modules, reproducible bytes.
 set -euo pipefail
 
 # Pinned inputs of the default (networked) build. LINUX_SRC and FC_CONFIG replace them.
@@ -16,38 +17,60 @@ LINUX_SIGNERS=(
 	57AB7D308C6C3472B80615F19ECABE406425237A # Sasha Levin
 )
 FC_CONFIG_REF=v1.16.1
-FC_CONFIG_URL="https://raw.githubusercontent.com/firecracker-microvm/firecracker/${FC_CONFIG_REF}/resources/guest_configs/microvm-kernel-ci-x86_64-6.1.config"
-FC_CONFIG_SHA256=adbc70ab5e89213ba00594b12d25e09bdf8bb1ed3c252d7449326bb14c22963b
+FC_CONFIG_BASE="https://raw.githubusercontent.com/firecracker-microvm/firecracker/${FC_CONFIG_REF}/resources/guest_configs"
 
 # Fixed build identity: the same inputs give the same vmlinux bytes.
 BUILD_TIMESTAMP="Thu Jan  1 00:00:00 UTC 1970"
 BUILD_USER=banger
 BUILD_HOST=banger
 
-# Options that must end up =y (built in), and options that must be off.
-ESSENTIAL_Y=(
-	VIRTIO VIRTIO_MMIO VIRTIO_MMIO_CMDLINE_DEVICES VIRTIO_BLK VIRTIO_NET
+# Options that must end up =y (built in) on every arch, and options that must
+# be off. 9p over virtio is for `vm create --mount` on QEMU (Firecracker has no
+# 9p device; the drivers are inert there).
+ESSENTIAL_COMMON=(
+	VIRTIO VIRTIO_MMIO VIRTIO_BLK VIRTIO_NET
 	VSOCKETS VIRTIO_VSOCKETS EXT4_FS
 	SERIAL_8250 SERIAL_8250_CONSOLE PRINTK
-	HYPERVISOR_GUEST PARAVIRT KVM_GUEST PVH X86_MPPARSE
 	BLK_DEV_INITRD DEVTMPFS
+	NET_9P NET_9P_VIRTIO 9P_FS 9P_FS_POSIX_ACL
+)
+# x86_64: devices given on the command line (Firecracker, QEMU microvm), PVH
+# boot of the ELF vmlinux, MP tables, and the AT keyboard that carries
+# Ctrl-Alt-Del from the VMM.
+ESSENTIAL_X86_64=(
+	VIRTIO_MMIO_CMDLINE_DEVICES
+	HYPERVISOR_GUEST PARAVIRT KVM_GUEST PVH X86_MPPARSE
 	SERIO SERIO_I8042 INPUT_KEYBOARD KEYBOARD_ATKBD
+)
+# arm64: devices come from the device tree; Firecracker's console is an 8250
+# described there, QEMU virt's a PL011; GICv2/v3, PSCI and the PL031 clock.
+ESSENTIAL_ARM64=(
+	OF SERIAL_OF_PLATFORM SERIAL_AMBA_PL011 SERIAL_AMBA_PL011_CONSOLE
+	ARM_GIC ARM_GIC_V3 ARM_PSCI_FW RTC_DRV_PL031
 )
 ESSENTIAL_OFF=(MODULES)
 
 usage() {
 	cat <<'USAGE'
-Usage: scripts/make-generic-kernel.sh [--help]
+Usage: scripts/make-generic-kernel.sh [--arch x86_64|arm64] [--help]
 
 Builds banger's generic guest kernel (generic-<major.minor>) from upstream
-Linux source with Firecracker's x86_64 guest config. After `olddefconfig` the
-essentials are forced built in (virtio-mmio with command-line devices,
-virtio-blk, virtio-net, vsock, ext4, 8250 serial console, PVH boot, KVM guest,
-MP tables, the i8042 AT keyboard that carries Ctrl-Alt-Del from the VMM) with
-CONFIG_MODULES off; the build fails if any ends up =m or unset.
+Linux source with Firecracker's guest config for the arch (default x86_64;
+aarch64 is accepted for arm64; ARCH in the environment does the same). After
+`olddefconfig` the essentials are forced built in with CONFIG_MODULES off, and
+the build fails if any ends up =m or unset:
+  all          virtio-mmio, virtio-blk, virtio-net, vsock, ext4, 8250 serial
+               console, initrd, devtmpfs, 9p over virtio (vm create --mount)
+  x86_64       command-line virtio-mmio devices, PVH boot, KVM guest, MP
+               tables, the i8042 AT keyboard that carries Ctrl-Alt-Del
+  arm64        device tree, PL011 console (QEMU virt), GICv2/v3, PSCI, PL031
+arm64 is cross-compiled with aarch64-linux-gnu-gcc on other hosts.
 
-Output (replaced atomically), in build/manual/generic-kernel/ of the repo:
-  vmlinux      uncompressed ELF kernel, symbol table stripped (PVH note kept)
+Output (replaced atomically), in build/manual/generic-kernel/ of the repo
+(generic-kernel-arm64/ for arm64):
+  vmlinux      x86_64: the uncompressed ELF kernel, symbol table stripped
+               (PVH note kept); arm64: the uncompressed boot Image, which is
+               what Firecracker and QEMU's virt machine load on arm64
   config       the final .config
   provenance   source, config and compiler versions and sha256s
 
@@ -67,16 +90,18 @@ Environment:
                       (default https://cdn.kernel.org/pub/linux/kernel/v6.x);
                       the signature is checked all the same
   FC_CONFIG           Firecracker guest config to start from (default: fetch
-                      microvm-kernel-ci-x86_64-6.1.config at a pinned ref and
-                      check its pinned sha256)
+                      microvm-kernel-ci-<x86_64|aarch64>-6.1.config at a pinned
+                      ref and check its pinned sha256)
   BANGER_BUILD_CACHE  build cache (default /var/cache/banger/kernel-build, or
                       ~/.cache/banger/kernel-build if that is not writable)
-  OUT_DIR             output directory (default <repo>/build/manual/generic-kernel)
+  OUT_DIR             output directory (default <repo>/build/manual/generic-kernel,
+                      generic-kernel-arm64 for arm64)
   JOBS                parallel jobs (default: nproc)
   KEEP_BUILD_TREE=1   keep the object tree in the cache after a build
 
 Toolchain (Debian/Ubuntu): apt-get install build-essential flex bison bc
-libelf-dev libssl-dev xz-utils curl gpgv
+libelf-dev libssl-dev xz-utils curl gpgv; for arm64 on another host also
+gcc-aarch64-linux-gnu
 USAGE
 }
 
@@ -86,24 +111,58 @@ die() {
 	exit 1
 }
 
-case "${1:-}" in
--h | --help)
-	usage
-	exit 0
+arch=${ARCH:-x86_64}
+while [[ $# -gt 0 ]]; do
+	case "$1" in
+	-h | --help)
+		usage
+		exit 0
+		;;
+	--arch)
+		[[ $# -ge 2 ]] || die "--arch needs a value: x86_64 or arm64"
+		arch=$2
+		shift 2
+		;;
+	--arch=*)
+		arch=${1#--arch=}
+		shift
+		;;
+	*) die "unknown argument ${1} (see --help)" ;;
+	esac
+done
+
+# Per arch: the kernel's ARCH, Firecracker's config, the make target and the
+# file it produces, the cross compiler when the host is another arch.
+host_arch=$(uname -m)
+cross=
+case $arch in
+x86_64 | amd64)
+	arch=x86_64 karch=x86_64 srcarch=x86 fc_arch=x86_64 target=vmlinux image=vmlinux
+	FC_CONFIG_SHA256=adbc70ab5e89213ba00594b12d25e09bdf8bb1ed3c252d7449326bb14c22963b
+	ESSENTIAL_Y=("${ESSENTIAL_COMMON[@]}" "${ESSENTIAL_X86_64[@]}")
+	if [[ $host_arch != x86_64 ]]; then cross=x86_64-linux-gnu-; fi
 	;;
-"") ;;
-*) die "unknown argument ${1} (see --help)" ;;
+arm64 | aarch64)
+	arch=arm64 karch=arm64 srcarch=arm64 fc_arch=aarch64 target=Image image=arch/arm64/boot/Image
+	FC_CONFIG_SHA256=1df6e14391ef65eceac0f65cac4e431fefd8e04e4584d261184059320ad492b7
+	ESSENTIAL_Y=("${ESSENTIAL_COMMON[@]}" "${ESSENTIAL_ARM64[@]}")
+	if [[ $host_arch != aarch64 ]]; then cross=aarch64-linux-gnu-; fi
+	;;
+*) die "unknown arch $arch (want x86_64 or arm64; aarch64 is the same as arm64)" ;;
 esac
+FC_CONFIG_URL="${FC_CONFIG_BASE}/microvm-kernel-ci-${fc_arch}-6.1.config"
 
 start=$(date +%s)
 script_path=$(readlink -f "${BASH_SOURCE[0]}")
 repo=$(cd "$(dirname "$script_path")/.." && pwd)
-out_dir=${OUT_DIR:-$repo/build/manual/generic-kernel}
+default_out=$repo/build/manual/generic-kernel
+if [[ $arch != x86_64 ]]; then default_out+=-$arch; fi
+out_dir=${OUT_DIR:-$default_out}
 jobs=${JOBS:-$(nproc)}
 
 check_toolchain() {
 	local missing=() c
-	for c in gcc make flex bison bc perl tar xz sha256sum objcopy readelf flock; do
+	for c in gcc make flex bison bc perl tar xz sha256sum "${cross}gcc" "${cross}objcopy" readelf flock; do
 		command -v "$c" >/dev/null || missing+=("$c")
 	done
 	if command -v gcc >/dev/null; then
@@ -111,7 +170,7 @@ check_toolchain() {
 		echo '#include <openssl/opensslv.h>' | gcc -E -x c - >/dev/null 2>&1 || missing+=("openssl headers")
 	fi
 	if ((${#missing[@]})); then
-		die "missing kernel build tools: ${missing[*]} (hint: apt-get install build-essential flex bison bc libelf-dev libssl-dev xz-utils util-linux)"
+		die "missing kernel build tools: ${missing[*]} (hint: apt-get install build-essential flex bison bc libelf-dev libssl-dev xz-utils util-linux${cross:+ gcc-${cross%-}})"
 	fi
 }
 
@@ -236,7 +295,7 @@ if [[ -n ${FC_CONFIG:-} ]]; then
 	fc_config=$(readlink -f "$FC_CONFIG")
 	config_origin=$(basename "$fc_config")
 else
-	fc_config=$cache/downloads/firecracker-${FC_CONFIG_REF}-x86_64-6.1.config
+	fc_config=$cache/downloads/firecracker-${FC_CONFIG_REF}-${fc_arch}-6.1.config
 	mkdir -p "$cache/downloads"
 	[[ -f $fc_config ]] || fetch "$FC_CONFIG_URL" "$fc_config"
 	if [[ $(sha_of "$fc_config") != "$FC_CONFIG_SHA256" ]]; then
@@ -248,11 +307,11 @@ fi
 grep -q '^CONFIG_' "$fc_config" || die "FC_CONFIG $fc_config has no CONFIG_ lines: not a kernel config"
 config_sha=$(sha_of "$fc_config")
 
-gcc_version=$(gcc --version | head -n1)
-ld_version=$(ld --version | head -n1)
+gcc_version=$("${cross}gcc" --version | head -n1)
+ld_version=$("${cross}ld" --version | head -n1)
 script_sha=$(sha_of "$script_path")
-key=$(printf 'source=%s\nconfig=%s\nscript=%s\ngcc=%s\nld=%s\n' \
-	"$src_sha" "$config_sha" "$script_sha" "$gcc_version" "$ld_version" | sha256sum | cut -d' ' -f1)
+key=$(printf 'arch=%s\nsource=%s\nconfig=%s\nscript=%s\ngcc=%s\nld=%s\n' \
+	"$arch" "$src_sha" "$config_sha" "$script_sha" "$gcc_version" "$ld_version" | sha256sum | cut -d' ' -f1)
 result=$cache/$key
 
 finish() {
@@ -306,21 +365,21 @@ if [[ $src_kind == tarball ]]; then
 else
 	(cd "$src" && tar -cf - --exclude=./.git .) | tar -xf - -C "$tree"
 fi
-[[ -f $tree/Makefile && -f $tree/Kconfig && -d $tree/arch/x86 ]] ||
-	die "$src does not contain a Linux source tree (no Makefile/Kconfig/arch/x86 at its top level)"
+[[ -f $tree/Makefile && -f $tree/Kconfig && -d $tree/arch/$srcarch ]] ||
+	die "$src does not contain a Linux source tree (no Makefile/Kconfig/arch/$srcarch at its top level)"
 
 # Everything the kernel build reads from the environment is pinned here.
 kmake() {
 	env -i PATH="$PATH" HOME="$work" LC_ALL=C TZ=UTC \
 		KBUILD_BUILD_TIMESTAMP="$BUILD_TIMESTAMP" KBUILD_BUILD_USER="$BUILD_USER" \
 		KBUILD_BUILD_HOST="$BUILD_HOST" KBUILD_BUILD_VERSION=1 SOURCE_DATE_EPOCH=0 \
-		make --no-print-directory -C "$tree" ARCH=x86_64 LOCALVERSION= KCFLAGS="-ffile-prefix-map=$tree/=" "$@"
+		make --no-print-directory -C "$tree" ARCH="$karch" CROSS_COMPILE="$cross" LOCALVERSION= KCFLAGS="-ffile-prefix-map=$tree/=" "$@"
 }
 
 kernel_version=$(kmake -s kernelversion)
 [[ $kernel_version =~ ^([0-9]+)\.([0-9]+) ]] || die "cannot read the kernel version from $src (make kernelversion said: $kernel_version)"
 name=generic-${BASH_REMATCH[1]}.${BASH_REMATCH[2]}
-log "building $name ($kernel_version), $jobs jobs; log in $buildlog"
+log "building $name ($kernel_version) for $arch, $jobs jobs; log in $buildlog"
 
 cp "$fc_config" "$tree/.config"
 kmake olddefconfig >>"$buildlog" 2>&1 || die "make olddefconfig failed: $(lastlines 5 "$buildlog")"
@@ -341,21 +400,30 @@ if ((${#bad[@]})); then
 	die "the config cannot satisfy the essentials: $(printf '%s; ' "${bad[@]}")(hint: a dependency of these options is off in $config_origin; enable it in FC_CONFIG)"
 fi
 
-log "compiling (make -j$jobs vmlinux)"
-if ! kmake -j"$jobs" vmlinux >>"$buildlog" 2>&1; then
+log "compiling (make -j$jobs $target)"
+if ! kmake -j"$jobs" "$target" >>"$buildlog" 2>&1; then
 	cp "$buildlog" "$cache/last-failure.log"
 	tail -n 30 "$buildlog" >&2
 	die "kernel build failed (full log: $cache/last-failure.log)"
 fi
 
 mkdir -p "$staging"
-objcopy --strip-all "$tree/vmlinux" "$staging/vmlinux"
-readelf -n "$staging/vmlinux" | grep -q 'Xen' || die "built vmlinux has no PVH (Xen ELF) note: it cannot be booted by Firecracker"
+if [[ $arch == x86_64 ]]; then
+	"${cross}objcopy" --strip-all "$tree/vmlinux" "$staging/vmlinux"
+	readelf -n "$staging/vmlinux" | grep -q 'Xen' || die "built vmlinux has no PVH (Xen ELF) note: it cannot be booted by Firecracker"
+	image_note="stripped with objcopy --strip-all (ELF, PVH note kept)"
+else
+	# The arm64 boot Image carries its magic "ARM\x64" at byte 56.
+	cp "$tree/$image" "$staging/vmlinux"
+	[[ $(dd if="$staging/vmlinux" bs=1 skip=56 count=4 status=none | od -An -tx1 | tr -d ' \n') == 41524d64 ]] ||
+		die "built $image has no arm64 Image header: it cannot be booted"
+	image_note="the arm64 boot Image (arch/arm64/boot/Image, uncompressed)"
+fi
 cp "$tree/.config" "$staging/config"
 {
 	echo "name=$name"
 	echo "kernel_version=$kernel_version"
-	echo "arch=x86_64"
+	echo "arch=$arch"
 	echo "source=$src_origin"
 	echo "source_sha256=$src_sha"
 	if [[ -n $source_signer ]]; then echo "source_signed_by=$source_signer"; fi
@@ -370,7 +438,7 @@ cp "$tree/.config" "$staging/config"
 	echo "kbuild_build_host=$BUILD_HOST"
 	echo "script_sha256=$script_sha"
 	echo "build_key=$key"
-	echo "vmlinux=stripped with objcopy --strip-all (ELF, PVH note kept)"
+	echo "vmlinux=$image_note"
 	echo "vmlinux_sha256=$(sha_of "$staging/vmlinux")"
 	echo "vmlinux_size=$(stat -c %s "$staging/vmlinux")"
 } >"$staging/provenance"
