@@ -24,6 +24,10 @@ type vmCreateOptions struct {
 	Ready, ReadyMarker    string
 	Snapshot              string
 	Cold                  bool
+	Mounts                []vm.Mount
+	CopyIns               []vm.CopyIn
+	InitScript, Hostname  string
+	SSHKeys               []string
 	// cpusSet and memorySet say whether --cpus and --memory were given
 	// (a restored VM takes the snapshot's unless they are).
 	cpusSet, memorySet bool
@@ -54,6 +58,7 @@ func (o *vmCreateOptions) AddFlags(f *pflag.FlagSet, withImage bool) {
 	f.StringVar(&o.Snapshot, "snapshot", "", "restore this snapshot at the first start instead of booting (see \"banger snapshot list\")")
 	f.BoolVar(&o.Cold, "cold", false, "boot even if the image has a matching warm snapshot (see \"banger image warm\")")
 	f.StringVar(&o.ReadyMarker, "ready-marker", "", "console text that means ready (implies --ready console; default: the kernel starting init)")
+	o.addSetupFlags(f)
 }
 
 // options turns the flags into vm.CreateOptions.
@@ -62,6 +67,7 @@ func (o *vmCreateOptions) options(name string) (vm.CreateOptions, error) {
 		Name: name, Image: o.Image, Kernel: o.Kernel, Rootfs: o.Rootfs, CPUs: o.CPUs, MemoryMiB: o.MemoryMiB, DiskSize: o.DiskSize,
 		VMM: o.VMM, Jailer: o.Jailer, Net: o.Net, HostAccess: o.HostAccess, KernelArgs: o.KernelArgs, Ready: o.Ready, ReadyMarker: o.ReadyMarker,
 		Snapshot: o.Snapshot, Cold: o.Cold,
+		Mounts: o.Mounts, CopyIns: o.CopyIns, InitScript: o.InitScript, SSHKeys: o.SSHKeys, Hostname: o.Hostname,
 	}
 	if !o.cpusSet {
 		c.CPUs = 0
@@ -83,7 +89,8 @@ The VM gets its own writable copy of the root filesystem (a reflink or
 sparse copy) and its own directory <state>/vms/NAME/. It is not started.`,
 		Example: `  banger vm create web --image golden
   banger vm create web --image golden --cpus 2 --memory 1G --disk-size 8G -p 8080:80
-  banger vm create tiny --kernel generic-6.12 --rootfs ./rootfs.ext4 --net none`,
+  banger vm create tiny --kernel generic-6.12 --rootfs ./rootfs.ext4 --net none
+  banger vm create dev --image golden --mount .:/src --copy-in ./data:/data --init-script setup.sh --ssh-key ~/.ssh/id_ed25519.pub`,
 		Args: exactArgs(1, "a VM name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.noteChanged(cmd.Flags())

@@ -67,6 +67,19 @@ func runVMShow(g *globalOptions, name string, asJSON bool, w io.Writer) error {
 	row("disk", fmt.Sprintf("%s (%s)", view.Disk, progress.FormatBytes(view.DiskSize)))
 	row("network", describeNet(v))
 	row("kernel args", view.KernelArgs)
+	for _, m := range view.Mounts {
+		row("mount", m.String()+" (9p)")
+	}
+	for _, c := range view.CopyIns {
+		row("copy-in", c.String()+" (read-only drive "+c.Drive+")")
+	}
+	row("hostname", view.Hostname)
+	if view.SSHKeys > 0 {
+		row("ssh keys", fmt.Sprintf("%d added for root", view.SSHKeys))
+	}
+	if view.InitScript != "" {
+		row("init script", view.InitScript)
+	}
 	row("ready", view.Ready)
 	if view.Snapshot != "" {
 		row("snapshot", view.Snapshot)

@@ -46,6 +46,12 @@ type vmView struct {
 	RestorePending bool   `json:"restore_pending,omitempty"`
 	Path           string `json:"path,omitempty"`
 	Identity       string `json:"identity,omitempty"`
+	// The setup applied over SSH at each start.
+	Mounts     []vm.Mount  `json:"mounts,omitempty"`
+	CopyIns    []vm.CopyIn `json:"copy_ins,omitempty"`
+	Hostname   string      `json:"hostname,omitempty"`
+	SSHKeys    int         `json:"ssh_keys,omitempty"`
+	InitScript string      `json:"init_script,omitempty"` // "pending" or "done"
 }
 
 // bootView is the last boot's timings in milliseconds from VMM start.
@@ -70,6 +76,13 @@ func viewOf(l vm.Listing) vmView {
 		Ready: c.Ready, PID: st.PID, Dir: v.Dir, ConsoleLog: v.ConsoleLog(),
 		CreatedAt: c.CreatedAt, StartedAt: st.StartedAt, VMMArgv: st.Argv,
 		Snapshot: c.Snapshot, RestorePending: st.RestorePending, Path: st.Path, Identity: st.Identity,
+		Mounts: c.Mounts, CopyIns: c.CopyIns, Hostname: c.Hostname, SSHKeys: len(c.SSHKeys),
+	}
+	if c.InitScript {
+		out.InitScript = "pending"
+		if st.InitScriptDone {
+			out.InitScript = "done"
+		}
 	}
 	if c.ReadyMarker != "" {
 		out.Ready += ": " + c.ReadyMarker

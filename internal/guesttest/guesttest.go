@@ -17,6 +17,9 @@ import (
 // KernelBundleName is the shared test kernel bundle's file name.
 const KernelBundleName = "test-6.12-x86_64.tar.zst"
 
+// Kernel9PBundleName is the shared test kernel with 9p over virtio.
+const Kernel9PBundleName = "test9p-6.12-x86_64.tar.zst"
+
 // SharedDir is the shared/ directory beside the repository:
 // $BANGER_SHARED_DIR if set, else <repo root>/../shared.
 func SharedDir(t testing.TB) string {
@@ -35,9 +38,14 @@ func SharedDir(t testing.TB) string {
 // KernelBundle is the path of the shared test kernel bundle.
 func KernelBundle(t testing.TB) string {
 	t.Helper()
-	p := filepath.Join(SharedDir(t), "kernels", KernelBundleName)
+	return bundle(t, KernelBundleName)
+}
+
+func bundle(t testing.TB, name string) string {
+	t.Helper()
+	p := filepath.Join(SharedDir(t), "kernels", name)
 	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("test kernel bundle: %v (hint: set BANGER_SHARED_DIR to the directory holding kernels/%s)", err, KernelBundleName)
+		t.Fatalf("test kernel bundle: %v (hint: set BANGER_SHARED_DIR to the directory holding kernels/%s)", err, name)
 	}
 	return p
 }
@@ -46,10 +54,15 @@ func KernelBundle(t testing.TB) string {
 // its vmlinux.
 func ExtractKernel(t testing.TB, dir string) string {
 	t.Helper()
+	return extract(t, KernelBundle(t), dir)
+}
+
+func extract(t testing.TB, bundlePath, dir string) string {
+	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(t.Context(), "tar", "--zstd", "-xf", KernelBundle(t), "-C", dir)
+	cmd := exec.CommandContext(t.Context(), "tar", "--zstd", "-xf", bundlePath, "-C", dir)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("extracting the test kernel: %v: %s", err, out)
 	}
@@ -60,7 +73,14 @@ func ExtractKernel(t testing.TB, dir string) string {
 // kernelsDir under name.
 func InstallKernel(t testing.TB, kernelsDir, name string) {
 	t.Helper()
-	src := ExtractKernel(t, t.TempDir())
+	InstallKernelBundle(t, kernelsDir, name, KernelBundleName)
+}
+
+// InstallKernelBundle imports the shared kernel bundle bundleName (e.g.
+// Kernel9PBundleName) into the kernel store at kernelsDir under name.
+func InstallKernelBundle(t testing.TB, kernelsDir, name, bundleName string) {
+	t.Helper()
+	src := extract(t, bundle(t, bundleName), t.TempDir())
 	_, err := kernelstore.New(kernelsDir).Import(context.Background(), name, filepath.Dir(src), kernelstore.ImportOptions{
 		Distro: "test", Arch: "x86_64", Description: "banger's test kernel",
 	})

@@ -72,6 +72,16 @@ type Config struct {
 	// Snapshot is the snapshot the VM's first start restores instead of
 	// booting (its disk is a copy of the snapshot's).
 	Snapshot string `json:"snapshot,omitempty"`
+
+	// The setup banger applies over SSH before a start reports the
+	// guest ready (see setup.go).
+	Mounts   []Mount  `json:"mounts,omitempty"`
+	CopyIns  []CopyIn `json:"copy_ins,omitempty"`
+	Hostname string   `json:"hostname,omitempty"`
+	SSHKeys  []string `json:"ssh_keys,omitempty"`
+	// InitScript: the VM's directory holds an init script, run once, at
+	// its first start.
+	InitScript bool `json:"init_script,omitempty"`
 }
 
 // Forward forwards a host port to a guest port (user networking).

@@ -49,6 +49,15 @@ type CreateOptions struct {
 	Snapshot string
 	// Cold never uses the image's warm snapshot.
 	Cold bool
+
+	// Setup applied over SSH (see setup.go): shared folders (QEMU),
+	// read-only copies of host folders, an init script run once (a file
+	// path, copied at creation), authorized keys for root, a hostname.
+	Mounts     []Mount
+	CopyIns    []CopyIn
+	InitScript string
+	SSHKeys    []string
+	Hostname   string
 }
 
 // Defaults.
@@ -180,6 +189,19 @@ func (s *Store) populate(ctx context.Context, v *VM, src string, o CreateOptions
 			}
 		}
 	}
+	if v.Config.hasSetup() && v.Config.Ready != ReadySSH {
+		why := "it has no network"
+		if v.Config.Net != NetNone {
+			why = "its disk has no SSH server (sshd or dropbear)"
+			if v.Config.ReadyMarker != "" {
+				why = "it waits for a console marker"
+			}
+		}
+		return fmt.Errorf("%s are applied over SSH, but %s (hint: use an image with an SSH server and --net user or tap)", v.Config.setupFlags(), why)
+	}
+	if err := populateSetup(ctx, v, o); err != nil {
+		return diskErr(err, s.Layout.VMsDir())
+	}
 	if err := writeJSON(filepath.Join(v.Dir, configFile), v.Config); err != nil {
 		return diskErr(err, s.Layout.VMsDir())
 	}
@@ -202,7 +224,7 @@ func (s *Store) plan(ctx context.Context, o CreateOptions) (Config, string, erro
 		Ready: o.Ready, ReadyMarker: o.ReadyMarker, CreatedAt: time.Now().UTC(),
 	}
 	var src string
-	if o.Snapshot == "" && o.Image != "" && o.Rootfs == "" && !o.Cold {
+	if o.Snapshot == "" && o.Image != "" && o.Rootfs == "" && !o.Cold && len(o.Mounts) == 0 && len(o.CopyIns) == 0 {
 		if snap, why := s.warmFor(o); snap != nil {
 			o.Snapshot = snap.Name
 			o.Image = ""
@@ -216,6 +238,12 @@ func (s *Store) plan(ctx context.Context, o CreateOptions) (Config, string, erro
 	if o.Snapshot != "" {
 		disk, err := s.planSnapshot(&cfg, o)
 		if err != nil {
+			return cfg, "", err
+		}
+		if len(o.Mounts) > 0 || len(o.CopyIns) > 0 {
+			return cfg, "", fmt.Errorf("a VM restored from snapshot %q cannot get --mount or --copy-in: a restore brings back the snapshot's devices (hint: create it from the image with --cold)", o.Snapshot)
+		}
+		if err := planSetup(&cfg, o); err != nil {
 			return cfg, "", err
 		}
 		if err := checkNetForwards(&cfg); err != nil {
@@ -267,6 +295,9 @@ func (s *Store) plan(ctx context.Context, o CreateOptions) (Config, string, erro
 		return cfg, "", fmt.Errorf("VM name %q cannot be a jailer id: the jailer accepts only letters, digits and '-' (hint: rename the VM)", cfg.Name)
 	}
 	if err := checkNet(&cfg, o.Net); err != nil {
+		return cfg, "", err
+	}
+	if err := planSetup(&cfg, o); err != nil {
 		return cfg, "", err
 	}
 	switch cfg.Ready {

@@ -63,6 +63,9 @@ func (s *Store) Snapshot(ctx context.Context, name, snap string, o SnapshotOptio
 	if v.State.Status != StatusRunning {
 		return nil, notRunning(v)
 	}
+	if len(v.Config.Mounts) > 0 || len(v.Config.CopyIns) > 0 {
+		return nil, fmt.Errorf("VM %q has shared folders or copy-ins, which a snapshot cannot carry: QEMU cannot save a mounted 9p export, and a clone would need the VM's copy-in drives (hint: snapshot a VM made without --mount and --copy-in)", name)
+	}
 	drv, err := s.driver(v)
 	if err != nil {
 		return nil, err
@@ -414,6 +417,11 @@ func (s *Store) restoreLocked(ctx context.Context, v *VM, o StartOptions) error 
 			return fmt.Errorf("starting VM %q: %w", v.Name(), err)
 		}
 		v.State.Identity = res
+		if err := s.setupAfterReady(ctx, v, o); err != nil {
+			_ = killVMM(v.State, 0)
+			s.failStart(v, err)
+			return fmt.Errorf("starting VM %q: %w", v.Name(), err)
+		}
 	} else {
 		v.State.Identity = "none: the guest has no SSH, so it keeps the snapshot's hostname, RNG state and clock"
 		s.logf("VM %q was restored without the clone identity step: %s", v.Name(), strings.TrimPrefix(v.State.Identity, "none: "))
@@ -438,7 +446,7 @@ func (s *Store) cloneIdentity(ctx context.Context, v *VM, snap *snapshot.Manifes
 	target := &guest.SSH{Addr: v.sshAddr(), KeyPath: kp.PrivatePath, KnownHosts: v.KnownHosts(), Name: v.Name()}
 	seed := make([]byte, 64)
 	_, _ = rand.Read(seed)
-	params := guestinit.RestoreParams{Hostname: v.Name(), Seed: seed}
+	params := guestinit.RestoreParams{Hostname: cmp.Or(v.Config.Hostname, v.Name()), Seed: seed}
 	switch v.Config.Net {
 	case NetUser:
 		params.MAC = userMAC(v.Name())

@@ -28,6 +28,9 @@ type StartOptions struct {
 	// when the start made none to hand over (a boot, or --net tap, whose
 	// step runs through an isolated namespace).
 	KeepSSH **ssh.Client
+	// InitScriptTimeout bounds the VM's init script (first start only);
+	// 0 means DefaultInitScriptTimeout.
+	InitScriptTimeout time.Duration
 }
 
 // Start boots the VM called name and waits until the guest is ready (its
@@ -103,6 +106,14 @@ func (s *Store) startLocked(ctx context.Context, v *VM, o StartOptions) error {
 		s.failStart(v, err)
 		return fmt.Errorf("starting VM %q: %w", v.Name(), err)
 	}
+	if v.Config.hasSetup() {
+		if err := s.setupAfterReady(ctx, v, o); err != nil {
+			_ = killVMM(v.State, 0)
+			s.failStart(v, err)
+			return fmt.Errorf("starting VM %q: %w", v.Name(), err)
+		}
+		v.State.Boot.Ready = time.Since(t0)
+	}
 	v.State.Status = StatusRunning
 	return v.saveState()
 }
@@ -165,6 +176,7 @@ func (s *Store) machine(ctx context.Context, v *VM) (vmm.Machine, vmm.Driver, er
 	if err != nil {
 		return vmm.Machine{}, nil, err
 	}
+	machineSetup(v, &m)
 	m.Cmdline = strings.TrimSpace(ipArg + " " + v.Config.KernelArgs)
 	v.State.Argv = nil
 	if a, ok := drv.(argvDriver); ok {

@@ -68,6 +68,8 @@ type State struct {
 	Path string `json:"path,omitempty"`
 	// Identity is what the clone identity step reported after a restore.
 	Identity string `json:"identity,omitempty"`
+	// InitScriptDone is set once the VM's init script succeeded.
+	InitScriptDone bool `json:"init_script_done,omitempty"`
 }
 
 // Start paths.

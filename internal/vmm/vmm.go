@@ -26,6 +26,27 @@ type Machine struct {
 	ConsoleLog string
 	// Accel is "kvm" or "tcg"; only QEMU can use tcg.
 	Accel string
+	// Drives are extra disks after the rootfs (/dev/vdb, … in the guest,
+	// in this order).
+	Drives []Drive
+	// Shares are host directories exported to the guest over virtio-9p
+	// (QEMU only).
+	Shares []Share
+}
+
+// Drive is an extra disk: a raw file.
+type Drive struct {
+	ID       string // unique among the machine's drives: letters, digits, '-'
+	Path     string
+	ReadOnly bool
+}
+
+// Share is a host directory the guest mounts with
+// "mount -t 9p -o trans=virtio TAG DIR".
+type Share struct {
+	Tag      string // the 9p mount tag: letters, digits, '-', at most 31 bytes
+	HostDir  string // absolute, canonical
+	ReadOnly bool
 }
 
 // Validate checks what every driver needs of m: a state directory, a
@@ -41,7 +62,18 @@ func (m Machine) Validate() error {
 	case m.MemoryMiB < 1:
 		return bad("memory size %d MiB is not positive", m.MemoryMiB)
 	}
-	for _, f := range []struct{ what, path string }{{"kernel", m.Kernel}, {"rootfs", m.Rootfs}, {"initrd", m.Initrd}} {
+	files := []struct{ what, path string }{{"kernel", m.Kernel}, {"rootfs", m.Rootfs}, {"initrd", m.Initrd}}
+	for _, d := range m.Drives {
+		files = append(files, struct{ what, path string }{"drive " + d.ID, d.Path})
+	}
+	for _, sh := range m.Shares {
+		if st, err := os.Stat(sh.HostDir); err != nil {
+			return bad("shared folder: %w", err)
+		} else if !st.IsDir() {
+			return bad("shared folder %s is not a directory", sh.HostDir)
+		}
+	}
+	for _, f := range files {
 		if f.path == "" {
 			if f.what == "initrd" {
 				continue

@@ -39,6 +39,8 @@ func validateDevices(m vmm.Machine) error {
 		return bad("firecracker needs KVM, not %q (hint: use --vmm qemu for software emulation)", m.Accel)
 	case m.CPUs < 1 || m.CPUs > 32:
 		return bad("firecracker supports 1 to 32 vCPUs, not %d", m.CPUs)
+	case len(m.Shares) > 0:
+		return bad("firecracker has no shared-folder device (hint: copy the folder in with --copy-in, or use --vmm qemu for --mount)")
 	}
 	switch m.Net.Mode {
 	case "", "none":
@@ -115,6 +117,9 @@ func requests(m vmm.Machine, l layout, cid uint32, legacy bool) []request {
 		{"/machine-config", mc},
 		{"/boot-source", bootBody{Kernel: l.kernel, BootArgs: bootArgs(m.Cmdline), Initrd: l.initrd}},
 		{"/drives/rootfs", driveBody{ID: "rootfs", Path: l.rootfs, Root: true}},
+	}
+	for i, d := range m.Drives {
+		rs = append(rs, request{"/drives/" + d.ID, driveBody{ID: d.ID, Path: l.drives[i], ReadOnly: d.ReadOnly}})
 	}
 	if m.Net.Mode == "tap" {
 		rs = append(rs, request{"/network-interfaces/eth0", netBody{ID: "eth0", HostDev: m.Net.Tap, MAC: m.Net.MAC}})

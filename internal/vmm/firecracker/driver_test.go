@@ -203,11 +203,17 @@ func TestStartCancelledWhileWaitingForSocket(t *testing.T) {
 
 func TestStartSocketTimeout(t *testing.T) {
 	e := newTestEnv(t, fakeConfig{SocketDelay: time.Minute})
-	_, err := (&Driver{SocketTimeout: 200 * time.Millisecond}).Start(context.Background(), e.m)
+	// Long enough for the fake to start and record its pid on a loaded
+	// host (at 200 ms it sometimes had not), far below its delay.
+	_, err := (&Driver{SocketTimeout: 3 * time.Second}).Start(context.Background(), e.m)
 	if err == nil || !strings.Contains(err.Error(), "no API socket") {
 		t.Fatalf("Start error = %v, want a socket timeout", err)
 	}
-	waitGone(t, e.pids(t)[0])
+	pids := e.pids(t)
+	if len(pids) == 0 {
+		t.Fatal("the fake firecracker never ran")
+	}
+	waitGone(t, pids[0])
 }
 
 func TestStartRefusesRunningVM(t *testing.T) {

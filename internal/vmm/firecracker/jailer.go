@@ -158,6 +158,15 @@ func (j *Jailer) prepare(ctx context.Context, fcBinary string, m vmm.Machine) (l
 	if err := j.placeDisk(m.Rootfs, filepath.Join(root, l.rootfs)); err != nil {
 		return layout{}, fmt.Errorf("VM %q: putting the rootfs in the jail: %w", m.Name, err)
 	}
+	for _, d := range m.Drives {
+		// Extra drives are read-only copy-ins: a read-only copy of
+		// their own, as the kernel gets.
+		p := "/drive-" + d.ID + ".ext4"
+		if err := placeReadOnly(d.Path, filepath.Join(root, p), j.GID); err != nil {
+			return layout{}, fmt.Errorf("VM %q: putting drive %s in the jail: %w", m.Name, d.ID, err)
+		}
+		l.drives = append(l.drives, p)
+	}
 	if err := createEmpty(filepath.Join(root, l.logFile), j.UID, j.GID); err != nil {
 		return layout{}, fmt.Errorf("VM %q: %w", m.Name, err)
 	}

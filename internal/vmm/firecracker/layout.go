@@ -17,6 +17,7 @@ type layout struct {
 
 	// Paths as Firecracker sees them.
 	kernel, initrd, rootfs, logFile, vsock string
+	drives                                 []string // m.Drives' paths, in order
 }
 
 // plainLayout runs Firecracker directly with its files in m.Dir.
@@ -38,6 +39,7 @@ func plainLayout(ctx context.Context, bin string, m vmm.Machine) (layout, error)
 		kernel:     m.Kernel,
 		initrd:     m.Initrd,
 		rootfs:     m.Rootfs,
+		drives:     drivePaths(m.Drives),
 		logFile:    logFile,
 		vsock:      filepath.Join(m.Dir, VsockName),
 	}, nil
@@ -66,4 +68,12 @@ func createEmpty(file string, uid, gid int) error {
 		return fmt.Errorf("firecracker log: %w", err)
 	}
 	return nil
+}
+
+func drivePaths(ds []vmm.Drive) []string {
+	var p []string
+	for _, d := range ds {
+		p = append(p, d.Path)
+	}
+	return p
 }

@@ -95,6 +95,26 @@ func (d *Driver) args(m vmm.Machine, ram string) ([]string, error) {
 	a = append(a, "-append", vmm.MergeCmdline(defaultArgs, cmdline),
 		"-drive", "id=rootfs,file="+opt(m.Rootfs)+",format=raw,if=none,discard=unmap",
 		"-device", "virtio-blk-device,drive=rootfs")
+	for _, dr := range m.Drives {
+		ro := ""
+		if dr.ReadOnly {
+			ro = ",readonly=on"
+		}
+		a = append(a, "-drive", "id="+opt(dr.ID)+",file="+opt(dr.Path)+",format=raw,if=none"+ro,
+			"-device", "virtio-blk-device,drive="+opt(dr.ID))
+	}
+	for i, sh := range m.Shares {
+		// mapped-xattr: the guest's owners and modes are kept in
+		// user.virtfs.* xattrs of the host files, which QEMU creates as
+		// its own user; the guest cannot make host files owned by
+		// others, setuid or device nodes.
+		id := "fs" + strconv.Itoa(i)
+		fsdev := "local,id=" + id + ",path=" + opt(sh.HostDir) + ",security_model=mapped-xattr"
+		if sh.ReadOnly {
+			fsdev += ",readonly=on"
+		}
+		a = append(a, "-fsdev", fsdev, "-device", "virtio-9p-device,fsdev="+id+",mount_tag="+opt(sh.Tag))
+	}
 	net, err := netArgs(m.Net)
 	if err != nil {
 		return nil, fmt.Errorf("VM %q: %w", m.Name, err)
