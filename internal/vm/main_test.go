@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 }
 
 // setup prepares the shared files once.
-func setup(t *testing.T) {
+func setup(t testing.TB) {
 	t.Helper()
 	shared.once.Do(func() {
 		dir, err := os.MkdirTemp("", "banger-vm-test-")
