@@ -9,6 +9,12 @@ Usage: scripts/install-deps.sh [--help]
 Installs, with apt-get, everything banger needs to build, to run its test
 suite (QEMU, busybox, e2fsprogs, rclone, ...) and to build kernels and the
 golden image. Run as root (or with sudo available).
+
+It also enables Debian's arm64 architecture (dpkg --add-architecture) and
+downloads, without installing them, the arm64 packages the arm64 test
+guests are made of (busybox-static, dropbear-bin and the libraries
+dropbear links) into $BANGER_GUEST_DEBS (default
+/var/cache/banger/guest-arm64).
 USAGE
 }
 
@@ -25,8 +31,8 @@ case "${1:-}" in
 esac
 
 packages=(
-	# VMM and guest-side tools used by tests
-	qemu-system-x86 busybox-static dropbear-bin e2fsprogs xfsprogs openssh-client iproute2 iptables
+	# VMMs (x86_64 and arm64 guests) and guest-side tools used by tests
+	qemu-system-x86 qemu-system-arm busybox-static dropbear-bin e2fsprogs xfsprogs openssh-client iproute2 iptables
 	# system call counts of the bundle extractor (internal/archive)
 	strace
 	# bundles and publishing
@@ -50,6 +56,17 @@ if [[ $(id -u) -ne 0 ]]; then
 	sudo=(sudo)
 fi
 
+# The arm64 test guests' packages (internal/guesttest.ARM64Packages).
+guest_debs=${BANGER_GUEST_DEBS:-/var/cache/banger/guest-arm64}
+guest_packages=(busybox-static dropbear-bin libc6 libcrypt1 libtomcrypt1 libtommath1 libgmp10 zlib1g)
+
 export DEBIAN_FRONTEND=noninteractive
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+	"${sudo[@]}" dpkg --add-architecture arm64
+fi
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq "${packages[@]}"
+
+"${sudo[@]}" mkdir -p "$guest_debs"
+"${sudo[@]}" find "$guest_debs" -maxdepth 1 -name '*_arm64.deb' -delete
+(cd "$guest_debs" && "${sudo[@]}" apt-get download -qq "${guest_packages[@]/%/:arm64}")

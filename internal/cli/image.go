@@ -64,3 +64,16 @@ func (g *globalOptions) checkKernel(kernel string) error {
 	_, err = ks.Get(kernel)
 	return err
 }
+
+// kernelArch is the architecture of an installed kernel.
+func (g *globalOptions) kernelArch(kernel string) (string, error) {
+	ks, err := g.kernelStore()
+	if err != nil {
+		return "", err
+	}
+	m, err := ks.Get(kernel)
+	if err != nil {
+		return "", err
+	}
+	return m.Arch, nil
+}

@@ -28,7 +28,7 @@ func (o *imageBuildOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.name, "name", "", "name of the new image (required)")
 	f.StringVar(&o.kernelRef, "kernel-ref", imagebuild.DefaultKernel, "installed kernel the image boots with")
 	f.Var(sizeValue{&o.size}, "size", "rootfs size, e.g. 4G (default: the content plus a quarter, at least 256 MiB, free; the file is sparse)")
-	f.StringVar(&o.platform, "platform", imagebuild.DefaultPlatform, "platform to pull from multi-platform images, OS/ARCH[/VARIANT]")
+	f.StringVar(&o.platform, "platform", "", "platform to pull from multi-platform images, OS/ARCH[/VARIANT] (default: linux/amd64 or linux/arm64 after the kernel's architecture)")
 	f.BoolVar(&o.force, "force", false, "replace an existing image of the same name")
 }
 
@@ -92,6 +92,7 @@ func runImageBuild(ctx context.Context, opts imageBuildOptions, g *globalOptions
 		CacheDir:      filepath.Join(l.CacheDir(), "images"),
 		AuthorizedKey: key.Public,
 		CheckKernel:   g.checkKernel,
+		KernelArch:    g.kernelArch,
 		Log:           g.Stderr,
 	})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/thaloco/banger/internal/arch"
 	"github.com/thaloco/banger/internal/kernelcat"
 	"github.com/thaloco/banger/internal/kernelstore"
 )
@@ -94,10 +95,11 @@ func (g *globalOptions) catalog() (*kernelcat.Catalog, error) {
 	return c, nil
 }
 
-// archFlag resolves an --arch value, defaulting to the host's.
-func archFlag(a string) string {
+// archFlag resolves an --arch value (aarch64 and amd64 are accepted),
+// defaulting to the host's.
+func archFlag(a string) (string, error) {
 	if a == "" {
-		return kernelcat.HostArch()
+		return arch.Host(), nil
 	}
-	return kernelcat.NormalizeArch(a)
+	return arch.Canonical(a)
 }

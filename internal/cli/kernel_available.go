@@ -2,7 +2,9 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"slices"
 
 	"github.com/thaloco/banger/internal/kernelcat"
 	"github.com/thaloco/banger/internal/kernelstore"
@@ -31,6 +33,9 @@ func runKernelListAvailable(_ context.Context, opts kernelListOptions, g *global
 	if err != nil {
 		return err
 	}
+	if opts.arch != "" {
+		cat.Entries = slices.DeleteFunc(cat.Entries, func(e kernelcat.Entry) bool { return e.Arch != opts.arch })
+	}
 	status := func(e kernelcat.Entry) string {
 		m, err := store.Get(e.Name)
 		switch {
@@ -49,6 +54,10 @@ func runKernelListAvailable(_ context.Context, opts kernelListOptions, g *global
 			out = append(out, availableJSON{Entry: e, Status: status(e)})
 		}
 		return writeJSON(w, out)
+	}
+	if len(cat.Entries) == 0 && opts.arch != "" {
+		_, err := fmt.Fprintf(w, "The kernel catalog has no %s kernels (\"banger kernel list --available\" lists all of them).\n", opts.arch)
+		return err
 	}
 	if len(cat.Entries) == 0 {
 		_, err := io.WriteString(w, "The kernel catalog is empty. Import a kernel you built with \"banger kernel import NAME --from DIR --distro D --arch A\",\n"+

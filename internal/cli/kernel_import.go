@@ -24,7 +24,7 @@ type kernelImportOptions struct {
 func (o *kernelImportOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.from, "from", "", "directory holding vmlinux and optionally initrd.img and modules/ (required)")
 	f.StringVar(&o.distro, "distro", "", "distribution the kernel belongs to, e.g. generic (required)")
-	f.StringVar(&o.arch, "arch", "", "architecture: x86_64 or aarch64 (required)")
+	f.StringVar(&o.arch, "arch", "", "architecture: x86_64 or arm64 (aarch64 and amd64 are accepted; required)")
 	f.StringVar(&o.kernelVersion, "kernel-version", "", "kernel release (default: read from vmlinux)")
 	f.StringVar(&o.description, "description", "", "one-line description")
 	f.BoolVar(&o.force, "force", false, "replace an installed kernel of the same name")

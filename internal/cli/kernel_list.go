@@ -3,10 +3,12 @@ package cli
 import (
 	"context"
 	"io"
+	"slices"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/thaloco/banger/internal/arch"
 	"github.com/thaloco/banger/internal/kernelstore"
 	"github.com/thaloco/banger/internal/progress"
 )
@@ -14,11 +16,13 @@ import (
 type kernelListOptions struct {
 	available bool
 	json      bool
+	arch      string // only this architecture ("" all); canonical once run
 }
 
 func (o *kernelListOptions) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.available, "available", false, "list the catalog instead, marking what is installed or outdated")
 	f.BoolVar(&o.json, "json", false, "print as JSON")
+	f.StringVar(&o.arch, "arch", "", "list only kernels for this architecture: x86_64 or arm64 (aarch64 and amd64 are accepted)")
 }
 
 func newKernelListCommand(g *globalOptions) *cobra.Command {
@@ -29,9 +33,17 @@ func newKernelListCommand(g *globalOptions) *cobra.Command {
 		Short:   "List installed kernels, or the catalog with --available",
 		Example: `  banger kernel list
   banger kernel list --available
+  banger kernel list --available --arch arm64
   banger kernel list --json`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if opts.arch != "" {
+				a, err := arch.Canonical(opts.arch)
+				if err != nil {
+					return err
+				}
+				opts.arch = a
+			}
 			if opts.available {
 				return runKernelListAvailable(cmd.Context(), opts, g, cmd.OutOrStdout())
 			}
@@ -62,6 +74,9 @@ func runKernelList(_ context.Context, opts kernelListOptions, g *globalOptions, 
 	ls, err := store.List()
 	if err != nil {
 		return err
+	}
+	if opts.arch != "" {
+		ls = slices.DeleteFunc(ls, func(l kernelstore.Listing) bool { return l.Broken == "" && l.Manifest.Arch != opts.arch })
 	}
 	if opts.json {
 		out := make([]kernelListJSON, 0, len(ls))

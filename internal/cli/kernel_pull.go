@@ -19,7 +19,7 @@ type kernelPullOptions struct {
 }
 
 func (o *kernelPullOptions) AddFlags(f *pflag.FlagSet) {
-	f.StringVar(&o.arch, "arch", "", "architecture to pull (default: this host's)")
+	f.StringVar(&o.arch, "arch", "", "architecture to pull: x86_64 or arm64 (default: this host's)")
 	f.BoolVar(&o.force, "force", false, "download and reinstall even if the same bundle is installed")
 }
 
@@ -29,7 +29,7 @@ func newKernelPullCommand(g *globalOptions) *cobra.Command {
 		Use:   "pull NAME",
 		Short: "Download, verify and install a kernel from the catalog",
 		Example: `  banger kernel pull generic-6.12
-  banger kernel pull generic-6.12 --arch aarch64 --force
+  banger kernel pull generic-6.12 --arch arm64 --force
   BANGER_KERNEL_MIRROR=file:///srv/kernels banger kernel pull generic-6.12`,
 		Args: exactArgs(1, "a kernel name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -48,7 +48,11 @@ func runKernelPull(ctx context.Context, opts kernelPullOptions, g *globalOptions
 	if err != nil {
 		return err
 	}
-	entry, err := cat.Lookup(name, archFlag(opts.arch))
+	a, err := archFlag(opts.arch)
+	if err != nil {
+		return err
+	}
+	entry, err := cat.Lookup(name, a)
 	if err != nil {
 		return err
 	}

@@ -7,12 +7,14 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/thaloco/banger/internal/arch"
 	"github.com/thaloco/banger/internal/vm"
 )
 
 // vmCreateOptions are the flags that describe a new VM (vm create, vm run).
 type vmCreateOptions struct {
 	Image, Kernel, Rootfs string
+	Arch                  string
 	CPUs                  int
 	MemoryMiB             int
 	DiskSize              int64
@@ -44,6 +46,7 @@ func (o *vmCreateOptions) AddFlags(f *pflag.FlagSet, withImage bool) {
 	}
 	f.StringVar(&o.Kernel, "kernel", "", "installed kernel to boot (default: the image's kernel)")
 	f.StringVar(&o.Rootfs, "rootfs", "", "ext4 file to copy as the root disk instead of an image (needs --kernel)")
+	f.StringVar(&o.Arch, "arch", "", "guest architecture: x86_64 or arm64, aarch64 and amd64 accepted (default: the image's, else the kernel's)")
 	f.IntVar(&o.CPUs, "cpus", vm.DefaultCPUs, "number of vCPUs")
 	o.MemoryMiB = vm.DefaultMemoryMiB
 	f.Var(memoryValue{&o.MemoryMiB}, "memory", "memory size, e.g. 512M or 2G")
@@ -64,7 +67,7 @@ func (o *vmCreateOptions) AddFlags(f *pflag.FlagSet, withImage bool) {
 // options turns the flags into vm.CreateOptions.
 func (o *vmCreateOptions) options(name string) (vm.CreateOptions, error) {
 	c := vm.CreateOptions{
-		Name: name, Image: o.Image, Kernel: o.Kernel, Rootfs: o.Rootfs, CPUs: o.CPUs, MemoryMiB: o.MemoryMiB, DiskSize: o.DiskSize,
+		Name: name, Image: o.Image, Kernel: o.Kernel, Rootfs: o.Rootfs, Arch: o.Arch, CPUs: o.CPUs, MemoryMiB: o.MemoryMiB, DiskSize: o.DiskSize,
 		VMM: o.VMM, Jailer: o.Jailer, Net: o.Net, HostAccess: o.HostAccess, KernelArgs: o.KernelArgs, Ready: o.Ready, ReadyMarker: o.ReadyMarker,
 		Snapshot: o.Snapshot, Cold: o.Cold,
 		Mounts: o.Mounts, CopyIns: o.CopyIns, InitScript: o.InitScript, SSHKeys: o.SSHKeys, Hostname: o.Hostname,
@@ -90,6 +93,7 @@ sparse copy) and its own directory <state>/vms/NAME/. It is not started.`,
 		Example: `  banger vm create web --image golden
   banger vm create web --image golden --cpus 2 --memory 1G --disk-size 8G -p 8080:80
   banger vm create tiny --kernel generic-6.12 --rootfs ./rootfs.ext4 --net none
+  banger vm create pi --arch arm64 --kernel generic-6.12-arm64 --rootfs ./arm64.ext4
   banger vm create dev --image golden --mount .:/src --copy-in ./data:/data --init-script setup.sh --ssh-key ~/.ssh/id_ed25519.pub`,
 		Args: exactArgs(1, "a VM name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -119,6 +123,10 @@ func runVMCreate(ctx context.Context, g *globalOptions, o *vmCreateOptions, args
 		fmt.Fprintf(w, "VM %s created from snapshot %s (%s, %s); its first start restores it: \"banger vm start %s\"\n", v.Name(), v.Config.Snapshot, v.Config.VMM, describeNet(v), v.Name())
 		return nil
 	}
-	fmt.Fprintf(w, "VM %s created (%s, %s); start it with \"banger vm start %s\"\n", v.Name(), v.Config.VMM, describeNet(v), v.Name())
+	vmmDesc := v.Config.VMM
+	if a := v.Config.GuestArch(); a != arch.Host() {
+		vmmDesc += ", " + a
+	}
+	fmt.Fprintf(w, "VM %s created (%s, %s); start it with \"banger vm start %s\"\n", v.Name(), vmmDesc, describeNet(v), v.Name())
 	return nil
 }

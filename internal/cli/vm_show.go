@@ -62,6 +62,7 @@ func runVMShow(g *globalOptions, name string, asJSON bool, w io.Writer) error {
 	row("kernel", view.Kernel)
 	row("rootfs", view.Rootfs)
 	row("vmm", strings.TrimSpace(view.VMM+" "+view.Accel))
+	row("arch", view.Arch)
 	row("cpus", fmt.Sprint(view.CPUs))
 	row("memory", fmt.Sprintf("%dM", view.MemoryMiB))
 	row("disk", fmt.Sprintf("%s (%s)", view.Disk, progress.FormatBytes(view.DiskSize)))

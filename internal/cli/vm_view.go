@@ -18,6 +18,7 @@ type vmView struct {
 	Kernel     string       `json:"kernel,omitempty"`
 	Rootfs     string       `json:"rootfs,omitempty"`
 	VMM        string       `json:"vmm,omitempty"`
+	Arch       string       `json:"arch,omitempty"`
 	Accel      string       `json:"accel,omitempty"`
 	CPUs       int          `json:"cpus,omitempty"`
 	MemoryMiB  int          `json:"memory_mib,omitempty"`
@@ -70,7 +71,7 @@ func viewOf(l vm.Listing) vmView {
 	c, st := v.Config, v.State
 	out := vmView{
 		Name: c.Name, Status: string(st.Status), Reason: st.Reason, Image: c.Image, Kernel: c.Kernel,
-		Rootfs: c.Rootfs, VMM: c.VMM, Accel: st.Accel, CPUs: c.CPUs, MemoryMiB: c.MemoryMiB,
+		Rootfs: c.Rootfs, VMM: c.VMM, Arch: c.GuestArch(), Accel: st.Accel, CPUs: c.CPUs, MemoryMiB: c.MemoryMiB,
 		Disk: v.DiskPath(), DiskSize: c.DiskSize, Net: c.Net, HostAccess: c.HostAccess, SSH: v.SSHAddr(), Tap: st.Tap,
 		GuestAddr: st.GuestAddr, HostAddr: st.HostAddr, Forwards: c.Forwards, KernelArgs: c.KernelArgs,
 		Ready: c.Ready, PID: st.PID, Dir: v.Dir, ConsoleLog: v.ConsoleLog(),

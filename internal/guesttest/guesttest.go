@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/thaloco/banger/internal/kernelstore"
@@ -77,12 +78,17 @@ func InstallKernel(t testing.TB, kernelsDir, name string) {
 }
 
 // InstallKernelBundle imports the shared kernel bundle bundleName (e.g.
-// Kernel9PBundleName) into the kernel store at kernelsDir under name.
+// Kernel9PBundleName, KernelARM64BundleName) into the kernel store at
+// kernelsDir under name, for the arch its file name ends with.
 func InstallKernelBundle(t testing.TB, kernelsDir, name, bundleName string) {
 	t.Helper()
 	src := extract(t, bundle(t, bundleName), t.TempDir())
+	a := "x86_64"
+	if strings.HasSuffix(bundleName, "-arm64.tar.zst") {
+		a = "arm64"
+	}
 	_, err := kernelstore.New(kernelsDir).Import(context.Background(), name, filepath.Dir(src), kernelstore.ImportOptions{
-		Distro: "test", Arch: "x86_64", Description: "banger's test kernel",
+		Distro: "test", Arch: a, Description: "banger's test kernel",
 	})
 	if err != nil {
 		t.Fatalf("installing the test kernel: %v", err)

@@ -29,6 +29,11 @@ type Rootfs struct {
 	Inittab string
 	// SizeMiB is the filesystem size; 0 means 32.
 	SizeMiB int
+	// Arch is the guest architecture: "" or "x86_64" takes the host's
+	// busybox and dropbear; "arm64" takes Debian's arm64 packages (see
+	// ARM64Debs), whose init also starts busybox's acpid so the power
+	// button (QEMU's system_powerdown) powers the guest off.
+	Arch string
 }
 
 // inittab: a root shell on the console, Ctrl-Alt-Del reboots (QEMU and
@@ -55,12 +60,15 @@ func BuildRootfs(t testing.TB, path string, r Rootfs) {
 	for _, d := range []string{"bin", "sbin", "etc/dropbear", "proc", "sys", "dev", "tmp", "root/.ssh", "usr/bin", "usr/sbin", "var/log", "run"} {
 		mkdir(t, filepath.Join(root, d))
 	}
-	copyFile(t, "/bin/busybox", filepath.Join(root, "bin/busybox"), 0o755)
-	out, err := exec.CommandContext(t.Context(), "/bin/busybox", "--list").Output()
-	if err != nil {
-		t.Fatalf("busybox --list: %v (hint: install busybox-static)", err)
+	arm64 := r.Arch == "arm64"
+	var debs string // the arm64 packages, unpacked
+	if arm64 {
+		debs = unpackARM64Debs(t)
+		copyFile(t, filepath.Join(debs, "bin/busybox"), filepath.Join(root, "bin/busybox"), 0o755)
+	} else {
+		copyFile(t, "/bin/busybox", filepath.Join(root, "bin/busybox"), 0o755)
 	}
-	for _, applet := range strings.Fields(string(out)) {
+	for _, applet := range applets(t) {
 		if applet == "busybox" {
 			continue
 		}
@@ -75,10 +83,19 @@ func BuildRootfs(t testing.TB, path string, r Rootfs) {
 	if r.Inittab != "" {
 		tab = r.Inittab
 	}
+	head := initHead
+	guestArch := "x86_64"
+	if arm64 {
+		tab = strings.ReplaceAll(tab, "ttyS0::", "ttyAMA0::")
+		head += "acpid\n"
+		guestArch = "arm64"
+		mkdir(t, filepath.Join(root, "etc/acpi/PWRF"))
+		write(t, root, "etc/acpi/PWRF/00000080", "#!/bin/sh\npoweroff\n", 0o755)
+	}
 	write(t, root, "etc/inittab", tab, 0o644)
-	init := initHead + r.Init + "\necho '" + ReadyMarker + "'\nexec /bin/init\n"
+	init := head + r.Init + "\necho '" + ReadyMarker + "'\nexec /bin/init\n"
 	write(t, root, "sbin/init", init, 0o755)
-	files, err := guestinit.InstallFiles("x86_64")
+	files, err := guestinit.InstallFiles(guestArch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +103,10 @@ func BuildRootfs(t testing.TB, path string, r Rootfs) {
 		mkdir(t, filepath.Join(root, filepath.Dir(f.Path)))
 		write(t, root, f.Path, string(f.Data), f.Mode)
 	}
-	if r.AuthorizedKey != "" {
+	if r.AuthorizedKey != "" && arm64 {
+		addARM64Dropbear(t, debs, root)
+		write(t, root, "root/.ssh/authorized_keys", r.AuthorizedKey, 0o600)
+	} else if r.AuthorizedKey != "" {
 		addDropbear(t, root)
 		write(t, root, "root/.ssh/authorized_keys", r.AuthorizedKey, 0o600)
 	}
@@ -102,6 +122,17 @@ func BuildRootfs(t testing.TB, path string, r Rootfs) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.ext4: %v: %s", err, out)
 	}
+}
+
+// applets are the applet names of the host's busybox, the same Debian
+// package's as the arm64 one (a name the other lacks is a dangling link).
+func applets(t testing.TB) []string {
+	t.Helper()
+	out, err := exec.CommandContext(t.Context(), "/bin/busybox", "--list").Output()
+	if err != nil {
+		t.Fatalf("busybox --list: %v (hint: install busybox-static)", err)
+	}
+	return strings.Fields(string(out))
 }
 
 var libRE = regexp.MustCompile(`(/\S+\.so[.\d]*)\s`)

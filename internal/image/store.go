@@ -11,9 +11,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/thaloco/banger/internal/arch"
 	"github.com/thaloco/banger/internal/paths"
 	"github.com/thaloco/banger/internal/stagedir"
 )
@@ -48,9 +50,13 @@ type Manifest struct {
 	// Build: the OCI image reference, its resolved digest and platform,
 	// the distribution found in it, the base packages banger installed
 	// and the package hash naming the build cache.
-	ImageRef    string    `json:"image_ref,omitempty"`
-	ImageDigest string    `json:"image_digest,omitempty"`
-	Platform    string    `json:"platform,omitempty"`
+	ImageRef    string `json:"image_ref,omitempty"`
+	ImageDigest string `json:"image_digest,omitempty"`
+	Platform    string `json:"platform,omitempty"`
+	// Arch is the architecture of the image's programs (package arch),
+	// from the platform it was built for; "" when unknown (registered
+	// images, whose VMs take their kernel's).
+	Arch        string    `json:"arch,omitempty"`
 	OS          string    `json:"os,omitempty"`
 	Installed   []string  `json:"installed_packages,omitempty"`
 	PackageHash string    `json:"package_hash,omitempty"`
@@ -58,6 +64,19 @@ type Manifest struct {
 	CreatedAt   time.Time `json:"created_at"`
 
 	dir string
+}
+
+// Architecture is the architecture of the image's programs: Arch, or for
+// builds recorded before it, the platform's; "" when unknown.
+func (m *Manifest) Architecture() string {
+	if m.Arch != "" {
+		return arch.Or(m.Arch, m.Arch)
+	}
+	if _, a, ok := strings.Cut(m.Platform, "/"); ok {
+		a, _, _ = strings.Cut(a, "/")
+		return arch.Or(a, "")
+	}
+	return ""
 }
 
 // Dir is the image's directory.

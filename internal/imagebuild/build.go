@@ -19,6 +19,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
+	"github.com/thaloco/banger/internal/arch"
 	"github.com/thaloco/banger/internal/ext4"
 	"github.com/thaloco/banger/internal/image"
 	"github.com/thaloco/banger/internal/paths"
@@ -38,8 +39,11 @@ type Options struct {
 	Name      string // name of the new image
 	KernelRef string // kernel the image boots with (DefaultKernel if empty)
 	Size      int64  // rootfs size in bytes; 0 means ext4.DefaultSize of the content
-	Platform  string // os/arch[/variant] (DefaultPlatform if empty)
-	Force     bool   // replace an existing image of the same name
+	// Platform is os/arch[/variant]; aarch64 and x86_64 are accepted for
+	// arm64 and amd64. Empty means the kernel's architecture (with
+	// KernelArch), else DefaultPlatform.
+	Platform string
+	Force    bool // replace an existing image of the same name
 	// CacheDir holds the build cache (paths.Layout.CacheDir()/images).
 	CacheDir string
 	// AuthorizedKey is banger's SSH public key, trusted for root.
@@ -47,6 +51,10 @@ type Options struct {
 	// CheckKernel returns an error with a hint unless the kernel is
 	// installed (kernelstore.Store.Get fits). Nil skips the check.
 	CheckKernel func(name string) error
+	// KernelArch returns the architecture of an installed kernel (package
+	// arch), to default the platform and refuse a kernel of another
+	// architecture than the image. Nil skips both.
+	KernelArch func(name string) (string, error)
 	// Transport for registry requests (nil: ggcr's default).
 	Transport http.RoundTripper
 	// Log receives progress bars, steps and warnings (nil: quiet).
@@ -71,17 +79,33 @@ func Build(ctx context.Context, store *image.Store, opts Options) (*image.Manife
 	if opts.KernelRef == "" {
 		opts.KernelRef = DefaultKernel
 	}
-	if opts.Platform == "" {
-		opts.Platform = DefaultPlatform
-	}
-	platform, err := v1.ParsePlatform(opts.Platform)
-	if err != nil || platform.OS == "" || platform.Architecture == "" {
-		return nil, fmt.Errorf("invalid platform %q (hint: use OS/ARCH such as linux/amd64 or linux/arm64)", opts.Platform)
-	}
 	if opts.CheckKernel != nil {
 		if err := opts.CheckKernel(opts.KernelRef); err != nil {
 			return nil, err
 		}
+	}
+	kernelArch := ""
+	if opts.KernelArch != nil {
+		a, err := opts.KernelArch(opts.KernelRef)
+		if err != nil {
+			return nil, err
+		}
+		kernelArch = a
+	}
+	if opts.Platform == "" {
+		opts.Platform = DefaultPlatform
+		if kernelArch != "" {
+			opts.Platform = "linux/" + arch.GOARCH(kernelArch)
+		}
+	}
+	platform, err := parsePlatform(opts.Platform)
+	if err != nil {
+		return nil, err
+	}
+	imageArch := arch.Or(platform.Architecture, "")
+	if kernelArch != "" && imageArch != "" && kernelArch != imageArch {
+		return nil, fmt.Errorf("kernel %q is %s but image %q would be %s (hint: pass --kernel-ref with an %s kernel, or --platform linux/%s)",
+			opts.KernelRef, kernelArch, opts.Name, imageArch, imageArch, arch.GOARCH(kernelArch))
 	}
 	log := opts.Log
 	if log == nil {
@@ -129,10 +153,23 @@ func Build(ctx context.Context, store *image.Store, opts Options) (*image.Manife
 	}
 	m, err := txn.Commit(ctx, &image.Manifest{
 		KernelRef: opts.KernelRef, Source: image.SourceBuild,
-		ImageRef: opts.Ref, ImageDigest: src.Digest, Platform: src.Platform,
+		ImageRef: opts.Ref, ImageDigest: src.Digest, Platform: src.Platform, Arch: imageArch,
 		OS: info.OS, Installed: info.Installed, PackageHash: hash, Warnings: warnings,
 	})
 	return m, diskFull(err, store.Dir())
+}
+
+// parsePlatform parses os/arch[/variant], spelling the architecture as OCI
+// does: aarch64 is arm64, x86_64 amd64.
+func parsePlatform(s string) (*v1.Platform, error) {
+	p, err := v1.ParsePlatform(s)
+	if err != nil || p.OS == "" || p.Architecture == "" {
+		return nil, fmt.Errorf("invalid platform %q (hint: use OS/ARCH such as linux/amd64 or linux/arm64)", s)
+	}
+	if a, err := arch.Canonical(p.Architecture); err == nil {
+		p.Architecture = arch.GOARCH(a)
+	}
+	return p, nil
 }
 
 // populate fills a new cache entry: layers, then base packages.

@@ -9,10 +9,10 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
-	"runtime"
-	"slices"
 	"sort"
 	"strings"
+
+	"github.com/thaloco/banger/internal/arch"
 )
 
 //go:embed catalog.json
@@ -47,42 +47,6 @@ type Catalog struct {
 	// Skipped are the entries of a private catalog that break the rules
 	// (see ParsePrivate), left out of Entries. Not part of the file.
 	Skipped []Skipped `json:"-"`
-}
-
-// knownArches are the architectures a catalog entry may name, in the order
-// error messages list them.
-var knownArches = []string{"x86_64", "aarch64"}
-
-// ValidateArch returns an error naming the known architectures when arch,
-// a catalog name (see NormalizeArch), is not one of them.
-func ValidateArch(arch string) error {
-	if slices.Contains(knownArches, arch) {
-		return nil
-	}
-	return fmt.Errorf("unknown arch %q (known: %s)", arch, strings.Join(knownArches, ", "))
-}
-
-// HostArch is the catalog name of the architecture banger runs on.
-func HostArch() string {
-	switch runtime.GOARCH {
-	case "amd64":
-		return "x86_64"
-	case "arm64":
-		return "aarch64"
-	default:
-		return runtime.GOARCH
-	}
-}
-
-// NormalizeArch maps common spellings (amd64, arm64) onto catalog names.
-func NormalizeArch(a string) string {
-	switch a {
-	case "amd64", "x86-64":
-		return "x86_64"
-	case "arm64":
-		return "aarch64"
-	}
-	return a
 }
 
 var (
@@ -127,25 +91,26 @@ func (c *Catalog) applyMirror(base string) error {
 	return nil
 }
 
-// Lookup finds the entry for name on arch. When there is none it returns an
+// Lookup finds the entry for name on a (a canonical arch name, see
+// package arch). When there is none it returns an
 // error that names the closest catalog names, or the arches name exists for.
-func (c *Catalog) Lookup(name, arch string) (Entry, error) {
+func (c *Catalog) Lookup(name, a string) (Entry, error) {
 	var arches []string
 	for _, e := range c.Entries {
 		if e.Name == name {
-			if e.Arch == arch {
+			if e.Arch == a {
 				return e, nil
 			}
 			arches = append(arches, e.Arch)
 		}
 	}
 	for _, s := range c.Skipped {
-		if s.Name == name && (s.Arch == arch || ValidateArch(s.Arch) != nil) {
-			return Entry{}, fmt.Errorf("kernel %q for %s cannot be pulled: its entry in kernel catalog %s is invalid: %w (hint: fix entries[%d] in %s)", name, arch, c.Source, s.Err, s.Index, c.Source)
+		if s.Name == name && (arch.Or(s.Arch, "") == a || arch.Or(s.Arch, "") == "") {
+			return Entry{}, fmt.Errorf("kernel %q for %s cannot be pulled: its entry in kernel catalog %s is invalid: %w (hint: fix entries[%d] in %s)", name, a, c.Source, s.Err, s.Index, c.Source)
 		}
 	}
 	if len(arches) > 0 {
-		return Entry{}, fmt.Errorf("kernel %q is not published for %s, only for %s (hint: pass --arch)", name, arch, strings.Join(arches, ", "))
+		return Entry{}, fmt.Errorf("kernel %q is not published for %s, only for %s (hint: pass --arch)", name, a, strings.Join(arches, ", "))
 	}
 	return Entry{}, &NotFoundError{Name: name, Suggestions: c.Closest(name, 3)}
 }

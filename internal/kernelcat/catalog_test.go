@@ -95,7 +95,7 @@ func TestLoadOverrideAndMirror(t *testing.T) {
 	if e.URL != "file:///mirror/generic-6.12-x86_64.tar.zst" {
 		t.Fatalf("mirror url = %q", e.URL)
 	}
-	if _, err := c.Lookup("generic-6.12", "aarch64"); err == nil || !strings.Contains(err.Error(), "only for x86_64") {
+	if _, err := c.Lookup("generic-6.12", "arm64"); err == nil || !strings.Contains(err.Error(), "not published for arm64, only for x86_64") {
 		t.Fatalf("arch miss: %v", err)
 	}
 	_, err = c.Lookup("generic-6.13", "x86_64")
@@ -115,17 +115,36 @@ func TestLoadOverrideAndMirror(t *testing.T) {
 	}
 }
 
-func TestValidateArch(t *testing.T) {
-	for _, tt := range []struct{ arch, want string }{
-		{"x86_64", ""},
-		{"aarch64", ""},
-		{"mips", `unknown arch "mips" (known: x86_64, aarch64)`},
-		{"amd64", `unknown arch "amd64" (known: x86_64, aarch64)`}, // NormalizeArch's job
-		{"", `unknown arch "" (known: x86_64, aarch64)`},
-	} {
-		err := ValidateArch(tt.arch)
-		if got := fmt.Sprint(err); (err == nil) != (tt.want == "") || (err != nil && got != tt.want) {
-			t.Errorf("ValidateArch(%q) = %v, want %q", tt.arch, err, tt.want)
-		}
+// TestArchSpelling: a private catalog may write aarch64 or amd64, which
+// become arm64 and x86_64 (mirror file names included); the embedded
+// catalog must write them canonically; an unknown arch is skipped.
+func TestArchSpelling(t *testing.T) {
+	entry := func(name, a string) string {
+		return fmt.Sprintf(`{"name": %q, "distro": "generic", "arch": %q, "kernel_version": "6.12.1", "url": "https://x.example/%s-%s.tar.zst", "sha256": "%s", "size": 1, "description": ""}`,
+			name, a, name, a, strings.Repeat("a", 64))
+	}
+	data := []byte(`{"version": 1, "entries": [` + entry("generic-6.12", "aarch64") + `, ` + entry("generic-6.12", "amd64") + `, ` + entry("generic-6.11", "mips") + `]}`)
+	c, err := ParsePrivate(data, "private.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Entries) != 2 || c.Entries[0].Arch != "arm64" || c.Entries[1].Arch != "x86_64" {
+		t.Fatalf("entries = %+v; want arm64 and x86_64", c.Entries)
+	}
+	if len(c.Skipped) != 1 || !strings.Contains(c.Skipped[0].String(), `unknown arch "mips" (known: x86_64, arm64`) {
+		t.Fatalf("skipped = %v", c.Skipped)
+	}
+	if _, err := c.Lookup("generic-6.12", "arm64"); err != nil {
+		t.Errorf("lookup arm64: %v", err)
+	}
+	if _, err := c.Lookup("generic-6.11", "x86_64"); err == nil || !strings.Contains(err.Error(), "invalid") {
+		t.Errorf("lookup of the skipped entry: %v", err)
+	}
+	if err := c.applyMirror("file:///m"); err != nil || c.Entries[0].URL != "file:///m/generic-6.12-arm64.tar.zst" {
+		t.Errorf("mirror: %v, %q", err, c.Entries[0].URL)
+	}
+	_, err = Parse(data, "strict.json")
+	if err == nil || !strings.Contains(err.Error(), `arch "aarch64" must be written "arm64"`) {
+		t.Errorf("strict parse: %v", err)
 	}
 }

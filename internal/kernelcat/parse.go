@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/thaloco/banger/internal/arch"
 	"github.com/thaloco/banger/internal/paths"
 )
 
@@ -80,6 +81,15 @@ func parse(data []byte, source string, strict bool) (*Catalog, error) {
 		if err == nil {
 			err = e.validate()
 		}
+		if err == nil {
+			// One spelling from here on (aarch64 is arm64); the catalog
+			// shipped inside banger must use it already.
+			a, _ := arch.Canonical(e.Arch)
+			if strict && a != e.Arch {
+				err = fmt.Errorf("arch %q must be written %q", e.Arch, a)
+			}
+			e.Arch = a
+		}
 		if err != nil {
 			if strict {
 				return nil, fmt.Errorf("kernel catalog %s: %s: %w", source, describe(i, e.Name, e.Arch), err)
@@ -138,7 +148,7 @@ func (e Entry) validate() error {
 	if err := paths.ValidateName("kernel", e.Name); err != nil {
 		return err
 	}
-	if err := ValidateArch(e.Arch); err != nil {
+	if _, err := arch.Canonical(e.Arch); err != nil {
 		return err
 	}
 	if e.SHA256 == "" {

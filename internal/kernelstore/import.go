@@ -13,8 +13,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/thaloco/banger/internal/arch"
 	"github.com/thaloco/banger/internal/archive"
-	"github.com/thaloco/banger/internal/kernelcat"
 	"github.com/thaloco/banger/internal/lockfile"
 	"github.com/thaloco/banger/internal/paths"
 )
@@ -39,18 +39,23 @@ func (s *Store) Import(ctx context.Context, name, dir string, opts ImportOptions
 	if opts.Distro == "" {
 		return nil, errors.New("importing a kernel needs --distro (for example --distro generic)")
 	}
-	opts.Arch = kernelcat.NormalizeArch(opts.Arch)
-	if err := kernelcat.ValidateArch(opts.Arch); err != nil {
+	a, err := arch.Canonical(opts.Arch)
+	if err != nil {
 		return nil, fmt.Errorf("importing kernel %q: %w", name, err)
 	}
-	fi, err := os.Stat(filepath.Join(dir, "vmlinux"))
+	opts.Arch = a
+	vmlinux := filepath.Join(dir, "vmlinux")
+	fi, err := os.Stat(vmlinux)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("importing kernel %q: %s has no vmlinux (hint: --from must name the directory that holds vmlinux)", name, dir)
 	case err != nil:
 		return nil, fmt.Errorf("importing kernel %q: %w", name, err)
 	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("importing kernel %q: %s is not a regular file", name, filepath.Join(dir, "vmlinux"))
+		return nil, fmt.Errorf("importing kernel %q: %s is not a regular file", name, vmlinux)
+	}
+	if err := arch.CheckKernel(vmlinux, opts.Arch); err != nil {
+		return nil, fmt.Errorf("importing kernel %q: %w%s", name, err, archHint(err))
 	}
 	version := opts.KernelVersion
 	if version == "" {
@@ -86,6 +91,18 @@ func (s *Store) Import(ctx context.Context, name, dir string, opts ImportOptions
 		return nil, err
 	}
 	return m, nil
+}
+
+// archHint suggests the --arch a kernel file is built for, when banger
+// knows that arch.
+func archHint(err error) string {
+	var me *arch.MismatchError
+	if errors.As(err, &me) {
+		if a, err := arch.Canonical(me.Got); err == nil {
+			return fmt.Sprintf(" (hint: pass --arch %s if it is the kernel you meant)", a)
+		}
+	}
+	return ""
 }
 
 // copyBundle streams the bundle roots of src as a plain tar through the

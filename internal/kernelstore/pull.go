@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/thaloco/banger/internal/arch"
 	"github.com/thaloco/banger/internal/archive"
 	"github.com/thaloco/banger/internal/fetch"
 	"github.com/thaloco/banger/internal/kernelcat"
@@ -70,6 +71,8 @@ func (s *Store) Pull(ctx context.Context, e kernelcat.Entry, opts PullOptions) (
 		switch {
 		case cur.Source == SourceImport && !opts.Force:
 			return PullResult{}, fmt.Errorf("kernel %q is already installed from a local import (hint: pass --force to replace it with the catalog's, or import it under another name)", e.Name)
+		case cur.Arch != e.Arch && !opts.Force:
+			return PullResult{}, fmt.Errorf("kernel %q is installed for %s; pulling its %s build would replace it (hint: pass --force to replace it)", e.Name, cur.Arch, e.Arch)
 		case cur.TarballSHA256 == e.SHA256 && !opts.Force:
 			return PullResult{Manifest: cur, AlreadyInstalled: true}, nil
 		}
@@ -86,6 +89,9 @@ func (s *Store) Pull(ctx context.Context, e kernelcat.Entry, opts PullOptions) (
 	files, err := s.download(ctx, e, st.dir, opts)
 	if err != nil {
 		return PullResult{}, err
+	}
+	if err := arch.CheckKernel(filepath.Join(st.dir, "vmlinux"), e.Arch); err != nil {
+		return PullResult{}, fmt.Errorf("pulling kernel %q for %s: %w (hint: the catalog entry's arch or its bundle is wrong; fix %s)", e.Name, e.Arch, err, redacted(e.URL))
 	}
 	m := &Manifest{
 		Name: e.Name, Distro: e.Distro, Arch: e.Arch, KernelVersion: e.KernelVersion,

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/thaloco/banger/internal/arch"
 	"github.com/thaloco/banger/internal/archive"
 	"github.com/thaloco/banger/internal/paths"
 	"github.com/thaloco/banger/internal/stagedir"
@@ -143,6 +144,8 @@ func (s *Store) Get(name string) (*Manifest, error) {
 		return nil, fmt.Errorf("kernel %q is broken: unreadable %s: %w (hint: run \"banger kernel rm %s\" and install it again)", name, ManifestFile, err, name)
 	}
 	m.dir = dir
+	// Manifests written before banger had one spelling may say aarch64.
+	m.Arch = arch.Or(m.Arch, m.Arch)
 	st, err := os.Lstat(m.VMLinux())
 	switch {
 	case err != nil:

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
+
+	"github.com/thaloco/banger/internal/arch"
 )
 
 // AccelEnv forces QEMU's accelerator: "kvm" or "tcg".
@@ -22,7 +25,8 @@ func kvmUsable() (ok bool, why string) {
 		return false, fmt.Sprintf("cannot open /dev/kvm: %v", err)
 	}
 	f.Close()
-	if !cpuHasVirt() {
+	// The vmx/svm flags are x86's; an arm64 host has no such flag.
+	if runtime.GOARCH == "amd64" && !cpuHasVirt() {
 		return false, "/dev/kvm exists but the CPU advertises no vmx/svm in /proc/cpuinfo"
 	}
 	return true, ""
@@ -51,9 +55,20 @@ func cpuHasVirt() bool {
 	return false
 }
 
-// qemuAccel picks QEMU's accelerator: $BANGER_QEMU_ACCEL when set, else
-// KVM when usable, else TCG with a one-line warning.
-func (s *Store) qemuAccel() (string, error) {
+// qemuAccel picks QEMU's accelerator for a guest of architecture
+// guestArch: $BANGER_QEMU_ACCEL when set, else KVM when usable, else TCG
+// with a one-line warning. A guest of another architecture than the host
+// always runs under TCG.
+func (s *Store) qemuAccel(guestArch string) (string, error) {
+	if host := arch.Host(); guestArch != host {
+		if s.getenv(AccelEnv) == "kvm" {
+			return "", fmt.Errorf("%s=kvm but KVM cannot run %s guests on this %s host (hint: unset %s: QEMU then emulates the guest with TCG)", AccelEnv, guestArch, host, AccelEnv)
+		}
+		s.warnCross.Do(func() {
+			s.logf("note: %s guests on this %s host run under QEMU's TCG software emulation, much slower than KVM", guestArch, host)
+		})
+		return "tcg", nil
+	}
 	switch forced := s.getenv(AccelEnv); forced {
 	case "kvm":
 		f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
@@ -86,17 +101,28 @@ const (
 // VMMEnv chooses the VMM of new VMs when --vmm is not given.
 const VMMEnv = "BANGER_VMM"
 
-// chooseVMM resolves a --vmm value (or $BANGER_VMM): "auto" or "" means
-// Firecracker when it is on PATH and KVM is usable, else QEMU.
-func (s *Store) chooseVMM(flag string) (string, error) {
+// chooseVMM resolves a --vmm value (or $BANGER_VMM) for a guest of
+// architecture guestArch: "auto" or "" means Firecracker when it is on
+// PATH, KVM is usable and the guest is of the host's architecture, else
+// QEMU. Firecracker runs only guests of the host's architecture.
+func (s *Store) chooseVMM(flag, guestArch string) (string, error) {
 	v := flag
 	if v == "" {
 		v = s.getenv(VMMEnv)
 	}
+	host := arch.Host()
 	switch v {
-	case VMMQEMU, VMMFirecracker:
+	case VMMFirecracker:
+		if guestArch != host {
+			return "", fmt.Errorf("firecracker runs only guests of its host's architecture, and this host is %s, not %s (hint: use --vmm qemu, which emulates %s guests)", host, guestArch, guestArch)
+		}
+		return v, nil
+	case VMMQEMU:
 		return v, nil
 	case "", "auto":
+		if guestArch != host {
+			return VMMQEMU, nil
+		}
 		if _, err := exec.LookPath("firecracker"); err == nil {
 			if ok, _ := kvmUsable(); ok {
 				return VMMFirecracker, nil

@@ -3,9 +3,12 @@ package vm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/thaloco/banger/internal/arch"
 )
 
 // TestForcedKVM starts a guest with BANGER_QEMU_ACCEL=kvm. What must
@@ -51,7 +54,7 @@ func TestAccelSelection(t *testing.T) {
 		{env: "hvf", err: `BANGER_QEMU_ACCEL="hvf": want kvm or tcg`},
 	} {
 		s := &Store{Getenv: func(k string) string { return map[string]string{AccelEnv: tc.env}[k] }}
-		got, err := s.qemuAccel()
+		got, err := s.qemuAccel(arch.Host())
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%s: err = %v, want %q", tc.env, err, tc.err)
@@ -65,7 +68,7 @@ func TestAccelSelection(t *testing.T) {
 	// Detection: the warning is given exactly when TCG is chosen.
 	var warned []string
 	s := &Store{Logf: func(f string, a ...any) { warned = append(warned, f) }}
-	got, err := s.qemuAccel()
+	got, err := s.qemuAccel(arch.Host())
 	if ok, _ := kvmUsable(); err != nil || (got == "kvm") != ok || (len(warned) == 1) == ok {
 		t.Fatalf("detected %q (err %v, warnings %q) but kvmUsable = %v", got, err, warned, ok)
 	}
@@ -95,12 +98,49 @@ func TestChooseVMM(t *testing.T) {
 		{"qemu", "firecracker", VMMQEMU},
 	} {
 		s := &Store{Getenv: func(k string) string { return map[string]string{VMMEnv: tc.env}[k] }}
-		if got, err := s.chooseVMM(tc.flag); err != nil || got != tc.want {
+		if got, err := s.chooseVMM(tc.flag, arch.Host()); err != nil || got != tc.want {
 			t.Errorf("chooseVMM(%q) with %s=%q = %q, %v; want %q", tc.flag, VMMEnv, tc.env, got, err, tc.want)
 		}
 	}
+	// A guest of another architecture: auto is QEMU even with Firecracker
+	// and KVM, and Firecracker is refused.
+	other := otherArch()
+	if got, err := (&Store{}).chooseVMM("auto", other); err != nil || got != VMMQEMU {
+		t.Errorf("auto for a %s guest = %q, %v; want qemu", other, got, err)
+	}
+	if _, err := (&Store{}).chooseVMM(VMMFirecracker, other); err == nil || !strings.Contains(err.Error(), "use --vmm qemu") {
+		t.Errorf("firecracker for a %s guest: %v", other, err)
+	}
 	t.Setenv("PATH", "/nonexistent")
-	if got, _ := (&Store{}).chooseVMM(""); got != VMMQEMU {
+	if got, _ := (&Store{}).chooseVMM("", arch.Host()); got != VMMQEMU {
 		t.Errorf("without firecracker on PATH auto chose %q", got)
+	}
+}
+
+// otherArch is an architecture that is not the host's.
+func otherArch() string {
+	if arch.Host() == arch.ARM64 {
+		return arch.X86_64
+	}
+	return arch.ARM64
+}
+
+// TestCrossArchAccel: a guest of another architecture runs under TCG,
+// with a note once; forcing KVM for it is an error naming both.
+func TestCrossArchAccel(t *testing.T) {
+	var notes []string
+	s := &Store{Logf: func(f string, a ...any) { notes = append(notes, fmt.Sprintf(f, a...)) }}
+	other := otherArch()
+	for range 2 {
+		if got, err := s.qemuAccel(other); err != nil || got != "tcg" {
+			t.Fatalf("accel for a %s guest = %q, %v; want tcg", other, got, err)
+		}
+	}
+	if len(notes) != 1 || !strings.Contains(notes[0], other+" guests on this "+arch.Host()+" host run under QEMU's TCG") {
+		t.Errorf("notes %q; want one about TCG", notes)
+	}
+	s = &Store{Getenv: func(k string) string { return map[string]string{AccelEnv: "kvm"}[k] }}
+	if _, err := s.qemuAccel(other); err == nil || !strings.Contains(err.Error(), "KVM cannot run "+other+" guests on this "+arch.Host()+" host") {
+		t.Errorf("forced KVM for a %s guest: %v", other, err)
 	}
 }

@@ -50,6 +50,9 @@ type Config struct {
 	Kernel string `json:"kernel"`           // installed kernel name
 	Rootfs string `json:"rootfs,omitempty"` // file the disk was copied from (--rootfs)
 	VMM    string `json:"vmm"`              // "qemu" or "firecracker"
+	// Arch is the guest's architecture (package arch); "" in VMs created
+	// before banger ran arm64 guests means x86_64.
+	Arch string `json:"arch,omitempty"`
 	// Jailer runs Firecracker through its jailer (chroot, own uid/gid).
 	Jailer bool `json:"jailer,omitempty"`
 

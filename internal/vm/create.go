@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/thaloco/banger/internal/arch"
 	"github.com/thaloco/banger/internal/diskcopy"
 	"github.com/thaloco/banger/internal/ext4"
 	"github.com/thaloco/banger/internal/image"
@@ -28,6 +29,9 @@ type CreateOptions struct {
 	Image  string // image name; its kernel unless Kernel is set
 	Kernel string // installed kernel name
 	Rootfs string // ext4 file to copy instead of an image's rootfs
+	// Arch is the guest architecture, any spelling package arch accepts;
+	// "" means the image's, else the kernel's.
+	Arch string
 
 	CPUs      int    // 0 means 1
 	MemoryMiB int    // 0 means 512
@@ -224,6 +228,7 @@ func (s *Store) plan(ctx context.Context, o CreateOptions) (Config, string, erro
 		Ready: o.Ready, ReadyMarker: o.ReadyMarker, CreatedAt: time.Now().UTC(),
 	}
 	var src string
+	var img *image.Manifest
 	if o.Snapshot == "" && o.Image != "" && o.Rootfs == "" && !o.Cold && len(o.Mounts) == 0 && len(o.CopyIns) == 0 {
 		if snap, why := s.warmFor(o); snap != nil {
 			o.Snapshot = snap.Name
@@ -239,6 +244,10 @@ func (s *Store) plan(ctx context.Context, o CreateOptions) (Config, string, erro
 		disk, err := s.planSnapshot(&cfg, o)
 		if err != nil {
 			return cfg, "", err
+		}
+		// Only x86_64 VMs can be snapshotted (see Snapshot).
+		if cfg.Arch = arch.X86_64; o.Arch != "" && arch.Or(o.Arch, "") != cfg.Arch {
+			return cfg, "", fmt.Errorf("snapshot %q is of an x86_64 VM, not %s (hint: leave out --arch)", o.Snapshot, o.Arch)
 		}
 		if len(o.Mounts) > 0 || len(o.CopyIns) > 0 {
 			return cfg, "", fmt.Errorf("a VM restored from snapshot %q cannot get --mount or --copy-in: a restore brings back the snapshot's devices (hint: create it from the image with --cold)", o.Snapshot)
@@ -259,7 +268,7 @@ func (s *Store) plan(ctx context.Context, o CreateOptions) (Config, string, erro
 		if err != nil {
 			return cfg, "", err
 		}
-		src = m.RootfsPath()
+		src, img = m.RootfsPath(), m
 		if cfg.Kernel == "" {
 			cfg.Kernel = m.KernelRef
 		}
@@ -278,14 +287,17 @@ func (s *Store) plan(ctx context.Context, o CreateOptions) (Config, string, erro
 	default:
 		return cfg, "", errors.New("no image given (hint: name an image from \"banger image list\", or pass --kernel and --rootfs)")
 	}
-	if _, err := kernelstore.New(s.Layout.KernelsDir).Get(cfg.Kernel); err != nil {
+	k, err := kernelstore.New(s.Layout.KernelsDir).Get(cfg.Kernel)
+	if err != nil {
+		return cfg, "", err
+	}
+	if err := planArch(&cfg, o.Arch, img, k); err != nil {
 		return cfg, "", err
 	}
 	if err := s.checkResources(&cfg, src); err != nil {
 		return cfg, "", err
 	}
-	var err error
-	if cfg.VMM, err = s.chooseVMM(o.VMM); err != nil {
+	if cfg.VMM, err = s.chooseVMM(o.VMM, cfg.Arch); err != nil {
 		return cfg, "", err
 	}
 	if cfg.Jailer = o.Jailer; cfg.Jailer && cfg.VMM != VMMFirecracker {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/thaloco/banger/internal/arch"
 	"github.com/thaloco/banger/internal/diskcopy"
 	"github.com/thaloco/banger/internal/guest"
 	"github.com/thaloco/banger/internal/guestinit"
@@ -62,6 +63,9 @@ func (s *Store) Snapshot(ctx context.Context, name, snap string, o SnapshotOptio
 	}
 	if v.State.Status != StatusRunning {
 		return nil, notRunning(v)
+	}
+	if a := v.Config.GuestArch(); a != arch.X86_64 {
+		return nil, fmt.Errorf("VM %q is %s: banger takes snapshots of x86_64 VMs only (hint: stop and start it instead, or use an x86_64 VM)", name, a)
 	}
 	if len(v.Config.Mounts) > 0 || len(v.Config.CopyIns) > 0 {
 		return nil, fmt.Errorf("VM %q has shared folders or copy-ins, which a snapshot cannot carry: QEMU cannot save a mounted 9p export, and a clone would need the VM's copy-in drives (hint: snapshot a VM made without --mount and --copy-in)", name)
@@ -285,7 +289,7 @@ func (s *Store) checkRestorable(snap *snapshot.Manifest) error {
 		return stale("it was taken by %s %q, this host has %q", snap.VMM, snap.VMMVersion, ver)
 	}
 	if snap.VMM == VMMQEMU {
-		accel, err := s.qemuAccel()
+		accel, err := s.qemuAccel(arch.X86_64) // snapshots are x86_64 only
 		if err != nil {
 			return err
 		}
@@ -317,7 +321,10 @@ func (s *Store) warmFor(o CreateOptions) (*snapshot.Manifest, string) {
 	if mem == 0 {
 		mem = DefaultMemoryMiB
 	}
-	vmmName, err := s.chooseVMM(o.VMM)
+	if o.Arch != "" && arch.Or(o.Arch, "") != arch.X86_64 {
+		return nil, fmt.Sprintf("it is of an x86_64 VM, this VM is %s", o.Arch)
+	}
+	vmmName, err := s.chooseVMM(o.VMM, arch.X86_64)
 	if err != nil {
 		return nil, err.Error()
 	}

@@ -150,11 +150,22 @@ func (s *Store) machine(ctx context.Context, v *VM) (vmm.Machine, vmm.Driver, er
 	if err != nil {
 		return vmm.Machine{}, nil, err
 	}
-	if err := drv.Check(); err != nil {
+	guestArch := v.Config.GuestArch()
+	if ac, ok := drv.(vmm.ArchChecker); ok {
+		err = ac.CheckArch(guestArch)
+	} else {
+		err = drv.Check()
+	}
+	if err != nil {
 		return vmm.Machine{}, nil, err
 	}
 	k, err := kernelstore.New(s.Layout.KernelsDir).Get(v.Config.Kernel)
 	if err != nil {
+		return vmm.Machine{}, nil, err
+	}
+	// The kernel may have been replaced by another architecture's since
+	// the VM was created.
+	if err := checkKernelArch(v.Name(), guestArch, k); err != nil {
 		return vmm.Machine{}, nil, err
 	}
 	if err := kernelstore.VerifyVMLinux(k); err != nil {
@@ -163,10 +174,10 @@ func (s *Store) machine(ctx context.Context, v *VM) (vmm.Machine, vmm.Driver, er
 	m := vmm.Machine{
 		Name: v.Name(), Kernel: k.VMLinux(), Initrd: k.Initrd(), Rootfs: v.DiskPath(),
 		CPUs: v.Config.CPUs, MemoryMiB: v.Config.MemoryMiB, Dir: v.Dir, ConsoleLog: v.ConsoleLog(),
-		Accel: "kvm",
+		Accel: "kvm", Arch: guestArch,
 	}
 	if v.Config.VMM == VMMQEMU {
-		if m.Accel, err = s.qemuAccel(); err != nil {
+		if m.Accel, err = s.qemuAccel(guestArch); err != nil {
 			return vmm.Machine{}, nil, err
 		}
 	}

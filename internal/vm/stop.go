@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/thaloco/banger/internal/arch"
 	"github.com/thaloco/banger/internal/guest"
 	"github.com/thaloco/banger/internal/logtail"
 	"github.com/thaloco/banger/internal/netsetup"
@@ -63,16 +64,26 @@ func (s *Store) stopLocked(ctx context.Context, v *VM, o StopOptions) error {
 	}
 	gone := false
 	if !o.Force {
-		if err := s.shutdown(ctx, v); err != nil {
+		err := s.shutdown(ctx, v)
+		sshOnly := errors.Is(err, vmm.ErrNoShutdown) && v.canSSHReboot()
+		switch {
+		case sshOnly:
+			// Firecracker on arm64: nothing to press, so ask the guest.
+			s.logf("VM %q: %v; asking it over SSH to reboot", v.Name(), err)
+			s.rebootOverSSH(ctx, v)
+			gone = s.waitShutdown(ctx, v, o.Timeout, true)
+		case err != nil:
 			s.logf("VM %q: %v; killing it", v.Name(), err)
-		} else {
-			gone = s.waitShutdown(ctx, v, o.Timeout)
-			if !gone && ctx.Err() == nil {
-				s.logf("VM %q did not shut down within %v; killing it", v.Name(), o.Timeout)
-			}
+		default:
+			gone = s.waitShutdown(ctx, v, o.Timeout, false)
+		}
+		if (err == nil || sshOnly) && !gone && ctx.Err() == nil {
+			s.logf("VM %q did not shut down within %v; killing it", v.Name(), o.Timeout)
 		}
 	}
-	if !gone {
+	// A guest that halted or powered off may leave its VMM running
+	// (microvm) or about to exit (virt's PSCI power-off): end it too.
+	if !gone || vmmAlive(v.State) {
 		grace := 3 * time.Second
 		if o.Force {
 			grace = 0
@@ -85,19 +96,24 @@ func (s *Store) stopLocked(ctx context.Context, v *VM, o StopOptions) error {
 	return v.saveState()
 }
 
-// sshRebootAfter is how long a guest gets to react to Ctrl-Alt-Del before
-// banger also asks it over SSH (guests whose kernel lacks the i8042
-// keyboard driver never see Ctrl-Alt-Del).
+// sshRebootAfter is how long a guest gets to react to Ctrl-Alt-Del (or
+// the power button) before banger also asks it over SSH (guests whose
+// kernel lacks the i8042 keyboard driver never see Ctrl-Alt-Del).
 const sshRebootAfter = 5 * time.Second
 
-// waitShutdown waits up to timeout for v's VMM to exit after Ctrl-Alt-Del.
-// If it still runs after sshRebootAfter and the guest has SSH, the guest
-// is also asked to reboot over SSH (a reboot ends the VMM: -no-reboot, or
+// canSSHReboot reports whether banger can ask v's guest over SSH to
+// reboot.
+func (v *VM) canSSHReboot() bool { return v.Config.Ready == ReadySSH && v.sshAddr() != "" }
+
+// waitShutdown waits up to timeout for v's VMM to exit after Ctrl-Alt-Del
+// (or the power button). If it still runs after sshRebootAfter and the
+// guest has SSH, the guest is also asked to reboot over SSH, unless
+// asked says it was already (a reboot ends the VMM: -no-reboot, or
 // Firecracker's exit on reset). A guest that halted instead (the kernel's
 // "reboot: Power down", which ends no microVM VMM) counts as gone.
-func (s *Store) waitShutdown(ctx context.Context, v *VM, timeout time.Duration) bool {
+func (s *Store) waitShutdown(ctx context.Context, v *VM, timeout time.Duration, asked bool) bool {
 	deadline := time.Now().Add(timeout)
-	asked := v.Config.Ready != ReadySSH || v.sshAddr() == ""
+	asked = asked || !v.canSSHReboot()
 	for {
 		if !vmmAlive(v.State) || guestHalted(v) {
 			return true
@@ -107,11 +123,19 @@ func (s *Store) waitShutdown(ctx context.Context, v *VM, timeout time.Duration) 
 		}
 		if !asked && time.Until(deadline) < timeout-sshRebootAfter {
 			asked = true
-			s.logf("VM %q still runs %v after Ctrl-Alt-Del; asking it over SSH to reboot", v.Name(), sshRebootAfter)
+			s.logf("VM %q still runs %v after %s; asking it over SSH to reboot", v.Name(), sshRebootAfter, shutdownKey(v))
 			s.rebootOverSSH(ctx, v)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// shutdownKey names what Shutdown pressed in v's guest.
+func shutdownKey(v *VM) string {
+	if v.Config.GuestArch() == arch.ARM64 {
+		return "the power button"
+	}
+	return "Ctrl-Alt-Del"
 }
 
 // rebootOverSSH asks the guest to reboot over SSH, best effort.
@@ -143,7 +167,7 @@ func (s *Store) shutdown(ctx context.Context, v *VM) error {
 	if err != nil {
 		return err
 	}
-	m := vmm.Machine{Name: v.Name(), Dir: v.Dir, ConsoleLog: v.ConsoleLog()}
+	m := vmm.Machine{Name: v.Name(), Dir: v.Dir, ConsoleLog: v.ConsoleLog(), Arch: v.Config.GuestArch()}
 	p := vmm.Process{PID: v.State.PID, APISocket: v.State.APISocket, ConsoleSocket: v.State.ConsoleSocket}
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

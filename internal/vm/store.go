@@ -36,8 +36,9 @@ type Store struct {
 	// banger command): restoring checks it more than once.
 	versionsMu sync.Mutex
 	versions   map[string]string
-	// warnTCG prints the TCG fallback warning once per store.
-	warnTCG sync.Once
+	// warnTCG prints the TCG fallback warning once per store, warnCross
+	// the note that guests of another architecture are emulated.
+	warnTCG, warnCross sync.Once
 }
 
 // NewStore returns the VM store of layout.

@@ -5,6 +5,7 @@ package vmm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 )
@@ -12,7 +13,7 @@ import (
 // Machine describes one microVM to boot.
 type Machine struct {
 	Name      string
-	Kernel    string // path to an uncompressed vmlinux
+	Kernel    string // path to an uncompressed vmlinux (arm64: the boot Image)
 	Initrd    string // optional initrd path
 	Cmdline   string // kernel command line; drivers add what their devices need
 	Rootfs    string // the VM's own writable ext4 disk, /dev/vda in the guest
@@ -26,6 +27,9 @@ type Machine struct {
 	ConsoleLog string
 	// Accel is "kvm" or "tcg"; only QEMU can use tcg.
 	Accel string
+	// Arch is the guest's architecture (package arch): "" or x86_64, or
+	// arm64.
+	Arch string
 	// Drives are extra disks after the rootfs (/dev/vdb, … in the guest,
 	// in this order).
 	Drives []Drive
@@ -132,6 +136,19 @@ type Driver interface {
 	// Shutdown asks the guest to power off gracefully (ACPI power button or
 	// Ctrl-Alt-Del). It does not wait for the VMM to exit.
 	Shutdown(ctx context.Context, m Machine, p Process) error
+}
+
+// ErrNoShutdown is wrapped by a Driver's Shutdown when the VMM has no way
+// to ask this guest to shut down (Firecracker on arm64 has no
+// Ctrl-Alt-Del): the caller asks the guest itself, over SSH, or ends the
+// VMM.
+var ErrNoShutdown = errors.New("the VMM has no way to ask this guest to shut down")
+
+// ArchChecker is a Driver whose Check depends on the guest's
+// architecture (QEMU runs another binary for each).
+type ArchChecker interface {
+	// CheckArch is Check for guests of architecture a ("" is x86_64).
+	CheckArch(a string) error
 }
 
 // Snapshotter is a Driver that can save a running guest (memory and device

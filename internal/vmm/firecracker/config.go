@@ -6,19 +6,33 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/thaloco/banger/internal/arch"
 	"github.com/thaloco/banger/internal/vmm"
 )
 
-// defaultArgs are the kernel arguments Firecracker guests need: the serial
-// console, reboot through the keyboard controller (so Ctrl-Alt-Del and a
-// guest reboot end the Firecracker process), reboot 1s after a panic, no
-// PCI probing, and the i8042 driver kept but not probed at length.
-// Firecracker itself adds root=/dev/vda and the virtio-mmio devices.
+// defaultArgs are the kernel arguments x86_64 Firecracker guests need:
+// the serial console, reboot through the keyboard controller (so
+// Ctrl-Alt-Del and a guest reboot end the Firecracker process), reboot 1s
+// after a panic, no PCI probing, and the i8042 driver kept but not probed
+// at length. Firecracker itself adds root=/dev/vda and the virtio-mmio
+// devices.
 const defaultArgs = "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
 
-// bootArgs puts defaultArgs before the user's cmdline, minus the ones the
-// user sets themselves.
-func bootArgs(user string) string { return vmm.MergeCmdline(defaultArgs, user) }
+// arm64Args are those of arm64 guests: Firecracker's aarch64 serial port
+// is an 8250 UART in the device tree (ttyS0), and a guest reboot or
+// power-off goes through PSCI, which ends Firecracker; there is no i8042,
+// and reboot=k means nothing there. The devices come from the device
+// tree.
+const arm64Args = "console=ttyS0 panic=1 pci=off"
+
+// bootArgs puts the default arguments of m's architecture before m's
+// command line, minus the ones it sets itself.
+func bootArgs(m vmm.Machine) string {
+	if m.Arch == arch.ARM64 {
+		return vmm.MergeCmdline(arm64Args, m.Cmdline)
+	}
+	return vmm.MergeCmdline(defaultArgs, m.Cmdline)
+}
 
 // validate checks m before anything is spawned.
 func validate(m vmm.Machine) error {
@@ -115,7 +129,7 @@ func requests(m vmm.Machine, l layout, cid uint32, legacy bool) []request {
 	rs := []request{
 		loggerRequest(l),
 		{"/machine-config", mc},
-		{"/boot-source", bootBody{Kernel: l.kernel, BootArgs: bootArgs(m.Cmdline), Initrd: l.initrd}},
+		{"/boot-source", bootBody{Kernel: l.kernel, BootArgs: bootArgs(m), Initrd: l.initrd}},
 		{"/drives/rootfs", driveBody{ID: "rootfs", Path: l.rootfs, Root: true}},
 	}
 	for i, d := range m.Drives {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -109,6 +110,39 @@ func TestStartAndShutdown(t *testing.T) {
 	if err := d.Shutdown(context.Background(), m, p); err == nil {
 		t.Error("Shutdown of an exited firecracker succeeded")
 	}
+}
+
+// TestStartAndShutdownARM64: an arm64 guest gets the aarch64 boot
+// arguments, the same configuration sequence otherwise, and Shutdown sends
+// nothing (Firecracker's SendCtrlAltDel is x86_64 only): it says so with
+// vmm.ErrNoShutdown, and Firecracker keeps running.
+func TestStartAndShutdownARM64(t *testing.T) {
+	e := newTestEnv(t, fakeConfig{})
+	m := e.m
+	m.Arch = "arm64"
+	m.Net = vmmTap("tap-vm1", "02:fc:00:00:00:01")
+	d := &Driver{}
+	p, err := d.Start(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d.Shutdown(context.Background(), m, p)
+	if !errors.Is(err, vmm.ErrNoShutdown) || !strings.Contains(err.Error(), "x86_64 only") {
+		t.Fatalf("Shutdown = %v; want vmm.ErrNoShutdown", err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if syscall.Kill(p.PID, 0) != nil {
+		t.Error("firecracker exited after Shutdown of an arm64 guest")
+	}
+	checkCalls(t, e, []call{
+		{"GET", "/", ""},
+		{"PUT", "/logger", js(map[string]any{"log_path": filepath.Join(m.Dir, "firecracker.log"), "level": "Info", "show_level": true, "show_log_origin": false})},
+		{"PUT", "/machine-config", `{"vcpu_count":2,"mem_size_mib":256}`},
+		{"PUT", "/boot-source", js(map[string]any{"kernel_image_path": m.Kernel, "boot_args": "console=ttyS0 panic=1 pci=off quiet"})},
+		{"PUT", "/drives/rootfs", js(map[string]any{"drive_id": "rootfs", "path_on_host": m.Rootfs, "is_root_device": true, "is_read_only": false})},
+		{"PUT", "/network-interfaces/eth0", `{"iface_id":"eth0","host_dev_name":"tap-vm1","guest_mac":"02:fc:00:00:00:01"}`},
+		{"PUT", "/actions", `{"action_type":"InstanceStart"}`},
+	})
 }
 
 // Firecracker before v1.0 requires machine-config's ht_enabled and vsock's

@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/thaloco/banger/internal/arch"
 	"github.com/thaloco/banger/internal/vmm"
 )
 
@@ -142,8 +143,15 @@ func (d *Driver) Start(ctx context.Context, m vmm.Machine) (vmm.Process, error) 
 }
 
 // Shutdown sends Ctrl-Alt-Del; a guest booted with reboot=k then resets,
-// and Firecracker exits. It does not wait for that.
+// and Firecracker exits. It does not wait for that. Firecracker has
+// SendCtrlAltDel on x86_64 only (it emulates an i8042 there and nothing
+// like it on aarch64), so for an arm64 guest Shutdown sends nothing and
+// returns an error wrapping vmm.ErrNoShutdown: the caller asks the guest
+// to reboot over SSH (PSCI then ends Firecracker) or kills it.
 func (d *Driver) Shutdown(ctx context.Context, m vmm.Machine, p vmm.Process) error {
+	if m.Arch == arch.ARM64 {
+		return fmt.Errorf("stopping VM %q: %w: Firecracker's SendCtrlAltDel is x86_64 only", m.Name, vmm.ErrNoShutdown)
+	}
 	if _, err := os.Stat(p.APISocket); err != nil {
 		return fmt.Errorf("stopping VM %q: firecracker API socket: %w", m.Name, err)
 	}

@@ -10,18 +10,6 @@ import (
 	"github.com/thaloco/banger/internal/vmm"
 )
 
-// defaultArgs are the kernel arguments every QEMU guest gets before the
-// caller's: the serial console, the root disk, reboot by triple fault
-// (microvm has no reset register; reboot=k would cost ~1.5s of retries),
-// reboot at once on panic (QEMU then exits: -no-reboot), and the i8042
-// driver kept (Ctrl-Alt-Del) but not probed at length.
-const defaultArgs = "console=ttyS0 root=/dev/vda rw rootfstype=ext4 reboot=t panic=-1 i8042.noaux i8042.nomux i8042.nopnp"
-
-// ramID names the guest RAM's memory backend. It is the name microvm
-// gives its RAM when -m alone sizes it, so migration streams of either
-// kind load into each other.
-const ramID = "microvm.ram"
-
 // sharedRAM is the guest RAM of a booted VM: a memfd mapped shared, which
 // a snapshot copies to a file while the guest is paused instead of
 // streaming it through the migration (see SaveState). A memfd, unlike a
@@ -30,7 +18,7 @@ const ramID = "microvm.ram"
 // transparent huge pages apply to it only where
 // /sys/kernel/mm/transparent_hugepage/shmem_enabled allows ("advise").
 func sharedRAM(m vmm.Machine) string {
-	return fmt.Sprintf("memory-backend-memfd,id=%s,size=%dM,share=on", ramID, m.MemoryMiB)
+	return fmt.Sprintf("memory-backend-memfd,id=%s,size=%dM,share=on", ramID(m), m.MemoryMiB)
 }
 
 // fileRAM is the guest RAM of a VM restored from a snapshot's memory
@@ -38,7 +26,13 @@ func sharedRAM(m vmm.Machine) string {
 // page cache as it touches them and its writes stay its own (the file is
 // never written, and any number of clones share it).
 func fileRAM(m vmm.Machine, path string) string {
-	return fmt.Sprintf("memory-backend-file,id=%s,size=%dM,mem-path=%s,share=off", ramID, m.MemoryMiB, opt(path))
+	return fmt.Sprintf("memory-backend-file,id=%s,size=%dM,mem-path=%s,share=off", ramID(m), m.MemoryMiB, opt(path))
+}
+
+// ramID is the id of m's RAM backend (see target.ramID).
+func ramID(m vmm.Machine) string {
+	t, _ := targetFor(m.Arch) // checked by validate
+	return t.ramID
 }
 
 // Args returns the complete QEMU command line (binary first) that Start
@@ -51,7 +45,8 @@ func (d *Driver) args(m vmm.Machine, ram string) ([]string, error) {
 	if err := validate(m); err != nil {
 		return nil, err
 	}
-	bin, err := d.binary()
+	t, _ := targetFor(m.Arch) // checked by validate
+	bin, err := d.binary(m.Arch)
 	if err != nil {
 		return nil, err
 	}
@@ -59,40 +54,30 @@ func (d *Driver) args(m vmm.Machine, ram string) ([]string, error) {
 	if m.Accel == "tcg" {
 		cpu = "max"
 	}
-	cmdline := m.Cmdline
-	if m.Accel == "tcg" {
-		khz := d.TSCKHz
-		if khz == 0 {
-			khz = hostTSCKHz()
-		}
-		if khz > 0 {
-			cmdline = "tsc_early_khz=" + strconv.Itoa(khz) + " " + cmdline
-		}
-		// On a loaded host the emulated vCPU can run too slowly for the
-		// kernel's check that the PIT timer reaches the IO-APIC, and it
-		// panics ("IO-APIC + timer doesn't work"): skip the check.
-		cmdline = "no_timer_check " + cmdline
-	}
 	a := []string{bin,
 		"-name", "banger-" + m.Name + ",process=banger-" + m.Name,
-		"-M", "microvm,acpi=off,accel=" + m.Accel + ",memory-backend=" + ramID,
+		"-M", t.machine + ",accel=" + m.Accel + ",memory-backend=" + t.ramID,
 		"-cpu", cpu,
 		"-smp", strconv.Itoa(m.CPUs),
 		"-m", strconv.Itoa(m.MemoryMiB),
 		"-object", ram,
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-		"-device", "i8042",
-		"-chardev", "socket,id=con,path=" + opt(filepath.Join(m.Dir, ConsoleSocketName)) +
-			",server=on,wait=off,logfile=" + opt(m.ConsoleLog) + ",logappend=on",
+	}
+	if t.x86 {
+		a = append(a, "-device", "i8042")
+	}
+	a = append(a,
+		"-chardev", "socket,id=con,path="+opt(filepath.Join(m.Dir, ConsoleSocketName))+
+			",server=on,wait=off,logfile="+opt(m.ConsoleLog)+",logappend=on",
 		"-serial", "chardev:con",
-		"-chardev", "socket,id=qmp,path=" + opt(filepath.Join(m.Dir, QMPSocketName)) + ",server=on,wait=off",
+		"-chardev", "socket,id=qmp,path="+opt(filepath.Join(m.Dir, QMPSocketName))+",server=on,wait=off",
 		"-mon", "chardev=qmp,mode=control",
 		"-kernel", m.Kernel,
-	}
+	)
 	if m.Initrd != "" {
 		a = append(a, "-initrd", m.Initrd)
 	}
-	a = append(a, "-append", vmm.MergeCmdline(defaultArgs, cmdline),
+	a = append(a, "-append", t.cmdline(d, m),
 		"-drive", "id=rootfs,file="+opt(m.Rootfs)+",format=raw,if=none,discard=unmap",
 		"-device", "virtio-blk-device,drive=rootfs")
 	for _, dr := range m.Drives {
@@ -119,7 +104,7 @@ func (d *Driver) args(m vmm.Machine, ram string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("VM %q: %w", m.Name, err)
 	}
-	return append(a, net...), nil
+	return t.orderDisks(append(a, net...)), nil
 }
 
 // netArgs are the -netdev/-device arguments of the VM's network.
@@ -181,6 +166,9 @@ func validate(m vmm.Machine) error {
 		return bad("unknown accelerator %q (want kvm or tcg)", m.Accel)
 	case m.CPUs < 1:
 		return bad("needs at least one vCPU, not %d", m.CPUs)
+	}
+	if _, err := targetFor(m.Arch); err != nil {
+		return bad("%w", err)
 	}
 	for _, sock := range sockets(m) {
 		if err := vmm.CheckSocketPath(sock.What, sock.Path); err != nil {

@@ -74,6 +74,17 @@ func TestArgs(t *testing.T) {
 		{name: "no kernel", edit: func(m *vmm.Machine) { m.Kernel = filepath.Join(dir, "missing") }, err: "kernel:"},
 		{name: "bad net", edit: func(m *vmm.Machine) { m.Net.Mode = "bridge" }, err: "unknown network mode"},
 		{name: "deep dir", edit: func(m *vmm.Machine) { m.Dir = "/" + strings.Repeat("d", 110) }, err: "BANGER_STATE_DIR"},
+		{name: "x86_64 by name", edit: func(m *vmm.Machine) { m.Arch = "x86_64" }, want: []string{"-M microvm,acpi=off,accel=tcg,", "console=ttyS0 ", "-device i8042"}},
+		{name: "arm64 tcg", edit: func(m *vmm.Machine) { m.Arch = "arm64" },
+			want: []string{"-M virt,gic-version=max,accel=tcg,memory-backend=mach-virt.ram", "-cpu max",
+				"-object memory-backend-memfd,id=mach-virt.ram,size=512M,share=on", "-append console=ttyAMA0 root=/dev/vda rw rootfstype=ext4 quiet panic=5",
+				"-serial chardev:con", "-mon chardev=qmp,mode=control", "-device virtio-blk-device,drive=rootfs", "-no-reboot"},
+			notWant: []string{"i8042", "tsc_early_khz", "no_timer_check", "microvm", "ttyS0", "reboot=t"}},
+		{name: "arm64 kvm", edit: func(m *vmm.Machine) { m.Arch, m.Accel = "arm64", "kvm" }, want: []string{"accel=kvm", "-cpu host", "console=ttyAMA0"}},
+		{name: "arm64 net", edit: func(m *vmm.Machine) {
+			m.Arch, m.Net = "arm64", vmm.Network{Mode: "user", Forwards: []vmm.Forward{{HostIP: "127.0.0.1", HostPort: 2222, GuestPort: 22}}}
+		}, want: []string{"-netdev user,id=n0,hostfwd=tcp:127.0.0.1:2222-:22", "-device virtio-net-device,netdev=n0"}},
+		{name: "unknown arch", edit: func(m *vmm.Machine) { m.Arch = "riscv64" }, err: `QEMU cannot run "riscv64" guests`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := base
@@ -102,5 +113,54 @@ func TestArgs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDiskOrder: the rootfs is /dev/vda and extra drives follow in their
+// order. On x86 (microvm) the guest finds the virtio-blk devices in the
+// order given; on arm64 (virt) in the reverse order, so banger gives them
+// reversed there.
+func TestDiskOrder(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"vmlinux", "rootfs.ext4", "a.ext4", "b.ext4"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := vmm.Machine{
+		Name: "d", Kernel: filepath.Join(dir, "vmlinux"), Rootfs: filepath.Join(dir, "rootfs.ext4"),
+		CPUs: 1, MemoryMiB: 256, Dir: dir, ConsoleLog: filepath.Join(dir, "console.log"), Accel: "tcg",
+		Drives: []vmm.Drive{{ID: "a", Path: filepath.Join(dir, "a.ext4")}, {ID: "b", Path: filepath.Join(dir, "b.ext4"), ReadOnly: true}},
+		Net:    vmm.Network{Mode: "user"},
+	}
+	d := &Driver{Binary: "true", TSCKHz: 1}
+	for _, tc := range []struct{ arch, want string }{
+		{"x86_64", "rootfs a b"},
+		{"arm64", "b a rootfs"},
+	} {
+		m.Arch = tc.arch
+		argv, err := d.Args(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var disks, drives []string
+		for i := 1; i < len(argv); i++ {
+			if v, ok := strings.CutPrefix(argv[i], "virtio-blk-device,drive="); ok && argv[i-1] == "-device" {
+				disks = append(disks, v)
+			}
+			if v, ok := strings.CutPrefix(argv[i], "id="); ok && argv[i-1] == "-drive" {
+				id, _, _ := strings.Cut(v, ",")
+				drives = append(drives, id)
+			}
+		}
+		if got := strings.Join(disks, " "); got != tc.want {
+			t.Errorf("%s: virtio-blk devices in the order %q, want %q", tc.arch, got, tc.want)
+		}
+		if got := strings.Join(drives, " "); got != "rootfs a b" {
+			t.Errorf("%s: -drive options in the order %q, want them unchanged", tc.arch, got)
+		}
+		if !strings.Contains(strings.Join(argv, " "), "-device virtio-net-device,netdev=n0") {
+			t.Errorf("%s: the network device moved or vanished: %v", tc.arch, argv)
+		}
 	}
 }

@@ -1,13 +1,17 @@
-// Package qemu runs microVMs with QEMU's microvm machine
-// (qemu-system-x86_64 -M microvm): direct kernel boot, virtio-mmio block
-// and network devices, the serial console on a unix socket that is also
-// logged to a file, and QMP on a second unix socket for control. The QEMU
-// process is detached from banger and outlives it.
+// Package qemu runs microVMs with QEMU: x86_64 guests on the microvm
+// machine (qemu-system-x86_64 -M microvm), arm64 guests on the virt
+// machine (qemu-system-aarch64 -M virt). Both get direct kernel boot,
+// virtio-mmio block and network devices, the serial console on a unix
+// socket that is also logged to a file, and QMP on a second unix socket
+// for control. The QEMU process is detached from banger and outlives it.
 //
-// Shutdown sends Ctrl-Alt-Del through an emulated i8042 keyboard
-// controller, as Firecracker does: the guest's init decides what to do with
-// it (systemd and busybox init reboot), and a guest reboot ends QEMU
-// (-no-reboot). microvm runs without ACPI, so there is no power button.
+// Shutdown on x86_64 sends Ctrl-Alt-Del through an emulated i8042
+// keyboard controller, as Firecracker does: the guest's init decides what
+// to do with it (systemd and busybox init reboot), and a guest reboot ends
+// QEMU (-no-reboot). microvm runs without ACPI, so there is no power
+// button. virt has one (a PL061 GPIO key): on arm64 Shutdown presses it
+// (system_powerdown), and a guest that powers off or reboots (PSCI) ends
+// QEMU.
 package qemu
 
 import (
@@ -18,6 +22,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/thaloco/banger/internal/arch"
 	"github.com/thaloco/banger/internal/vmm"
 	"github.com/thaloco/banger/internal/vmm/vmmproc"
 )
@@ -28,14 +33,16 @@ const (
 	ConsoleSocketName = "console.sock"
 )
 
-// DefaultBinary is the QEMU executable looked up on PATH.
+// DefaultBinary is the QEMU executable of x86_64 guests, looked up on
+// PATH; arm64 guests run qemu-system-aarch64.
 const DefaultBinary = "qemu-system-x86_64"
 
 // Driver is the QEMU vmm.Driver. The zero value runs qemu-system-x86_64
-// from PATH.
+// (x86_64 guests) or qemu-system-aarch64 (arm64 guests) from PATH.
 type Driver struct {
-	// Binary is the QEMU executable: a path or a name looked up on PATH.
-	// Empty means DefaultBinary.
+	// Binary is the QEMU executable for every guest: a path or a name
+	// looked up on PATH. Empty means the guest architecture's
+	// (DefaultBinary for x86_64).
 	Binary string
 	// TSCKHz is the host TSC frequency passed to TCG guests as
 	// tsc_early_khz (without it, TCG boots now and then hang calibrating
@@ -45,26 +52,43 @@ type Driver struct {
 	SocketTimeout time.Duration
 }
 
-var _ vmm.Driver = (*Driver)(nil)
+var (
+	_ vmm.Driver      = (*Driver)(nil)
+	_ vmm.ArchChecker = (*Driver)(nil)
+)
 
 // Name returns "qemu".
 func (d *Driver) Name() string { return "qemu" }
 
-// Check reports whether the QEMU binary can be found.
-func (d *Driver) Check() error {
-	_, err := d.binary()
+// Check reports whether the QEMU binary of x86_64 guests can be found.
+func (d *Driver) Check() error { return d.CheckArch("") }
+
+// CheckArch reports whether the QEMU binary of guests of architecture a
+// ("" is x86_64) can be found.
+func (d *Driver) CheckArch(a string) error {
+	_, err := d.binary(a)
 	return err
 }
 
-func (d *Driver) binary() (string, error) {
+// binary is the absolute path of the QEMU executable of guests of
+// architecture a.
+func (d *Driver) binary(a string) (string, error) {
+	t, err := targetFor(a)
+	if err != nil {
+		return "", err
+	}
 	name := d.Binary
 	if name == "" {
-		name = DefaultBinary
+		name = t.binary
 	}
 	p, err := exec.LookPath(name)
 	if err != nil {
 		if errors.Is(err, exec.ErrNotFound) {
-			return "", fmt.Errorf("%s not found (hint: install the qemu-system-x86 package, e.g. \"sudo apt-get install qemu-system-x86\", or use --vmm firecracker)", name)
+			alt := ", or use --vmm firecracker"
+			if !t.x86 {
+				alt = ""
+			}
+			return "", fmt.Errorf("%s not found (hint: install the %s package, e.g. \"sudo apt-get install %s\"%s)", name, t.pkg, t.pkg, alt)
 		}
 		return "", fmt.Errorf("%s: %w", name, err)
 	}
@@ -99,10 +123,17 @@ func (d *Driver) Start(ctx context.Context, m vmm.Machine) (vmm.Process, error) 
 	}, nil
 }
 
-// Shutdown presses Ctrl-Alt-Del on the guest's keyboard controller. It does
-// not wait for QEMU to exit.
+// Shutdown presses Ctrl-Alt-Del on the guest's keyboard controller
+// (x86_64), or the power button (arm64: system_powerdown, a GPIO key the
+// guest sees as KEY_POWER). It does not wait for QEMU to exit.
 func (d *Driver) Shutdown(ctx context.Context, m vmm.Machine, p vmm.Process) error {
 	q := &QMP{Socket: p.APISocket}
+	if m.Arch == arch.ARM64 {
+		if err := q.Execute(ctx, "system_powerdown", nil, nil); err != nil {
+			return fmt.Errorf("stopping VM %q: %w", m.Name, err)
+		}
+		return nil
+	}
 	keys := []map[string]string{
 		{"type": "qcode", "data": "ctrl"},
 		{"type": "qcode", "data": "alt"},

@@ -31,7 +31,7 @@ var _ vmm.Snapshotter = (*Driver)(nil)
 
 // Version returns the first line of `qemu-system-x86_64 --version`.
 func (d *Driver) Version(ctx context.Context) (string, error) {
-	bin, err := d.binary()
+	bin, err := d.binary("")
 	if err != nil {
 		return "", err
 	}
