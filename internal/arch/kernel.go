@@ -43,24 +43,24 @@ func Detect(path string) (arch, format string, err error) {
 }
 
 func detect(b []byte) (arch, format string) {
-	switch {
-	case len(b) >= 20 && bytes.HasPrefix(b, []byte("\x7fELF")):
+	if len(b) >= 20 && bytes.HasPrefix(b, []byte("\x7fELF")) {
 		var m uint16
-		switch b[5] { // EI_DATA
+		switch b[5] { // EI_DATA; anything else is no real ELF file
 		case 1:
 			m = binary.LittleEndian.Uint16(b[18:])
 		case 2:
 			m = binary.BigEndian.Uint16(b[18:])
-		default:
-			return "", "" // no real ELF file: not recognised
 		}
-		switch m {
-		case emX86_64:
+		switch {
+		case m == emX86_64:
 			return X86_64, FormatELF
-		case emAArch64:
+		case m == emAArch64:
 			return ARM64, FormatELF
+		case b[5] == 1 || b[5] == 2:
+			return fmt.Sprintf("ELF machine %d", m), FormatELF
 		}
-		return fmt.Sprintf("ELF machine %d", m), FormatELF
+	}
+	switch {
 	case len(b) >= 60 && string(b[56:60]) == "ARM\x64":
 		return ARM64, FormatImage
 	case len(b) >= 0x206 && string(b[0x202:0x206]) == "HdrS":

@@ -139,6 +139,25 @@ func FakeVMLinux(version string, size int) string {
 	return s
 }
 
+// FakeKernel is FakeVMLinux (of size bytes) that a kernel's architecture
+// check recognises as built for arch: "x86_64" starts as an x86-64 ELF
+// file (e_machine 62), "arm64" carries the arm64 boot Image magic
+// ("ARM\x64" at byte 56).
+func FakeKernel(arch, version string, size int) string {
+	head := make([]byte, 64) // an ELF64 header, or the Image header
+	switch arch {
+	case "x86_64":
+		copy(head, "\x7fELF\x02\x01\x01\x00")
+		head[18] = 62
+	case "arm64":
+		copy(head, "MZ") // the EFI stub's PE header, as real Images start
+		copy(head[56:], "ARM\x64")
+	default:
+		panic("FakeKernel: unknown arch " + arch)
+	}
+	return string(head) + FakeVMLinux(version, max(size-64, 128))[len("\x7fELF...."):]
+}
+
 // SharedDir is the project's shared/ directory (test kernels, reference
 // data): $BANGER_SHARED_DIR, else ../shared beside the repository root.
 func SharedDir() (string, error) {

@@ -26,7 +26,19 @@ func kernelScriptCmds() map[string]func(*testscript.TestScript, bool, []string) 
 		"serve":    cmdServe,
 		"requests": cmdRequests,
 		"catalog":  cmdCatalog,
+		"vmlinux":  cmdVMLinux,
 	}
+}
+
+// vmlinux FILE ARCH writes a fake kernel that banger recognises as built
+// for ARCH (x86_64: an ELF header, arm64: the boot Image magic).
+func cmdVMLinux(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: vmlinux FILE ARCH")
+	}
+	out := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(filepath.Dir(out), 0o755))
+	ts.Check(os.WriteFile(out, []byte(bundletest.FakeKernel(args[1], "6.12.5", 4096)), 0o755))
 }
 
 // bundles are the kinds `bundle` can write: good ones and one per hostile
@@ -37,6 +49,8 @@ func bundles(version string) map[string][]byte {
 	vml := bundletest.Entry{Name: "vmlinux", Body: vm, Mode: 0o755}
 	return map[string][]byte{
 		"minimal":        bundletest.Minimal(vm),
+		"x86_64-elf":     bundletest.Minimal(bundletest.FakeKernel("x86_64", version, 4096)),
+		"arm64-image":    bundletest.Minimal(bundletest.FakeKernel("arm64", version, 4096)),
 		"full":           bundletest.Full(vm),
 		"large":          bundletest.Minimal(bundletest.FakeVMLinux(version, 512<<10)),
 		"traversal":      bundletest.Build(vml, e("../evil", "x")),

@@ -27,6 +27,8 @@ import (
 //	$ROOTFS_PLAIN  busybox, prints "banger-test: ready" on its console
 //	$ROOTFS_SSHD   the same plus dropbear trusting banger's key
 //	$ROOTFS_HALT   reboots (ending QEMU) a second after its marker
+//	$ROOTFS_ARM64  arm64 busybox (Debian's arm64 package), for the arm64
+//	               test kernel, installed as "test-arm64"
 //
 // Each script gets the same SSH key pair in its state directory, a TCP
 // port held busy by the test ($BUSYPORT), and $BANGER_ONLY_PATH, a PATH
@@ -36,6 +38,7 @@ func TestVMScripts(t *testing.T) {
 	dir := t.TempDir()
 	kernels := filepath.Join(dir, "kernels")
 	guesttest.InstallKernel(t, kernels, "test")
+	guesttest.InstallKernelBundle(t, kernels, "test-arm64", guesttest.KernelARM64BundleName)
 	kp, err := sshkey.Ensure(filepath.Join(dir, "ssh"))
 	if err != nil {
 		t.Fatal(err)
@@ -44,10 +47,12 @@ func TestVMScripts(t *testing.T) {
 		"ROOTFS_PLAIN": filepath.Join(dir, "plain.ext4"),
 		"ROOTFS_SSHD":  filepath.Join(dir, "sshd.ext4"),
 		"ROOTFS_HALT":  filepath.Join(dir, "halt.ext4"),
+		"ROOTFS_ARM64": filepath.Join(dir, "arm64.ext4"),
 	}
 	guesttest.BuildRootfs(t, rootfs["ROOTFS_PLAIN"], guesttest.Rootfs{})
 	guesttest.BuildRootfs(t, rootfs["ROOTFS_SSHD"], guesttest.Rootfs{AuthorizedKey: kp.Public})
 	guesttest.BuildRootfs(t, rootfs["ROOTFS_HALT"], guesttest.Rootfs{Init: "(sleep 1; reboot -f) &"})
+	guesttest.BuildRootfs(t, rootfs["ROOTFS_ARM64"], guesttest.Rootfs{Arch: "arm64"})
 
 	p := scriptParams(t, "vm_*.txtar", map[string]func(*testscript.TestScript, bool, []string){
 		"bangerboot": cmdBangerBoot,

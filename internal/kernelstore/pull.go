@@ -91,7 +91,7 @@ func (s *Store) Pull(ctx context.Context, e kernelcat.Entry, opts PullOptions) (
 		return PullResult{}, err
 	}
 	if err := arch.CheckKernel(filepath.Join(st.dir, "vmlinux"), e.Arch); err != nil {
-		return PullResult{}, fmt.Errorf("pulling kernel %q for %s: %w (hint: the catalog entry's arch or its bundle is wrong; fix %s)", e.Name, e.Arch, err, redacted(e.URL))
+		return PullResult{}, fmt.Errorf("pulling kernel %q for %s: %w (hint: the catalog entry's arch or its bundle is wrong: %s)", e.Name, e.Arch, err, redacted(e.URL))
 	}
 	m := &Manifest{
 		Name: e.Name, Distro: e.Distro, Arch: e.Arch, KernelVersion: e.KernelVersion,
