@@ -7,10 +7,12 @@ set -euo pipefail
 
 usage() {
 	cat <<'USAGE'
-Usage: scripts/bench-boot.sh [--rounds N]
+Usage: scripts/bench-boot.sh [--rounds N] [--arch x86_64|arm64]
 
-Each round boots the shared test kernel (kernels/test-6.12-x86_64.tar.zst)
-with a busybox ext4 root whose init prints a marker and reboots, which ends
+Each round boots the shared test kernel of the arch (default x86_64:
+kernels/test-6.12-x86_64.tar.zst; arm64: kernels/test-6.12-arm64.tar.zst
+on qemu-system-aarch64 -M virt, under TCG on an x86_64 host) with a
+busybox ext4 root whose init prints a marker and reboots, which ends
 QEMU:
   bare:   the exact QEMU argv banger ran for a VM of that kernel and rootfs,
           run in the foreground until QEMU exits
@@ -23,10 +25,14 @@ accelerator (KVM when usable, else TCG; BANGER_QEMU_ACCEL forces it).
 Environment:
   BANGER             banger binary (default: bin/banger, built if missing)
   BANGER_SHARED_DIR  directory holding kernels/ (default: <repo>/../shared)
+  BANGER_GUEST_DEBS  arm64: directory holding Debian's busybox-static arm64
+                     package (default: /var/cache/banger/guest-arm64, where
+                     scripts/install-deps.sh downloads it)
 USAGE
 }
 
 rounds=7
+arch=x86_64
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	-h | --help)
@@ -37,6 +43,10 @@ while [[ $# -gt 0 ]]; do
 		rounds=${2:?--rounds needs a number}
 		shift 2
 		;;
+	--arch)
+		arch=${2:?--arch needs x86_64 or arm64}
+		shift 2
+		;;
 	*)
 		echo "bench-boot.sh: unknown argument $1 (see --help)" >&2
 		exit 2
@@ -44,15 +54,24 @@ while [[ $# -gt 0 ]]; do
 	esac
 done
 
+case $arch in
+x86_64 | amd64) arch=x86_64 qemu=qemu-system-x86_64 ;;
+arm64 | aarch64) arch=arm64 qemu=qemu-system-aarch64 ;;
+*)
+	echo "bench-boot.sh: unknown arch $arch (want x86_64 or arm64)" >&2
+	exit 2
+	;;
+esac
+
 repo=$(cd "$(dirname "$0")/.." && pwd)
 shared=${BANGER_SHARED_DIR:-$repo/../shared}
-bundle=$shared/kernels/test-6.12-x86_64.tar.zst
+bundle=$shared/kernels/test-6.12-$arch.tar.zst
 banger=${BANGER:-$repo/bin/banger}
 [[ -f $bundle ]] || {
 	echo "bench-boot.sh: test kernel bundle $bundle not found (hint: set BANGER_SHARED_DIR)" >&2
 	exit 1
 }
-for tool in qemu-system-x86_64 mkfs.ext4 busybox jq zstd tar; do
+for tool in "$qemu" mkfs.ext4 busybox jq zstd tar; do
 	command -v "$tool" >/dev/null || {
 		echo "bench-boot.sh: $tool not found (hint: scripts/install-deps.sh)" >&2
 		exit 1
@@ -74,8 +93,19 @@ trap cleanup EXIT
 marker="bench-ready-$RANDOM"
 mkdir -p "$work/kernel" "$work/root"/{bin,sbin,proc,sys,dev}
 zstd -dc "$bundle" | tar -x -C "$work/kernel"
-"$banger" kernel import bench --from "$work/kernel" --distro test --arch x86_64 >/dev/null
-cp "$(command -v busybox)" "$work/root/bin/busybox"
+"$banger" kernel import bench --from "$work/kernel" --distro test --arch "$arch" >/dev/null
+if [[ $arch == arm64 ]]; then
+	debs=${BANGER_GUEST_DEBS:-/var/cache/banger/guest-arm64}
+	deb=$(compgen -G "$debs/busybox-static_*_arm64.deb" | head -n1) || true
+	[[ -n $deb ]] || {
+		echo "bench-boot.sh: no busybox-static arm64 package in $debs (hint: scripts/install-deps.sh downloads it)" >&2
+		exit 1
+	}
+	dpkg-deb -x "$deb" "$work/busybox-arm64"
+	cp "$work/busybox-arm64/bin/busybox" "$work/root/bin/busybox"
+else
+	cp "$(command -v busybox)" "$work/root/bin/busybox"
+fi
 for applet in sh mount echo reboot; do ln -s busybox "$work/root/bin/$applet"; done
 cat >"$work/root/sbin/init" <<EOF
 #!/bin/sh
@@ -133,7 +163,7 @@ banger_run() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 
-echo "accelerator: $accel ($(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "guest: $arch, accelerator: $accel ($(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg))"
 echo "QEMU command line: ${argv[*]}"
 bare=() ours=()
 for ((i = 1; i <= rounds; i++)); do

@@ -16,9 +16,11 @@ func newVMStopCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stop NAME...",
 		Short: "Stop VMs gracefully (or at once with --force)",
-		Long: `Stop VMs. banger presses Ctrl-Alt-Del in the guest (its init then
-shuts down or reboots, which ends the VMM), waits up to --timeout, then
-kills the VMM. --force kills it at once. Stopping a stopped VM is fine.`,
+		Long: `Stop VMs. banger presses Ctrl-Alt-Del in the guest (the power button
+for arm64 guests on QEMU; over SSH it asks guests that see neither to
+reboot), its init then shuts down or reboots, which ends the VMM; banger
+waits up to --timeout, then kills the VMM. --force kills it at once.
+Stopping a stopped VM is fine.`,
 		Example: `  banger vm stop web
   banger vm stop web db --force`,
 		Args:              minArgs(1, "at least one VM name"),
