@@ -90,7 +90,10 @@ func BuildRootfs(t testing.TB, path string, r Rootfs) {
 		head += "acpid\n"
 		guestArch = "arm64"
 		mkdir(t, filepath.Join(root, "etc/acpi/PWRF"))
-		write(t, root, "etc/acpi/PWRF/00000080", "#!/bin/sh\npoweroff\n", 0o755)
+		// -f: the reboot call at once, as the inittab's ctrlaltdel line
+		// does; a plain poweroff signals init, which loses the signal when
+		// the button is pressed before busybox init has taken over.
+		write(t, root, "etc/acpi/PWRF/00000080", "#!/bin/sh\npoweroff -f\n", 0o755)
 	}
 	write(t, root, "etc/inittab", tab, 0o644)
 	init := head + r.Init + "\necho '" + ReadyMarker + "'\nexec /bin/init\n"

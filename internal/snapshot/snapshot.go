@@ -50,10 +50,13 @@ type Manifest struct {
 	KernelSHA256 string `json:"kernel_sha256"` // of its vmlinux
 	VMM          string `json:"vmm"`
 	VMMVersion   string `json:"vmm_version"`
-	Accel        string `json:"accel"` // kvm or tcg: the CPU model differs
-	CPUs         int    `json:"cpus"`
-	MemoryMiB    int    `json:"memory_mib"`
-	Net          string `json:"net"`
+	// Arch is the guest's architecture (package arch); "" in snapshots
+	// taken before banger ran arm64 guests means x86_64.
+	Arch      string `json:"arch,omitempty"`
+	Accel     string `json:"accel"` // kvm or tcg: the CPU model differs
+	CPUs      int    `json:"cpus"`
+	MemoryMiB int    `json:"memory_mib"`
+	Net       string `json:"net"`
 	// HostAccess is the source's host access on --net user ("none" or
 	// "loopback"). Reading a --net user snapshot taken before it existed
 	// gives "loopback", the full access its source had.

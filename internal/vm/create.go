@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/thaloco/banger/internal/arch"
 	"github.com/thaloco/banger/internal/diskcopy"
 	"github.com/thaloco/banger/internal/ext4"
 	"github.com/thaloco/banger/internal/image"
@@ -244,10 +243,6 @@ func (s *Store) plan(ctx context.Context, o CreateOptions) (Config, string, erro
 		disk, err := s.planSnapshot(&cfg, o)
 		if err != nil {
 			return cfg, "", err
-		}
-		// Only x86_64 VMs can be snapshotted (see Snapshot).
-		if cfg.Arch = arch.X86_64; o.Arch != "" && arch.Or(o.Arch, "") != cfg.Arch {
-			return cfg, "", fmt.Errorf("snapshot %q is of an x86_64 VM, not %s (hint: leave out --arch)", o.Snapshot, o.Arch)
 		}
 		if len(o.Mounts) > 0 || len(o.CopyIns) > 0 {
 			return cfg, "", fmt.Errorf("a VM restored from snapshot %q cannot get --mount or --copy-in: a restore brings back the snapshot's devices (hint: create it from the image with --cold)", o.Snapshot)

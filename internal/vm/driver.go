@@ -24,7 +24,7 @@ const (
 func (s *Store) driver(v *VM) (vmm.Driver, error) {
 	switch v.Config.VMM {
 	case VMMQEMU:
-		return &qemu.Driver{}, nil
+		return &qemu.Driver{Arch: v.Config.GuestArch()}, nil
 	case VMMFirecracker:
 		d := &firecracker.Driver{ConsoleRelay: s.ConsoleRelay}
 		if v.Config.Jailer {

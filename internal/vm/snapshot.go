@@ -25,6 +25,7 @@ import (
 	"github.com/thaloco/banger/internal/snapshot"
 	"github.com/thaloco/banger/internal/sshkey"
 	"github.com/thaloco/banger/internal/vmm"
+	"github.com/thaloco/banger/internal/vmm/qemu"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -64,9 +65,6 @@ func (s *Store) Snapshot(ctx context.Context, name, snap string, o SnapshotOptio
 	if v.State.Status != StatusRunning {
 		return nil, notRunning(v)
 	}
-	if a := v.Config.GuestArch(); a != arch.X86_64 {
-		return nil, fmt.Errorf("VM %q is %s: banger takes snapshots of x86_64 VMs only (hint: stop and start it instead, or use an x86_64 VM)", name, a)
-	}
 	if len(v.Config.Mounts) > 0 || len(v.Config.CopyIns) > 0 {
 		return nil, fmt.Errorf("VM %q has shared folders or copy-ins, which a snapshot cannot carry: QEMU cannot save a mounted 9p export, and a clone would need the VM's copy-in drives (hint: snapshot a VM made without --mount and --copy-in)", name)
 	}
@@ -79,7 +77,7 @@ func (s *Store) Snapshot(ctx context.Context, name, snap string, o SnapshotOptio
 		return nil, fmt.Errorf("VM %q: %s cannot take snapshots", name, drv.Name())
 	}
 	man := &snapshot.Manifest{
-		SourceVM: name, Image: v.Config.Image, Kernel: v.Config.Kernel, VMM: v.Config.VMM, Accel: v.State.Accel,
+		SourceVM: name, Image: v.Config.Image, Kernel: v.Config.Kernel, VMM: v.Config.VMM, Accel: v.State.Accel, Arch: v.Config.GuestArch(),
 		CPUs: v.Config.CPUs, MemoryMiB: v.Config.MemoryMiB, Net: v.Config.Net, HostAccess: v.Config.HostAccess, KernelArgs: v.Config.KernelArgs,
 		Ready: v.Config.Ready, ReadyMarker: v.Config.ReadyMarker, WarmFor: o.WarmFor,
 	}
@@ -111,7 +109,7 @@ func (s *Store) Snapshot(ctx context.Context, name, snap string, o SnapshotOptio
 			stage.Abort()
 		}
 	}()
-	m := vmm.Machine{Name: name, Dir: v.Dir, ConsoleLog: v.ConsoleLog(), Rootfs: v.DiskPath(), MemoryMiB: v.Config.MemoryMiB}
+	m := vmm.Machine{Name: name, Dir: v.Dir, ConsoleLog: v.ConsoleLog(), Rootfs: v.DiskPath(), MemoryMiB: v.Config.MemoryMiB, Arch: v.Config.GuestArch()}
 	p := vmm.Process{PID: v.State.PID, APISocket: v.State.APISocket, ConsoleSocket: v.State.ConsoleSocket}
 	t0 := time.Now()
 	if err := sn.Pause(ctx, m, p); err != nil {
@@ -232,6 +230,10 @@ func (s *Store) planSnapshot(cfg *Config, o CreateOptions) (string, error) {
 		return "", errors.New("--kernel-args, --ready-marker and --jailer do not apply to a VM restored from a snapshot")
 	}
 	cfg.Snapshot, cfg.Image, cfg.Kernel, cfg.VMM = snap.Name, snap.Image, snap.Kernel, snap.VMM
+	cfg.Arch = arch.Or(snap.Arch, arch.X86_64)
+	if o.Arch != "" && arch.Or(o.Arch, "") != cfg.Arch {
+		return "", conflict("--arch", o.Arch, cfg.Arch)
+	}
 	cfg.CPUs, cfg.MemoryMiB, cfg.Net, cfg.DiskSize = snap.CPUs, snap.MemoryMiB, snap.Net, snap.DiskSize
 	cfg.HostAccess = snap.HostAccess
 	cfg.Ready, cfg.ReadyMarker, cfg.KernelArgs = snap.Ready, snap.ReadyMarker, snap.KernelArgs
@@ -273,7 +275,8 @@ func (s *Store) checkRestorable(snap *snapshot.Manifest) error {
 			return stale("image %q was rebuilt since", snap.Image)
 		}
 	}
-	drv, err := s.driver(&VM{Config: Config{VMM: snap.VMM}})
+	snapArch := arch.Or(snap.Arch, arch.X86_64)
+	drv, err := s.driver(&VM{Config: Config{VMM: snap.VMM, Arch: snapArch}})
 	if err != nil {
 		return err
 	}
@@ -289,7 +292,7 @@ func (s *Store) checkRestorable(snap *snapshot.Manifest) error {
 		return stale("it was taken by %s %q, this host has %q", snap.VMM, snap.VMMVersion, ver)
 	}
 	if snap.VMM == VMMQEMU {
-		accel, err := s.qemuAccel(arch.X86_64) // snapshots are x86_64 only
+		accel, err := s.qemuAccel(snapArch)
 		if err != nil {
 			return err
 		}
@@ -321,10 +324,11 @@ func (s *Store) warmFor(o CreateOptions) (*snapshot.Manifest, string) {
 	if mem == 0 {
 		mem = DefaultMemoryMiB
 	}
-	if o.Arch != "" && arch.Or(o.Arch, "") != arch.X86_64 {
-		return nil, fmt.Sprintf("it is of an x86_64 VM, this VM is %s", o.Arch)
+	snapArch := arch.Or(snap.Arch, arch.X86_64)
+	if o.Arch != "" && arch.Or(o.Arch, "") != snapArch {
+		return nil, fmt.Sprintf("it is of an %s VM, this VM is %s", snapArch, o.Arch)
 	}
-	vmmName, err := s.chooseVMM(o.VMM, arch.X86_64)
+	vmmName, err := s.chooseVMM(o.VMM, snapArch)
 	if err != nil {
 		return nil, err.Error()
 	}
@@ -607,7 +611,7 @@ func (s *Store) WarmImage(ctx context.Context, img string, o WarmOptions) (*snap
 func (s *Store) vmmVersion(sn vmm.Snapshotter) (string, error) {
 	s.versionsMu.Lock()
 	defer s.versionsMu.Unlock()
-	if v, ok := s.versions[sn.Name()]; ok {
+	if v, ok := s.versions[versionKey(sn)]; ok {
 		return v, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -619,6 +623,15 @@ func (s *Store) vmmVersion(sn vmm.Snapshotter) (string, error) {
 	if s.versions == nil {
 		s.versions = map[string]string{}
 	}
-	s.versions[sn.Name()] = v
+	s.versions[versionKey(sn)] = v
 	return v, nil
+}
+
+// versionKey names a driver's version in the cache: QEMU runs another
+// binary for each guest architecture.
+func versionKey(sn vmm.Snapshotter) string {
+	if q, ok := sn.(*qemu.Driver); ok {
+		return sn.Name() + "/" + arch.Or(q.Arch, arch.X86_64)
+	}
+	return sn.Name()
 }

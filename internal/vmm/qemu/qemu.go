@@ -44,6 +44,9 @@ type Driver struct {
 	// looked up on PATH. Empty means the guest architecture's
 	// (DefaultBinary for x86_64).
 	Binary string
+	// Arch is the guest architecture Check and Version are about ("" is
+	// x86_64); Start and the snapshot calls follow each Machine's Arch.
+	Arch string
 	// TSCKHz is the host TSC frequency passed to TCG guests as
 	// tsc_early_khz (without it, TCG boots now and then hang calibrating
 	// the TSC). Zero reads it from /proc/cpuinfo.
@@ -60,8 +63,8 @@ var (
 // Name returns "qemu".
 func (d *Driver) Name() string { return "qemu" }
 
-// Check reports whether the QEMU binary of x86_64 guests can be found.
-func (d *Driver) Check() error { return d.CheckArch("") }
+// Check reports whether the QEMU binary of d.Arch's guests can be found.
+func (d *Driver) Check() error { return d.CheckArch(d.Arch) }
 
 // CheckArch reports whether the QEMU binary of guests of architecture a
 // ("" is x86_64) can be found.

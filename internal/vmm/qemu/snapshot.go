@@ -29,9 +29,10 @@ const MemoryFileName = "memory"
 
 var _ vmm.Snapshotter = (*Driver)(nil)
 
-// Version returns the first line of `qemu-system-x86_64 --version`.
+// Version returns the first line of `qemu-system-x86_64 --version` (of
+// the QEMU binary of d.Arch's guests).
 func (d *Driver) Version(ctx context.Context) (string, error) {
-	bin, err := d.binary("")
+	bin, err := d.binary(d.Arch)
 	if err != nil {
 		return "", err
 	}
