@@ -69,4 +69,5 @@ fi
 
 "${sudo[@]}" mkdir -p "$guest_debs"
 "${sudo[@]}" find "$guest_debs" -maxdepth 1 -name '*_arm64.deb' -delete
-(cd "$guest_debs" && "${sudo[@]}" apt-get download -qq "${guest_packages[@]/%/:arm64}")
+# As root, apt's _apt sandbox user could not write there; root downloads.
+(cd "$guest_debs" && "${sudo[@]}" apt-get download -qq -o APT::Sandbox::User=root "${guest_packages[@]/%/:arm64}")
