@@ -122,8 +122,12 @@ func runUp(ctx context.Context, g *globalOptions, o *upOptions, _ []string) erro
 			fmt.Fprintf(g.Stderr, "banger: %s: exists with %s (hint: \"banger vm rm --force %s\" and \"banger up\" recreate it, with a new disk)\n",
 				r.Name, strings.Join(r.Differences, ", "), r.Name)
 		}
-		if !o.JSON && err == nil {
+		switch {
+		case o.JSON:
+		case err == nil:
 			fmt.Fprintf(g.Stdout, "%s: %s\n", r.Name, upLine(r))
+		case r.Created:
+			fmt.Fprintf(g.Stdout, "%s: created, but its start failed (below); \"banger up\" tries again\n", r.Name)
 		}
 	}
 	if o.JSON {
