@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -58,20 +56,11 @@ func mountHint(err error) error {
 type sshKeysValue struct{ keys *[]string }
 
 func (v sshKeysValue) Set(file string) error {
-	data, err := os.ReadFile(file)
+	keys, err := vm.ReadPublicKeys(file)
 	if err != nil {
 		return err
 	}
-	n := len(*v.keys)
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		if line := strings.TrimSpace(sc.Text()); line != "" && !strings.HasPrefix(line, "#") {
-			*v.keys = append(*v.keys, line)
-		}
-	}
-	if len(*v.keys) == n {
-		return fmt.Errorf("%s holds no public key (hint: give the .pub file, e.g. ~/.ssh/id_ed25519.pub)", file)
-	}
+	*v.keys = append(*v.keys, keys...)
 	return nil
 }
 
