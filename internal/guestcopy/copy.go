@@ -95,14 +95,15 @@ func (c *copier) run(ctx context.Context, srcs []string, resolve func(nodes []*n
 // a directory. dst ending in "/" must be a directory, unless it is the new
 // name of a directory.
 func resolveTarget(srcs []string, nodes []*node, dst string, guest bool, stat func(string) (fs.FileInfo, error), classify func(error) error) (target, error) {
-	fi, err := stat(dst)
+	clean := path.Clean(dst)
+	fi, err := stat(clean)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return target{}, &Error{Op: "reading", Guest: guest, Path: dst, Err: classify(err)}
 	}
 	t := target{names: make([]string, len(srcs))}
 	switch {
 	case err == nil && fi.IsDir():
-		t.dir = path.Clean(dst)
+		t.dir = clean
 		for i, s := range srcs {
 			name, err := baseName(s)
 			if err != nil {
@@ -112,10 +113,9 @@ func resolveTarget(srcs []string, nodes []*node, dst string, guest bool, stat fu
 		}
 	case len(srcs) > 1:
 		return target{}, &Error{Op: "copying several sources into", Guest: guest, Path: dst, Err: ErrNotDir}
-	case strings.HasSuffix(dst, "/") && (nodes[0] == nil || !nodes[0].info.IsDir()):
+	case strings.HasSuffix(dst, "/") && (err == nil || nodes[0] == nil || !nodes[0].info.IsDir()):
 		return target{}, &Error{Op: "copying into", Guest: guest, Path: dst, Err: ErrNotDir}
 	default:
-		clean := path.Clean(dst)
 		t.dir, t.names[0] = path.Dir(clean), path.Base(clean)
 	}
 	return t, nil
@@ -176,9 +176,9 @@ func (c *copier) place(ctx context.Context, dir, stage string, it item) error {
 	case it.n.info.IsDir() && exists && ex.IsDir():
 		return c.merge(ctx, it.n, final)
 	case it.n.info.IsDir() && exists:
-		return &Error{Op: "copying a directory onto the file", Guest: c.dst.guest(), Path: c.dst.Show(final), Err: ErrNotDir}
+		return &Error{Op: "copying to", Guest: c.dst.guest(), Path: c.dst.Show(final), Err: ErrOverwriteNonDir}
 	case exists && ex.IsDir():
-		return &Error{Op: "copying a file onto the directory", Guest: c.dst.guest(), Path: c.dst.Show(final), Err: ErrIsDir}
+		return &Error{Op: "copying to", Guest: c.dst.guest(), Path: c.dst.Show(final), Err: ErrOverwriteDir}
 	}
 	tmp := path.Join(stage, it.name)
 	if err := c.build(ctx, it.n, tmp, final); err != nil {

@@ -34,12 +34,15 @@ var (
 	ErrNoSpace error = &kind{msg: "no space left on device"}
 	// ErrReadOnly: the destination's filesystem is mounted read-only.
 	ErrReadOnly error = &kind{msg: "read-only file system"}
-	// ErrIsDir: a source is a directory but Options.Recursive is off, or a
-	// file would replace a directory.
+	// ErrIsDir: a source is a directory but Options.Recursive is off.
 	ErrIsDir error = &kind{msg: "is a directory"}
-	// ErrNotDir: several sources need a destination directory, or a
-	// directory would replace a file.
+	// ErrNotDir: the destination must be a directory (several sources, or
+	// a path ending in "/") and is not.
 	ErrNotDir error = &kind{msg: "not a directory"}
+	// ErrOverwriteDir: a file or link would replace a directory.
+	ErrOverwriteDir error = &kind{msg: "cannot overwrite a directory with a non-directory"}
+	// ErrOverwriteNonDir: a directory would replace a file or link.
+	ErrOverwriteNonDir error = &kind{msg: "cannot overwrite a non-directory with a directory"}
 	// ErrUnsupported: the source is neither a regular file, a directory nor
 	// a symbolic link (a device, FIFO or socket); it is skipped.
 	ErrUnsupported error = &kind{msg: "not a regular file, directory or symbolic link (skipped)"}

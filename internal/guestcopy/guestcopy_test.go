@@ -339,12 +339,15 @@ func testErrors(t *testing.T, v *testVM, c *guestcopy.Client) {
 		{"several sources, no directory", func() error {
 			return c.Upload(ctx, []string{small, big}, "/root/notadir", guestcopy.Options{})
 		}, guestcopy.ErrNotDir, true, "/root/notadir", nil},
+		{"a file into a directory that is not one", func() error {
+			return c.Upload(ctx, []string{small}, "/root/plain.txt/", guestcopy.Options{})
+		}, guestcopy.ErrNotDir, true, "/root/plain.txt/", nil},
 		{"a directory onto a file", func() error {
 			return c.Upload(ctx, []string{special}, "/root/plain.txt", guestcopy.Options{Recursive: true})
-		}, guestcopy.ErrNotDir, true, "/root/plain.txt", nil},
+		}, guestcopy.ErrOverwriteNonDir, true, "/root/plain.txt", nil},
 		{"a file onto a directory", func() error {
 			return c.Download(ctx, []string{"/root/plain.txt"}, filepath.Join(out, "d"), guestcopy.Options{})
-		}, guestcopy.ErrIsDir, false, filepath.Join(out, "d", "plain.txt"), nil},
+		}, guestcopy.ErrOverwriteDir, false, filepath.Join(out, "d", "plain.txt"), nil},
 		{"immutable guest directory", func() error {
 			return c.Upload(ctx, []string{small}, "/locked/", guestcopy.Options{})
 		}, guestcopy.ErrPermission, true, "/locked", func() string { return v.sh(t, "ls -A /locked") }},
