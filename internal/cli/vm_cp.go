@@ -33,9 +33,9 @@ func newVMCpCommand(g *globalOptions) *cobra.Command {
 		Short: "Copy files and directories between the host and a running VM",
 		Long: `Copy files between the host and a running VM over SFTP on banger's SSH
 connection, as root in the guest. A path in the VM is written VM:PATH
-(relative paths start at root's home directory); a host path holding a
-colon before any slash is written ./PATH. Either every SRC is in one VM
-and DST on the host, or the other way round.
+(relative paths and ~/ start at root's home directory); write a host
+path with a colon before any slash as ./PATH. Either every SRC is in
+one VM and DST on the host, or the other way round.
 
 As with cp: several SRCs need DST to be an existing directory; a SRC
 goes into DST under its own name when DST is a directory (a directory
@@ -77,12 +77,20 @@ openssh-sftp-server; dropbear runs /usr/lib/sftp-server).`,
 type cpArg struct{ vm, path string }
 
 // parseCpArg splits VM:PATH; a colon after a slash (or first) is part of
-// a host path.
+// a host path. A guest path starting with ~/ is relative to the home
+// directory, where SFTP starts.
 func parseCpArg(s string) cpArg {
-	if i := strings.IndexByte(s, ':'); i > 0 && !strings.Contains(s[:i], "/") {
-		return cpArg{vm: s[:i], path: s[i+1:]}
+	i := strings.IndexByte(s, ':')
+	if i <= 0 || strings.Contains(s[:i], "/") {
+		return cpArg{path: s}
 	}
-	return cpArg{path: s}
+	p := s[i+1:]
+	if p == "~" {
+		p = ""
+	} else if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		p = rest
+	}
+	return cpArg{vm: s[:i], path: p}
 }
 
 // cpPlan is a checked command line: which VM, and which way.

@@ -100,7 +100,7 @@ func TestVMCp(t *testing.T) {
 		t.Errorf("in the guest: %q", got)
 	}
 	back := filepath.Join(dir, "back")
-	if code, _, errs := e.run(t.Context(), nil, "vm", "cp", "-r", "cpvm:tree", back); code != 0 || errs != "" {
+	if code, _, errs := e.run(t.Context(), nil, "vm", "cp", "-r", "cpvm:~/tree", back); code != 0 || errs != "" {
 		t.Fatalf("vm cp -r from the guest: exit %d: %s", code, errs)
 	}
 	if out, err := exec.CommandContext(t.Context(), "diff", "-r", src, back).CombinedOutput(); err != nil {
