@@ -26,7 +26,7 @@ esac
 
 packages=(
 	# VMM and guest-side tools used by tests
-	qemu-system-x86 busybox-static dropbear-bin e2fsprogs xfsprogs openssh-client iproute2 iptables
+	qemu-system-x86 busybox-static dropbear-bin openssh-sftp-server e2fsprogs xfsprogs openssh-client iproute2 iptables
 	# system call counts of the bundle extractor (internal/archive)
 	strace
 	# bundles and publishing

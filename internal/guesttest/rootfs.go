@@ -21,6 +21,13 @@ type Rootfs struct {
 	// AuthorizedKey, when set, adds Debian's dropbear SSH server, started
 	// at boot, trusting this authorized_keys line for root.
 	AuthorizedKey string
+	// SFTP, with AuthorizedKey, adds OpenSSH's sftp-server (Debian's
+	// openssh-sftp-server) where dropbear runs its sftp subsystem from,
+	// /usr/lib/sftp-server.
+	SFTP bool
+	// Perl adds Debian's perl interpreter (no modules), as Debian images
+	// have it (perl-base).
+	Perl bool
 	// Init is shell run by /sbin/init after the standard setup and before the
 	// ready marker; it may end the boot (e.g. "reboot -f").
 	Init string
@@ -87,8 +94,14 @@ func BuildRootfs(t testing.TB, path string, r Rootfs) {
 		write(t, root, f.Path, string(f.Data), f.Mode)
 	}
 	if r.AuthorizedKey != "" {
-		addDropbear(t, root)
+		addBinary(t, root, "/usr/sbin/dropbear", "/usr/sbin/dropbear", "dropbear-bin")
+		if r.SFTP {
+			addBinary(t, root, "/usr/lib/openssh/sftp-server", DropbearSFTPServer, "openssh-sftp-server")
+		}
 		write(t, root, "root/.ssh/authorized_keys", r.AuthorizedKey, 0o600)
+	}
+	if r.Perl {
+		addBinary(t, root, "/usr/bin/perl", "/usr/bin/perl", "perl-base")
 	}
 	if err := os.Chmod(filepath.Join(root, "root"), 0o700); err != nil {
 		t.Fatal(err)
@@ -106,15 +119,20 @@ func BuildRootfs(t testing.TB, path string, r Rootfs) {
 
 var libRE = regexp.MustCompile(`(/\S+\.so[.\d]*)\s`)
 
-// addDropbear copies /usr/sbin/dropbear and the shared libraries ldd
-// lists for it.
-func addDropbear(t testing.TB, root string) {
+// DropbearSFTPServer is the program Debian's dropbear runs for the sftp
+// subsystem (its compiled-in SFTPSERVER_PATH).
+const DropbearSFTPServer = "/usr/lib/sftp-server"
+
+// addBinary copies the host's program bin to dst in the root filesystem,
+// with the shared libraries ldd lists for it; pkg names the Debian package
+// that provides bin.
+func addBinary(t testing.TB, root, bin, dst, pkg string) {
 	t.Helper()
-	const bin = "/usr/sbin/dropbear"
 	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("%s: %v (hint: install the dropbear-bin package)", bin, err)
+		t.Fatalf("%s: %v (hint: install the %s package)", bin, err, pkg)
 	}
-	copyFile(t, bin, filepath.Join(root, bin), 0o755)
+	mkdir(t, filepath.Join(root, filepath.Dir(dst)))
+	copyFile(t, bin, filepath.Join(root, dst), 0o755)
 	out, err := exec.CommandContext(t.Context(), "ldd", bin).Output()
 	if err != nil {
 		t.Fatalf("ldd %s: %v", bin, err)
