@@ -32,7 +32,7 @@ esac
 
 packages=(
 	# VMMs (x86_64 and arm64 guests) and guest-side tools used by tests
-	qemu-system-x86 qemu-system-arm busybox-static dropbear-bin e2fsprogs xfsprogs openssh-client iproute2 iptables
+	qemu-system-x86 qemu-system-arm busybox-static dropbear-bin openssh-sftp-server e2fsprogs xfsprogs openssh-client iproute2 iptables
 	# system call counts of the bundle extractor (internal/archive)
 	strace
 	# bundles and publishing

@@ -57,6 +57,8 @@ QEMU's microvm machine.`,
 		newKernelCommand(g),
 		newImageCommand(g),
 		newVMCommand(g),
+		newUpCommand(g),
+		newDownCommand(g),
 		newSnapshotCommand(g),
 		newInternalCommand(),
 	)

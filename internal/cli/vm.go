@@ -28,6 +28,7 @@ root filesystem with Firecracker or QEMU (microvm). Its state lives in
 		newVMLogsCommand(g),
 		newVMConsoleCommand(g),
 		newVMSSHCommand(g),
+		newVMCpCommand(g),
 		newVMSnapshotCommand(g),
 	)
 	return cmd

@@ -84,29 +84,42 @@ func (o *vmCreateOptions) options(name string) (vm.CreateOptions, error) {
 
 func newVMCreateCommand(g *globalOptions) *cobra.Command {
 	var o vmCreateOptions
+	var file string
 	cmd := &cobra.Command{
-		Use:   "create NAME (--image IMAGE | --kernel KERNEL --rootfs FILE)",
+		Use:   "create NAME (--image IMAGE | --kernel KERNEL --rootfs FILE | -f VMFILE)",
 		Short: "Create a VM (without starting it)",
 		Long: `Create a VM from an image, or from an installed kernel and an ext4 file.
 The VM gets its own writable copy of the root filesystem (a reflink or
-sparse copy) and its own directory <state>/vms/NAME/. It is not started.`,
+sparse copy) and its own directory <state>/vms/NAME/. It is not started.
+
+With -f, a VM file describes the VM instead of flags (which -f refuses):
+one VM's keys at the top level, its name under name: or given as NAME;
+or a file with vms: (see "banger up --help"), NAME choosing the VM.`,
 		Example: `  banger vm create web --image golden
   banger vm create web --image golden --cpus 2 --memory 1G --disk-size 8G -p 8080:80
   banger vm create tiny --kernel generic-6.12 --rootfs ./rootfs.ext4 --net none
   banger vm create pi --arch arm64 --kernel generic-6.12-arm64 --rootfs ./arm64.ext4
-  banger vm create dev --image golden --mount .:/src --copy-in ./data:/data --init-script setup.sh --ssh-key ~/.ssh/id_ed25519.pub`,
-		Args: exactArgs(1, "a VM name"),
+  banger vm create dev --image golden --mount .:/src --copy-in ./data:/data --init-script setup.sh --ssh-key ~/.ssh/id_ed25519.pub
+  banger vm create -f vm.yaml
+  banger vm create db -f banger.yaml`,
+		Args: vmCreateArgs(&file),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if file != "" {
+				if err := flagsBesideFile(cmd.Flags()); err != nil {
+					return err
+				}
+				return runVMCreateFile(cmd.Context(), g, file, args)
+			}
 			o.noteChanged(cmd.Flags())
 			return runVMCreate(cmd.Context(), g, &o, args)
 		},
 	}
 	o.AddFlags(cmd.Flags(), true)
+	addVMFileFlag(cmd.Flags(), &file, "", "create the VM a VM file describes (YAML; see \"banger up --help\")")
 	return cmd
 }
 
 func runVMCreate(ctx context.Context, g *globalOptions, o *vmCreateOptions, args []string) error {
-	w := g.Stdout
 	copts, err := o.options(args[0])
 	if err != nil {
 		return err
@@ -119,14 +132,19 @@ func runVMCreate(ctx context.Context, g *globalOptions, o *vmCreateOptions, args
 	if err != nil {
 		return err
 	}
+	printCreated(g, v)
+	return nil
+}
+
+// printCreated says that v was created and how to start it.
+func printCreated(g *globalOptions, v *vm.VM) {
 	if v.Config.Snapshot != "" {
-		fmt.Fprintf(w, "VM %s created from snapshot %s (%s, %s); its first start restores it: \"banger vm start %s\"\n", v.Name(), v.Config.Snapshot, v.Config.VMM, describeNet(v), v.Name())
-		return nil
+		fmt.Fprintf(g.Stdout, "VM %s created from snapshot %s (%s, %s); its first start restores it: \"banger vm start %s\"\n", v.Name(), v.Config.Snapshot, v.Config.VMM, describeNet(v), v.Name())
+		return
 	}
 	vmmDesc := v.Config.VMM
 	if a := v.Config.GuestArch(); a != arch.Host() {
 		vmmDesc += ", " + a
 	}
-	fmt.Fprintf(w, "VM %s created (%s, %s); start it with \"banger vm start %s\"\n", v.Name(), vmmDesc, describeNet(v), v.Name())
-	return nil
+	fmt.Fprintf(g.Stdout, "VM %s created (%s, %s); start it with \"banger vm start %s\"\n", v.Name(), vmmDesc, describeNet(v), v.Name())
 }

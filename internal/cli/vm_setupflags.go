@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -13,56 +11,36 @@ import (
 	"github.com/thaloco/banger/internal/vm"
 )
 
-// mountsValue is --mount: each value is parsed (and its host directory
-// resolved and checked) as it is given.
-type mountsValue struct{ mounts *[]vm.Mount }
+// listValue is a repeatable flag whose every value is parsed (and checked)
+// as it is given, so a bad one is a usage error naming it before anything
+// runs: --mount, --copy-in.
+type listValue[T fmt.Stringer] struct {
+	list  *[]T
+	parse func(string) (T, error)
+	typ   string
+}
 
-func (v mountsValue) Set(s string) error {
-	m, err := vm.ParseMount(s)
+func (v listValue[T]) Set(s string) error {
+	x, err := v.parse(s)
 	if err != nil {
 		return mountHint(err)
 	}
-	*v.mounts = append(*v.mounts, m)
+	*v.list = append(*v.list, x)
 	return nil
 }
 
-func (v mountsValue) String() string {
-	if v.mounts == nil {
+func (v listValue[T]) String() string {
+	if v.list == nil {
 		return ""
 	}
 	var s []string
-	for _, m := range *v.mounts {
-		s = append(s, m.String())
+	for _, x := range *v.list {
+		s = append(s, x.String())
 	}
 	return strings.Join(s, " ")
 }
 
-func (mountsValue) Type() string { return "host:guest[:ro]" }
-
-// copyInsValue is --copy-in.
-type copyInsValue struct{ copyIns *[]vm.CopyIn }
-
-func (v copyInsValue) Set(s string) error {
-	c, err := vm.ParseCopyIn(s)
-	if err != nil {
-		return mountHint(err)
-	}
-	*v.copyIns = append(*v.copyIns, c)
-	return nil
-}
-
-func (v copyInsValue) String() string {
-	if v.copyIns == nil {
-		return ""
-	}
-	var s []string
-	for _, c := range *v.copyIns {
-		s = append(s, c.String())
-	}
-	return strings.Join(s, " ")
-}
-
-func (copyInsValue) Type() string { return "host:guest" }
+func (v listValue[T]) Type() string { return v.typ }
 
 func mountHint(err error) error {
 	var me *vm.MountError
@@ -78,20 +56,11 @@ func mountHint(err error) error {
 type sshKeysValue struct{ keys *[]string }
 
 func (v sshKeysValue) Set(file string) error {
-	data, err := os.ReadFile(file)
+	keys, err := vm.ReadPublicKeys(file)
 	if err != nil {
 		return err
 	}
-	n := len(*v.keys)
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		if line := strings.TrimSpace(sc.Text()); line != "" && !strings.HasPrefix(line, "#") {
-			*v.keys = append(*v.keys, line)
-		}
-	}
-	if len(*v.keys) == n {
-		return fmt.Errorf("%s holds no public key (hint: give the .pub file, e.g. ~/.ssh/id_ed25519.pub)", file)
-	}
+	*v.keys = append(*v.keys, keys...)
 	return nil
 }
 
@@ -128,8 +97,8 @@ func (initScriptValue) Type() string { return "file" }
 
 // addSetupFlags adds the flags of the setup a VM gets over SSH.
 func (o *vmCreateOptions) addSetupFlags(f *pflag.FlagSet) {
-	f.Var(mountsValue{&o.Mounts}, "mount", "share a host directory with the guest over virtio-9p, mounted at GUESTDIR at every start, read-only with :ro (QEMU; repeatable)")
-	f.Var(copyInsValue{&o.CopyIns}, "copy-in", "copy a host directory into a read-only drive the guest mounts at GUESTDIR (made once, at create; repeatable)")
+	f.Var(listValue[vm.Mount]{&o.Mounts, vm.ParseMount, "host:guest[:ro]"}, "mount", "share a host directory with the guest over virtio-9p, mounted at GUESTDIR at every start, read-only with :ro (QEMU; repeatable)")
+	f.Var(listValue[vm.CopyIn]{&o.CopyIns, vm.ParseCopyIn, "host:guest"}, "copy-in", "copy a host directory into a read-only drive the guest mounts at GUESTDIR (made once, at create; repeatable)")
 	f.Var(initScriptValue{&o.InitScript}, "init-script", "run this script as root in the guest at its first start, before it counts as ready (copied at create)")
 	f.Var(sshKeysValue{&o.SSHKeys}, "ssh-key", "add the public keys in this file (e.g. ~/.ssh/id_ed25519.pub) to root's authorized_keys (repeatable)")
 	f.StringVar(&o.Hostname, "hostname", "", "the guest's hostname (default: the VM's name after a restore, else the image's)")

@@ -101,18 +101,11 @@ func copySparse(ctx context.Context, out, in *os.File, size int64, skipZeros boo
 	buf := make([]byte, 1<<20)
 	var pos int64
 	for pos < size {
-		start, err := unix.Seek(int(in.Fd()), pos, unix.SEEK_DATA)
-		if errors.Is(err, unix.ENXIO) {
+		start, end, ok := NextData(in, pos, size)
+		if !ok {
 			return nil // only a hole remains
 		}
-		if err != nil {
-			// No SEEK_DATA support: treat the rest as data.
-			start = pos
-		}
-		end, err := unix.Seek(int(in.Fd()), start, unix.SEEK_HOLE)
-		if err != nil || end > size {
-			end = size
-		}
+		var err error
 		if skipZeros {
 			err = copyBuffered(ctx, out, in, start, end, buf)
 		} else {
@@ -124,6 +117,28 @@ func copySparse(ctx context.Context, out, in *os.File, size int64, skipZeros boo
 		pos = end
 	}
 	return nil
+}
+
+// NextData returns the next region of f holding data, [start, end), at or
+// after pos and before size, found with SEEK_DATA and SEEK_HOLE; ok is
+// false when only a hole remains. Where the filesystem cannot tell, the
+// rest of the file counts as data.
+func NextData(f *os.File, pos, size int64) (start, end int64, ok bool) {
+	start, err := unix.Seek(int(f.Fd()), pos, unix.SEEK_DATA)
+	if errors.Is(err, unix.ENXIO) {
+		return 0, 0, false
+	}
+	if err != nil {
+		start = pos
+	}
+	if start >= size {
+		return 0, 0, false
+	}
+	end, err = unix.Seek(int(f.Fd()), start, unix.SEEK_HOLE)
+	if err != nil || end > size {
+		end = size
+	}
+	return start, end, true
 }
 
 // copyRange copies bytes [start, end) of in to the same offsets in out,
@@ -158,7 +173,7 @@ func copyBuffered(ctx context.Context, out, in *os.File, start, end int64, buf [
 			}
 			return err
 		}
-		if err := writeNonZero(out, buf[:n], start); err != nil {
+		if err := WriteNonZero(out, buf[:n], start); err != nil {
 			return err
 		}
 		start += int64(n)
@@ -166,9 +181,10 @@ func copyBuffered(ctx context.Context, out, in *os.File, start, end int64, buf [
 	return nil
 }
 
-// writeNonZero writes p at off, skipping 4 KiB blocks that are all zero
-// (the destination already reads as zeros there).
-func writeNonZero(out *os.File, p []byte, off int64) error {
+// WriteNonZero writes p at off, skipping 4 KiB blocks that are all zero
+// (the destination must already read as zeros there, as a new or
+// truncated file does), so that they stay holes.
+func WriteNonZero(out io.WriterAt, p []byte, off int64) error {
 	const block = 4096
 	for i := 0; i < len(p); {
 		j := min(i+block, len(p))

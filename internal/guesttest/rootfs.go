@@ -21,6 +21,13 @@ type Rootfs struct {
 	// AuthorizedKey, when set, adds Debian's dropbear SSH server, started
 	// at boot, trusting this authorized_keys line for root.
 	AuthorizedKey string
+	// SFTP, with AuthorizedKey, adds OpenSSH's sftp-server (Debian's
+	// openssh-sftp-server) where dropbear runs its sftp subsystem from,
+	// /usr/lib/sftp-server.
+	SFTP bool
+	// Perl adds Debian's perl interpreter (no modules), as Debian images
+	// have it (perl-base).
+	Perl bool
 	// Init is shell run by /sbin/init after the standard setup and before the
 	// ready marker; it may end the boot (e.g. "reboot -f").
 	Init string
@@ -106,12 +113,22 @@ func BuildRootfs(t testing.TB, path string, r Rootfs) {
 		mkdir(t, filepath.Join(root, filepath.Dir(f.Path)))
 		write(t, root, f.Path, string(f.Data), f.Mode)
 	}
-	if r.AuthorizedKey != "" && arm64 {
-		addARM64Dropbear(t, debs, root)
+	if (r.SFTP || r.Perl) && arm64 {
+		t.Fatal("guesttest: SFTP and Perl are copied from the host, so only into x86_64 root filesystems")
+	}
+	if r.AuthorizedKey != "" {
+		if arm64 {
+			addARM64Dropbear(t, debs, root)
+		} else {
+			addBinary(t, root, "/usr/sbin/dropbear", "/usr/sbin/dropbear", "dropbear-bin")
+		}
+		if r.SFTP {
+			addBinary(t, root, "/usr/lib/openssh/sftp-server", DropbearSFTPServer, "openssh-sftp-server")
+		}
 		write(t, root, "root/.ssh/authorized_keys", r.AuthorizedKey, 0o600)
-	} else if r.AuthorizedKey != "" {
-		addDropbear(t, root)
-		write(t, root, "root/.ssh/authorized_keys", r.AuthorizedKey, 0o600)
+	}
+	if r.Perl {
+		addBinary(t, root, "/usr/bin/perl", "/usr/bin/perl", "perl-base")
 	}
 	if err := os.Chmod(filepath.Join(root, "root"), 0o700); err != nil {
 		t.Fatal(err)
@@ -140,15 +157,20 @@ func applets(t testing.TB) []string {
 
 var libRE = regexp.MustCompile(`(/\S+\.so[.\d]*)\s`)
 
-// addDropbear copies /usr/sbin/dropbear and the shared libraries ldd
-// lists for it.
-func addDropbear(t testing.TB, root string) {
+// DropbearSFTPServer is the program Debian's dropbear runs for the sftp
+// subsystem (its compiled-in SFTPSERVER_PATH).
+const DropbearSFTPServer = "/usr/lib/sftp-server"
+
+// addBinary copies the host's program bin to dst in the root filesystem,
+// with the shared libraries ldd lists for it; pkg names the Debian package
+// that provides bin.
+func addBinary(t testing.TB, root, bin, dst, pkg string) {
 	t.Helper()
-	const bin = "/usr/sbin/dropbear"
 	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("%s: %v (hint: install the dropbear-bin package)", bin, err)
+		t.Fatalf("%s: %v (hint: install the %s package)", bin, err, pkg)
 	}
-	copyFile(t, bin, filepath.Join(root, bin), 0o755)
+	mkdir(t, filepath.Join(root, filepath.Dir(dst)))
+	copyFile(t, bin, filepath.Join(root, dst), 0o755)
 	out, err := exec.CommandContext(t.Context(), "ldd", bin).Output()
 	if err != nil {
 		t.Fatalf("ldd %s: %v", bin, err)

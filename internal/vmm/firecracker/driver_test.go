@@ -350,3 +350,29 @@ func TestConsoleRelayQuotesFailure(t *testing.T) {
 		t.Errorf("the console socket is left after the failed start (stat: %v)", err)
 	}
 }
+
+// An extra drive (a copy-in) is configured read-only after the root
+// drive, and the fake checks its body against the API schema; a shared
+// folder is refused before anything runs.
+func TestStartExtraDrive(t *testing.T) {
+	e := newTestEnv(t, fakeConfig{})
+	m := e.m
+	m.Drives = []vmm.Drive{{ID: "copyin0", Path: m.Rootfs, ReadOnly: true}}
+	if _, err := (&Driver{}).Start(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	checkCalls(t, e, []call{
+		{"GET", "/", ""},
+		{"PUT", "/logger", js(map[string]any{"log_path": filepath.Join(m.Dir, "firecracker.log"), "level": "Info", "show_level": true, "show_log_origin": false})},
+		{"PUT", "/machine-config", `{"vcpu_count":2,"mem_size_mib":256}`},
+		{"PUT", "/boot-source", js(map[string]any{"kernel_image_path": m.Kernel, "boot_args": wantArgs})},
+		{"PUT", "/drives/rootfs", js(map[string]any{"drive_id": "rootfs", "path_on_host": m.Rootfs, "is_root_device": true, "is_read_only": false})},
+		{"PUT", "/drives/copyin0", js(map[string]any{"drive_id": "copyin0", "path_on_host": m.Rootfs, "is_root_device": false, "is_read_only": true})},
+		{"PUT", "/actions", `{"action_type":"InstanceStart"}`},
+	})
+	m.Name = "shares"
+	m.Shares = []vmm.Share{{Tag: "banger0", HostDir: t.TempDir()}}
+	if _, err := (&Driver{}).Start(context.Background(), m); err == nil || !strings.Contains(err.Error(), "--copy-in") {
+		t.Fatalf("Start with a shared folder: %v, want a refusal pointing to --copy-in", err)
+	}
+}

@@ -70,6 +70,13 @@ func TestArgs(t *testing.T) {
 		{name: "tap", edit: func(m *vmm.Machine) { m.Net = vmm.Network{Mode: "tap", Tap: "bg-web"} },
 			want: []string{"-netdev tap,id=n0,ifname=bg-web,script=no,downscript=no"}},
 		{name: "initrd", edit: func(m *vmm.Machine) { m.Initrd = m.Kernel }, want: []string{"-initrd " + dir + "/vmlinux"}},
+		{name: "drive and shares", edit: func(m *vmm.Machine) {
+			m.Drives = []vmm.Drive{{ID: "copyin0", Path: m.Rootfs, ReadOnly: true}}
+			m.Shares = []vmm.Share{{Tag: "banger0", HostDir: dir}, {Tag: "banger1", HostDir: dir, ReadOnly: true}}
+		}, want: []string{"-drive id=copyin0,file=" + dir + "/disk,,1.ext4,format=raw,if=none,readonly=on -device virtio-blk-device,drive=copyin0",
+			"-fsdev local,id=fs0,path=" + dir + ",security_model=mapped-xattr -device virtio-9p-device,fsdev=fs0,mount_tag=banger0",
+			"-fsdev local,id=fs1,path=" + dir + ",security_model=mapped-xattr,readonly=on -device virtio-9p-device,fsdev=fs1,mount_tag=banger1"}},
+		{name: "share missing", edit: func(m *vmm.Machine) { m.Shares = []vmm.Share{{Tag: "banger0", HostDir: dir + "/nope"}} }, err: "shared folder:"},
 		{name: "bad accel", edit: func(m *vmm.Machine) { m.Accel = "hvf" }, err: "unknown accelerator"},
 		{name: "no kernel", edit: func(m *vmm.Machine) { m.Kernel = filepath.Join(dir, "missing") }, err: "kernel:"},
 		{name: "bad net", edit: func(m *vmm.Machine) { m.Net.Mode = "bridge" }, err: "unknown network mode"},
