@@ -27,6 +27,10 @@ esac
 packages=(
 	# VMM and guest-side tools used by tests
 	qemu-system-x86 busybox-static dropbear-bin e2fsprogs xfsprogs openssh-client iproute2 iptables
+	# qcow2 overlay disks: qemu-img (the tests check banger's overlays with
+	# it), fusermount3 (growing an overlay without root; qemu-storage-daemon
+	# comes with qemu-system-x86)
+	qemu-utils fuse3
 	# bundles and publishing
 	zstd tar curl jq rclone shellcheck
 	# kernel builds (scripts/make-generic-kernel.sh)

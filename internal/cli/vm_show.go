@@ -64,7 +64,7 @@ func runVMShow(g *globalOptions, name string, asJSON bool, w io.Writer) error {
 	row("vmm", strings.TrimSpace(view.VMM+" "+view.Accel))
 	row("cpus", fmt.Sprint(view.CPUs))
 	row("memory", fmt.Sprintf("%dM", view.MemoryMiB))
-	row("disk", fmt.Sprintf("%s (%s)", view.Disk, progress.FormatBytes(view.DiskSize)))
+	row("disk", fmt.Sprintf("%s (%s, %s)", view.Disk, progress.FormatBytes(view.DiskSize), view.DiskKind))
 	row("network", describeNet(v))
 	row("kernel args", view.KernelArgs)
 	row("ready", view.Ready)

@@ -39,6 +39,8 @@ func validateDevices(m vmm.Machine) error {
 		return bad("firecracker needs KVM, not %q (hint: use --vmm qemu for software emulation)", m.Accel)
 	case m.CPUs < 1 || m.CPUs > 32:
 		return bad("firecracker supports 1 to 32 vCPUs, not %d", m.CPUs)
+	case m.RootfsFormat != "" && m.RootfsFormat != "raw":
+		return bad("firecracker boots raw disks only, not %s (hint: use --vmm qemu)", m.RootfsFormat)
 	}
 	switch m.Net.Mode {
 	case "", "none":
