@@ -98,7 +98,8 @@ func ExportRaw(ctx context.Context, image, mountpoint string) (*Export, error) {
 
 // daemonArgs are qemu-storage-daemon's arguments: the qcow2 node (zeros
 // written become zero clusters, discards free clusters) exported writable
-// over FUSE. JSON needs no escaping of commas in paths.
+// over FUSE to the mounting user only. JSON needs no escaping of commas
+// in paths.
 func daemonArgs(image, mountpoint string) ([]string, error) {
 	var args []string
 	for _, o := range []struct {
@@ -107,7 +108,7 @@ func daemonArgs(image, mountpoint string) ([]string, error) {
 	}{
 		{"--blockdev", map[string]any{"driver": "file", "node-name": "file", "filename": image}},
 		{"--blockdev", map[string]any{"driver": "qcow2", "node-name": "disk", "file": "file", "discard": "unmap", "detect-zeroes": "unmap"}},
-		{"--export", map[string]any{"type": "fuse", "id": "export", "node-name": "disk", "mountpoint": mountpoint, "writable": true}},
+		{"--export", map[string]any{"type": "fuse", "id": "export", "node-name": "disk", "mountpoint": mountpoint, "writable": true, "allow-other": "off"}},
 	} {
 		b, err := json.Marshal(o.v)
 		if err != nil {

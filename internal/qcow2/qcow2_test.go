@@ -290,6 +290,13 @@ func TestExportGrow(t *testing.T) {
 	if st, err := os.Stat(mnt); err != nil || st.Size() != 128<<20 {
 		t.Fatalf("export: %v, %v; want a 128 MiB file", st, err)
 	}
+	// Only its user reaches the export.
+	mounts, _ := os.ReadFile("/proc/self/mounts")
+	for _, l := range strings.Split(string(mounts), "\n") {
+		if f := strings.Fields(l); len(f) > 3 && f[1] == mnt && (f[2] != "fuse" || strings.Contains(f[3], "allow_other")) {
+			t.Errorf("export mounted as %q", l)
+		}
+	}
 	if out, err := exec.Command("resize2fs", mnt).CombinedOutput(); err != nil {
 		t.Fatalf("resize2fs: %v: %s", err, out)
 	}
