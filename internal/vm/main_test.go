@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 }
 
 // setup prepares the shared files once.
-func setup(t *testing.T) {
+func setup(t testing.TB) {
 	t.Helper()
 	shared.once.Do(func() {
 		dir, err := os.MkdirTemp("", "banger-vm-test-")
@@ -63,7 +63,7 @@ func setup(t *testing.T) {
 
 // newStore is a store in a fresh state directory that uses the shared
 // kernels and SSH key. env is its environment.
-func newStore(t *testing.T, env map[string]string) *Store {
+func newStore(t testing.TB, env map[string]string) *Store {
 	t.Helper()
 	setup(t)
 	state := t.TempDir()
