@@ -60,7 +60,8 @@ const (
 
 // Create makes a new VM from an image (or a kernel and rootfs): its own
 // directory with a writable disk, a qcow2 overlay of the image's root
-// filesystem or a copy of it (see makeDisk). It does not start it. The VM appears under its name only complete: an error or ctx ending
+// filesystem or a copy of it (see makeDisk). It does not start it. The
+// VM appears under its name only complete: an error or ctx ending
 // half-way leaves nothing behind.
 func (s *Store) Create(ctx context.Context, o CreateOptions) (*VM, error) {
 	if err := paths.ValidateName("vm", o.Name); err != nil {

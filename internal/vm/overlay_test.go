@@ -520,3 +520,36 @@ func BenchmarkCreate(b *testing.B) {
 		})
 	}
 }
+
+// TestGrowChecksFirst: a filesystem mounted since its last check (an image
+// made from a used disk) is checked by e2fsck before resize2fs grows it,
+// as resize2fs demands; a clean one is grown at once.
+func TestGrowChecksFirst(t *testing.T) {
+	setup(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	used := filepath.Join(dir, "used.ext4")
+	if err := os.WriteFile(used, []byte(readFile(t, shared.plain)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Last mounted after its last check.
+	if out, err := exec.Command("debugfs", "-w", "-R", "ssv mtime 20990101", used).CombinedOutput(); err != nil {
+		t.Fatalf("debugfs: %v: %s", err, out)
+	}
+	probe := filepath.Join(dir, "probe.ext4")
+	if err := os.WriteFile(probe, []byte(readFile(t, used)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(probe, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("resize2fs", probe).CombinedOutput(); err == nil || !strings.Contains(string(out), "e2fsck -f") {
+		t.Fatalf("resize2fs of a filesystem mounted since its check: %v: %s; the test needs it to refuse", err, out)
+	}
+	if err := growDisk(ctx, used, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	if got := fsSize(t, used); got != 64<<20 {
+		t.Fatalf("filesystem is %d bytes, want 64 MiB", got)
+	}
+}
