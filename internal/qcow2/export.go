@@ -83,7 +83,7 @@ func ExportRaw(ctx context.Context, image, mountpoint string) (*Export, error) {
 	cmd.Stdout, cmd.Stderr = e.stderr, e.stderr
 	if err := cmd.Start(); err != nil {
 		os.Remove(mountpoint)
-		return nil, fmt.Errorf("exporting %s: %s: %w", image, StorageDaemon, err)
+		return nil, &ExportError{Image: image, Err: err}
 	}
 	go func() {
 		e.err = cmd.Wait()
@@ -91,10 +91,27 @@ func ExportRaw(ctx context.Context, image, mountpoint string) (*Export, error) {
 	}()
 	if err := e.waitMounted(ctx); err != nil {
 		_ = e.Close()
-		return nil, fmt.Errorf("exporting %s with %s: %w", image, StorageDaemon, err)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("exporting %s: %w", image, err)
+		}
+		return nil, &ExportError{Image: image, Err: err}
 	}
 	return e, nil
 }
+
+// ExportError is an export that could not be set up: the daemon did not
+// start, or exited or hung before the export appeared (as on hosts whose
+// FUSE mounts fail).
+type ExportError struct {
+	Image string
+	Err   error
+}
+
+func (e *ExportError) Error() string {
+	return fmt.Sprintf("exporting %s with %s: %v", e.Image, StorageDaemon, e.Err)
+}
+
+func (e *ExportError) Unwrap() error { return e.Err }
 
 // daemonArgs are qemu-storage-daemon's arguments: the qcow2 node (zeros
 // written become zero clusters, discards free clusters) exported writable

@@ -335,7 +335,7 @@ func TestExportFails(t *testing.T) {
 	}
 	mnt := filepath.Join(dir, "grow.raw")
 	_, err := ExportRaw(context.Background(), notQcow2, mnt)
-	if err == nil || !strings.Contains(err.Error(), "exited") || !strings.Contains(err.Error(), "qcow2") {
+	if !errors.As(err, new(*ExportError)) || !strings.Contains(err.Error(), "exited") || !strings.Contains(err.Error(), "qcow2") {
 		t.Fatalf("exporting a raw file as qcow2: %v", err)
 	}
 	if _, err := os.Lstat(mnt); !errors.Is(err, os.ErrNotExist) {

@@ -83,24 +83,21 @@ func (s *Store) makeDisk(ctx context.Context, v *VM, src source) error {
 	}
 	grow := c.DiskSize > st.Size()
 	c.DiskSize = max(c.DiskSize, st.Size())
-	if why := s.overlayable(c, src, grow); why == "" {
-		backing, err := filepath.Abs(src.path)
-		if err != nil {
+	why := s.overlayable(c, src, grow)
+	if why == "" {
+		err := s.makeOverlay(ctx, v, src, grow)
+		var ee *qcow2.ExportError
+		if !errors.As(err, &ee) {
 			return err
 		}
-		c.Disk = Disk{Format: DiskQcow2, Backing: backing, BackingSHA256: src.imageSHA256}
-		size := int64(0)
-		if grow {
-			size = c.DiskSize
-		}
-		if err := qcow2.Create(v.DiskPath(), backing, size); err != nil {
+		// The host has the tools but its FUSE mounts fail.
+		why = "growing an overlay's filesystem needs a FUSE export: " + ee.Error()
+		if err := os.Remove(v.DiskPath()); err != nil {
 			return err
 		}
-		if grow {
-			return growOverlay(ctx, v.DiskPath(), filepath.Join(v.Dir, growMount))
-		}
-		return nil
-	} else if src.imageSHA256 != "" && c.VMM == VMMQEMU {
+		c.Disk = Disk{}
+	}
+	if src.imageSHA256 != "" && c.VMM == VMMQEMU {
 		s.logf("VM %q gets a raw copy of image %q, not an overlay: %s", c.Name, c.Image, why)
 	}
 	m, err := diskcopy.CopyMethod(ctx, v.DiskPath(), src.path, diskcopy.Options{Perm: 0o600})
@@ -110,6 +107,28 @@ func (s *Store) makeDisk(ctx context.Context, v *VM, src source) error {
 	c.Disk = Disk{Format: DiskRaw, Copy: string(m)}
 	if grow {
 		return growDisk(ctx, v.DiskPath(), c.DiskSize)
+	}
+	return nil
+}
+
+// makeOverlay makes v's disk a qcow2 overlay of src, an image's rootfs,
+// and with grow grows it and its filesystem to v.Config.DiskSize.
+func (s *Store) makeOverlay(ctx context.Context, v *VM, src source, grow bool) error {
+	c := &v.Config
+	backing, err := filepath.Abs(src.path)
+	if err != nil {
+		return err
+	}
+	c.Disk = Disk{Format: DiskQcow2, Backing: backing, BackingSHA256: src.imageSHA256}
+	size := int64(0)
+	if grow {
+		size = c.DiskSize
+	}
+	if err := qcow2.Create(v.DiskPath(), backing, size); err != nil {
+		return err
+	}
+	if grow {
+		return growOverlay(ctx, v.DiskPath(), filepath.Join(v.Dir, growMount))
 	}
 	return nil
 }

@@ -325,6 +325,25 @@ func TestOverlayFallbacks(t *testing.T) {
 	if len(notes) != 1 || !strings.Contains(notes[0], `VM "grown" gets a raw copy of image "img", not an overlay: growing an overlay's filesystem needs a FUSE export: qemu-storage-daemon not found`) {
 		t.Fatalf("notes %q", notes)
 	}
+	// Where qemu-storage-daemon is there but FUSE mounts fail (a stand-in
+	// daemon failing as it does on such hosts: as root here they work),
+	// the same, and the overlay made first is gone.
+	fake := "#!/bin/sh\necho 'fuse: failed to open /dev/fuse: Permission denied' >&2\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(bin, qcow2.StorageDaemon), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	v, err = s.Create(ctx, CreateOptions{Name: "nofuse", Image: "img", DiskSize: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Config.DiskKind() != "raw (copy)" || fsSize(t, v.DiskPath()) != 64<<20 || !notExist(filepath.Join(v.Dir, overlayFile)) || !notExist(filepath.Join(v.Dir, growMount)) {
+		t.Fatalf("disk %+v (%s); directory %v", v.Config.Disk, v.Config.DiskKind(), dirNames(t, v.Dir))
+	}
+	if len(notes) != 2 || !strings.Contains(notes[1], `VM "nofuse" gets a raw copy of image "img", not an overlay: growing an overlay's filesystem needs a FUSE export: exporting `) ||
+		!strings.Contains(notes[1], "Permission denied") {
+		t.Fatalf("notes %q", notes)
+	}
+	notes = notes[:1]
 	// Without --disk-size nothing is missing: an overlay.
 	if v, err := s.Create(ctx, CreateOptions{Name: "plain", Image: "img"}); err != nil || v.Config.Disk.Format != DiskQcow2 {
 		t.Fatalf("VM without --disk-size: %+v, %v", v, err)
@@ -552,4 +571,17 @@ func TestGrowChecksFirst(t *testing.T) {
 	if got := fsSize(t, used); got != 64<<20 {
 		t.Fatalf("filesystem is %d bytes, want 64 MiB", got)
 	}
+}
+
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
 }
