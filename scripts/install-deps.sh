@@ -35,6 +35,10 @@ packages=(
 	qemu-system-x86 qemu-system-arm busybox-static dropbear-bin openssh-sftp-server e2fsprogs xfsprogs openssh-client iproute2 iptables
 	# system call counts of the bundle extractor (internal/archive)
 	strace
+	# qcow2 overlay disks: qemu-img (the tests check banger's overlays with
+	# it), fusermount3 (growing an overlay without root; qemu-storage-daemon
+	# comes with qemu-system-x86)
+	qemu-utils fuse3
 	# bundles and publishing
 	zstd tar curl jq rclone shellcheck
 	# kernel builds (scripts/make-generic-kernel.sh)

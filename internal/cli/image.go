@@ -51,7 +51,9 @@ func (g *globalOptions) imageStore() (*image.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return image.New(l.ImagesDir()), nil
+	s := image.New(l.ImagesDir())
+	s.Overlays = g.imageOverlays
+	return s, nil
 }
 
 // checkKernel returns an error with the pull hint unless kernel is

@@ -9,3 +9,14 @@ func (g *globalOptions) vmsUsingImage(name string) ([]string, error) {
 	}
 	return s.ImageUsers(name)
 }
+
+// imageOverlays names the VMs and snapshots whose disks overlay image
+// name's rootfs; the image store refuses to remove or replace it while
+// there are any, even with --force.
+func (g *globalOptions) imageOverlays(name string) ([]string, error) {
+	s, err := g.vmStore()
+	if err != nil {
+		return nil, err
+	}
+	return s.OverlayUsers(name)
+}

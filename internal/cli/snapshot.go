@@ -43,7 +43,8 @@ type snapshotView struct {
 	MemoryMiB    int    `json:"memory_mib,omitempty"`
 	Net          string `json:"net,omitempty"`
 	HostAccess   string `json:"host_access,omitempty"`
-	DiskSize     int64  `json:"disk_size,omitempty"`
+	DiskSize     int64  `json:"disk_size,omitempty"` // what the guest sees
+	DiskKind     string `json:"disk_kind,omitempty"`
 	StateSize    int64  `json:"state_size,omitempty"`
 	StateUsage   int64  `json:"state_disk_usage,omitempty"`
 	DiskUsage    int64  `json:"disk_usage,omitempty"`
@@ -65,7 +66,7 @@ func toSnapshotView(l snapshot.Listing) snapshotView {
 	return snapshotView{
 		Name: m.Name, SourceVM: m.SourceVM, Image: m.Image, WarmFor: m.WarmFor, Kernel: m.Kernel, KernelSHA256: m.KernelSHA256,
 		VMM: m.VMM, VMMVersion: m.VMMVersion, Accel: m.Accel, CPUs: m.CPUs, MemoryMiB: m.MemoryMiB, Net: m.Net, HostAccess: m.HostAccess,
-		DiskSize: m.DiskSize, StateSize: state, StateUsage: stateUsage, DiskUsage: m.DiskUsage(), SaveMs: m.SaveTime.Milliseconds(),
+		DiskSize: m.GuestDiskSize(), DiskKind: m.DiskKind(), StateSize: state, StateUsage: stateUsage, DiskUsage: m.DiskUsage(), SaveMs: m.SaveTime.Milliseconds(),
 		Dir: m.Dir(), CreatedAt: m.CreatedAt.UTC().Format(time.RFC3339),
 	}
 }
@@ -174,7 +175,7 @@ func runSnapshotShow(_ context.Context, g *globalOptions, o *snapshotShowOptions
 	if v.HostAccess != "" {
 		row("host access", v.HostAccess)
 	}
-	row("disk", progress.FormatBytes(v.DiskSize))
+	row("disk", progress.FormatBytes(v.DiskSize)+", "+v.DiskKind)
 	row("state", progress.FormatBytes(v.StateSize))
 	row("disk usage", progress.FormatBytes(v.DiskUsage))
 	row("paused for", fmt.Sprintf("%d ms", v.SaveMs))

@@ -65,7 +65,7 @@ func runVMShow(g *globalOptions, name string, asJSON bool, w io.Writer) error {
 	row("arch", view.Arch)
 	row("cpus", fmt.Sprint(view.CPUs))
 	row("memory", fmt.Sprintf("%dM", view.MemoryMiB))
-	row("disk", fmt.Sprintf("%s (%s)", view.Disk, progress.FormatBytes(view.DiskSize)))
+	row("disk", fmt.Sprintf("%s (%s, %s)", view.Disk, progress.FormatBytes(view.DiskSize), view.DiskKind))
 	row("network", describeNet(v))
 	row("kernel args", view.KernelArgs)
 	for _, m := range view.Mounts {

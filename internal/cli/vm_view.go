@@ -24,6 +24,7 @@ type vmView struct {
 	MemoryMiB  int          `json:"memory_mib,omitempty"`
 	Disk       string       `json:"disk,omitempty"`
 	DiskSize   int64        `json:"disk_size,omitempty"`
+	DiskKind   string       `json:"disk_kind,omitempty"`
 	Net        string       `json:"net,omitempty"`
 	HostAccess string       `json:"host_access,omitempty"`
 	SSH        string       `json:"ssh,omitempty"`
@@ -72,7 +73,7 @@ func viewOf(l vm.Listing) vmView {
 	out := vmView{
 		Name: c.Name, Status: string(st.Status), Reason: st.Reason, Image: c.Image, Kernel: c.Kernel,
 		Rootfs: c.Rootfs, VMM: c.VMM, Arch: c.GuestArch(), Accel: st.Accel, CPUs: c.CPUs, MemoryMiB: c.MemoryMiB,
-		Disk: v.DiskPath(), DiskSize: c.DiskSize, Net: c.Net, HostAccess: c.HostAccess, SSH: v.SSHAddr(), Tap: st.Tap,
+		Disk: v.DiskPath(), DiskSize: c.DiskSize, DiskKind: c.DiskKind(), Net: c.Net, HostAccess: c.HostAccess, SSH: v.SSHAddr(), Tap: st.Tap,
 		GuestAddr: st.GuestAddr, HostAddr: st.HostAddr, Forwards: c.Forwards, KernelArgs: c.KernelArgs,
 		Ready: c.Ready, PID: st.PID, Dir: v.Dir, ConsoleLog: v.ConsoleLog(),
 		CreatedAt: c.CreatedAt, StartedAt: st.StartedAt, VMMArgv: st.Argv,

@@ -39,23 +39,40 @@ type Options struct {
 }
 
 // CopyWith is Copy tuned by o.
-func CopyWith(ctx context.Context, dst, src string, o Options) (err error) {
+func CopyWith(ctx context.Context, dst, src string, o Options) error {
+	_, err := CopyMethod(ctx, dst, src, o)
+	return err
+}
+
+// Method is how a copy was made.
+type Method string
+
+// Methods.
+const (
+	// Reflink: dst shares src's blocks (FICLONE) until either is written.
+	Reflink Method = "reflink"
+	// Sparse: src's data regions were copied, its holes left holes.
+	Sparse Method = "copy"
+)
+
+// CopyMethod is CopyWith, and reports whether the copy is a reflink.
+func CopyMethod(ctx context.Context, dst, src string, o Options) (m Method, err error) {
 	in, err := os.Open(src)
 	if err != nil {
-		return fmt.Errorf("copying %s: %w", src, err)
+		return "", fmt.Errorf("copying %s: %w", src, err)
 	}
 	defer in.Close()
 	fi, err := in.Stat()
 	if err != nil {
-		return fmt.Errorf("copying %s: %w", src, err)
+		return "", fmt.Errorf("copying %s: %w", src, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("copying %s: not a regular file", src)
+		return "", fmt.Errorf("copying %s: not a regular file", src)
 	}
 	dir := filepath.Dir(dst)
 	out, err := os.CreateTemp(dir, "."+filepath.Base(dst)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
+		return "", fmt.Errorf("copying %s to %s: %w", src, dst, err)
 	}
 	defer func() {
 		if err != nil {
@@ -64,11 +81,13 @@ func CopyWith(ctx context.Context, dst, src string, o Options) (err error) {
 		}
 	}()
 	if err := ctx.Err(); err != nil {
-		return err
+		return "", err
 	}
+	m = Reflink
 	if o.SkipZeros || unix.IoctlFileClone(int(out.Fd()), int(in.Fd())) != nil {
+		m = Sparse
 		if err := copySparse(ctx, out, in, fi.Size(), o.SkipZeros); err != nil {
-			return fmt.Errorf("copying %s to %s: %w", src, dst, err)
+			return "", fmt.Errorf("copying %s to %s: %w", src, dst, err)
 		}
 	}
 	perm := fi.Mode().Perm()
@@ -76,21 +95,21 @@ func CopyWith(ctx context.Context, dst, src string, o Options) (err error) {
 		perm = o.Perm
 	}
 	if err := out.Chmod(perm); err != nil {
-		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
+		return "", fmt.Errorf("copying %s to %s: %w", src, dst, err)
 	}
 	if err := out.Sync(); err != nil {
-		return fmt.Errorf("copying %s to %s: syncing: %w", src, dst, err)
+		return "", fmt.Errorf("copying %s to %s: syncing: %w", src, dst, err)
 	}
 	if err := out.Close(); err != nil {
-		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
+		return "", fmt.Errorf("copying %s to %s: %w", src, dst, err)
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return "", err
 	}
 	if err := os.Rename(out.Name(), dst); err != nil {
-		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
+		return "", fmt.Errorf("copying %s to %s: %w", src, dst, err)
 	}
-	return syncDir(dir)
+	return m, syncDir(dir)
 }
 
 // copySparse sets out's size to size and copies each data region of in.

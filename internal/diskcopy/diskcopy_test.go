@@ -235,8 +235,12 @@ func TestCopyAcrossFilesystems(t *testing.T) {
 	data := pattern(1 << 20)
 	copy(data[64<<10:128<<10], make([]byte, 64<<10)) // a zero run inside the data
 	writeSparse(t, src, 48<<20, data, 0, 20<<20)
-	if err := Copy(context.Background(), dst, src); err != nil {
+	m, err := CopyMethod(context.Background(), dst, src, Options{})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if m != Sparse {
+		t.Errorf("copy across filesystems reports %q, want %q", m, Sparse)
 	}
 	sameContent(t, src, dst)
 	var ds syscall.Stat_t
@@ -275,8 +279,12 @@ func TestCopyReflinks(t *testing.T) {
 	if err := unix.Statfs(mnt, &before); err != nil {
 		t.Fatal(err)
 	}
-	if err := Copy(context.Background(), dst, src); err != nil {
+	m, err := CopyMethod(context.Background(), dst, src, Options{})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if m != Reflink {
+		t.Errorf("copy on XFS reports %q, want %q", m, Reflink)
 	}
 	unix.Sync()
 	if err := unix.Statfs(mnt, &after); err != nil {

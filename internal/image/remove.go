@@ -16,7 +16,9 @@ import (
 // directory out of sight so a crash midway never leaves half an image
 // under the name. Unless force, users (the VMs made from it) are asked
 // under the image's lock, which VM creation holds shared while it copies
-// the image: an image in use is refused with a *stagedir.InUseError.
+// the image: an image in use is refused with a *stagedir.InUseError. An
+// image whose rootfs disks overlay (s.Overlays) is refused even with
+// force: removing it would lose their data.
 func (s *Store) Remove(ctx context.Context, name string, force bool, users func(string) ([]string, error)) error {
 	if err := paths.ValidateName("image", name); err != nil {
 		return err
@@ -29,6 +31,9 @@ func (s *Store) Remove(ctx context.Context, name string, force bool, users func(
 	stagedir.CleanLeftovers(s.dir, name)
 	if _, err := os.Lstat(s.path(name)); errors.Is(err, fs.ErrNotExist) {
 		return notFound(name)
+	}
+	if err := s.checkOverlays(name); err != nil {
+		return err
 	}
 	if !force {
 		if err := stagedir.CheckUsers("image", name, "VM(s)", users); err != nil {

@@ -95,11 +95,34 @@ func (m *Manifest) DiskUsage() int64 {
 }
 
 // Store is an images directory.
-type Store struct{ dir string }
+type Store struct {
+	dir string
+	// Overlays names what has a disk that overlays the rootfs of the
+	// image called name ("VM web", "snapshot web-ready"): a qcow2 file
+	// reading from it. Such an image is never removed or replaced, even
+	// with force. nil means none.
+	Overlays func(name string) ([]string, error)
+}
 
 // New returns the store rooted at dir (paths.Layout.ImagesDir). Nothing is
 // created until an image is added.
 func New(dir string) *Store { return &Store{dir: dir} }
+
+// checkOverlays refuses to remove or replace the image called name while
+// disks overlay its rootfs. The caller holds the name's lock.
+func (s *Store) checkOverlays(name string) error {
+	if s.Overlays == nil {
+		return nil
+	}
+	users, err := s.Overlays(name)
+	if err != nil {
+		return fmt.Errorf("image %q: finding the disks that overlay it: %w", name, err)
+	}
+	if len(users) > 0 {
+		return &stagedir.InUseError{Kind: "image", Name: name, Users: users, Backing: true}
+	}
+	return nil
+}
 
 // Dir is the images directory.
 func (s *Store) Dir() string { return s.dir }

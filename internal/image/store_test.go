@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/thaloco/banger/internal/stagedir"
 )
 
 // mkext4 writes a real ext4 image of size bytes holding a marker file.
@@ -279,5 +281,74 @@ func TestHashFileSparse(t *testing.T) {
 		if err != nil || size != tt.size || sum != sha(t, p) {
 			t.Errorf("%s: hashFile = %d %s %v; want %d %s", tt.name, size, sum, err, tt.size, sha(t, p))
 		}
+	}
+}
+
+// TestOverlaysKeepImage: an image whose rootfs disks overlay is neither
+// removed nor replaced, force or not; the refusal names them and says
+// that --force does not help. Without overlays, force works as before.
+func TestOverlaysKeepImage(t *testing.T) {
+	ctx := context.Background()
+	src := filepath.Join(t.TempDir(), "root.ext4")
+	mkext4(t, src, 16<<20, "one")
+	s := New(filepath.Join(t.TempDir(), "images"))
+	overlays := []string{"VM web", "snapshot web-ready"}
+	var asked []string
+	s.Overlays = func(name string) ([]string, error) {
+		asked = append(asked, name)
+		return overlays, nil
+	}
+	opts := RegisterOptions{KernelRef: "k"}
+	if _, err := s.Register(ctx, "deb", src, opts); err != nil {
+		t.Fatalf("registering a new image (nothing to overlay yet): %v", err)
+	}
+	if len(asked) != 0 {
+		t.Fatalf("a new image's overlays were asked for: %v", asked)
+	}
+	want := sha(t, s.RootfsPath("deb"))
+	other := filepath.Join(t.TempDir(), "other.ext4")
+	mkext4(t, other, 16<<20, "two")
+	for _, tc := range []struct {
+		name string
+		do   func() error
+	}{
+		{"rm", func() error { return s.Remove(ctx, "deb", false, nil) }},
+		{"rm --force", func() error { return s.Remove(ctx, "deb", true, nil) }},
+		{"register --force", func() error {
+			o := opts
+			o.Force = true
+			_, err := s.Register(ctx, "deb", other, o)
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.do()
+			var inUse *stagedir.InUseError
+			if !errors.As(err, &inUse) || !inUse.Backing ||
+				err.Error() != `image "deb" is the base of the overlay disks of VM web, snapshot web-ready: removing or replacing it would lose their data, so even --force refuses (hint: remove them first)` {
+				t.Fatalf("err = %v", err)
+			}
+			if sha(t, s.RootfsPath("deb")) != want {
+				t.Fatal("the refused operation changed the image's rootfs")
+			}
+		})
+	}
+	// Register without --force still says the name is taken.
+	if _, err := s.Register(ctx, "deb", other, opts); !errors.Is(err, ErrExists) {
+		t.Fatalf("register without --force: %v", err)
+	}
+	s.Overlays = func(string) ([]string, error) { return nil, errors.New("cannot list VMs") }
+	if err := s.Remove(ctx, "deb", true, nil); err == nil || !strings.Contains(err.Error(), `image "deb": finding the disks that overlay it: cannot list VMs`) {
+		t.Fatalf("rm when overlays cannot be listed: %v", err)
+	}
+	overlays = nil
+	s.Overlays = func(string) ([]string, error) { return overlays, nil }
+	o := opts
+	o.Force = true
+	if _, err := s.Register(ctx, "deb", other, o); err != nil {
+		t.Fatalf("register --force without overlays: %v", err)
+	}
+	if err := s.Remove(ctx, "deb", true, nil); err != nil {
+		t.Fatalf("rm --force without overlays: %v", err)
 	}
 }

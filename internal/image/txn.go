@@ -34,8 +34,10 @@ type Txn struct {
 }
 
 // Begin starts creating the image called name. Unless force is set, an
-// existing image of that name is an error wrapping ErrExists. onWait is
-// called if another banger holds the name's lock.
+// existing image of that name is an error wrapping ErrExists; with force,
+// an existing image that disks overlay (s.Overlays) is refused with a
+// *stagedir.InUseError. onWait is called if another banger holds the
+// name's lock.
 func (s *Store) Begin(ctx context.Context, name string, force bool, onWait func()) (*Txn, error) {
 	if err := paths.ValidateName("image", name); err != nil {
 		return nil, err
@@ -45,10 +47,14 @@ func (s *Store) Begin(ctx context.Context, name string, force bool, onWait func(
 		return nil, fmt.Errorf("locking image %q: %w", name, err)
 	}
 	stagedir.CleanLeftovers(s.dir, name)
-	if !force {
-		if _, err := os.Stat(s.path(name)); err == nil {
+	if _, err := os.Stat(s.path(name)); err == nil {
+		if !force {
 			lock.Unlock()
 			return nil, fmt.Errorf("image %q already exists (hint: pass --force to replace it, or choose another --name): %w", name, ErrExists)
+		}
+		if err := s.checkOverlays(name); err != nil {
+			lock.Unlock()
+			return nil, err
 		}
 	}
 	dir, err := stagedir.Create(s.dir, name)

@@ -27,10 +27,17 @@ import (
 
 // Files in a snapshot directory besides the driver's own.
 const (
-	ManifestFile   = "manifest.json"
-	DiskFile       = "disk.ext4"
-	KnownHostsFile = "known_hosts"
+	ManifestFile = "manifest.json"
+	DiskFile     = "disk.ext4" // a raw disk
+	// OverlayDiskFile is the disk of a snapshot whose source VM's disk
+	// was a qcow2 overlay: a copy of the overlay, over the same backing
+	// file.
+	OverlayDiskFile = "disk.qcow2"
+	KnownHostsFile  = "known_hosts"
 )
+
+// DiskQcow2 is the DiskFormat of an overlay disk.
+const DiskQcow2 = "qcow2"
 
 // ErrNotFound is wrapped by errors for snapshots that do not exist.
 var ErrNotFound = errors.New("snapshot not found")
@@ -71,7 +78,16 @@ type Manifest struct {
 	// clone's identity step runs over SSH when Ready is "ssh".
 	Ready       string `json:"ready"`
 	ReadyMarker string `json:"ready_marker,omitempty"`
-	DiskSize    int64  `json:"disk_size"`
+	// DiskSize is the size of the snapshot's disk file.
+	DiskSize int64 `json:"disk_size"`
+	// DiskFormat is "qcow2" when the disk is an overlay of the image's
+	// rootfs DiskBacking (an absolute path), which had the rootfs_sha256
+	// DiskBackingSHA256 when the overlay was made, and shows the guest
+	// DiskVirtualSize bytes; "" for a raw disk.
+	DiskFormat        string `json:"disk_format,omitempty"`
+	DiskBacking       string `json:"disk_backing,omitempty"`
+	DiskBackingSHA256 string `json:"disk_backing_sha256,omitempty"`
+	DiskVirtualSize   int64  `json:"disk_virtual_size,omitempty"`
 	// StateFiles are the driver's files, with their sizes: Size is the
 	// apparent size, DiskUsage what the file really takes (holes skipped).
 	StateFiles []File `json:"state_files"`
@@ -94,8 +110,33 @@ type File struct {
 // Dir is the snapshot's directory.
 func (m *Manifest) Dir() string { return m.dir }
 
+// DiskFileName is the name of the snapshot's disk file.
+func (m *Manifest) DiskFileName() string {
+	if m.DiskFormat == DiskQcow2 {
+		return OverlayDiskFile
+	}
+	return DiskFile
+}
+
 // DiskPath is the snapshot's copy of the source VM's disk.
-func (m *Manifest) DiskPath() string { return filepath.Join(m.dir, DiskFile) }
+func (m *Manifest) DiskPath() string { return filepath.Join(m.dir, m.DiskFileName()) }
+
+// DiskKind says what the snapshot's disk is: "qcow2 overlay of image
+// NAME" or "raw".
+func (m *Manifest) DiskKind() string {
+	if m.DiskFormat == DiskQcow2 {
+		return "qcow2 overlay of image " + m.Image
+	}
+	return "raw"
+}
+
+// GuestDiskSize is the size of the disk the guest sees.
+func (m *Manifest) GuestDiskSize() int64 {
+	if m.DiskFormat == DiskQcow2 {
+		return m.DiskVirtualSize
+	}
+	return m.DiskSize
+}
 
 // KnownHosts is the source VM's pinned SSH host key file ("" content if
 // banger never connected to it).
@@ -179,7 +220,10 @@ func (s *Store) Get(name string) (*Manifest, error) {
 	if m.Net == "user" && m.HostAccess == "" {
 		m.HostAccess = "loopback" // taken before the choice existed: full access
 	}
-	want := append([]File{{Name: DiskFile, Size: m.DiskSize}}, m.StateFiles...)
+	if m.DiskFormat != "" && m.DiskFormat != DiskQcow2 {
+		return nil, broken("unknown disk format %q", m.DiskFormat)
+	}
+	want := append([]File{{Name: m.DiskFileName(), Size: m.DiskSize}}, m.StateFiles...)
 	for _, f := range want {
 		st, err := os.Stat(filepath.Join(dir, f.Name))
 		switch {

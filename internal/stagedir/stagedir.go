@@ -188,12 +188,18 @@ type InUseError struct {
 	Kind, Name string   // "image", "golden"
 	UsersKind  string   // "VM(s)"; "" when each user names its kind
 	Users      []string // sorted
+	// Backing says the users' disks are overlays of it: removing or
+	// replacing it would lose their data, so --force does not either.
+	Backing bool
 }
 
 func (e *InUseError) Error() string {
 	users := strings.Join(e.Users, ", ")
 	if e.UsersKind != "" {
 		users = e.UsersKind + " " + users
+	}
+	if e.Backing {
+		return fmt.Sprintf("%s %q is the base of the overlay disks of %s: removing or replacing it would lose their data, so even --force refuses (hint: remove them first)", e.Kind, e.Name, users)
 	}
 	return fmt.Sprintf("%s %q is used by %s (hint: remove them first, or pass --force)", e.Kind, e.Name, users)
 }

@@ -56,11 +56,13 @@ type Config struct {
 	// Jailer runs Firecracker through its jailer (chroot, own uid/gid).
 	Jailer bool `json:"jailer,omitempty"`
 
-	CPUs      int       `json:"cpus"`
-	MemoryMiB int       `json:"memory_mib"`
-	DiskSize  int64     `json:"disk_size"`
-	Net       string    `json:"net"`
-	Forwards  []Forward `json:"forwards,omitempty"`
+	CPUs      int   `json:"cpus"`
+	MemoryMiB int   `json:"memory_mib"`
+	DiskSize  int64 `json:"disk_size"` // what the guest sees
+	// Disk is how the VM's disk was made.
+	Disk     Disk      `json:"disk,omitzero"`
+	Net      string    `json:"net"`
+	Forwards []Forward `json:"forwards,omitempty"`
 	// HostAccess is HostAccessNone or HostAccessLoopback with --net user,
 	// "" otherwise. VMs made before it existed had full access: load
 	// reads their "" as HostAccessLoopback.

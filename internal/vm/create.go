@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -11,12 +12,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/thaloco/banger/internal/diskcopy"
 	"github.com/thaloco/banger/internal/ext4"
 	"github.com/thaloco/banger/internal/image"
 	"github.com/thaloco/banger/internal/kernelstore"
 	"github.com/thaloco/banger/internal/lockfile"
 	"github.com/thaloco/banger/internal/paths"
+	"github.com/thaloco/banger/internal/qcow2"
 	"github.com/thaloco/banger/internal/snapshot"
 	"github.com/thaloco/banger/internal/vmm"
 	"github.com/thaloco/banger/internal/vmm/firecracker"
@@ -70,8 +71,9 @@ const (
 )
 
 // Create makes a new VM from an image (or a kernel and rootfs): its own
-// directory with a writable copy of the root filesystem. It does not start
-// it. The VM appears under its name only complete: an error or ctx ending
+// directory with a writable disk, a qcow2 overlay of the image's root
+// filesystem or a copy of it (see makeDisk). It does not start it. The
+// VM appears under its name only complete: an error or ctx ending
 // half-way leaves nothing behind.
 func (s *Store) Create(ctx context.Context, o CreateOptions) (*VM, error) {
 	if err := paths.ValidateName("vm", o.Name); err != nil {
@@ -89,10 +91,15 @@ func (s *Store) Create(ctx context.Context, o CreateOptions) (*VM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating VM %q: %w", o.Name, err)
 	}
-	if cfg.Kernel != o.Kernel || cfg.Snapshot != o.Snapshot {
-		// The image's kernel, or its warm snapshot: held now, so check
-		// they are still there.
-		if err := held.hold(ctx, s, "", cfg.Kernel, cfg.Snapshot); err != nil {
+	if cfg.Kernel != o.Kernel || cfg.Snapshot != o.Snapshot || cfg.Disk.Backing != "" {
+		// The image's kernel, or its warm snapshot, or the image a
+		// snapshot's overlay disk reads from: held now, so check they are
+		// still there.
+		backingImage := ""
+		if cfg.Disk.Backing != "" {
+			backingImage = cfg.Image
+		}
+		if err := held.hold(ctx, s, backingImage, cfg.Kernel, cfg.Snapshot); err != nil {
 			return nil, err
 		}
 		if _, err := kernelstore.New(s.Layout.KernelsDir).Get(cfg.Kernel); err != nil {
@@ -100,6 +107,11 @@ func (s *Store) Create(ctx context.Context, o CreateOptions) (*VM, error) {
 		}
 		if cfg.Snapshot != "" {
 			if _, err := snapshot.New(s.Layout).Get(cfg.Snapshot); err != nil {
+				return nil, fmt.Errorf("creating VM %q: %w", o.Name, err)
+			}
+		}
+		if cfg.Disk.Backing != "" {
+			if err := s.checkSnapshotBacking(cfg.Snapshot, cfg.Image, cfg.Disk.Backing, cfg.Disk.BackingSHA256); err != nil {
 				return nil, fmt.Errorf("creating VM %q: %w", o.Name, err)
 			}
 		}
@@ -160,36 +172,41 @@ func (s *Store) checkSockets(v *VM) error {
 }
 
 // populate writes v's disk, config and state into its temp directory.
-func (s *Store) populate(ctx context.Context, v *VM, src string, o CreateOptions) error {
-	disk := v.DiskPath()
-	if err := diskcopy.CopyWith(ctx, disk, src, diskcopy.Options{Perm: 0o600}); err != nil {
-		return diskErr(err, s.Layout.VMsDir())
+func (s *Store) populate(ctx context.Context, v *VM, src source, o CreateOptions) error {
+	// Looking for an SSH server (debugfs reading the source) runs while
+	// the disk is made.
+	type found struct {
+		ok  bool
+		err error
 	}
-	st, err := os.Stat(disk)
-	if err != nil {
-		return err
-	}
-	if v.Config.DiskSize > st.Size() {
-		if err := growDisk(ctx, disk, v.Config.DiskSize); err != nil {
-			return diskErr(err, s.Layout.VMsDir())
-		}
-	}
-	v.Config.DiskSize = max(v.Config.DiskSize, st.Size())
-	if v.Config.Snapshot != "" {
-		v.State.RestorePending = true
-		if err := copyIfExists(filepath.Join(filepath.Dir(src), snapshot.KnownHostsFile), v.KnownHosts()); err != nil {
-			return err
-		}
-	} else if o.Ready == "" || o.Ready == "auto" {
+	var sshd chan found
+	if v.Config.Snapshot == "" && (o.Ready == "" || o.Ready == "auto") {
 		v.Config.Ready = ReadyConsole
 		if v.Config.Net != NetNone && v.Config.ReadyMarker == "" {
-			ok, err := hasSSHServer(ctx, disk)
-			if err != nil {
-				return err
-			}
-			if ok {
-				v.Config.Ready = ReadySSH
-			}
+			sshd = make(chan found, 1)
+			go func() {
+				ok, err := s.sshServerIn(ctx, src)
+				sshd <- found{ok, err}
+			}()
+		}
+	}
+	err := s.makeDisk(ctx, v, src)
+	if sshd != nil {
+		f := <-sshd
+		if err == nil && f.err != nil {
+			err = f.err
+		}
+		if f.ok {
+			v.Config.Ready = ReadySSH
+		}
+	}
+	if err != nil {
+		return diskErr(err, s.Layout.VMsDir())
+	}
+	if v.Config.Snapshot != "" {
+		v.State.RestorePending = true
+		if err := copyIfExists(filepath.Join(filepath.Dir(src.path), snapshot.KnownHostsFile), v.KnownHosts()); err != nil {
+			return err
 		}
 	}
 	if v.Config.hasSetup() && v.Config.Ready != ReadySSH {
@@ -219,14 +236,15 @@ func diskErr(err error, dir string) error {
 	return err
 }
 
-// plan checks o and turns it into a Config plus the rootfs file to copy.
-func (s *Store) plan(ctx context.Context, o CreateOptions) (Config, string, error) {
+// plan checks o and turns it into a Config plus what the disk is made
+// from.
+func (s *Store) plan(ctx context.Context, o CreateOptions) (Config, source, error) {
 	cfg := Config{
 		Name: o.Name, Image: o.Image, Kernel: o.Kernel, CPUs: o.CPUs, MemoryMiB: o.MemoryMiB,
 		DiskSize: o.DiskSize, Forwards: o.Forwards, HostAccess: o.HostAccess, KernelArgs: strings.TrimSpace(o.KernelArgs),
 		Ready: o.Ready, ReadyMarker: o.ReadyMarker, CreatedAt: time.Now().UTC(),
 	}
-	var src string
+	var src source
 	var img *image.Manifest
 	if o.Snapshot == "" && o.Image != "" && o.Rootfs == "" && !o.Cold && len(o.Mounts) == 0 && len(o.CopyIns) == 0 {
 		if snap, why := s.warmFor(o); snap != nil {
@@ -242,79 +260,79 @@ func (s *Store) plan(ctx context.Context, o CreateOptions) (Config, string, erro
 	if o.Snapshot != "" {
 		disk, err := s.planSnapshot(&cfg, o)
 		if err != nil {
-			return cfg, "", err
+			return cfg, src, err
 		}
 		if len(o.Mounts) > 0 || len(o.CopyIns) > 0 {
-			return cfg, "", fmt.Errorf("a VM restored from snapshot %q cannot get --mount or --copy-in: a restore brings back the snapshot's devices (hint: create it from the image with --cold)", o.Snapshot)
+			return cfg, src, fmt.Errorf("a VM restored from snapshot %q cannot get --mount or --copy-in: a restore brings back the snapshot's devices (hint: create it from the image with --cold)", o.Snapshot)
 		}
 		if err := planSetup(&cfg, o); err != nil {
-			return cfg, "", err
+			return cfg, src, err
 		}
 		if err := checkNetForwards(&cfg); err != nil {
-			return cfg, "", err
+			return cfg, src, err
 		}
-		return cfg, disk, ctx.Err()
+		return cfg, source{path: disk, snapshot: true}, ctx.Err()
 	}
 	switch {
 	case o.Image != "" && o.Rootfs != "":
-		return cfg, "", errors.New("give an image or --rootfs, not both")
+		return cfg, src, errors.New("give an image or --rootfs, not both")
 	case o.Image != "":
 		m, err := image.New(s.Layout.ImagesDir()).Get(o.Image)
 		if err != nil {
-			return cfg, "", err
+			return cfg, src, err
 		}
-		src, img = m.RootfsPath(), m
+		src, img = source{path: m.RootfsPath(), imageSHA256: m.RootfsSHA256}, m
 		if cfg.Kernel == "" {
 			cfg.Kernel = m.KernelRef
 		}
 	case o.Rootfs != "":
 		if o.Kernel == "" {
-			return cfg, "", errors.New("--rootfs needs --kernel (hint: \"banger kernel list\" shows the installed kernels)")
+			return cfg, src, errors.New("--rootfs needs --kernel (hint: \"banger kernel list\" shows the installed kernels)")
 		}
 		abs, err := filepath.Abs(o.Rootfs)
 		if err != nil {
-			return cfg, "", err
+			return cfg, src, err
 		}
 		if _, err := ext4.Check(abs); err != nil {
-			return cfg, "", err
+			return cfg, src, err
 		}
-		src, cfg.Rootfs = abs, abs
+		src.path, cfg.Rootfs = abs, abs
 	default:
-		return cfg, "", errors.New("no image given (hint: name an image from \"banger image list\", or pass --kernel and --rootfs)")
+		return cfg, src, errors.New("no image given (hint: name an image from \"banger image list\", or pass --kernel and --rootfs)")
 	}
 	k, err := kernelstore.New(s.Layout.KernelsDir).Get(cfg.Kernel)
 	if err != nil {
-		return cfg, "", err
+		return cfg, src, err
 	}
 	if err := planArch(&cfg, o.Arch, img, k); err != nil {
-		return cfg, "", err
+		return cfg, src, err
 	}
-	if err := s.checkResources(&cfg, src); err != nil {
-		return cfg, "", err
+	if err := s.checkResources(&cfg, src.path); err != nil {
+		return cfg, src, err
 	}
 	if cfg.VMM, err = s.chooseVMM(o.VMM, cfg.Arch); err != nil {
-		return cfg, "", err
+		return cfg, src, err
 	}
 	if cfg.Jailer = o.Jailer; cfg.Jailer && cfg.VMM != VMMFirecracker {
-		return cfg, "", fmt.Errorf("--jailer needs Firecracker, but VM %q uses %s (hint: add --vmm firecracker)", cfg.Name, cfg.VMM)
+		return cfg, src, fmt.Errorf("--jailer needs Firecracker, but VM %q uses %s (hint: add --vmm firecracker)", cfg.Name, cfg.VMM)
 	}
 	if cfg.Jailer && !firecracker.ValidJailerID(cfg.Name) {
-		return cfg, "", fmt.Errorf("VM name %q cannot be a jailer id: the jailer accepts only letters, digits and '-' (hint: rename the VM)", cfg.Name)
+		return cfg, src, fmt.Errorf("VM name %q cannot be a jailer id: the jailer accepts only letters, digits and '-' (hint: rename the VM)", cfg.Name)
 	}
 	if err := checkNet(&cfg, o.Net); err != nil {
-		return cfg, "", err
+		return cfg, src, err
 	}
 	if err := planSetup(&cfg, o); err != nil {
-		return cfg, "", err
+		return cfg, src, err
 	}
 	switch cfg.Ready {
 	case "", "auto", ReadyConsole:
 	case ReadySSH:
 		if cfg.Net == NetNone {
-			return cfg, "", errors.New("--ready ssh needs a network (hint: --net user or --net tap)")
+			return cfg, src, errors.New("--ready ssh needs a network (hint: --net user or --net tap)")
 		}
 	default:
-		return cfg, "", fmt.Errorf("unknown readiness %q (hint: use ssh, console or auto)", cfg.Ready)
+		return cfg, src, fmt.Errorf("unknown readiness %q (hint: use ssh, console or auto)", cfg.Ready)
 	}
 	if cfg.ReadyMarker != "" {
 		cfg.Ready = ReadyConsole
@@ -415,6 +433,11 @@ func (s *Store) cleanLeftovers(name string) {
 	for _, pat := range []string{".tmp~" + name + "~*", ".rm~" + name + "~*"} {
 		matches, _ := filepath.Glob(filepath.Join(s.Layout.VMsDir(), pat))
 		for _, m := range matches {
+			// A create killed while it grew an overlay left its export
+			// mounted (its daemon died with it).
+			if mnt := filepath.Join(m, growMount); !notExist(mnt) {
+				qcow2.Unmount(mnt)
+			}
 			os.RemoveAll(m)
 		}
 	}
@@ -458,4 +481,11 @@ func (h *sourceLocks) release() {
 	for _, l := range h.locks {
 		_ = l.Unlock()
 	}
+}
+
+// notExist reports whether nothing is at path. A path that cannot be
+// examined (a dead FUSE mount answers ENOTCONN) counts as existing.
+func notExist(path string) bool {
+	_, err := os.Lstat(path)
+	return errors.Is(err, fs.ErrNotExist)
 }

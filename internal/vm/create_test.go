@@ -93,11 +93,33 @@ func TestCreateFromImageAndImageUsers(t *testing.T) {
 		t.Fatalf("ImageUsers = %v, %v; want a,b", users, err)
 	}
 	v, _ := s.Get("a")
-	if v.Config.Kernel != "test" || v.Config.DiskSize != 64<<20 {
+	if v.Config.Kernel != "test" || v.Config.DiskSize != 64<<20 || v.Config.DiskKind() != "qcow2 overlay of image tiny" {
 		t.Fatalf("config = %+v", v.Config)
 	}
-	// The filesystem was grown with the file.
-	out, err := exec.Command("dumpe2fs", "-h", v.DiskPath()).Output()
+	// The filesystem was grown with the disk.
+	if got := fsSize(t, guestView(t, v)); got != 64<<20 {
+		t.Fatalf("filesystem is %d bytes; want 64 MiB", got)
+	}
+}
+
+// guestView is a raw copy of what v's guest sees on its disk (for a qcow2
+// overlay, converted by qemu-img).
+func guestView(t *testing.T, v *VM) string {
+	t.Helper()
+	if v.Config.Disk.Format != DiskQcow2 {
+		return v.DiskPath()
+	}
+	raw := filepath.Join(t.TempDir(), "view.raw")
+	if out, err := exec.Command("qemu-img", "convert", "-U", "-O", "raw", v.DiskPath(), raw).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img convert: %v: %s", err, out)
+	}
+	return raw
+}
+
+// fsSize is the size of the ext4 filesystem in the raw file path.
+func fsSize(t *testing.T, path string) int64 {
+	t.Helper()
+	out, err := exec.Command("dumpe2fs", "-h", path).Output()
 	if err != nil {
 		t.Fatalf("dumpe2fs: %v", err)
 	}
@@ -111,9 +133,7 @@ func TestCreateFromImageAndImageUsers(t *testing.T) {
 			size, _ = strconv.ParseInt(strings.TrimSpace(val), 10, 64)
 		}
 	}
-	if count*size != 64<<20 {
-		t.Fatalf("filesystem is %d blocks of %d bytes; want 64 MiB", count, size)
-	}
+	return count * size
 }
 
 func TestCreateErrors(t *testing.T) {

@@ -63,7 +63,7 @@ func setup(t testing.TB) {
 
 // newStore is a store in a fresh state directory that uses the shared
 // kernels and SSH key. env is its environment.
-func newStore(t *testing.T, env map[string]string) *Store {
+func newStore(t testing.TB, env map[string]string) *Store {
 	t.Helper()
 	setup(t)
 	state := t.TempDir()

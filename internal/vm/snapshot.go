@@ -99,6 +99,12 @@ func (s *Store) Snapshot(ctx context.Context, name, snap string, o SnapshotOptio
 			man.ImageSHA256 = im.RootfsSHA256
 		}
 	}
+	if d := v.Config.Disk; d.Format == DiskQcow2 {
+		// The snapshot's disk is a copy of the overlay: small, and reading
+		// from the same image rootfs.
+		man.DiskFormat, man.DiskBacking, man.DiskBackingSHA256 = snapshot.DiskQcow2, d.Backing, d.BackingSHA256
+		man.DiskVirtualSize = v.Config.DiskSize
+	}
 	stage, err := snaps.NewStage(snap)
 	if err != nil {
 		return nil, err
@@ -130,7 +136,7 @@ func (s *Store) Snapshot(ctx context.Context, name, snap string, o SnapshotOptio
 	if err != nil {
 		return nil, diskErr(err, snaps.Dir())
 	}
-	if err := diskcopy.Copy(ctx, filepath.Join(stage.Dir, snapshot.DiskFile), v.DiskPath()); err != nil {
+	if err := diskcopy.Copy(ctx, filepath.Join(stage.Dir, man.DiskFileName()), v.DiskPath()); err != nil {
 		return nil, fmt.Errorf("snapshot %q: copying the disk of VM %q: %w", snap, name, diskErr(err, snaps.Dir()))
 	}
 	man.SaveTime = time.Since(t0)
@@ -140,7 +146,7 @@ func (s *Store) Snapshot(ctx context.Context, name, snap string, o SnapshotOptio
 	if err := copyIfExists(v.KnownHosts(), filepath.Join(stage.Dir, snapshot.KnownHostsFile)); err != nil {
 		return nil, err
 	}
-	for _, f := range append(files, snapshot.DiskFile) {
+	for _, f := range append(files, man.DiskFileName()) {
 		path := filepath.Join(stage.Dir, f)
 		st, err := os.Stat(path)
 		if err != nil {
@@ -149,7 +155,7 @@ func (s *Store) Snapshot(ctx context.Context, name, snap string, o SnapshotOptio
 		if err := os.Chmod(path, 0o600); err != nil {
 			return nil, err
 		}
-		if f == snapshot.DiskFile {
+		if f == man.DiskFileName() {
 			man.DiskSize = st.Size()
 			continue
 		}
@@ -234,7 +240,10 @@ func (s *Store) planSnapshot(cfg *Config, o CreateOptions) (string, error) {
 	if o.Arch != "" && arch.Or(o.Arch, "") != cfg.Arch {
 		return "", conflict("--arch", o.Arch, cfg.Arch)
 	}
-	cfg.CPUs, cfg.MemoryMiB, cfg.Net, cfg.DiskSize = snap.CPUs, snap.MemoryMiB, snap.Net, snap.DiskSize
+	cfg.CPUs, cfg.MemoryMiB, cfg.Net, cfg.DiskSize = snap.CPUs, snap.MemoryMiB, snap.Net, snap.GuestDiskSize()
+	if snap.DiskFormat == snapshot.DiskQcow2 {
+		cfg.Disk = Disk{Format: DiskQcow2, Backing: snap.DiskBacking, BackingSHA256: snap.DiskBackingSHA256}
+	}
 	cfg.HostAccess = snap.HostAccess
 	cfg.Ready, cfg.ReadyMarker, cfg.KernelArgs = snap.Ready, snap.ReadyMarker, snap.KernelArgs
 	if snap.Net != NetUser && len(cfg.Forwards) > 0 {
@@ -247,10 +256,18 @@ func (s *Store) planSnapshot(cfg *Config, o CreateOptions) (string, error) {
 }
 
 // StaleError says why a snapshot can no longer be restored here.
-type StaleError struct{ Snapshot, Reason string }
+type StaleError struct {
+	Snapshot, Reason string
+	// Hint is the way out; "" means taking the snapshot again.
+	Hint string
+}
 
 func (e *StaleError) Error() string {
-	return fmt.Sprintf("snapshot %q cannot be restored: %s (hint: take it again, or boot without it)", e.Snapshot, e.Reason)
+	hint := e.Hint
+	if hint == "" {
+		hint = "take it again, or boot without it"
+	}
+	return fmt.Sprintf("snapshot %q cannot be restored: %s (hint: %s)", e.Snapshot, e.Reason, hint)
 }
 
 // checkRestorable refuses a snapshot whose kernel, image or VMM changed
@@ -265,6 +282,11 @@ func (s *Store) checkRestorable(snap *snapshot.Manifest) error {
 	}
 	if sum != snap.KernelSHA256 {
 		return stale("kernel %q changed since (vmlinux sha256 %.12s…, the snapshot's %.12s…)", snap.Kernel, sum, snap.KernelSHA256)
+	}
+	if snap.DiskFormat == snapshot.DiskQcow2 {
+		if err := s.checkSnapshotBacking(snap.Name, snap.Image, snap.DiskBacking, snap.DiskBackingSHA256); err != nil {
+			return err
+		}
 	}
 	if snap.ImageSHA256 != "" && snap.WarmFor != "" {
 		im, err := image.New(s.Layout.ImagesDir()).Get(snap.Image)
@@ -299,6 +321,18 @@ func (s *Store) checkRestorable(snap *snapshot.Manifest) error {
 		if accel != snap.Accel {
 			return stale("it was taken under %s, QEMU here runs with %s", snap.Accel, accel)
 		}
+	}
+	return nil
+}
+
+// checkSnapshotBacking is checkBacking for the overlay disk of snapshot
+// snap: a problem is a *StaleError.
+func (s *Store) checkSnapshotBacking(snap, img, backing, sha string) error {
+	var be *BackingError
+	if err := s.checkBacking(img, backing, sha); errors.As(err, &be) {
+		return &StaleError{Snapshot: snap, Reason: be.Reason, Hint: be.Hint}
+	} else if err != nil {
+		return err
 	}
 	return nil
 }

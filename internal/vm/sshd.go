@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/thaloco/banger/internal/childproc"
@@ -34,4 +36,53 @@ func hasSSHServer(ctx context.Context, disk string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// sshServerIn reports whether src holds an SSH server. An image's rootfs
+// never changes under its sha256, so for one the answer is kept in
+// <state>/cache/ssh-server/<sha256> ("yes" or "no"): only the first VM
+// made from an image runs debugfs, and VM creation stays a few file
+// writes.
+func (s *Store) sshServerIn(ctx context.Context, src source) (bool, error) {
+	if src.imageSHA256 == "" {
+		return hasSSHServer(ctx, src.path)
+	}
+	cache := filepath.Join(s.Layout.CacheDir(), "ssh-server", src.imageSHA256)
+	switch b, _ := os.ReadFile(cache); string(b) {
+	case "yes\n":
+		return true, nil
+	case "no\n":
+		return false, nil
+	}
+	ok, err := hasSSHServer(ctx, src.path)
+	if err != nil {
+		return false, err
+	}
+	answer := "no\n"
+	if ok {
+		answer = "yes\n"
+	}
+	// A cache: written atomically, not synced, and a failure is no error.
+	if os.MkdirAll(filepath.Dir(cache), 0o700) == nil {
+		_ = writeFileAtomic(cache, []byte(answer))
+	}
+	return ok, nil
+}
+
+// writeFileAtomic writes data to path through a temp file and a rename,
+// without syncing.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }

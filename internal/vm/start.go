@@ -171,8 +171,11 @@ func (s *Store) machine(ctx context.Context, v *VM) (vmm.Machine, vmm.Driver, er
 	if err := kernelstore.VerifyVMLinux(k); err != nil {
 		return vmm.Machine{}, nil, err
 	}
+	if err := s.checkDisk(v); err != nil {
+		return vmm.Machine{}, nil, err
+	}
 	m := vmm.Machine{
-		Name: v.Name(), Kernel: k.VMLinux(), Initrd: k.Initrd(), Rootfs: v.DiskPath(),
+		Name: v.Name(), Kernel: k.VMLinux(), Initrd: k.Initrd(), Rootfs: v.DiskPath(), RootfsFormat: v.Config.Disk.Format,
 		CPUs: v.Config.CPUs, MemoryMiB: v.Config.MemoryMiB, Dir: v.Dir, ConsoleLog: v.ConsoleLog(),
 		Accel: "kvm", Arch: guestArch,
 	}

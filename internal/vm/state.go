@@ -93,7 +93,11 @@ type Timings struct {
 const (
 	configFile  = "config.json"
 	stateFile   = "state.json"
-	diskFile    = "disk.ext4"
+	diskFile    = "disk.ext4"  // a raw disk
+	overlayFile = "disk.qcow2" // a qcow2 overlay of an image's rootfs
+	// growMount is where a qcow2 disk being grown is exported as a raw
+	// file while the VM is created.
+	growMount   = "grow.raw"
 	consoleFile = "console.log"
 	knownHosts  = "known_hosts"
 )
@@ -109,7 +113,12 @@ type VM struct {
 func (v *VM) Name() string { return v.Config.Name }
 
 // DiskPath is the VM's writable root disk.
-func (v *VM) DiskPath() string { return filepath.Join(v.Dir, diskFile) }
+func (v *VM) DiskPath() string {
+	if v.Config.Disk.Format == DiskQcow2 {
+		return filepath.Join(v.Dir, overlayFile)
+	}
+	return filepath.Join(v.Dir, diskFile)
+}
 
 // ConsoleLog is the file the serial console is logged to.
 func (v *VM) ConsoleLog() string { return filepath.Join(v.Dir, consoleFile) }

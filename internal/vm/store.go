@@ -11,8 +11,11 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/thaloco/banger/internal/image"
 	"github.com/thaloco/banger/internal/lockfile"
 	"github.com/thaloco/banger/internal/paths"
+	"github.com/thaloco/banger/internal/qcow2"
+	"github.com/thaloco/banger/internal/snapshot"
 )
 
 // ErrNotFound is wrapped by errors for VMs that do not exist.
@@ -183,6 +186,44 @@ func (s *Store) KernelUsers(kernel string) ([]string, error) {
 // SnapshotUsers names the VMs whose next start restores snapshot, sorted.
 func (s *Store) SnapshotUsers(snapshot string) ([]string, error) {
 	return s.usersWhere(func(v *VM) bool { return v.Config.Snapshot == snapshot && v.State.RestorePending })
+}
+
+// OverlayUsers names what has a disk overlaying the rootfs of image img:
+// "VM web", then "snapshot web-ready", each kind sorted. The image's own warm snapshot,
+// which goes with the image, is left out. A VM or snapshot whose record
+// cannot be read counts when its disk's qcow2 header names the rootfs.
+func (s *Store) OverlayUsers(img string) ([]string, error) {
+	rootfs, err := filepath.Abs(image.New(s.Layout.ImagesDir()).RootfsPath(img))
+	if err != nil {
+		return nil, err
+	}
+	overlays := func(disk string) bool {
+		h, err := qcow2.ReadHeader(disk)
+		return err == nil && h.BackingFile == rootfs
+	}
+	var users []string
+	vms, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range vms {
+		if l.VM != nil && l.VM.Config.Disk.Format == DiskQcow2 && l.VM.Config.Disk.Backing == rootfs ||
+			l.VM == nil && overlays(filepath.Join(s.Layout.VM(l.Name), overlayFile)) {
+			users = append(users, "VM "+l.Name)
+		}
+	}
+	snaps, err := snapshot.New(s.Layout).List()
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range snaps {
+		m := l.Manifest
+		if m != nil && m.DiskFormat == snapshot.DiskQcow2 && m.DiskBacking == rootfs && m.WarmFor != img ||
+			m == nil && overlays(filepath.Join(snapshot.New(s.Layout).Dir(), l.Name, snapshot.OverlayDiskFile)) {
+			users = append(users, "snapshot "+l.Name)
+		}
+	}
+	return users, nil
 }
 
 // usersWhere names the VMs for which uses holds, sorted.

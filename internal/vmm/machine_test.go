@@ -28,6 +28,7 @@ func TestMachineValidate(t *testing.T) {
 		{"no rootfs", func(m *Machine) { m.Rootfs = "" }, `VM "m": no rootfs`},
 		{"missing initrd", func(m *Machine) { m.Initrd = file + ".gone" }, `VM "m": initrd: stat ` + file + ".gone"},
 		{"rootfs is a dir", func(m *Machine) { m.Rootfs = dir }, `VM "m": rootfs ` + dir + " is not a regular file"},
+		{"unknown disk format", func(m *Machine) { m.RootfsFormat = "vmdk" }, `VM "m": unknown disk format "vmdk"`},
 	} {
 		m := good
 		tc.edit(&m)

@@ -12,14 +12,17 @@ import (
 
 // Machine describes one microVM to boot.
 type Machine struct {
-	Name      string
-	Kernel    string // path to an uncompressed vmlinux (arm64: the boot Image)
-	Initrd    string // optional initrd path
-	Cmdline   string // kernel command line; drivers add what their devices need
-	Rootfs    string // the VM's own writable ext4 disk, /dev/vda in the guest
-	CPUs      int
-	MemoryMiB int
-	Net       Network
+	Name    string
+	Kernel  string // path to an uncompressed vmlinux (arm64: the boot Image)
+	Initrd  string // optional initrd path
+	Cmdline string // kernel command line; drivers add what their devices need
+	Rootfs  string // the VM's own writable ext4 disk, /dev/vda in the guest
+	// RootfsFormat is Rootfs's format: "raw" ("" means raw), or "qcow2"
+	// (an overlay whose backing file the VMM opens read-only; QEMU only).
+	RootfsFormat string
+	CPUs         int
+	MemoryMiB    int
+	Net          Network
 	// Dir is the VM's state directory (sockets, pid, logs). Keep it short:
 	// unix socket paths must fit in MaxSocketPath bytes.
 	Dir string
@@ -65,6 +68,8 @@ func (m Machine) Validate() error {
 		return bad("no state directory")
 	case m.MemoryMiB < 1:
 		return bad("memory size %d MiB is not positive", m.MemoryMiB)
+	case m.RootfsFormat != "" && m.RootfsFormat != "raw" && m.RootfsFormat != "qcow2":
+		return bad("unknown disk format %q (want raw or qcow2)", m.RootfsFormat)
 	}
 	files := []struct{ what, path string }{{"kernel", m.Kernel}, {"rootfs", m.Rootfs}, {"initrd", m.Initrd}}
 	for _, d := range m.Drives {

@@ -55,6 +55,8 @@ func validateDevices(m vmm.Machine) error {
 		return bad("firecracker supports 1 to 32 vCPUs, not %d", m.CPUs)
 	case len(m.Shares) > 0:
 		return bad("firecracker has no shared-folder device (hint: copy the folder in with --copy-in, or use --vmm qemu for --mount)")
+	case m.RootfsFormat != "" && m.RootfsFormat != "raw":
+		return bad("firecracker boots raw disks only, not %s (hint: use --vmm qemu)", m.RootfsFormat)
 	}
 	switch m.Net.Mode {
 	case "", "none":

@@ -78,7 +78,7 @@ func (d *Driver) args(m vmm.Machine, ram string) ([]string, error) {
 		a = append(a, "-initrd", m.Initrd)
 	}
 	a = append(a, "-append", t.cmdline(d, m),
-		"-drive", "id=rootfs,file="+opt(m.Rootfs)+",format=raw,if=none,discard=unmap",
+		"-drive", "id=rootfs,file="+opt(m.Rootfs)+",format="+diskFormat(m)+",if=none,discard=unmap",
 		"-device", "virtio-blk-device,drive=rootfs")
 	for _, dr := range m.Drives {
 		ro := ""
@@ -105,6 +105,17 @@ func (d *Driver) args(m vmm.Machine, ram string) ([]string, error) {
 		return nil, fmt.Errorf("VM %q: %w", m.Name, err)
 	}
 	return t.orderDisks(append(a, net...)), nil
+}
+
+// diskFormat is the -drive format of m's disk. A qcow2 overlay's backing
+// file is named in its header; QEMU opens backing files read-only, and a
+// guest's discards in an overlay become zero clusters (they never expose
+// the backing file's data again).
+func diskFormat(m vmm.Machine) string {
+	if m.RootfsFormat == "" {
+		return "raw"
+	}
+	return m.RootfsFormat
 }
 
 // netArgs are the -netdev/-device arguments of the VM's network.

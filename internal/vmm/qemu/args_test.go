@@ -45,8 +45,10 @@ func TestArgs(t *testing.T) {
 	}{
 		{name: "tcg", want: []string{"accel=tcg", "-cpu max", "-smp 2", "-m 512", "tsc_early_khz=1234", "no_timer_check",
 			"panic=5", "quiet", "file=" + dir + "/disk,,1.ext4,", "-device i8042", "-no-reboot",
-			"memory-backend=microvm.ram", "-object memory-backend-memfd,id=microvm.ram,size=512M,share=on"},
+			"memory-backend=microvm.ram", "-object memory-backend-memfd,id=microvm.ram,size=512M,share=on",
+			"-drive id=rootfs,file=" + dir + "/disk,,1.ext4,format=raw,"},
 			notWant: []string{"panic=-1", "-netdev"}},
+		{name: "qcow2 overlay", edit: func(m *vmm.Machine) { m.RootfsFormat = "qcow2" }, want: []string{",format=qcow2,if=none"}, notWant: []string{"format=raw"}},
 		{name: "kvm", edit: func(m *vmm.Machine) { m.Accel = "kvm" }, want: []string{"accel=kvm", "-cpu host"}, notWant: []string{"tsc_early_khz", "no_timer_check"}},
 		{name: "user net", edit: func(m *vmm.Machine) {
 			m.Net = vmm.Network{Mode: "user", MAC: "52:54:00:00:00:01", Forwards: []vmm.Forward{
