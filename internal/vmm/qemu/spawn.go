@@ -59,6 +59,12 @@ func waitStatus(ctx context.Context, p *vmmproc.Proc, q *QMP, timeout time.Durat
 			lastErr = err
 			continue
 		}
+		if st.Status == "" {
+			// Seen once under heavy load (a clone-of-a-clone restore):
+			// a reply without a status. Ask again rather than fail.
+			lastErr = errors.New("QEMU reported no status")
+			continue
+		}
 		done, err := accept(st.Status)
 		if done || err != nil {
 			return err
