@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -59,20 +58,21 @@ again takes seconds.`,
   banger image build --from-image docker-archive:golden.tar --name golden --kernel-ref generic-6.12
   banger image build --from-image oci:./layout:v1 --name app --platform linux/arm64 --force`,
 		Args: exactArgs(0, "no arguments (use --from-image and --name)"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, req := range []struct{ flag, val string }{{"--from-image", opts.fromImage}, {"--name", opts.name}} {
 				if req.val == "" {
 					return &usageError{fmt.Errorf("image build: %s is required (see \"banger image build --help\")", req.flag)}
 				}
 			}
-			return runImageBuild(cmd.Context(), opts, g, cmd.OutOrStdout())
+			return runImageBuild(cmd.Context(), g, &opts, args)
 		},
 	}
 	opts.AddFlags(cmd.Flags())
 	return cmd
 }
 
-func runImageBuild(ctx context.Context, opts imageBuildOptions, g *globalOptions, w io.Writer) error {
+func runImageBuild(ctx context.Context, g *globalOptions, opts *imageBuildOptions, _ []string) error {
+	w := g.Stdout
 	size := opts.size
 	l, err := g.layout()
 	if err != nil {

@@ -24,7 +24,8 @@ type availableJSON struct {
 	Status string `json:"status"`
 }
 
-func runKernelListAvailable(_ context.Context, opts kernelListOptions, g *globalOptions, w io.Writer) error {
+func runKernelListAvailable(_ context.Context, g *globalOptions, opts *kernelListOptions, _ []string) error {
+	w := g.Stdout
 	cat, err := g.catalog()
 	if err != nil {
 		return err

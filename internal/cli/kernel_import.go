@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -44,14 +43,15 @@ func newKernelImportCommand(g *globalOptions) *cobra.Command {
 					return &usageError{fmt.Errorf("kernel import: %s is required (see \"banger kernel import --help\")", req.flag)}
 				}
 			}
-			return runKernelImport(cmd.Context(), opts, g, args[0], cmd.OutOrStdout())
+			return runKernelImport(cmd.Context(), g, &opts, args)
 		},
 	}
 	opts.AddFlags(cmd.Flags())
 	return cmd
 }
 
-func runKernelImport(ctx context.Context, opts kernelImportOptions, g *globalOptions, name string, w io.Writer) error {
+func runKernelImport(ctx context.Context, g *globalOptions, opts *kernelImportOptions, args []string) error {
+	name, w := args[0], g.Stdout
 	store, err := g.kernelStore()
 	if err != nil {
 		return err

@@ -36,7 +36,7 @@ func newKernelListCommand(g *globalOptions) *cobra.Command {
   banger kernel list --available --arch arm64
   banger kernel list --json`,
 		Args: exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.arch != "" {
 				a, err := arch.Canonical(opts.arch)
 				if err != nil {
@@ -45,9 +45,9 @@ func newKernelListCommand(g *globalOptions) *cobra.Command {
 				opts.arch = a
 			}
 			if opts.available {
-				return runKernelListAvailable(cmd.Context(), opts, g, cmd.OutOrStdout())
+				return runKernelListAvailable(cmd.Context(), g, &opts, args)
 			}
-			return runKernelList(cmd.Context(), opts, g, cmd.OutOrStdout())
+			return runKernelList(cmd.Context(), g, &opts, args)
 		},
 	}
 	opts.AddFlags(cmd.Flags())
@@ -66,7 +66,8 @@ type kernelListJSON struct {
 	Broken        string `json:"broken,omitempty"`
 }
 
-func runKernelList(_ context.Context, opts kernelListOptions, g *globalOptions, w io.Writer) error {
+func runKernelList(_ context.Context, g *globalOptions, opts *kernelListOptions, _ []string) error {
+	w := g.Stdout
 	store, err := g.kernelStore()
 	if err != nil {
 		return err

@@ -33,14 +33,15 @@ func newKernelPullCommand(g *globalOptions) *cobra.Command {
   BANGER_KERNEL_MIRROR=file:///srv/kernels banger kernel pull generic-6.12`,
 		Args: exactArgs(1, "a kernel name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runKernelPull(cmd.Context(), opts, g, args[0], cmd.OutOrStdout())
+			return runKernelPull(cmd.Context(), g, &opts, args)
 		},
 	}
 	opts.AddFlags(cmd.Flags())
 	return cmd
 }
 
-func runKernelPull(ctx context.Context, opts kernelPullOptions, g *globalOptions, name string, w io.Writer) error {
+func runKernelPull(ctx context.Context, g *globalOptions, opts *kernelPullOptions, args []string) error {
+	name, w := args[0], g.Stdout
 	if err := paths.ValidateName("kernel", name); err != nil {
 		return err
 	}

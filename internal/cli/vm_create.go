@@ -30,6 +30,8 @@ type vmCreateOptions struct {
 	CopyIns               []vm.CopyIn
 	InitScript, Hostname  string
 	SSHKeys               []string
+	// file is vm create -f: the VM file to read instead of the flags.
+	file string
 	// cpusSet and memorySet say whether --cpus and --memory were given
 	// (a restored VM takes the snapshot's unless they are).
 	cpusSet, memorySet bool
@@ -84,7 +86,6 @@ func (o *vmCreateOptions) options(name string) (vm.CreateOptions, error) {
 
 func newVMCreateCommand(g *globalOptions) *cobra.Command {
 	var o vmCreateOptions
-	var file string
 	cmd := &cobra.Command{
 		Use:   "create NAME (--image IMAGE | --kernel KERNEL --rootfs FILE | -f VMFILE)",
 		Short: "Create a VM (without starting it)",
@@ -102,20 +103,20 @@ or a file with vms: (see "banger up --help"), NAME choosing the VM.`,
   banger vm create dev --image golden --mount .:/src --copy-in ./data:/data --init-script setup.sh --ssh-key ~/.ssh/id_ed25519.pub
   banger vm create -f vm.yaml
   banger vm create db -f banger.yaml`,
-		Args: vmCreateArgs(&file),
+		Args: vmCreateArgs(&o.file),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if file != "" {
+			if o.file != "" {
 				if err := flagsBesideFile(cmd.Flags()); err != nil {
 					return err
 				}
-				return runVMCreateFile(cmd.Context(), g, file, args)
+				return runVMCreateFile(cmd.Context(), g, &o, args)
 			}
 			o.noteChanged(cmd.Flags())
 			return runVMCreate(cmd.Context(), g, &o, args)
 		},
 	}
 	o.AddFlags(cmd.Flags(), true)
-	addVMFileFlag(cmd.Flags(), &file, "", "create the VM a VM file describes (YAML; see \"banger up --help\")")
+	addVMFileFlag(cmd.Flags(), &o.file, "", "create the VM a VM file describes (YAML; see \"banger up --help\")")
 	return cmd
 }
 

@@ -10,7 +10,8 @@ import (
 
 // runVMCreateFile is vm create -f FILE [NAME]: the VM of a one-VM file
 // (NAME renames it), or the VM called NAME of a file with vms:.
-func runVMCreateFile(ctx context.Context, g *globalOptions, path string, args []string) error {
+func runVMCreateFile(ctx context.Context, g *globalOptions, o *vmCreateOptions, args []string) error {
+	path := o.file
 	f, err := loadVMFile(path, false)
 	if err != nil {
 		return err

@@ -1,8 +1,8 @@
 package cli
 
 import (
+	"context"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -13,7 +13,7 @@ import (
 )
 
 func newVMShowCommand(g *globalOptions) *cobra.Command {
-	var asJSON bool
+	var o vmShowOptions
 	cmd := &cobra.Command{
 		Use:   "show NAME",
 		Short: "Show a VM: config, status, network, boot timings, VMM command line",
@@ -26,14 +26,18 @@ is the one banger ran (for QEMU, runnable by hand).`,
 		Args:              exactArgs(1, "a VM name"),
 		ValidArgsFunction: completeVMNames(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runVMShow(g, args[0], asJSON, cmd.OutOrStdout())
+			return runVMShow(cmd.Context(), g, &o, args)
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print as JSON")
 	return cmd
 }
 
-func runVMShow(g *globalOptions, name string, asJSON bool, w io.Writer) error {
+// vmShowOptions are vm show's flags.
+type vmShowOptions struct{ asJSON bool }
+
+func runVMShow(_ context.Context, g *globalOptions, o *vmShowOptions, args []string) error {
+	name, asJSON, w := args[0], o.asJSON, g.Stdout
 	s, err := g.vmStore()
 	if err != nil {
 		return err
