@@ -424,7 +424,7 @@ func TestRemoveRacesCreate(t *testing.T) {
 
 // privateKernels gives s a copy of the shared kernels directory that the
 // test may change or remove kernels from, and returns its path.
-func privateKernels(t *testing.T, s *Store) string {
+func privateKernels(t testing.TB, s *Store) string {
 	t.Helper()
 	kernels := filepath.Join(t.TempDir(), "kernels")
 	if err := os.CopyFS(kernels, os.DirFS(shared.kernels)); err != nil {

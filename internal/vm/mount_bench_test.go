@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/thaloco/banger/internal/guest"
 	"github.com/thaloco/banger/internal/guesttest"
-	"github.com/thaloco/banger/internal/paths"
 )
 
 // BenchmarkSharedFolder compares a shared folder (virtio-9p, --mount)
@@ -102,24 +100,12 @@ func BenchmarkSharedFolder(b *testing.B) {
 	}
 }
 
-// newBenchStore is newStore for benchmarks, with the 9p test kernel
-// installed as "test9p".
+// newBenchStore is newStore with the 9p test kernel installed as
+// "test9p".
 func newBenchStore(b *testing.B) *Store {
 	b.Helper()
-	setup(b)
-	state := b.TempDir()
-	if err := os.CopyFS(filepath.Join(state, "ssh"), os.DirFS(shared.ssh)); err != nil {
-		b.Fatal(err)
-	}
-	kernels := filepath.Join(b.TempDir(), "kernels")
-	guesttest.InstallKernelBundle(b, kernels, "test9p", guesttest.Kernel9PBundleName)
-	env := map[string]string{AccelEnv: ""}
-	s := &Store{
-		Layout: paths.Layout{State: state, KernelsDir: kernels},
-		Getenv: func(k string) string { return env[k] },
-		Logf:   func(format string, args ...any) { b.Logf("banger: "+format, args...) },
-	}
-	b.Cleanup(func() { killAll(s) })
+	s := newStore(b, nil)
+	guesttest.InstallKernelBundle(b, privateKernels(b, s), "test9p", guesttest.Kernel9PBundleName)
 	return s
 }
 

@@ -248,7 +248,6 @@ const DefaultInitScriptTimeout = 15 * time.Minute
 
 // runSetup applies v's setup in the guest over SSH: every start its
 // hostname, keys, mounts and copy-ins; the first start its init script.
-// With keep, it returns its connection open.
 func (s *Store) runSetup(ctx context.Context, v *VM, c *ssh.Client, timeout time.Duration) error {
 	cfg := &v.Config
 	p := guestinit.SetupParams{Hostname: cfg.Hostname, SSHKeys: cfg.SSHKeys}
