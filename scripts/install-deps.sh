@@ -14,7 +14,9 @@ It also enables Debian's arm64 architecture (dpkg --add-architecture) and
 downloads, without installing them, the arm64 packages the arm64 test
 guests are made of (busybox-static, dropbear-bin and the libraries
 dropbear links) into $BANGER_GUEST_DEBS (default
-/var/cache/banger/guest-arm64).
+/var/cache/banger/guest-arm64), mounts binfmt_misc when it is not, and
+enables qemu-user-static's aarch64 handler, which lets image build run an
+arm64 image's apt on an x86_64 host.
 USAGE
 }
 
@@ -41,8 +43,13 @@ packages=(
 	qemu-utils fuse3
 	# bundles and publishing
 	zstd tar curl jq rclone shellcheck
-	# kernel builds (scripts/make-generic-kernel.sh)
+	# kernel builds (scripts/make-generic-kernel.sh); the arm64 cross compiler
+	# for its arm64 builds (the pipeline test cross-builds a small one)
 	linux-source-6.12 build-essential flex bison bc libelf-dev libssl-dev dwarves python3 cpio kmod gpgv
+	gcc-aarch64-linux-gnu
+	# arm64 images on an x86_64 host: apt runs in the image's chroot through
+	# QEMU's user-mode emulation (binfmt_misc, registered below)
+	qemu-user-static binfmt-support
 	# image build's apt sandbox (capsh; unshare is util-linux)
 	libcap2-bin
 	# golden image (scripts/build-golden.sh)
@@ -75,3 +82,20 @@ fi
 "${sudo[@]}" find "$guest_debs" -maxdepth 1 -name '*_arm64.deb' -delete
 # As root, apt's _apt sandbox user could not write there; root downloads.
 (cd "$guest_debs" && "${sudo[@]}" apt-get download -qq -o APT::Sandbox::User=root "${guest_packages[@]/%/:arm64}")
+
+# arm64 programs on an x86_64 host (image build's apt step for arm64 images).
+binfmt=/proc/sys/fs/binfmt_misc
+if [[ $(uname -m) == x86_64 ]]; then
+	if [[ ! -e $binfmt/status ]]; then
+		"${sudo[@]}" mount -t binfmt_misc binfmt_misc "$binfmt" ||
+			{
+				echo "install-deps.sh: cannot mount binfmt_misc on $binfmt (in a container, the host must mount it)" >&2
+				exit 1
+			}
+	fi
+	"${sudo[@]}" update-binfmts --enable qemu-aarch64
+	grep -q '^flags: .*F' "$binfmt/qemu-aarch64" || {
+		echo "install-deps.sh: the qemu-aarch64 binfmt handler lacks the F flag (check /usr/share/binfmts/qemu-aarch64)" >&2
+		exit 1
+	}
+fi

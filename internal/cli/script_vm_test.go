@@ -16,6 +16,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/thaloco/banger/internal/guesttest"
+	"github.com/thaloco/banger/internal/imagebuild/imagetest"
 	"github.com/thaloco/banger/internal/sshkey"
 )
 
@@ -29,6 +30,10 @@ import (
 //	$ROOTFS_HALT   reboots (ending QEMU) a second after its marker
 //	$ROOTFS_ARM64  arm64 busybox (Debian's arm64 package), for the arm64
 //	               test kernel, installed as "test-arm64"
+//
+// The image commands (registry, push) are there too, and pushguest
+// REPO:TAG pushes an arm64 image of the $ROOTFS_ARM64 kind with dropbear
+// started at boot, made from Debian's arm64 packages.
 //
 // Each script gets the same SSH key pair in its state directory, a TCP
 // port held busy by the test ($BUSYPORT), and $BANGER_ONLY_PATH, a PATH
@@ -54,10 +59,11 @@ func TestVMScripts(t *testing.T) {
 	guesttest.BuildRootfs(t, rootfs["ROOTFS_HALT"], guesttest.Rootfs{Init: "(sleep 1; reboot -f) &"})
 	guesttest.BuildRootfs(t, rootfs["ROOTFS_ARM64"], guesttest.Rootfs{Arch: "arm64"})
 
-	p := scriptParams(t, "vm_*.txtar", map[string]func(*testscript.TestScript, bool, []string){
-		"bangerboot": cmdBangerBoot,
-		"killvmm":    cmdKillVMM,
-	})
+	cmds := imageScriptCmds()
+	cmds["bangerboot"] = cmdBangerBoot
+	cmds["killvmm"] = cmdKillVMM
+	cmds["pushguest"] = pushGuestCmd(t)
+	p := scriptParams(t, "vm_*.txtar", cmds)
 	base := p.Setup
 	p.Setup = func(env *testscript.Env) error {
 		if err := base(env); err != nil {
@@ -156,5 +162,24 @@ func killScriptVMMs(vms string) {
 				_ = syscall.Kill(st.PID, syscall.SIGKILL)
 			}
 		}
+	}
+}
+
+// pushGuestCmd builds the arm64 guest image pushguest pushes: a real
+// linux/arm64 image (one layer), bootable once image build has added
+// banger's key.
+func pushGuestCmd(t *testing.T) func(*testscript.TestScript, bool, []string) {
+	tree := guesttest.BuildTree(t, guesttest.Rootfs{Arch: "arm64", AuthorizedKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHn9x3Kk9mQ1kqOcb0w0s9bGv1CDLfl0rLhfXr1AYX0i image-owner\n"})
+	layer, err := imagetest.DirLayer(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := imagetest.Image("linux/arm64", layer)
+	return func(ts *testscript.TestScript, neg bool, args []string) {
+		if neg || len(args) != 1 {
+			ts.Fatalf("usage: pushguest REPO:TAG")
+		}
+		_, err := registryOf(ts).Push(args[0], img)
+		ts.Check(err)
 	}
 }

@@ -40,9 +40,9 @@ func ARM64Debs(t testing.TB) string {
 	return dir
 }
 
-// unpackARM64Debs unpacks the arm64 packages into a temporary directory
+// UnpackARM64Debs unpacks the arm64 packages into a temporary directory
 // with dpkg-deb and returns it.
-func unpackARM64Debs(t testing.TB) string {
+func UnpackARM64Debs(t testing.TB) string {
 	t.Helper()
 	dir := ARM64Debs(t)
 	out := t.TempDir()

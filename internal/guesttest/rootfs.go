@@ -57,11 +57,26 @@ ip link set lo up
 if [ -x /usr/sbin/dropbear ]; then /usr/sbin/dropbear -R -p 22; fi
 `
 
-// BuildRootfs writes an ext4 image at path: Debian's static busybox, an
-// /init that mounts the basics, runs r.Init, prints ReadyMarker and hands
-// over to busybox init, banger's reseed program (guestinit.InstallFiles),
-// and optionally dropbear.
+// BuildRootfs writes an ext4 image at path holding BuildTree's tree.
 func BuildRootfs(t testing.TB, path string, r Rootfs) {
+	t.Helper()
+	root := BuildTree(t, r)
+	size := r.SizeMiB
+	if size == 0 {
+		size = 32
+	}
+	_ = os.Remove(path)
+	cmd := exec.CommandContext(t.Context(), "mkfs.ext4", "-q", "-F", "-d", root, path, fmt.Sprintf("%dM", size))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v: %s", err, out)
+	}
+}
+
+// BuildTree makes a root filesystem tree in a temporary directory and
+// returns it: Debian's static busybox, an /init that mounts the basics,
+// runs r.Init, prints ReadyMarker and hands over to busybox init, banger's
+// reseed program (guestinit.InstallFiles), and optionally dropbear.
+func BuildTree(t testing.TB, r Rootfs) string {
 	t.Helper()
 	root := t.TempDir()
 	for _, d := range []string{"bin", "sbin", "etc/dropbear", "proc", "sys", "dev", "tmp", "root/.ssh", "usr/bin", "usr/sbin", "var/log", "run"} {
@@ -70,7 +85,7 @@ func BuildRootfs(t testing.TB, path string, r Rootfs) {
 	arm64 := r.Arch == "arm64"
 	var debs string // the arm64 packages, unpacked
 	if arm64 {
-		debs = unpackARM64Debs(t)
+		debs = UnpackARM64Debs(t)
 		copyFile(t, filepath.Join(debs, "bin/busybox"), filepath.Join(root, "bin/busybox"), 0o755)
 	} else {
 		copyFile(t, "/bin/busybox", filepath.Join(root, "bin/busybox"), 0o755)
@@ -133,15 +148,7 @@ func BuildRootfs(t testing.TB, path string, r Rootfs) {
 	if err := os.Chmod(filepath.Join(root, "root"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	size := r.SizeMiB
-	if size == 0 {
-		size = 32
-	}
-	_ = os.Remove(path)
-	cmd := exec.CommandContext(t.Context(), "mkfs.ext4", "-q", "-F", "-d", root, path, fmt.Sprintf("%dM", size))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.ext4: %v: %s", err, out)
-	}
+	return root
 }
 
 // applets are the applet names of the host's busybox, the same Debian

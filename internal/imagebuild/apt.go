@@ -43,8 +43,12 @@ rm -rf /var/lib/apt/lists/*
 // image's own apt, as root in a chroot, in two sandboxed steps (see
 // runSandboxed): the download with the host's network, the installation
 // (dpkg and the packages' scripts) with none. It runs the image's
-// programs: build images you trust.
-func installPackages(ctx context.Context, dir string, pkgs []string) error {
+// programs (through user-mode emulation when the image is for another
+// architecture than the host, see checkEmulator): build images you trust.
+func installPackages(ctx context.Context, dir string, pkgs []string, imageArch string) error {
+	if err := checkEmulator(imageArch); err != nil {
+		return err
+	}
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("installing them runs apt in a chroot, which needs root (hint: run \"banger image build\" as root, or build from an image that already has them, such as images/golden)")
 	}

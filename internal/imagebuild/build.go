@@ -195,7 +195,7 @@ func populate(ctx context.Context, entry *cacheEntry, src *source, rootless bool
 		if missing := missingPackages(root, DebianBasePackages); len(missing) > 0 {
 			fmt.Fprintf(log, "%s lacks %s: installing with apt...\n", osr, strings.Join(missing, " "))
 			start := time.Now()
-			if err := installPackages(ctx, tree, missing); err != nil {
+			if err := installPackages(ctx, tree, missing, platformArch(src.Platform)); err != nil {
 				return nil, fmt.Errorf("image %q is %s and lacks %s; %w", src.Ref, osr, strings.Join(missing, ", "), err)
 			}
 			still := missingPackages(root, missing)

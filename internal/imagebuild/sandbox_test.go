@@ -44,9 +44,15 @@ echo "env=$(cat /proc/self/environ | tr '\n\0' ' \n' | cut -d= -f1 | sort | tr '
 // apt-get and an apt-cache that has every package.
 func busyboxTree(t *testing.T) string {
 	t.Helper()
-	bb, err := os.ReadFile("/bin/busybox")
+	return busyboxTreeFrom(t, "/bin/busybox")
+}
+
+// busyboxTreeFrom is busyboxTree with the busybox binary at bin.
+func busyboxTreeFrom(t *testing.T, bin string) string {
+	t.Helper()
+	bb, err := os.ReadFile(bin)
 	if err != nil {
-		t.Skipf("no static busybox to make a test image of (hint: apt-get install busybox-static): %v", err)
+		t.Fatalf("no static busybox to make a test image of (hint: apt-get install busybox-static): %v", err)
 	}
 	tree := t.TempDir()
 	for _, d := range []string{"bin", "usr/bin", "etc", "tmp", "mnt", "proc", "sys", "dev"} {
@@ -81,7 +87,7 @@ func TestAptSandbox(t *testing.T) {
 	tree := busyboxTree(t)
 	t.Setenv("BANGER_TEST_SECRET", "not for the image")
 	t.Setenv("http_proxy", "http://proxy.invalid:3128")
-	if err := installPackages(context.Background(), tree, []string{"pkg-a", "pkg-b"}); err != nil {
+	if err := installPackages(context.Background(), tree, []string{"pkg-a", "pkg-b"}, ""); err != nil {
 		t.Fatal(err)
 	}
 

@@ -7,9 +7,12 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -195,4 +198,48 @@ func (r *Registry) PushIndex(repoTag string, idx v1.ImageIndex) (string, error) 
 		return "", err
 	}
 	return ref, remote.WriteIndex(tag, idx)
+}
+
+// DirLayer is a gzip-compressed layer of the tree at dir: its
+// directories, regular files and symbolic links with their modes, owned
+// by root.
+func DirLayer(dir string) (v1.Layer, error) {
+	var entries []Entry
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		mode := int64(info.Mode().Perm())
+		switch {
+		case d.IsDir():
+			entries = append(entries, WithMode(Dir(rel), mode))
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			entries = append(entries, Symlink(rel, target))
+		case d.Type().IsRegular():
+			body, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			entries = append(entries, WithMode(File(rel, string(body)), mode))
+		default:
+			return fmt.Errorf("%s: not a directory, regular file or symbolic link", p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return Layer(entries...), nil
 }
