@@ -22,6 +22,9 @@ const (
 type availableJSON struct {
 	kernelcat.Entry
 	Status string `json:"status"`
+	// InstalledAs is the local name when the entry was pulled under
+	// another one (kernel pull --as).
+	InstalledAs string `json:"installed_as,omitempty"`
 }
 
 func runKernelListAvailable(_ context.Context, g *globalOptions, opts *kernelListOptions, _ []string) error {
@@ -37,22 +40,37 @@ func runKernelListAvailable(_ context.Context, g *globalOptions, opts *kernelLis
 	if opts.arch != "" {
 		cat.Entries = slices.DeleteFunc(cat.Entries, func(e kernelcat.Entry) bool { return e.Arch != opts.arch })
 	}
-	status := func(e kernelcat.Entry) string {
+	installed, err := store.List()
+	if err != nil {
+		return err
+	}
+	// status says whether e is installed: under its own name, or pulled
+	// under another (kernel pull --as), which it returns too.
+	status := func(e kernelcat.Entry) (string, string) {
+		for _, l := range installed {
+			if m := l.Manifest; l.Broken == "" && m.Arch == e.Arch && m.CatalogEntry() == e.Name && m.Name != e.Name {
+				if m.TarballSHA256 != e.SHA256 {
+					return statusOutdated, m.Name
+				}
+				return statusInstalled, m.Name
+			}
+		}
 		m, err := store.Get(e.Name)
 		switch {
 		case err != nil || m.Arch != e.Arch:
-			return statusNotInstalled
+			return statusNotInstalled, ""
 		case m.Source == kernelstore.SourceImport:
-			return statusImported
+			return statusImported, ""
 		case m.TarballSHA256 != e.SHA256:
-			return statusOutdated
+			return statusOutdated, ""
 		}
-		return statusInstalled
+		return statusInstalled, ""
 	}
 	if opts.json {
 		out := make([]availableJSON, 0, len(cat.Entries))
 		for _, e := range cat.Entries {
-			out = append(out, availableJSON{Entry: e, Status: status(e)})
+			st, as := status(e)
+			out = append(out, availableJSON{Entry: e, Status: st, InstalledAs: as})
 		}
 		return writeJSON(w, out)
 	}
@@ -67,7 +85,11 @@ func runKernelListAvailable(_ context.Context, g *globalOptions, opts *kernelLis
 	}
 	t := newTable(w, "NAME", "ARCH", "VERSION", "SIZE", "STATUS", "DESCRIPTION")
 	for _, e := range cat.Entries {
-		t.Row(e.Name, e.Arch, e.KernelVersion, progress.FormatBytes(e.Size), status(e), e.Description)
+		st, as := status(e)
+		if as != "" {
+			st += " as " + as
+		}
+		t.Row(e.Name, e.Arch, e.KernelVersion, progress.FormatBytes(e.Size), st, e.Description)
 	}
 	return t.Flush()
 }

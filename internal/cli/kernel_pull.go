@@ -15,11 +15,13 @@ import (
 
 type kernelPullOptions struct {
 	arch  string
+	as    string
 	force bool
 }
 
 func (o *kernelPullOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.arch, "arch", "", "architecture to pull: x86_64 or arm64 (default: this host's)")
+	f.StringVar(&o.as, "as", "", "install under this name instead of the catalog's (e.g. to keep both arches of one kernel)")
 	f.BoolVar(&o.force, "force", false, "download and reinstall even if the same bundle is installed")
 }
 
@@ -29,7 +31,7 @@ func newKernelPullCommand(g *globalOptions) *cobra.Command {
 		Use:   "pull NAME",
 		Short: "Download, verify and install a kernel from the catalog",
 		Example: `  banger kernel pull generic-6.12
-  banger kernel pull generic-6.12 --arch arm64 --force
+  banger kernel pull generic-6.12 --arch arm64 --as generic-6.12-arm64
   BANGER_KERNEL_MIRROR=file:///srv/kernels banger kernel pull generic-6.12`,
 		Args: exactArgs(1, "a kernel name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -63,6 +65,7 @@ func runKernelPull(ctx context.Context, g *globalOptions, opts *kernelPullOption
 	}
 	res, err := store.Pull(ctx, entry, kernelstore.PullOptions{
 		Force: opts.force,
+		As:    opts.as,
 		Progress: func(total int64) (io.Writer, func(error)) {
 			bar := progress.New(g.Stderr, fmt.Sprintf("pulling %s (%s)", entry.Name, entry.Arch), total)
 			return bar, bar.Finish

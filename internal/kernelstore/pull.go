@@ -24,6 +24,10 @@ type PullOptions struct {
 	// Force reinstalls even when the same tarball is installed, and
 	// replaces a kernel that was imported under the same name.
 	Force bool
+	// As installs the entry under this local name instead of its catalog
+	// name (so that, say, both architectures of one catalog name can be
+	// installed); "" is the catalog name.
+	As string
 	// Progress, if set, returns the writer that counts downloaded bytes
 	// (a progress bar) for a download of total bytes; done is called once
 	// with the outcome.
@@ -54,25 +58,31 @@ func (o *PullOptions) logf(format string, args ...any) {
 // pulls of one name are serialized: the second waits and then finds it
 // installed.
 func (s *Store) Pull(ctx context.Context, e kernelcat.Entry, opts PullOptions) (PullResult, error) {
-	if err := paths.ValidateName("kernel", e.Name); err != nil {
+	name := e.Name
+	if opts.As != "" {
+		name = opts.As
+	}
+	if err := paths.ValidateName("kernel", name); err != nil {
 		return PullResult{}, err
 	}
-	lock, err := lockfile.Acquire(ctx, s.lockPath(e.Name), func() {
-		opts.logf("waiting for another banger to finish installing kernel %s", e.Name)
+	lock, err := lockfile.Acquire(ctx, s.lockPath(name), func() {
+		opts.logf("waiting for another banger to finish installing kernel %s", name)
 	})
 	if err != nil {
-		return PullResult{}, fmt.Errorf("pulling kernel %q: %w", e.Name, err)
+		return PullResult{}, fmt.Errorf("pulling kernel %q: %w", name, err)
 	}
 	defer lock.Unlock()
-	s.cleanLeftovers(e.Name)
+	s.cleanLeftovers(name)
 
 	var res PullResult
-	if cur, err := s.Get(e.Name); err == nil {
+	if cur, err := s.Get(name); err == nil {
 		switch {
 		case cur.Source == SourceImport && !opts.Force:
-			return PullResult{}, fmt.Errorf("kernel %q is already installed from a local import (hint: pass --force to replace it with the catalog's, or import it under another name)", e.Name)
+			return PullResult{}, fmt.Errorf("kernel %q is already installed from a local import (hint: pass --force to replace it with the catalog's, or import it under another name)", name)
 		case cur.Arch != e.Arch && !opts.Force:
-			return PullResult{}, fmt.Errorf("kernel %q is installed for %s; pulling its %s build would replace it (hint: pass --force to replace it)", e.Name, cur.Arch, e.Arch)
+			return PullResult{}, fmt.Errorf("kernel %q is installed for %s; pulling its %s build would replace it (hint: pass --force to replace it, or --as %s-%s to keep both)", name, cur.Arch, e.Arch, e.Name, e.Arch)
+		case cur.CatalogEntry() != e.Name && !opts.Force:
+			return PullResult{}, fmt.Errorf("kernel %q is installed from catalog entry %s; pulling %s under its name would replace it (hint: pass --force to replace it, or --as another name)", name, cur.CatalogEntry(), e.Name)
 		case cur.TarballSHA256 == e.SHA256 && !opts.Force:
 			return PullResult{Manifest: cur, AlreadyInstalled: true}, nil
 		}
@@ -81,7 +91,7 @@ func (s *Store) Pull(ctx context.Context, e kernelcat.Entry, opts PullOptions) (
 		res.Replaced = true // broken install: replace it
 	}
 
-	st, err := s.newStage(e.Name)
+	st, err := s.newStage(name)
 	if err != nil {
 		return PullResult{}, err
 	}
@@ -94,13 +104,16 @@ func (s *Store) Pull(ctx context.Context, e kernelcat.Entry, opts PullOptions) (
 		return PullResult{}, fmt.Errorf("pulling kernel %q for %s: %w (hint: the catalog entry's arch or its bundle is wrong: %s)", e.Name, e.Arch, err, redacted(e.URL))
 	}
 	m := &Manifest{
-		Name: e.Name, Distro: e.Distro, Arch: e.Arch, KernelVersion: e.KernelVersion,
+		Name: name, Distro: e.Distro, Arch: e.Arch, KernelVersion: e.KernelVersion,
 		Description: e.Description, Source: SourceCatalog, URL: e.URL,
 		TarballSHA256: e.SHA256, TarballSize: e.Size, InstalledAt: time.Now().UTC().Truncate(time.Second),
 		Files: files,
 	}
 	// fetch removed the partial download when the stream ended verified.
-	if err := s.commit(st, e.Name, m); err != nil {
+	if name != e.Name {
+		m.CatalogName = e.Name
+	}
+	if err := s.commit(st, name, m); err != nil {
 		return PullResult{}, err
 	}
 	res.Manifest = m

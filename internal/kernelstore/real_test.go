@@ -85,7 +85,7 @@ func TestArchOfRealBundles(t *testing.T) {
 			t.Fatalf("pull of the %s bundle: %v", a, err)
 		}
 		_, err = s.Pull(ctx, entry(other), PullOptions{})
-		if want := `kernel "k" is installed for ` + a + `; pulling its ` + other + ` build would replace it (hint: pass --force to replace it)`; err == nil || err.Error() != want {
+		if want := `kernel "k" is installed for ` + a + `; pulling its ` + other + ` build would replace it (hint: pass --force to replace it, or --as k-` + other + ` to keep both)`; err == nil || err.Error() != want {
 			t.Errorf("pull of the other arch over an install: %v\nwant %s", err, want)
 		}
 		if res, err := s.Pull(ctx, entry(other), PullOptions{Force: true}); err != nil || res.Manifest.Arch != other {

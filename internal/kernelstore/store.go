@@ -33,12 +33,15 @@ const ManifestFile = "manifest.json"
 
 // Manifest describes one installed kernel.
 type Manifest struct {
-	Name          string         `json:"name"`
-	Distro        string         `json:"distro"`
-	Arch          string         `json:"arch"`
-	KernelVersion string         `json:"kernel_version"`
-	Description   string         `json:"description"`
-	Source        string         `json:"source"`
+	Name          string `json:"name"`
+	Distro        string `json:"distro"`
+	Arch          string `json:"arch"`
+	KernelVersion string `json:"kernel_version"`
+	Description   string `json:"description"`
+	Source        string `json:"source"`
+	// CatalogName is the catalog entry's name when the kernel was pulled
+	// under another local name (PullOptions.As).
+	CatalogName   string         `json:"catalog_name,omitempty"`
 	URL           string         `json:"url,omitempty"`
 	TarballSHA256 string         `json:"tarball_sha256,omitempty"`
 	TarballSize   int64          `json:"tarball_size,omitempty"`
@@ -46,6 +49,18 @@ type Manifest struct {
 	Files         []archive.File `json:"files"`
 
 	dir string
+}
+
+// CatalogEntry is the name of the catalog entry the kernel was pulled
+// from ("" for an import).
+func (m *Manifest) CatalogEntry() string {
+	switch {
+	case m.Source != SourceCatalog:
+		return ""
+	case m.CatalogName != "":
+		return m.CatalogName
+	}
+	return m.Name
 }
 
 // Dir is the kernel's install directory.
