@@ -1,12 +1,17 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
 )
 
-func newCompletionCommand(_ *globalOptions) *cobra.Command {
+// completionOptions: completion has no flags.
+type completionOptions struct{}
+
+func newCompletionCommand(g *globalOptions) *cobra.Command {
+	var o completionOptions
 	return &cobra.Command{
 		Use:   "completion bash|zsh|fish",
 		Short: "Print a shell completion script",
@@ -16,16 +21,22 @@ func newCompletionCommand(_ *globalOptions) *cobra.Command {
 		Args:      exactArgs(1, "a shell name (bash, zsh or fish)"),
 		ValidArgs: []string{"bash", "zsh", "fish"},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			out := cmd.OutOrStdout()
-			switch args[0] {
-			case "bash":
-				return cmd.Root().GenBashCompletionV2(out, true)
-			case "zsh":
-				return cmd.Root().GenZshCompletion(out)
-			case "fish":
-				return cmd.Root().GenFishCompletion(out, true)
-			}
-			return &usageError{fmt.Errorf("unknown shell %q: choose bash, zsh or fish", args[0])}
+			return runCompletion(cmd.Context(), g, &o, args)
 		},
 	}
+}
+
+// runCompletion prints the script for a command tree built afresh: the
+// same tree the user runs.
+func runCompletion(_ context.Context, g *globalOptions, _ *completionOptions, args []string) error {
+	root := newRootCommand(g)
+	switch args[0] {
+	case "bash":
+		return root.GenBashCompletionV2(g.Stdout, true)
+	case "zsh":
+		return root.GenZshCompletion(g.Stdout)
+	case "fish":
+		return root.GenFishCompletion(g.Stdout, true)
+	}
+	return &usageError{fmt.Errorf("unknown shell %q: choose bash, zsh or fish", args[0])}
 }

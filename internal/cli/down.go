@@ -14,17 +14,17 @@ import (
 )
 
 type downOptions struct {
-	File    string
-	Force   bool
-	Timeout time.Duration
-	JSON    bool
+	file    string
+	force   bool
+	timeout time.Duration
+	json    bool
 }
 
-func (o *downOptions) AddFlags(f *pflag.FlagSet) {
-	addVMFileFlag(f, &o.File, vmfile.DefaultName, "the VM file")
-	f.BoolVar(&o.Force, "force", false, "kill the VMMs at once, without a graceful shutdown")
-	f.DurationVar(&o.Timeout, "timeout", vm.DefaultStopTimeout, "how long each guest may take to shut down before it is killed")
-	f.BoolVar(&o.JSON, "json", false, "print what was done as JSON")
+func (o *downOptions) addFlags(f *pflag.FlagSet) {
+	addVMFileFlag(f, &o.file, vmfile.DefaultName, "the VM file")
+	f.BoolVar(&o.force, "force", false, "kill the VMMs at once, without a graceful shutdown")
+	f.DurationVar(&o.timeout, "timeout", vm.DefaultStopTimeout, "how long each guest may take to shut down before it is killed")
+	f.BoolVar(&o.json, "json", false, "print what was done as JSON")
 }
 
 func newDownCommand(g *globalOptions) *cobra.Command {
@@ -47,7 +47,7 @@ against the host.
 			return runDown(cmd.Context(), g, &o, args)
 		},
 	}
-	o.AddFlags(cmd.Flags())
+	o.addFlags(cmd.Flags())
 	return cmd
 }
 
@@ -66,7 +66,7 @@ type downView struct {
 }
 
 func runDown(ctx context.Context, g *globalOptions, o *downOptions, _ []string) error {
-	file, err := loadVMFile(o.File, true)
+	file, err := loadVMFile(o.file, true)
 	if err != nil {
 		return err
 	}
@@ -82,18 +82,18 @@ func runDown(ctx context.Context, g *globalOptions, o *downOptions, _ []string) 
 			errs = append(errs, ctx.Err())
 			break
 		}
-		r, err := downOne(ctx, s, name, vm.StopOptions{Force: o.Force, Timeout: o.Timeout})
+		r, err := downOne(ctx, s, name, vm.StopOptions{Force: o.force, Timeout: o.timeout})
 		if err != nil {
 			errs = append(errs, err)
 			r.Error = err.Error()
 		}
 		found = found || r.Found
 		view.VMs = append(view.VMs, r)
-		if !o.JSON && err == nil {
+		if !o.json && err == nil {
 			fmt.Fprintf(g.Stdout, "%s: %s\n", name, downLine(r))
 		}
 	}
-	if o.JSON {
+	if o.json {
 		if err := writeJSON(g.Stdout, view); err != nil {
 			return err
 		}

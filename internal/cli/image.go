@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"context"
-
 	"github.com/spf13/cobra"
 
 	"github.com/thaloco/banger/internal/image"
@@ -24,23 +22,7 @@ guest needs; "banger image register" adds an ext4 file you made yourself.`,
 		newImageShowCommand(g),
 		newImageRmCommand(g),
 		newImageWarmCommand(g),
-		newVerifyCommand(g, "image", `  banger image verify
-  banger image verify golden --json`, `Re-hash the root filesystem of the named images (all of them without a
-name) and compare its size and sha256 with the image's manifest.`,
-			func(g *globalOptions) ([]string, error) {
-				s, err := g.imageStore()
-				if err != nil {
-					return nil, err
-				}
-				return listingNames(s.List())
-			},
-			func(ctx context.Context, g *globalOptions, name string) error {
-				s, err := g.imageStore()
-				if err != nil {
-					return err
-				}
-				return s.Verify(ctx, name)
-			}),
+		newImageVerifyCommand(g),
 	)
 	return cmd
 }

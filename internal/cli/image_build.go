@@ -22,7 +22,7 @@ type imageBuildOptions struct {
 	force     bool
 }
 
-func (o *imageBuildOptions) AddFlags(f *pflag.FlagSet) {
+func (o *imageBuildOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.fromImage, "from-image", "", "image to build from: a registry reference, oci:DIR[:TAG], docker-archive:FILE, or a path to either (required)")
 	f.StringVar(&o.name, "name", "", "name of the new image (required)")
 	f.StringVar(&o.kernelRef, "kernel-ref", imagebuild.DefaultKernel, "installed kernel the image boots with")
@@ -67,7 +67,7 @@ again takes seconds.`,
 			return runImageBuild(cmd.Context(), g, &opts, args)
 		},
 	}
-	opts.AddFlags(cmd.Flags())
+	opts.addFlags(cmd.Flags())
 	return cmd
 }
 

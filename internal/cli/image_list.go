@@ -10,8 +10,10 @@ import (
 	"github.com/thaloco/banger/internal/progress"
 )
 
+type imageListOptions struct{ json bool }
+
 func newImageListCommand(g *globalOptions) *cobra.Command {
-	var asJSON bool
+	var o imageListOptions
 	cmd := &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
@@ -19,11 +21,11 @@ func newImageListCommand(g *globalOptions) *cobra.Command {
 		Example: `  banger image list
   banger image list --json`,
 		Args: exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runImageList(cmd.Context(), asJSON, g, cmd.OutOrStdout())
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runImageList(cmd.Context(), g, &o, args)
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print as JSON")
 	return cmd
 }
 
@@ -39,7 +41,8 @@ type imageListJSON struct {
 	Broken     string `json:"broken,omitempty"`
 }
 
-func runImageList(_ context.Context, asJSON bool, g *globalOptions, w io.Writer) error {
+func runImageList(_ context.Context, g *globalOptions, o *imageListOptions, _ []string) error {
+	w := g.Stdout
 	store, err := g.imageStore()
 	if err != nil {
 		return err
@@ -48,7 +51,7 @@ func runImageList(_ context.Context, asJSON bool, g *globalOptions, w io.Writer)
 	if err != nil {
 		return err
 	}
-	if asJSON {
+	if o.json {
 		out := make([]imageListJSON, 0, len(ls))
 		for _, l := range ls {
 			out = append(out, toImageListJSON(l))

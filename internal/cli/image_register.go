@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -19,7 +18,7 @@ type imageRegisterOptions struct {
 	force     bool
 }
 
-func (o *imageRegisterOptions) AddFlags(f *pflag.FlagSet) {
+func (o *imageRegisterOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.name, "name", "", "name of the new image (required)")
 	f.StringVar(&o.rootfs, "rootfs", "", "ext4 root filesystem image file to copy in (required)")
 	f.StringVar(&o.kernelRef, "kernel-ref", "", "installed kernel the image boots with (required)")
@@ -38,20 +37,21 @@ only its data blocks, so sparse images stay sparse.`,
 		Example: `  banger image register --name void --rootfs ./void.ext4 --kernel-ref void-6.12
   banger image register --name void --rootfs ./void-new.ext4 --kernel-ref void-6.12 --force`,
 		Args: exactArgs(0, "no arguments (use --name, --rootfs and --kernel-ref)"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, req := range []struct{ flag, val string }{{"--name", opts.name}, {"--rootfs", opts.rootfs}, {"--kernel-ref", opts.kernelRef}} {
 				if req.val == "" {
 					return &usageError{fmt.Errorf("image register: %s is required (see \"banger image register --help\")", req.flag)}
 				}
 			}
-			return runImageRegister(cmd.Context(), opts, g, cmd.OutOrStdout())
+			return runImageRegister(cmd.Context(), g, &opts, args)
 		},
 	}
-	opts.AddFlags(cmd.Flags())
+	opts.addFlags(cmd.Flags())
 	return cmd
 }
 
-func runImageRegister(ctx context.Context, opts imageRegisterOptions, g *globalOptions, w io.Writer) error {
+func runImageRegister(ctx context.Context, g *globalOptions, opts *imageRegisterOptions, _ []string) error {
+	w := g.Stdout
 	store, err := g.imageStore()
 	if err != nil {
 		return err

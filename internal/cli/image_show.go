@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -12,8 +11,10 @@ import (
 	"github.com/thaloco/banger/internal/progress"
 )
 
+type imageShowOptions struct{ json bool }
+
 func newImageShowCommand(g *globalOptions) *cobra.Command {
-	var asJSON bool
+	var o imageShowOptions
 	cmd := &cobra.Command{
 		Use:   "show NAME",
 		Short: "Show an image's manifest: kernel, rootfs hash, where it came from",
@@ -21,10 +22,10 @@ func newImageShowCommand(g *globalOptions) *cobra.Command {
   banger image show golden --json`,
 		Args: exactArgs(1, "an image name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runImageShow(cmd.Context(), asJSON, g, args[0], cmd.OutOrStdout())
+			return runImageShow(cmd.Context(), g, &o, args)
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the manifest as JSON")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print the manifest as JSON")
 	return cmd
 }
 
@@ -35,7 +36,8 @@ type imageShowJSON struct {
 	DiskUsage  int64  `json:"disk_usage"`
 }
 
-func runImageShow(_ context.Context, asJSON bool, g *globalOptions, name string, w io.Writer) error {
+func runImageShow(_ context.Context, g *globalOptions, o *imageShowOptions, args []string) error {
+	name, w := args[0], g.Stdout
 	store, err := g.imageStore()
 	if err != nil {
 		return err
@@ -44,7 +46,7 @@ func runImageShow(_ context.Context, asJSON bool, g *globalOptions, name string,
 	if err != nil {
 		return err
 	}
-	if asJSON {
+	if o.json {
 		return writeJSON(w, imageShowJSON{Manifest: m, RootfsPath: m.RootfsPath(), DiskUsage: m.DiskUsage()})
 	}
 	kv := newTable(w, "Name:", m.Name)

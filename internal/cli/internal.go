@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,21 +13,33 @@ import (
 
 // newInternalCommand holds the commands banger runs itself, in processes
 // of their own; they are hidden from help and completion.
-func newInternalCommand() *cobra.Command {
+func newInternalCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:    "internal",
 		Short:  "Commands banger runs itself",
 		Hidden: true,
 	}
-	cmd.AddCommand(&cobra.Command{
+	cmd.AddCommand(newInternalConsoleRelayCommand(g))
+	return cmd
+}
+
+// internalConsoleRelayOptions: console-relay has no flags.
+type internalConsoleRelayOptions struct{}
+
+func newInternalConsoleRelayCommand(g *globalOptions) *cobra.Command {
+	var o internalConsoleRelayOptions
+	return &cobra.Command{
 		Use:   "console-relay LOG",
 		Short: "Serve a Firecracker VM's console (started by banger with the descriptors it needs)",
 		Args:  exactArgs(1, "the console log path"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return consolerelay.Main(cmd.Context(), args[0])
+			return runInternalConsoleRelay(cmd.Context(), g, &o, args)
 		},
-	})
-	return cmd
+	}
+}
+
+func runInternalConsoleRelay(ctx context.Context, _ *globalOptions, _ *internalConsoleRelayOptions, args []string) error {
+	return consolerelay.Main(ctx, args[0])
 }
 
 // consoleRelayCommand is how banger runs its console relay: this very

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"syscall"
@@ -28,25 +27,7 @@ downloads; "banger kernel import" installs one you built yourself.`,
 		newKernelImportCommand(g),
 		newKernelShowCommand(g),
 		newKernelRmCommand(g),
-		newVerifyCommand(g, "kernel", `  banger kernel verify
-  banger kernel verify generic-6.12 --json`, `Re-read every file of the named installed kernels (all of them without
-a name) and compare each with the kernel's manifest: type, mode, size,
-sha256, symlink targets, and no file the manifest does not list.
-"banger vm start" checks the vmlinux of the kernel it boots the same way.`,
-			func(g *globalOptions) ([]string, error) {
-				s, err := g.kernelStore()
-				if err != nil {
-					return nil, err
-				}
-				return listingNames(s.List())
-			},
-			func(ctx context.Context, g *globalOptions, name string) error {
-				s, err := g.kernelStore()
-				if err != nil {
-					return err
-				}
-				return s.Verify(ctx, name)
-			}),
+		newKernelVerifyCommand(g),
 	)
 	return cmd
 }

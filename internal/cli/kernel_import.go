@@ -20,7 +20,7 @@ type kernelImportOptions struct {
 	force         bool
 }
 
-func (o *kernelImportOptions) AddFlags(f *pflag.FlagSet) {
+func (o *kernelImportOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.from, "from", "", "directory holding vmlinux and optionally initrd.img and modules/ (required)")
 	f.StringVar(&o.distro, "distro", "", "distribution the kernel belongs to, e.g. generic (required)")
 	f.StringVar(&o.arch, "arch", "", "architecture: x86_64 or arm64 (aarch64 and amd64 are accepted; required)")
@@ -46,7 +46,7 @@ func newKernelImportCommand(g *globalOptions) *cobra.Command {
 			return runKernelImport(cmd.Context(), g, &opts, args)
 		},
 	}
-	opts.AddFlags(cmd.Flags())
+	opts.addFlags(cmd.Flags())
 	return cmd
 }
 

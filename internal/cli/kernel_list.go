@@ -19,7 +19,7 @@ type kernelListOptions struct {
 	arch      string // only this architecture ("" all); canonical once run
 }
 
-func (o *kernelListOptions) AddFlags(f *pflag.FlagSet) {
+func (o *kernelListOptions) addFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.available, "available", false, "list the catalog instead, marking what is installed or outdated")
 	f.BoolVar(&o.json, "json", false, "print as JSON")
 	f.StringVar(&o.arch, "arch", "", "list only kernels for this architecture: x86_64 or arm64 (aarch64 and amd64 are accepted)")
@@ -50,7 +50,7 @@ func newKernelListCommand(g *globalOptions) *cobra.Command {
 			return runKernelList(cmd.Context(), g, &opts, args)
 		},
 	}
-	opts.AddFlags(cmd.Flags())
+	opts.addFlags(cmd.Flags())
 	return cmd
 }
 

@@ -19,7 +19,7 @@ type kernelPullOptions struct {
 	force bool
 }
 
-func (o *kernelPullOptions) AddFlags(f *pflag.FlagSet) {
+func (o *kernelPullOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.arch, "arch", "", "architecture to pull: x86_64 or arm64 (default: this host's)")
 	f.StringVar(&o.as, "as", "", "install under this name instead of the catalog's (e.g. to keep both arches of one kernel)")
 	f.BoolVar(&o.force, "force", false, "download and reinstall even if the same bundle is installed")
@@ -38,7 +38,7 @@ func newKernelPullCommand(g *globalOptions) *cobra.Command {
 			return runKernelPull(cmd.Context(), g, &opts, args)
 		},
 	}
-	opts.AddFlags(cmd.Flags())
+	opts.addFlags(cmd.Flags())
 	return cmd
 }
 

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
 
 	"github.com/spf13/cobra"
 
@@ -11,8 +10,10 @@ import (
 	"github.com/thaloco/banger/internal/progress"
 )
 
+type kernelShowOptions struct{ json bool }
+
 func newKernelShowCommand(g *globalOptions) *cobra.Command {
-	var asJSON bool
+	var o kernelShowOptions
 	cmd := &cobra.Command{
 		Use:   "show NAME",
 		Short: "Show an installed kernel's manifest: files, hashes, source",
@@ -20,10 +21,10 @@ func newKernelShowCommand(g *globalOptions) *cobra.Command {
   banger kernel show generic-6.12 --json`,
 		Args: exactArgs(1, "a kernel name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runKernelShow(cmd.Context(), asJSON, g, args[0], cmd.OutOrStdout())
+			return runKernelShow(cmd.Context(), g, &o, args)
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the manifest as JSON")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print the manifest as JSON")
 	return cmd
 }
 
@@ -33,7 +34,8 @@ type kernelShowJSON struct {
 	Dir string `json:"dir"`
 }
 
-func runKernelShow(_ context.Context, asJSON bool, g *globalOptions, name string, w io.Writer) error {
+func runKernelShow(_ context.Context, g *globalOptions, o *kernelShowOptions, args []string) error {
+	name, w := args[0], g.Stdout
 	store, err := g.kernelStore()
 	if err != nil {
 		return err
@@ -42,7 +44,7 @@ func runKernelShow(_ context.Context, asJSON bool, g *globalOptions, name string
 	if err != nil {
 		return err
 	}
-	if asJSON {
+	if o.json {
 		return writeJSON(w, kernelShowJSON{Manifest: m, Dir: m.Dir()})
 	}
 	kv := newTable(w, "Name:", m.Name)

@@ -60,7 +60,7 @@ QEMU's microvm machine.`,
 		newUpCommand(g),
 		newDownCommand(g),
 		newSnapshotCommand(g),
-		newInternalCommand(),
+		newInternalCommand(g),
 	)
 	finishTree(root)
 	return root

@@ -15,15 +15,15 @@ import (
 )
 
 type upOptions struct {
-	File    string
-	Timeout time.Duration
-	JSON    bool
+	file    string
+	timeout time.Duration
+	json    bool
 }
 
-func (o *upOptions) AddFlags(f *pflag.FlagSet) {
-	addVMFileFlag(f, &o.File, vmfile.DefaultName, "the VM file")
-	f.DurationVar(&o.Timeout, "timeout", vm.DefaultReadyTimeout, "how long to wait for each guest to be ready")
-	f.BoolVar(&o.JSON, "json", false, "print what was done as JSON")
+func (o *upOptions) addFlags(f *pflag.FlagSet) {
+	addVMFileFlag(f, &o.file, vmfile.DefaultName, "the VM file")
+	f.DurationVar(&o.timeout, "timeout", vm.DefaultReadyTimeout, "how long to wait for each guest to be ready")
+	f.BoolVar(&o.json, "json", false, "print what was done as JSON")
 }
 
 func newUpCommand(g *globalOptions) *cobra.Command {
@@ -50,7 +50,7 @@ difference; "banger vm rm --force NAME" and "banger up" recreate it.
 			return runUp(cmd.Context(), g, &o, args)
 		},
 	}
-	o.AddFlags(cmd.Flags())
+	o.addFlags(cmd.Flags())
 	return cmd
 }
 
@@ -78,7 +78,7 @@ type upStep struct {
 }
 
 func runUp(ctx context.Context, g *globalOptions, o *upOptions, _ []string) error {
-	file, err := loadVMFile(o.File, true)
+	file, err := loadVMFile(o.file, true)
 	if err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func runUp(ctx context.Context, g *globalOptions, o *upOptions, _ []string) erro
 			errs = append(errs, ctx.Err())
 			break
 		}
-		r, err := upOne(ctx, s, st, o.Timeout, home)
+		r, err := upOne(ctx, s, st, o.timeout, home)
 		if err != nil {
 			errs = append(errs, err)
 			r.Error = err.Error()
@@ -123,14 +123,14 @@ func runUp(ctx context.Context, g *globalOptions, o *upOptions, _ []string) erro
 				r.Name, strings.Join(r.Differences, ", "), r.Name)
 		}
 		switch {
-		case o.JSON:
+		case o.json:
 		case err == nil:
 			fmt.Fprintf(g.Stdout, "%s: %s\n", r.Name, upLine(r))
 		case r.Created:
 			fmt.Fprintf(g.Stdout, "%s: created, but its start failed (below); \"banger up\" tries again\n", r.Name)
 		}
 	}
-	if o.JSON {
+	if o.json {
 		if err := writeJSON(g.Stdout, view); err != nil {
 			return err
 		}

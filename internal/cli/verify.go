@@ -9,9 +9,6 @@ import (
 	"github.com/thaloco/banger/internal/stagedir"
 )
 
-// verifyOptions are the flags of kernel verify and image verify.
-type verifyOptions struct{ json bool }
-
 // verifyView is one line of `kernel verify --json` / `image verify --json`.
 type verifyView struct {
 	Name  string `json:"name"`
@@ -19,12 +16,10 @@ type verifyView struct {
 	Error string `json:"error,omitempty"`
 }
 
-// newVerifyCommand builds "kernel verify" or "image verify": kind names
-// the things verified ("kernel", "image"), list names every installed one
-// (for no arguments), verify checks one.
-func newVerifyCommand(g *globalOptions, kind, example string, long string,
-	list func(g *globalOptions) ([]string, error), verify func(ctx context.Context, g *globalOptions, name string) error) *cobra.Command {
-	var o verifyOptions
+// newVerifyCommand builds the cobra command of "kernel verify" or "image
+// verify": kind names the things verified ("kernel", "image"), json is
+// where --json goes.
+func newVerifyCommand(kind, example, long string, json *bool, runE func(*cobra.Command, []string) error) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify [NAME...]",
 		Short: fmt.Sprintf("Re-hash installed %ss against their manifests", kind),
@@ -33,26 +28,27 @@ func newVerifyCommand(g *globalOptions, kind, example string, long string,
 something does not (each is named on stderr, or in the JSON), 2 on a
 usage error, 130 when interrupted.`},
 		Example: example,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runVerify(cmd.Context(), g, &o, args, kind, list, verify)
-		},
+		RunE:    runE,
 	}
-	cmd.Flags().BoolVar(&o.json, "json", false, "print one object per "+kind+" (name, ok, error) as a JSON array")
+	cmd.Flags().BoolVar(json, "json", false, "print one object per "+kind+" (name, ok, error) as a JSON array")
 	return cmd
 }
 
-func runVerify(ctx context.Context, g *globalOptions, o *verifyOptions, names []string, kind string,
-	list func(g *globalOptions) ([]string, error), verify func(ctx context.Context, g *globalOptions, name string) error) error {
+// verifyEach checks each named kind with verify, every installed one
+// (list) when names is empty, and reports them all; any mismatch makes
+// the exit status 1.
+func verifyEach(ctx context.Context, g *globalOptions, asJSON bool, kind string, names []string,
+	list func() ([]string, error), verify func(ctx context.Context, name string) error) error {
 	if len(names) == 0 {
 		var err error
-		if names, err = list(g); err != nil {
+		if names, err = list(); err != nil {
 			return err
 		}
 	}
 	views := []verifyView{}
 	bad := 0
 	for _, name := range names {
-		err := verify(ctx, g, name)
+		err := verify(ctx, name)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -63,7 +59,7 @@ func runVerify(ctx context.Context, g *globalOptions, o *verifyOptions, names []
 		}
 		views = append(views, v)
 	}
-	if o.json {
+	if asJSON {
 		if err := writeJSON(g.Stdout, views); err != nil {
 			return err
 		}

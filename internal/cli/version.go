@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -19,24 +20,37 @@ func versionString() string {
 	return v
 }
 
+type versionOptions struct{ json bool }
+
 func newVersionCommand(g *globalOptions) *cobra.Command {
-	var asJSON bool
+	var o versionOptions
 	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print banger's version",
 		Example: `  banger version
   banger version --json`,
 		Args: exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), map[string]string{
-					"version": versionString(), "go": runtime.Version(), "os": runtime.GOOS, "arch": runtime.GOARCH,
-				})
-			}
-			_, err := fmt.Fprintf(cmd.OutOrStdout(), "banger %s (%s, %s/%s)\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-			return err
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runVersion(cmd.Context(), g, &o, args)
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print as JSON")
 	return cmd
+}
+
+// versionView is `version --json`.
+type versionView struct {
+	Version string `json:"version"`
+	Go      string `json:"go"`
+	OS      string `json:"os"`
+	Arch    string `json:"arch"`
+}
+
+func runVersion(_ context.Context, g *globalOptions, o *versionOptions, _ []string) error {
+	v := versionView{Version: versionString(), Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
+	if o.json {
+		return writeJSON(g.Stdout, v)
+	}
+	_, err := fmt.Fprintf(g.Stdout, "banger %s (%s, %s/%s)\n", v.Version, v.Go, v.OS, v.Arch)
+	return err
 }

@@ -9,7 +9,11 @@ import (
 	"github.com/thaloco/banger/internal/guest"
 )
 
+// vmConsoleOptions: vm console has no flags.
+type vmConsoleOptions struct{}
+
 func newVMConsoleCommand(g *globalOptions) *cobra.Command {
+	var o vmConsoleOptions
 	return &cobra.Command{
 		Use:   "console NAME",
 		Short: "Attach to a running VM's serial console (detach with Ctrl-])",
@@ -20,12 +24,13 @@ The session also ends when the VM stops. One session at a time.`,
 		Args:              exactArgs(1, "a VM name"),
 		ValidArgsFunction: completeVMNames(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runVMConsole(cmd.Context(), g, args[0])
+			return runVMConsole(cmd.Context(), g, &o, args)
 		},
 	}
 }
 
-func runVMConsole(ctx context.Context, g *globalOptions, name string) error {
+func runVMConsole(ctx context.Context, g *globalOptions, _ *vmConsoleOptions, args []string) error {
+	name := args[0]
 	s, err := g.vmStore()
 	if err != nil {
 		return err

@@ -13,23 +13,23 @@ import (
 
 // vmCreateOptions are the flags that describe a new VM (vm create, vm run).
 type vmCreateOptions struct {
-	Image, Kernel, Rootfs string
-	Arch                  string
-	CPUs                  int
-	MemoryMiB             int
-	DiskSize              int64
-	VMM, Net              string
-	HostAccess            string
-	Jailer                bool
-	Forwards              []vm.Forward
-	KernelArgs            string
-	Ready, ReadyMarker    string
-	Snapshot              string
-	Cold                  bool
-	Mounts                []vm.Mount
-	CopyIns               []vm.CopyIn
-	InitScript, Hostname  string
-	SSHKeys               []string
+	image, kernel, rootfs string
+	arch                  string
+	cpus                  int
+	memoryMiB             int
+	diskSize              int64
+	vmm, net              string
+	hostAccess            string
+	jailer                bool
+	forwards              []vm.Forward
+	kernelArgs            string
+	ready, readyMarker    string
+	snapshot              string
+	cold                  bool
+	mounts                []vm.Mount
+	copyIns               []vm.CopyIn
+	initScript, hostname  string
+	sshKeys               []string
 	// file is vm create -f: the VM file to read instead of the flags.
 	file string
 	// cpusSet and memorySet say whether --cpus and --memory were given
@@ -42,37 +42,37 @@ func (o *vmCreateOptions) noteChanged(f *pflag.FlagSet) {
 	o.cpusSet, o.memorySet = f.Changed("cpus"), f.Changed("memory")
 }
 
-func (o *vmCreateOptions) AddFlags(f *pflag.FlagSet, withImage bool) {
+func (o *vmCreateOptions) addFlags(f *pflag.FlagSet, withImage bool) {
 	if withImage {
-		f.StringVar(&o.Image, "image", "", "image to create the VM from (see \"banger image list\")")
+		f.StringVar(&o.image, "image", "", "image to create the VM from (see \"banger image list\")")
 	}
-	f.StringVar(&o.Kernel, "kernel", "", "installed kernel to boot (default: the image's kernel)")
-	f.StringVar(&o.Rootfs, "rootfs", "", "ext4 file to copy as the root disk instead of an image (needs --kernel)")
-	f.StringVar(&o.Arch, "arch", "", "guest architecture: x86_64 or arm64, aarch64 and amd64 accepted (default: the image's, else the kernel's)")
-	f.IntVar(&o.CPUs, "cpus", vm.DefaultCPUs, "number of vCPUs")
-	o.MemoryMiB = vm.DefaultMemoryMiB
-	f.Var(memoryValue{&o.MemoryMiB}, "memory", "memory size, e.g. 512M or 2G")
-	f.Var(sizeValue{&o.DiskSize}, "disk-size", "grow the VM's disk to this size, e.g. 4G (default: the image's size)")
-	f.BoolVar(&o.Jailer, "jailer", false, "run Firecracker through its jailer (chroot under <state>/jail, as $BANGER_JAILER_UID:$BANGER_JAILER_GID, default 64000:64000)")
-	f.StringVar(&o.VMM, "vmm", "", "VMM: qemu, firecracker or auto (default $BANGER_VMM, else auto: firecracker when installed and KVM is usable)")
-	f.StringVar(&o.Net, "net", "", "network: user (QEMU's user-mode network, the QEMU default), tap (the Firecracker default) or none")
-	f.Var(hostAccessValue{&o.HostAccess}, "host-access", hostAccessUsage)
-	f.VarP(forwardsValue{&o.Forwards}, "publish", "p", "forward a host port to the guest: [IPV4:]HOSTPORT:GUESTPORT[/udp], host address 127.0.0.1 unless given (user networking; repeatable)")
-	f.StringVar(&o.KernelArgs, "kernel-args", "", "extra kernel command-line arguments")
-	f.StringVar(&o.Ready, "ready", "auto", "when the guest counts as ready: ssh (its SSH server answers), console (a line on its console) or auto (ssh if the disk has sshd or dropbear and the VM a network)")
-	f.StringVar(&o.Snapshot, "snapshot", "", "restore this snapshot at the first start instead of booting (see \"banger snapshot list\")")
-	f.BoolVar(&o.Cold, "cold", false, "boot even if the image has a matching warm snapshot (see \"banger image warm\")")
-	f.StringVar(&o.ReadyMarker, "ready-marker", "", "console text that means ready (implies --ready console; default: the kernel starting init)")
+	f.StringVar(&o.kernel, "kernel", "", "installed kernel to boot (default: the image's kernel)")
+	f.StringVar(&o.rootfs, "rootfs", "", "ext4 file to copy as the root disk instead of an image (needs --kernel)")
+	f.StringVar(&o.arch, "arch", "", "guest architecture: x86_64 or arm64, aarch64 and amd64 accepted (default: the image's, else the kernel's)")
+	f.IntVar(&o.cpus, "cpus", vm.DefaultCPUs, "number of vCPUs")
+	o.memoryMiB = vm.DefaultMemoryMiB
+	f.Var(memoryValue{&o.memoryMiB}, "memory", "memory size, e.g. 512M or 2G")
+	f.Var(sizeValue{&o.diskSize}, "disk-size", "grow the VM's disk to this size, e.g. 4G (default: the image's size)")
+	f.BoolVar(&o.jailer, "jailer", false, "run Firecracker through its jailer (chroot under <state>/jail, as $BANGER_JAILER_UID:$BANGER_JAILER_GID, default 64000:64000)")
+	f.StringVar(&o.vmm, "vmm", "", "VMM: qemu, firecracker or auto (default $BANGER_VMM, else auto: firecracker when installed and KVM is usable)")
+	f.StringVar(&o.net, "net", "", "network: user (QEMU's user-mode network, the QEMU default), tap (the Firecracker default) or none")
+	f.Var(hostAccessValue{&o.hostAccess}, "host-access", hostAccessUsage)
+	f.VarP(forwardsValue{&o.forwards}, "publish", "p", "forward a host port to the guest: [IPV4:]HOSTPORT:GUESTPORT[/udp], host address 127.0.0.1 unless given (user networking; repeatable)")
+	f.StringVar(&o.kernelArgs, "kernel-args", "", "extra kernel command-line arguments")
+	f.StringVar(&o.ready, "ready", "auto", "when the guest counts as ready: ssh (its SSH server answers), console (a line on its console) or auto (ssh if the disk has sshd or dropbear and the VM a network)")
+	f.StringVar(&o.snapshot, "snapshot", "", "restore this snapshot at the first start instead of booting (see \"banger snapshot list\")")
+	f.BoolVar(&o.cold, "cold", false, "boot even if the image has a matching warm snapshot (see \"banger image warm\")")
+	f.StringVar(&o.readyMarker, "ready-marker", "", "console text that means ready (implies --ready console; default: the kernel starting init)")
 	o.addSetupFlags(f)
 }
 
 // options turns the flags into vm.CreateOptions.
 func (o *vmCreateOptions) options(name string) (vm.CreateOptions, error) {
 	c := vm.CreateOptions{
-		Name: name, Image: o.Image, Kernel: o.Kernel, Rootfs: o.Rootfs, Arch: o.Arch, CPUs: o.CPUs, MemoryMiB: o.MemoryMiB, DiskSize: o.DiskSize,
-		VMM: o.VMM, Jailer: o.Jailer, Net: o.Net, HostAccess: o.HostAccess, KernelArgs: o.KernelArgs, Ready: o.Ready, ReadyMarker: o.ReadyMarker,
-		Snapshot: o.Snapshot, Cold: o.Cold,
-		Mounts: o.Mounts, CopyIns: o.CopyIns, InitScript: o.InitScript, SSHKeys: o.SSHKeys, Hostname: o.Hostname,
+		Name: name, Image: o.image, Kernel: o.kernel, Rootfs: o.rootfs, Arch: o.arch, CPUs: o.cpus, MemoryMiB: o.memoryMiB, DiskSize: o.diskSize,
+		VMM: o.vmm, Jailer: o.jailer, Net: o.net, HostAccess: o.hostAccess, KernelArgs: o.kernelArgs, Ready: o.ready, ReadyMarker: o.readyMarker,
+		Snapshot: o.snapshot, Cold: o.cold,
+		Mounts: o.mounts, CopyIns: o.copyIns, InitScript: o.initScript, SSHKeys: o.sshKeys, Hostname: o.hostname,
 	}
 	if !o.cpusSet {
 		c.CPUs = 0
@@ -80,7 +80,7 @@ func (o *vmCreateOptions) options(name string) (vm.CreateOptions, error) {
 	if !o.memorySet {
 		c.MemoryMiB = 0
 	}
-	c.Forwards = o.Forwards
+	c.Forwards = o.forwards
 	return c, nil
 }
 
@@ -115,7 +115,7 @@ or a file with vms: (see "banger up --help"), NAME choosing the VM.`,
 			return runVMCreate(cmd.Context(), g, &o, args)
 		},
 	}
-	o.AddFlags(cmd.Flags(), true)
+	o.addFlags(cmd.Flags(), true)
 	addVMFileFlag(cmd.Flags(), &o.file, "", "create the VM a VM file describes (YAML; see \"banger up --help\")")
 	return cmd
 }

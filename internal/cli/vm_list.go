@@ -1,15 +1,17 @@
 package cli
 
 import (
+	"context"
 	"fmt"
-	"io"
 	"strconv"
 
 	"github.com/spf13/cobra"
 )
 
+type vmListOptions struct{ json bool }
+
 func newVMListCommand(g *globalOptions) *cobra.Command {
-	var asJSON bool
+	var o vmListOptions
 	cmd := &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
@@ -20,15 +22,16 @@ reason from its console log, and its stale pid and sockets are cleaned up.`,
 		Example: `  banger vm list
   banger vm list --json`,
 		Args: exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runVMList(g, asJSON, cmd.OutOrStdout())
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runVMList(cmd.Context(), g, &o, args)
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print as JSON")
 	return cmd
 }
 
-func runVMList(g *globalOptions, asJSON bool, w io.Writer) error {
+func runVMList(_ context.Context, g *globalOptions, o *vmListOptions, _ []string) error {
+	w := g.Stdout
 	s, err := g.vmStore()
 	if err != nil {
 		return err
@@ -41,7 +44,7 @@ func runVMList(g *globalOptions, asJSON bool, w io.Writer) error {
 	for _, l := range ls {
 		views = append(views, viewOf(l))
 	}
-	if asJSON {
+	if o.json {
 		return writeJSON(w, views)
 	}
 	if len(ls) == 0 {

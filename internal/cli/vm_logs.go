@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
 )
 
+type vmLogsOptions struct{ follow bool }
+
 func newVMLogsCommand(g *globalOptions) *cobra.Command {
-	var follow bool
+	var o vmLogsOptions
 	cmd := &cobra.Command{
 		Use:   "logs NAME",
 		Short: "Print a VM's serial console log",
@@ -17,13 +21,17 @@ stops.`,
 		Args:              exactArgs(1, "a VM name"),
 		ValidArgsFunction: completeVMNames(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.vmStore()
-			if err != nil {
-				return err
-			}
-			return s.Logs(cmd.Context(), args[0], cmd.OutOrStdout(), follow)
+			return runVMLogs(cmd.Context(), g, &o, args)
 		},
 	}
-	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output until the VM stops")
+	cmd.Flags().BoolVarP(&o.follow, "follow", "f", false, "keep printing new output until the VM stops")
 	return cmd
+}
+
+func runVMLogs(ctx context.Context, g *globalOptions, o *vmLogsOptions, args []string) error {
+	s, err := g.vmStore()
+	if err != nil {
+		return err
+	}
+	return s.Logs(ctx, args[0], g.Stdout, o.follow)
 }

@@ -3,17 +3,21 @@ package cli
 import (
 	"context"
 	"errors"
-	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/thaloco/banger/internal/vm"
 )
 
+type vmRestartOptions struct {
+	force       bool
+	stopTimeout time.Duration
+	start       vmStartOptions
+}
+
 func newVMRestartCommand(g *globalOptions) *cobra.Command {
-	var stop vm.StopOptions
-	var start vm.StartOptions
-	var timing bool
+	var o vmRestartOptions
 	cmd := &cobra.Command{
 		Use:               "restart NAME...",
 		Short:             "Stop VMs (if running) and start them again",
@@ -21,28 +25,27 @@ func newVMRestartCommand(g *globalOptions) *cobra.Command {
 		Args:              minArgs(1, "at least one VM name"),
 		ValidArgsFunction: completeVMNames(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runVMRestart(cmd.Context(), g, args, stop, start, timing, cmd.OutOrStdout())
+			return runVMRestart(cmd.Context(), g, &o, args)
 		},
 	}
-	cmd.Flags().BoolVar(&stop.Force, "force", false, "kill the VMM at once instead of shutting the guest down")
-	cmd.Flags().DurationVar(&stop.Timeout, "stop-timeout", vm.DefaultStopTimeout, "how long the guest may take to shut down before it is killed")
-	cmd.Flags().DurationVar(&start.Timeout, "timeout", vm.DefaultReadyTimeout, "how long to wait for the guest to be ready")
-	cmd.Flags().BoolVar(&timing, "timing", false, "print the boot timings")
+	cmd.Flags().BoolVar(&o.force, "force", false, "kill the VMM at once instead of shutting the guest down")
+	cmd.Flags().DurationVar(&o.stopTimeout, "stop-timeout", vm.DefaultStopTimeout, "how long the guest may take to shut down before it is killed")
+	o.start.addFlags(cmd.Flags())
 	return cmd
 }
 
-func runVMRestart(ctx context.Context, g *globalOptions, names []string, stop vm.StopOptions, start vm.StartOptions, timing bool, w io.Writer) error {
+func runVMRestart(ctx context.Context, g *globalOptions, o *vmRestartOptions, names []string) error {
 	s, err := g.vmStore()
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, name := range names {
-		if _, err := s.Stop(ctx, name, stop); err != nil {
+		if _, err := s.Stop(ctx, name, vm.StopOptions{Force: o.force, Timeout: o.stopTimeout}); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if err := runVMStart(ctx, g, []string{name}, start, timing, w); err != nil {
+		if err := startEach(ctx, g.Stdout, s, &o.start, []string{name}); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -2,13 +2,14 @@ package cli
 
 import (
 	"context"
-	"io"
 
 	"github.com/spf13/cobra"
 )
 
+type vmRmOptions struct{ force bool }
+
 func newVMRmCommand(g *globalOptions) *cobra.Command {
-	var force bool
+	var o vmRmOptions
 	cmd := &cobra.Command{
 		Use:     "rm NAME...",
 		Aliases: []string{"remove"},
@@ -22,17 +23,17 @@ its VMM first (no VMM is left running).`,
 		Args:              minArgs(1, "at least one VM name"),
 		ValidArgsFunction: completeVMNames(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runVMRm(cmd.Context(), g, args, force, cmd.OutOrStdout())
+			return runVMRm(cmd.Context(), g, &o, args)
 		},
 	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "remove running (or broken) VMs too, killing their VMM")
+	cmd.Flags().BoolVarP(&o.force, "force", "f", false, "remove running (or broken) VMs too, killing their VMM")
 	return cmd
 }
 
-func runVMRm(ctx context.Context, g *globalOptions, names []string, force bool, w io.Writer) error {
+func runVMRm(ctx context.Context, g *globalOptions, o *vmRmOptions, names []string) error {
 	s, err := g.vmStore()
 	if err != nil {
 		return err
 	}
-	return removeEach(ctx, w, "VM", names, force, s.Remove)
+	return removeEach(ctx, g.Stdout, "VM", names, o.force, s.Remove)
 }

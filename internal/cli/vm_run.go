@@ -45,7 +45,7 @@ off, or you detach. A start that is interrupted (Ctrl-C) leaves no VM.`,
 				pos = args[:dash]
 			}
 			want := 1
-			if o.create.Rootfs != "" || o.create.Snapshot != "" {
+			if o.create.rootfs != "" || o.create.snapshot != "" {
 				want = 0
 			}
 			if len(pos) != want {
@@ -63,7 +63,7 @@ off, or you detach. A start that is interrupted (Ctrl-C) leaves no VM.`,
 				args = args[:dash]
 			}
 			if len(args) == 1 {
-				o.create.Image = args[0]
+				o.create.image = args[0]
 			}
 			o.create.noteChanged(cmd.Flags())
 			return runVMRun(cmd.Context(), g, &o, command)
@@ -74,16 +74,16 @@ off, or you detach. A start that is interrupted (Ctrl-C) leaves no VM.`,
 	f.BoolVar(&o.rm, "rm", false, "remove the VM when the command ends, the guest powers off, or you detach")
 	f.DurationVar(&o.timeout, "timeout", vm.DefaultReadyTimeout, "how long to wait for the guest to be ready")
 	f.BoolVar(&o.timing, "timing", false, "print the boot timings (on stderr)")
-	o.create.AddFlags(f, false)
+	o.create.addFlags(f, false)
 	return cmd
 }
 
 func runVMRun(ctx context.Context, g *globalOptions, o *vmRunOptions, command []string) error {
 	name := o.name
 	if name == "" {
-		base := o.create.Image
+		base := o.create.image
 		if base == "" {
-			base = o.create.Snapshot
+			base = o.create.snapshot
 		}
 		name = defaultRunName(base)
 	}

@@ -97,9 +97,9 @@ func (initScriptValue) Type() string { return "file" }
 
 // addSetupFlags adds the flags of the setup a VM gets over SSH.
 func (o *vmCreateOptions) addSetupFlags(f *pflag.FlagSet) {
-	f.Var(listValue[vm.Mount]{&o.Mounts, vm.ParseMount, "host:guest[:ro]"}, "mount", "share a host directory with the guest over virtio-9p, mounted at GUESTDIR at every start, read-only with :ro (QEMU; repeatable)")
-	f.Var(listValue[vm.CopyIn]{&o.CopyIns, vm.ParseCopyIn, "host:guest"}, "copy-in", "copy a host directory into a read-only drive the guest mounts at GUESTDIR (made once, at create; repeatable)")
-	f.Var(initScriptValue{&o.InitScript}, "init-script", "run this script as root in the guest at its first start, before it counts as ready (copied at create)")
-	f.Var(sshKeysValue{&o.SSHKeys}, "ssh-key", "add the public keys in this file (e.g. ~/.ssh/id_ed25519.pub) to root's authorized_keys (repeatable)")
-	f.StringVar(&o.Hostname, "hostname", "", "the guest's hostname (default: the VM's name after a restore, else the image's)")
+	f.Var(listValue[vm.Mount]{&o.mounts, vm.ParseMount, "host:guest[:ro]"}, "mount", "share a host directory with the guest over virtio-9p, mounted at GUESTDIR at every start, read-only with :ro (QEMU; repeatable)")
+	f.Var(listValue[vm.CopyIn]{&o.copyIns, vm.ParseCopyIn, "host:guest"}, "copy-in", "copy a host directory into a read-only drive the guest mounts at GUESTDIR (made once, at create; repeatable)")
+	f.Var(initScriptValue{&o.initScript}, "init-script", "run this script as root in the guest at its first start, before it counts as ready (copied at create)")
+	f.Var(sshKeysValue{&o.sshKeys}, "ssh-key", "add the public keys in this file (e.g. ~/.ssh/id_ed25519.pub) to root's authorized_keys (repeatable)")
+	f.StringVar(&o.hostname, "hostname", "", "the guest's hostname (default: the VM's name after a restore, else the image's)")
 }

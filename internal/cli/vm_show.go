@@ -29,15 +29,15 @@ is the one banger ran (for QEMU, runnable by hand).`,
 			return runVMShow(cmd.Context(), g, &o, args)
 		},
 	}
-	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print as JSON")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print as JSON")
 	return cmd
 }
 
 // vmShowOptions are vm show's flags.
-type vmShowOptions struct{ asJSON bool }
+type vmShowOptions struct{ json bool }
 
 func runVMShow(_ context.Context, g *globalOptions, o *vmShowOptions, args []string) error {
-	name, asJSON, w := args[0], o.asJSON, g.Stdout
+	name, w := args[0], g.Stdout
 	s, err := g.vmStore()
 	if err != nil {
 		return err
@@ -47,7 +47,7 @@ func runVMShow(_ context.Context, g *globalOptions, o *vmShowOptions, args []str
 		return err
 	}
 	view := viewOf(vm.Listing{Name: name, VM: v})
-	if asJSON {
+	if o.json {
 		return writeJSON(w, view)
 	}
 	t := newTable(w, "FIELD", "VALUE")

@@ -9,8 +9,10 @@ import (
 	"github.com/thaloco/banger/internal/guest"
 )
 
+type vmSSHOptions struct{ wait time.Duration }
+
 func newVMSSHCommand(g *globalOptions) *cobra.Command {
-	var wait time.Duration
+	var o vmSSHOptions
 	cmd := &cobra.Command{
 		Use:   "ssh NAME [-- COMMAND...]",
 		Short: "Open a shell in a running VM, or run a command there, over SSH",
@@ -25,14 +27,15 @@ by one. The guest's host key is pinned on first use.`,
 		Args:              minArgs(1, "a VM name"),
 		ValidArgsFunction: completeVMNames(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runVMSSH(cmd.Context(), g, args[0], args[1:], wait)
+			return runVMSSH(cmd.Context(), g, &o, args)
 		},
 	}
-	cmd.Flags().DurationVar(&wait, "wait", 30*time.Second, "how long to wait for the guest's SSH server to answer")
+	cmd.Flags().DurationVar(&o.wait, "wait", 30*time.Second, "how long to wait for the guest's SSH server to answer")
 	return cmd
 }
 
-func runVMSSH(ctx context.Context, g *globalOptions, name string, command []string, wait time.Duration) error {
+func runVMSSH(ctx context.Context, g *globalOptions, o *vmSSHOptions, args []string) error {
+	name, command := args[0], args[1:]
 	s, err := g.vmStore()
 	if err != nil {
 		return err
@@ -41,7 +44,7 @@ func runVMSSH(ctx context.Context, g *globalOptions, name string, command []stri
 	if err != nil {
 		return err
 	}
-	return sshExec(ctx, g, target, command, wait)
+	return sshExec(ctx, g, target, command, o.wait)
 }
 
 // sshExec runs command (or a shell) in the guest and turns a non-zero

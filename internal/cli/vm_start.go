@@ -8,13 +8,23 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/thaloco/banger/internal/vm"
 )
 
+type vmStartOptions struct {
+	timeout time.Duration
+	timing  bool
+}
+
+func (o *vmStartOptions) addFlags(f *pflag.FlagSet) {
+	f.DurationVar(&o.timeout, "timeout", vm.DefaultReadyTimeout, "how long to wait for the guest to be ready")
+	f.BoolVar(&o.timing, "timing", false, "print the boot timings")
+}
+
 func newVMStartCommand(g *globalOptions) *cobra.Command {
-	var timeout time.Duration
-	var timing bool
+	var o vmStartOptions
 	cmd := &cobra.Command{
 		Use:   "start NAME...",
 		Short: "Start VMs and wait until their guests are ready",
@@ -27,22 +37,27 @@ timeout passes, the VMM is killed and the error quotes the console.`,
 		Args:              minArgs(1, "at least one VM name"),
 		ValidArgsFunction: completeVMNames(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runVMStart(cmd.Context(), g, args, vm.StartOptions{Timeout: timeout}, timing, cmd.OutOrStdout())
+			return runVMStart(cmd.Context(), g, &o, args)
 		},
 	}
-	cmd.Flags().DurationVar(&timeout, "timeout", vm.DefaultReadyTimeout, "how long to wait for the guest to be ready")
-	cmd.Flags().BoolVar(&timing, "timing", false, "print the boot timings")
+	o.addFlags(cmd.Flags())
 	return cmd
 }
 
-func runVMStart(ctx context.Context, g *globalOptions, names []string, o vm.StartOptions, timing bool, w io.Writer) error {
+func runVMStart(ctx context.Context, g *globalOptions, o *vmStartOptions, names []string) error {
 	s, err := g.vmStore()
 	if err != nil {
 		return err
 	}
+	return startEach(ctx, g.Stdout, s, o, names)
+}
+
+// startEach starts each named VM; every name is tried (until an
+// interrupt) and the failures are joined.
+func startEach(ctx context.Context, w io.Writer, s *vm.Store, o *vmStartOptions, names []string) error {
 	var errs []error
 	for _, name := range names {
-		v, err := s.Start(ctx, name, o)
+		v, err := s.Start(ctx, name, vm.StartOptions{Timeout: o.timeout})
 		if err != nil {
 			errs = append(errs, err)
 			if ctx.Err() != nil {
@@ -51,7 +66,7 @@ func runVMStart(ctx context.Context, g *globalOptions, names []string, o vm.Star
 			continue
 		}
 		fmt.Fprintf(w, "VM %s is running (ready in %s)%s\n", name, seconds(v.State.Boot.Ready), accessHint(v))
-		if timing {
+		if o.timing {
 			fmt.Fprintf(w, "boot timings: %s\n", formatTimings(v.State.Boot))
 		}
 	}

@@ -4,15 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/thaloco/banger/internal/vm"
 )
 
+type vmStopOptions struct {
+	force   bool
+	timeout time.Duration
+}
+
 func newVMStopCommand(g *globalOptions) *cobra.Command {
-	var o vm.StopOptions
+	var o vmStopOptions
 	cmd := &cobra.Command{
 		Use:   "stop NAME...",
 		Short: "Stop VMs gracefully (or at once with --force)",
@@ -26,29 +31,29 @@ Stopping a stopped VM is fine.`,
 		Args:              minArgs(1, "at least one VM name"),
 		ValidArgsFunction: completeVMNames(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runVMStop(cmd.Context(), g, args, o, cmd.OutOrStdout())
+			return runVMStop(cmd.Context(), g, &o, args)
 		},
 	}
-	cmd.Flags().BoolVar(&o.Force, "force", false, "kill the VMM at once, without a graceful shutdown")
-	cmd.Flags().DurationVar(&o.Timeout, "timeout", vm.DefaultStopTimeout, "how long the guest may take to shut down before it is killed")
+	cmd.Flags().BoolVar(&o.force, "force", false, "kill the VMM at once, without a graceful shutdown")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", vm.DefaultStopTimeout, "how long the guest may take to shut down before it is killed")
 	return cmd
 }
 
-func runVMStop(ctx context.Context, g *globalOptions, names []string, o vm.StopOptions, w io.Writer) error {
+func runVMStop(ctx context.Context, g *globalOptions, o *vmStopOptions, names []string) error {
 	s, err := g.vmStore()
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, name := range names {
-		was, err := s.Stop(ctx, name, o)
+		was, err := s.Stop(ctx, name, vm.StopOptions{Force: o.force, Timeout: o.timeout})
 		switch {
 		case err != nil:
 			errs = append(errs, err)
 		case was:
-			fmt.Fprintf(w, "VM %s stopped\n", name)
+			fmt.Fprintf(g.Stdout, "VM %s stopped\n", name)
 		default:
-			fmt.Fprintf(w, "VM %s is not running\n", name)
+			fmt.Fprintf(g.Stdout, "VM %s is not running\n", name)
 		}
 	}
 	return errors.Join(errs...)
