@@ -59,15 +59,11 @@ again takes seconds.`,
   banger image build --from-image oci:./layout:v1 --name app --platform linux/arm64 --force`,
 		Args: exactArgs(0, "no arguments (use --from-image and --name)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			for _, req := range []struct{ flag, val string }{{"--from-image", opts.fromImage}, {"--name", opts.name}} {
-				if req.val == "" {
-					return &usageError{fmt.Errorf("image build: %s is required (see \"banger image build --help\")", req.flag)}
-				}
-			}
 			return runImageBuild(cmd.Context(), g, &opts, args)
 		},
 	}
 	opts.addFlags(cmd.Flags())
+	mustMarkRequired(cmd, "from-image", "name")
 	return cmd
 }
 

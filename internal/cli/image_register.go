@@ -38,15 +38,11 @@ only its data blocks, so sparse images stay sparse.`,
   banger image register --name void --rootfs ./void-new.ext4 --kernel-ref void-6.12 --force`,
 		Args: exactArgs(0, "no arguments (use --name, --rootfs and --kernel-ref)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			for _, req := range []struct{ flag, val string }{{"--name", opts.name}, {"--rootfs", opts.rootfs}, {"--kernel-ref", opts.kernelRef}} {
-				if req.val == "" {
-					return &usageError{fmt.Errorf("image register: %s is required (see \"banger image register --help\")", req.flag)}
-				}
-			}
 			return runImageRegister(cmd.Context(), g, &opts, args)
 		},
 	}
 	opts.addFlags(cmd.Flags())
+	mustMarkRequired(cmd, "name", "rootfs", "kernel-ref")
 	return cmd
 }
 

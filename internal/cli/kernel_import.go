@@ -38,15 +38,11 @@ func newKernelImportCommand(g *globalOptions) *cobra.Command {
   banger kernel import my-6.12 --from ./out --distro custom --arch x86_64 --kernel-version 6.12.9 --description "my debug kernel"`,
 		Args: exactArgs(1, "a kernel name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			for _, req := range []struct{ flag, val string }{{"--from", opts.from}, {"--distro", opts.distro}, {"--arch", opts.arch}} {
-				if req.val == "" {
-					return &usageError{fmt.Errorf("kernel import: %s is required (see \"banger kernel import --help\")", req.flag)}
-				}
-			}
 			return runKernelImport(cmd.Context(), g, &opts, args)
 		},
 	}
 	opts.addFlags(cmd.Flags())
+	mustMarkRequired(cmd, "from", "distro", "arch")
 	return cmd
 }
 

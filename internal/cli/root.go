@@ -66,6 +66,16 @@ QEMU's microvm machine.`,
 	return root
 }
 
+// mustMarkRequired marks flags of cmd required (see requiredFlags); a
+// name that is not a flag is a bug.
+func mustMarkRequired(cmd *cobra.Command, names ...string) {
+	for _, n := range names {
+		if err := cmd.MarkFlagRequired(n); err != nil {
+			panic(err)
+		}
+	}
+}
+
 // exactArgs is cobra.ExactArgs with a usage error that points at --help.
 func exactArgs(n int, what string) cobra.PositionalArgs {
 	return func(c *cobra.Command, args []string) error {

@@ -14,8 +14,8 @@ const exitStatusKey = "exit-status"
 
 // finishTree applies what every command shares, once the tree is built:
 // command groups refuse an unknown subcommand as a usage error naming it
-// (with a suggestion), and every command's help ends with its exit
-// statuses.
+// (with a suggestion), a missing required flag is a usage error too, and
+// every command's help ends with its exit statuses.
 func finishTree(root *cobra.Command) {
 	root.SetUsageTemplate(root.UsageTemplate() + `{{with index .Annotations "` + exitStatusKey + `"}}
 {{.}}
@@ -26,6 +26,9 @@ func finishTree(root *cobra.Command) {
 		if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
 			c.Args = unknownSubcommand
 			c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+		}
+		if c.PreRunE == nil {
+			c.PreRunE = requiredFlags
 		}
 		if c.Annotations == nil {
 			c.Annotations = map[string]string{}
@@ -51,6 +54,15 @@ func unknownSubcommand(c *cobra.Command, args []string) error {
 		msg += fmt.Sprintf("; did you mean %q?", s[0])
 	}
 	return &usageError{errors.New(msg + fmt.Sprintf(" (see \"%s --help\")", c.CommandPath()))}
+}
+
+// requiredFlags runs cobra's check of the flags marked required before
+// cobra does, to make a missing one a usage error that points at --help.
+func requiredFlags(c *cobra.Command, _ []string) error {
+	if err := c.ValidateRequiredFlags(); err != nil {
+		return &usageError{fmt.Errorf("%s: %w (see \"%s --help\")", c.CommandPath(), err, c.CommandPath())}
+	}
+	return nil
 }
 
 // exitStatuses is the help's closing paragraph.

@@ -74,3 +74,12 @@ func TestHelpEndsWithExitStatus(t *testing.T) {
 		t.Errorf("only %d commands checked", n)
 	}
 }
+
+// TestRequiredFlags: a missing required flag is a usage error naming it.
+func TestRequiredFlags(t *testing.T) {
+	code, out, errs := runBanger(t, "image", "register", "--rootfs", "x")
+	want := `banger: banger image register: required flag(s) "kernel-ref", "name" not set (see "banger image register --help")`
+	if code != exitUsage || out != "" || strings.TrimSpace(errs) != want {
+		t.Errorf("exit %d, stdout %q, stderr %q; want exit 2 and %q", code, out, errs, want)
+	}
+}
