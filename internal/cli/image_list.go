@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"io"
 
 	"github.com/spf13/cobra"
 
@@ -29,18 +28,6 @@ func newImageListCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-// imageListJSON is one image in `image list --json`.
-type imageListJSON struct {
-	Name       string `json:"name"`
-	KernelRef  string `json:"kernel_ref,omitempty"`
-	Source     string `json:"source,omitempty"`
-	ImageRef   string `json:"image_ref,omitempty"`
-	RootfsSize int64  `json:"rootfs_size,omitempty"`
-	DiskUsage  int64  `json:"disk_usage,omitempty"`
-	CreatedAt  string `json:"created_at,omitempty"`
-	Broken     string `json:"broken,omitempty"`
-}
-
 func runImageList(_ context.Context, g *globalOptions, o *imageListOptions, _ []string) error {
 	w := g.Stdout
 	store, err := g.imageStore()
@@ -52,15 +39,14 @@ func runImageList(_ context.Context, g *globalOptions, o *imageListOptions, _ []
 		return err
 	}
 	if o.json {
-		out := make([]imageListJSON, 0, len(ls))
+		out := make([]imageView, 0, len(ls))
 		for _, l := range ls {
-			out = append(out, toImageListJSON(l))
+			out = append(out, toImageView(l))
 		}
 		return writeJSON(w, out)
 	}
 	if len(ls) == 0 {
-		_, err := io.WriteString(w, "No images. Build one with \"banger image build --from-image REF --name NAME\" or add an ext4 file with \"banger image register\".\n")
-		return err
+		return printEmpty(w, "images", `build one with "banger image build --from-image REF --name NAME", or add an ext4 file with "banger image register"`)
 	}
 	t := newTable(w, "NAME", "KERNEL", "SIZE", "DISK", "SOURCE", "CREATED")
 	for _, l := range ls {
@@ -80,16 +66,4 @@ func imageSource(m *image.Manifest) string {
 		return "build " + m.ImageRef
 	}
 	return m.Source
-}
-
-func toImageListJSON(l image.Listing) imageListJSON {
-	if l.Broken != "" {
-		return imageListJSON{Name: l.Name, Broken: l.Broken}
-	}
-	m := l.Manifest
-	return imageListJSON{
-		Name: m.Name, KernelRef: m.KernelRef, Source: m.Source, ImageRef: m.ImageRef,
-		RootfsSize: m.RootfsSize, DiskUsage: m.DiskUsage(),
-		CreatedAt: m.CreatedAt.UTC().Format("2006-01-02T15:04:05Z"),
-	}
 }

@@ -29,13 +29,6 @@ func newImageShowCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-// imageShowJSON is the manifest plus where the image is on disk.
-type imageShowJSON struct {
-	*image.Manifest
-	RootfsPath string `json:"rootfs_path"`
-	DiskUsage  int64  `json:"disk_usage"`
-}
-
 func runImageShow(_ context.Context, g *globalOptions, o *imageShowOptions, args []string) error {
 	name, w := args[0], g.Stdout
 	store, err := g.imageStore()
@@ -47,36 +40,33 @@ func runImageShow(_ context.Context, g *globalOptions, o *imageShowOptions, args
 		return err
 	}
 	if o.json {
-		return writeJSON(w, imageShowJSON{Manifest: m, RootfsPath: m.RootfsPath(), DiskUsage: m.DiskUsage()})
+		return writeJSON(w, toImageView(image.Listing{Name: m.Name, Manifest: m}))
 	}
-	kv := newTable(w, "Name:", m.Name)
-	kv.Row("Kernel:", m.KernelRef)
-	kv.Row("Source:", m.Source)
-	if m.RegisteredFrom != "" {
-		kv.Row("Registered from:", m.RegisteredFrom)
-	}
+	f := newFields(w)
+	f.Add("name", m.Name)
+	f.Add("kernel", m.KernelRef)
+	f.Add("source", m.Source)
+	f.Add("registered from", m.RegisteredFrom)
 	if m.ImageRef != "" {
-		kv.Row("Image:", m.ImageRef)
-		kv.Row("Digest:", m.ImageDigest)
-		kv.Row("Platform:", m.Platform)
+		f.Add("image", m.ImageRef)
+		f.Add("digest", m.ImageDigest)
+		f.Add("platform", m.Platform)
 	}
-	if m.OS != "" {
-		kv.Row("OS:", m.OS)
-	}
+	f.Add("os", m.OS)
 	if m.PackageHash != "" {
 		installed := "none (all present)"
 		if len(m.Installed) > 0 {
 			installed = strings.Join(m.Installed, " ")
 		}
-		kv.Row("Installed packages:", installed)
-		kv.Row("Package hash:", m.PackageHash)
+		f.Add("installed packages", installed)
+		f.Add("package hash", m.PackageHash)
 	}
 	for _, warn := range m.Warnings {
-		kv.Row("Warning:", warn)
+		f.Add("warning", warn)
 	}
-	kv.Row("Rootfs:", m.RootfsPath())
-	kv.Row("Rootfs size:", fmt.Sprintf("%s (%s on disk)", progress.FormatBytes(m.RootfsSize), progress.FormatBytes(m.DiskUsage())))
-	kv.Row("Rootfs sha256:", m.RootfsSHA256)
-	kv.Row("Created:", humanTime(m.CreatedAt))
-	return kv.Flush()
+	f.Add("rootfs", m.RootfsPath())
+	f.Add("rootfs size", fmt.Sprintf("%s (%s on disk)", progress.FormatBytes(m.RootfsSize), progress.FormatBytes(m.DiskUsage())))
+	f.Add("rootfs sha256", m.RootfsSHA256)
+	f.AddTime("created", m.CreatedAt)
+	return f.Flush()
 }

@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"slices"
 
 	"github.com/thaloco/banger/internal/kernelcat"
@@ -18,14 +16,6 @@ const (
 	statusOutdated     = "outdated"
 	statusImported     = "imported"
 )
-
-type availableJSON struct {
-	kernelcat.Entry
-	Status string `json:"status"`
-	// InstalledAs is the local name when the entry was pulled under
-	// another one (kernel pull --as).
-	InstalledAs string `json:"installed_as,omitempty"`
-}
 
 func runKernelListAvailable(_ context.Context, g *globalOptions, opts *kernelListOptions, _ []string) error {
 	w := g.Stdout
@@ -67,21 +57,19 @@ func runKernelListAvailable(_ context.Context, g *globalOptions, opts *kernelLis
 		return statusInstalled, ""
 	}
 	if opts.json {
-		out := make([]availableJSON, 0, len(cat.Entries))
+		out := make([]catalogView, 0, len(cat.Entries))
 		for _, e := range cat.Entries {
 			st, as := status(e)
-			out = append(out, availableJSON{Entry: e, Status: st, InstalledAs: as})
+			out = append(out, toCatalogView(e, st, as))
 		}
 		return writeJSON(w, out)
 	}
 	if len(cat.Entries) == 0 && opts.arch != "" {
-		_, err := fmt.Fprintf(w, "The kernel catalog has no %s kernels (\"banger kernel list --available\" lists all of them).\n", opts.arch)
-		return err
+		return printEmpty(w, opts.arch+" kernels in the catalog", `"banger kernel list --available" lists all of them`)
 	}
 	if len(cat.Entries) == 0 {
-		_, err := io.WriteString(w, "The kernel catalog is empty. Import a kernel you built with \"banger kernel import NAME --from DIR --distro D --arch A\",\n"+
-			"or point BANGER_CATALOG at a catalog.json (BANGER_KERNEL_MIRROR at a mirror of its tarballs).\n")
-		return err
+		return printEmpty(w, "kernels in the catalog", `import a kernel you built with "banger kernel import NAME --from DIR --distro D --arch A", `+
+			"or point BANGER_CATALOG at a catalog.json (BANGER_KERNEL_MIRROR at a mirror of its tarballs)")
 	}
 	t := newTable(w, "NAME", "ARCH", "VERSION", "SIZE", "STATUS", "DESCRIPTION")
 	for _, e := range cat.Entries {

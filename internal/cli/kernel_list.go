@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"io"
 	"slices"
 
 	"github.com/spf13/cobra"
@@ -54,18 +53,6 @@ func newKernelListCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-// kernelListJSON is one installed kernel in `kernel list --json`.
-type kernelListJSON struct {
-	Name          string `json:"name"`
-	Distro        string `json:"distro,omitempty"`
-	Arch          string `json:"arch,omitempty"`
-	KernelVersion string `json:"kernel_version,omitempty"`
-	Size          int64  `json:"size,omitempty"`
-	Source        string `json:"source,omitempty"`
-	InstalledAt   string `json:"installed_at,omitempty"`
-	Broken        string `json:"broken,omitempty"`
-}
-
 func runKernelList(_ context.Context, g *globalOptions, opts *kernelListOptions, _ []string) error {
 	w := g.Stdout
 	store, err := g.kernelStore()
@@ -80,15 +67,14 @@ func runKernelList(_ context.Context, g *globalOptions, opts *kernelListOptions,
 		ls = slices.DeleteFunc(ls, func(l kernelstore.Listing) bool { return l.Broken == "" && l.Manifest.Arch != opts.arch })
 	}
 	if opts.json {
-		out := make([]kernelListJSON, 0, len(ls))
+		out := make([]kernelView, 0, len(ls))
 		for _, l := range ls {
-			out = append(out, toKernelListJSON(l))
+			out = append(out, toKernelView(l, false))
 		}
 		return writeJSON(w, out)
 	}
 	if len(ls) == 0 {
-		_, err := io.WriteString(w, "No kernels installed. Pull one with \"banger kernel pull NAME\" (see \"banger kernel list --available\") or import your own with \"banger kernel import\".\n")
-		return err
+		return printEmpty(w, "kernels", `pull one with "banger kernel pull NAME", see "banger kernel list --available", or import your own with "banger kernel import"`)
 	}
 	t := newTable(w, "NAME", "DISTRO", "ARCH", "VERSION", "SIZE", "SOURCE", "INSTALLED")
 	for _, l := range ls {
@@ -100,15 +86,4 @@ func runKernelList(_ context.Context, g *globalOptions, opts *kernelListOptions,
 		t.Row(m.Name, m.Distro, m.Arch, m.KernelVersion, progress.FormatBytes(m.Size()), m.Source, humanTime(m.InstalledAt))
 	}
 	return t.Flush()
-}
-
-func toKernelListJSON(l kernelstore.Listing) kernelListJSON {
-	if l.Broken != "" {
-		return kernelListJSON{Name: l.Name, Broken: l.Broken}
-	}
-	m := l.Manifest
-	return kernelListJSON{
-		Name: m.Name, Distro: m.Distro, Arch: m.Arch, KernelVersion: m.KernelVersion,
-		Size: m.Size(), Source: m.Source, InstalledAt: m.InstalledAt.UTC().Format("2006-01-02T15:04:05Z"),
-	}
 }

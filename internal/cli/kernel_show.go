@@ -28,12 +28,6 @@ func newKernelShowCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-// kernelShowJSON is the manifest plus where the kernel is on disk.
-type kernelShowJSON struct {
-	*kernelstore.Manifest
-	Dir string `json:"dir"`
-}
-
 func runKernelShow(_ context.Context, g *globalOptions, o *kernelShowOptions, args []string) error {
 	name, w := args[0], g.Stdout
 	store, err := g.kernelStore()
@@ -45,24 +39,24 @@ func runKernelShow(_ context.Context, g *globalOptions, o *kernelShowOptions, ar
 		return err
 	}
 	if o.json {
-		return writeJSON(w, kernelShowJSON{Manifest: m, Dir: m.Dir()})
+		return writeJSON(w, toKernelView(kernelstore.Listing{Name: m.Name, Manifest: m}, true))
 	}
-	kv := newTable(w, "Name:", m.Name)
-	kv.Row("Distro:", m.Distro)
-	kv.Row("Arch:", m.Arch)
-	kv.Row("Kernel version:", m.KernelVersion)
-	if m.Description != "" {
-		kv.Row("Description:", m.Description)
-	}
-	kv.Row("Source:", m.Source)
+	f := newFields(w)
+	f.Add("name", m.Name)
+	f.Add("distro", m.Distro)
+	f.Add("arch", m.Arch)
+	f.Add("kernel version", m.KernelVersion)
+	f.Add("description", m.Description)
+	f.Add("source", m.Source)
+	f.Add("catalog name", m.CatalogName)
+	f.Add("url", m.URL)
 	if m.URL != "" {
-		kv.Row("URL:", m.URL)
-		kv.Row("Tarball sha256:", m.TarballSHA256)
-		kv.Row("Tarball size:", fmt.Sprintf("%s (%d bytes)", progress.FormatBytes(m.TarballSize), m.TarballSize))
+		f.Add("tarball sha256", m.TarballSHA256)
+		f.Add("tarball size", fmt.Sprintf("%s (%d bytes)", progress.FormatBytes(m.TarballSize), m.TarballSize))
 	}
-	kv.Row("Installed:", humanTime(m.InstalledAt))
-	kv.Row("Directory:", m.Dir())
-	if err := kv.Flush(); err != nil {
+	f.AddTime("installed", m.InstalledAt)
+	f.Add("dir", m.Dir())
+	if err := f.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintln(w)

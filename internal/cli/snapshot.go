@@ -3,8 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -67,7 +65,7 @@ func toSnapshotView(l snapshot.Listing) snapshotView {
 		Name: m.Name, SourceVM: m.SourceVM, Image: m.Image, WarmFor: m.WarmFor, Kernel: m.Kernel, KernelSHA256: m.KernelSHA256,
 		VMM: m.VMM, VMMVersion: m.VMMVersion, Accel: m.Accel, CPUs: m.CPUs, MemoryMiB: m.MemoryMiB, Net: m.Net, HostAccess: m.HostAccess,
 		DiskSize: m.GuestDiskSize(), DiskKind: m.DiskKind(), StateSize: state, StateUsage: stateUsage, DiskUsage: m.DiskUsage(), SaveMs: m.SaveTime.Milliseconds(),
-		Dir: m.Dir(), CreatedAt: m.CreatedAt.UTC().Format(time.RFC3339),
+		Dir: m.Dir(), CreatedAt: jsonTime(m.CreatedAt),
 	}
 }
 
@@ -105,8 +103,7 @@ func runSnapshotList(_ context.Context, g *globalOptions, o *snapshotListOptions
 		return writeJSON(g.Stdout, out)
 	}
 	if len(ls) == 0 {
-		_, err := io.WriteString(g.Stdout, "No snapshots. Take one with \"banger vm snapshot VM NAME\" or \"banger image warm IMAGE\".\n")
-		return err
+		return printEmpty(g.Stdout, "snapshots", `take one with "banger vm snapshot VM NAME" or "banger image warm IMAGE"`)
 	}
 	t := newTable(g.Stdout, "NAME", "SOURCE", "IMAGE", "VMM", "CPUS", "MEMORY", "NET", "DISK", "CREATED")
 	for _, s := range ls {
@@ -157,12 +154,8 @@ func runSnapshotShow(_ context.Context, g *globalOptions, o *snapshotShowOptions
 	if o.json {
 		return writeJSON(g.Stdout, v)
 	}
-	t := newTable(g.Stdout, "FIELD", "VALUE")
-	row := func(k, val string) {
-		if val != "" {
-			t.Row(k, val)
-		}
-	}
+	f := newFields(g.Stdout)
+	row := f.Add
 	row("name", v.Name)
 	row("source vm", v.SourceVM)
 	row("image", v.Image)
@@ -172,16 +165,14 @@ func runSnapshotShow(_ context.Context, g *globalOptions, o *snapshotShowOptions
 	row("cpus", fmt.Sprint(v.CPUs))
 	row("memory", fmt.Sprintf("%dM", v.MemoryMiB))
 	row("net", v.Net)
-	if v.HostAccess != "" {
-		row("host access", v.HostAccess)
-	}
+	row("host access", v.HostAccess)
 	row("disk", progress.FormatBytes(v.DiskSize)+", "+v.DiskKind)
 	row("state", progress.FormatBytes(v.StateSize))
 	row("disk usage", progress.FormatBytes(v.DiskUsage))
 	row("paused for", fmt.Sprintf("%d ms", v.SaveMs))
 	row("dir", v.Dir)
-	row("created", v.CreatedAt)
-	return t.Flush()
+	f.AddTime("created", m.CreatedAt)
+	return f.Flush()
 }
 
 type snapshotRmOptions struct{ force bool }

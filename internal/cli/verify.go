@@ -74,7 +74,7 @@ func verifyEach(ctx context.Context, g *globalOptions, asJSON bool, kind string,
 
 func writeVerify(out, errw io.Writer, kind string, views []verifyView) {
 	if len(views) == 0 {
-		fmt.Fprintf(out, "No %ss installed.\n", kind)
+		_ = printEmpty(out, kind+"s", "")
 	}
 	for _, v := range views {
 		if v.OK {

@@ -48,8 +48,7 @@ func runVMList(_ context.Context, g *globalOptions, o *vmListOptions, _ []string
 		return writeJSON(w, views)
 	}
 	if len(ls) == 0 {
-		_, err := fmt.Fprintln(w, "no VMs (create one with \"banger vm create NAME --image IMAGE\")")
-		return err
+		return printEmpty(w, "VMs", `create one with "banger vm create NAME --image IMAGE"`)
 	}
 	t := newTable(w, "NAME", "STATUS", "VMM", "IMAGE", "CPUS", "MEMORY", "NETWORK", "CREATED")
 	var notes []string
@@ -64,7 +63,7 @@ func runVMList(_ context.Context, g *globalOptions, o *vmListOptions, _ []string
 		if image == "" {
 			image = "(" + v.Kernel + " + rootfs)"
 		}
-		t.Row(v.Name, v.Status, v.VMM, image, strconv.Itoa(v.CPUs), fmt.Sprintf("%dM", v.MemoryMiB), describeNet(l.VM), humanTime(v.CreatedAt))
+		t.Row(v.Name, v.Status, v.VMM, image, strconv.Itoa(v.CPUs), fmt.Sprintf("%dM", v.MemoryMiB), describeNet(l.VM), humanTime(l.VM.Config.CreatedAt))
 		if v.Reason != "" && (v.Status == "crashed" || v.Status == "stopped") {
 			notes = append(notes, fmt.Sprintf("%s: %s: %s", v.Name, v.Status, v.Reason))
 		}

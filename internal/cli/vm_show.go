@@ -50,12 +50,8 @@ func runVMShow(_ context.Context, g *globalOptions, o *vmShowOptions, args []str
 	if o.json {
 		return writeJSON(w, view)
 	}
-	t := newTable(w, "FIELD", "VALUE")
-	row := func(k, val string) {
-		if val != "" {
-			t.Row(k, val)
-		}
-	}
+	f := newFields(w)
+	row := f.Add
 	row("name", view.Name)
 	status := view.Status
 	if view.Reason != "" {
@@ -72,10 +68,10 @@ func runVMShow(_ context.Context, g *globalOptions, o *vmShowOptions, args []str
 	row("disk", fmt.Sprintf("%s (%s, %s)", view.Disk, progress.FormatBytes(view.DiskSize), view.DiskKind))
 	row("network", describeNet(v))
 	row("kernel args", view.KernelArgs)
-	for _, m := range view.Mounts {
+	for _, m := range v.Config.Mounts {
 		row("mount", m.String()+" (9p)")
 	}
-	for _, c := range view.CopyIns {
+	for _, c := range v.Config.CopyIns {
 		row("copy-in", c.String()+" (read-only drive "+c.Drive+")")
 	}
 	row("hostname", view.Hostname)
@@ -100,10 +96,8 @@ func runVMShow(_ context.Context, g *globalOptions, o *vmShowOptions, args []str
 	if view.PID != 0 {
 		row("pid", fmt.Sprint(view.PID))
 	}
-	row("created", humanTime(view.CreatedAt))
-	if !view.StartedAt.IsZero() {
-		row("started", humanTime(view.StartedAt))
-	}
+	f.AddTime("created", v.Config.CreatedAt)
+	f.AddTime("started", v.State.StartedAt)
 	if v.State.Boot != (vm.Timings{}) {
 		row("boot", formatTimings(v.State.Boot))
 	}
@@ -111,5 +105,5 @@ func runVMShow(_ context.Context, g *globalOptions, o *vmShowOptions, args []str
 	if len(view.VMMArgv) > 0 {
 		row("vmm command", guest.QuoteArgs(view.VMMArgv))
 	}
-	return t.Flush()
+	return f.Flush()
 }

@@ -3,44 +3,43 @@ package cli
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/thaloco/banger/internal/vm"
 )
 
 // vmView is how list --json and show --json print a VM.
 type vmView struct {
-	Name       string       `json:"name"`
-	Status     string       `json:"status"`
-	Reason     string       `json:"reason,omitempty"`
-	Broken     string       `json:"broken,omitempty"`
-	Image      string       `json:"image,omitempty"`
-	Kernel     string       `json:"kernel,omitempty"`
-	Rootfs     string       `json:"rootfs,omitempty"`
-	VMM        string       `json:"vmm,omitempty"`
-	Arch       string       `json:"arch,omitempty"`
-	Accel      string       `json:"accel,omitempty"`
-	CPUs       int          `json:"cpus,omitempty"`
-	MemoryMiB  int          `json:"memory_mib,omitempty"`
-	Disk       string       `json:"disk,omitempty"`
-	DiskSize   int64        `json:"disk_size,omitempty"`
-	DiskKind   string       `json:"disk_kind,omitempty"`
-	Net        string       `json:"net,omitempty"`
-	HostAccess string       `json:"host_access,omitempty"`
-	SSH        string       `json:"ssh,omitempty"`
-	GuestAddr  string       `json:"guest_addr,omitempty"`
-	HostAddr   string       `json:"host_addr,omitempty"`
-	Tap        string       `json:"tap,omitempty"`
-	Forwards   []vm.Forward `json:"forwards,omitempty"`
-	KernelArgs string       `json:"kernel_args,omitempty"`
-	Ready      string       `json:"ready,omitempty"`
-	PID        int          `json:"pid,omitempty"`
-	Dir        string       `json:"dir,omitempty"`
-	ConsoleLog string       `json:"console_log,omitempty"`
-	CreatedAt  time.Time    `json:"created_at,omitzero"`
-	StartedAt  time.Time    `json:"started_at,omitzero"`
-	Boot       *bootView    `json:"boot,omitempty"`
-	VMMArgv    []string     `json:"vmm_argv,omitempty"`
+	Name       string        `json:"name"`
+	Status     string        `json:"status"`
+	Reason     string        `json:"reason,omitempty"`
+	Broken     string        `json:"broken,omitempty"`
+	Image      string        `json:"image,omitempty"`
+	Kernel     string        `json:"kernel,omitempty"`
+	Rootfs     string        `json:"rootfs,omitempty"`
+	VMM        string        `json:"vmm,omitempty"`
+	Arch       string        `json:"arch,omitempty"`
+	Accel      string        `json:"accel,omitempty"`
+	CPUs       int           `json:"cpus,omitempty"`
+	MemoryMiB  int           `json:"memory_mib,omitempty"`
+	Disk       string        `json:"disk,omitempty"`
+	DiskSize   int64         `json:"disk_size,omitempty"`
+	DiskKind   string        `json:"disk_kind,omitempty"`
+	Net        string        `json:"net,omitempty"`
+	HostAccess string        `json:"host_access,omitempty"`
+	SSH        string        `json:"ssh,omitempty"`
+	GuestAddr  string        `json:"guest_addr,omitempty"`
+	HostAddr   string        `json:"host_addr,omitempty"`
+	Tap        string        `json:"tap,omitempty"`
+	Forwards   []forwardView `json:"forwards,omitempty"`
+	KernelArgs string        `json:"kernel_args,omitempty"`
+	Ready      string        `json:"ready,omitempty"`
+	PID        int           `json:"pid,omitempty"`
+	Dir        string        `json:"dir,omitempty"`
+	ConsoleLog string        `json:"console_log,omitempty"`
+	CreatedAt  string        `json:"created_at,omitempty"`
+	StartedAt  string        `json:"started_at,omitempty"`
+	Boot       *bootView     `json:"boot,omitempty"`
+	VMMArgv    []string      `json:"vmm_argv,omitempty"`
 	// Snapshot is what the VM was created from; Path how its last start
 	// came up ("boot" or "restore"); Identity what the clone identity
 	// step reported after a restore.
@@ -49,11 +48,11 @@ type vmView struct {
 	Path           string `json:"path,omitempty"`
 	Identity       string `json:"identity,omitempty"`
 	// The setup applied over SSH at each start.
-	Mounts     []vm.Mount  `json:"mounts,omitempty"`
-	CopyIns    []vm.CopyIn `json:"copy_ins,omitempty"`
-	Hostname   string      `json:"hostname,omitempty"`
-	SSHKeys    int         `json:"ssh_keys,omitempty"`
-	InitScript string      `json:"init_script,omitempty"` // "pending" or "done"
+	Mounts     []mountView  `json:"mounts,omitempty"`
+	CopyIns    []copyInView `json:"copy_ins,omitempty"`
+	Hostname   string       `json:"hostname,omitempty"`
+	SSHKeys    int          `json:"ssh_keys,omitempty"`
+	InitScript string       `json:"init_script,omitempty"` // "pending" or "done"
 }
 
 // bootView is the last boot's timings in milliseconds from VMM start.
@@ -62,6 +61,30 @@ type bootView struct {
 	KernelMs int64 `json:"kernel_ms"`
 	InitMs   int64 `json:"init_ms"`
 	ReadyMs  int64 `json:"ready_ms"`
+}
+
+// forwardView is a port forward from the host into the guest.
+type forwardView struct {
+	HostIP    string `json:"host_ip"`
+	HostPort  int    `json:"host_port"`
+	GuestPort int    `json:"guest_port"`
+	Proto     string `json:"proto"`
+}
+
+// mountView is a host directory shared with the guest over 9p.
+type mountView struct {
+	HostDir  string `json:"host_dir"`
+	GuestDir string `json:"guest_dir"`
+	ReadOnly bool   `json:"read_only,omitempty"`
+	Tag      string `json:"tag"`
+}
+
+// copyInView is a host directory copied into a read-only drive.
+type copyInView struct {
+	HostDir  string `json:"host_dir"`
+	GuestDir string `json:"guest_dir"`
+	Drive    string `json:"drive"`
+	Label    string `json:"label"`
 }
 
 func viewOf(l vm.Listing) vmView {
@@ -74,11 +97,20 @@ func viewOf(l vm.Listing) vmView {
 		Name: c.Name, Status: string(st.Status), Reason: st.Reason, Image: c.Image, Kernel: c.Kernel,
 		Rootfs: c.Rootfs, VMM: c.VMM, Arch: c.GuestArch(), Accel: st.Accel, CPUs: c.CPUs, MemoryMiB: c.MemoryMiB,
 		Disk: v.DiskPath(), DiskSize: c.DiskSize, DiskKind: c.DiskKind(), Net: c.Net, HostAccess: c.HostAccess, SSH: v.SSHAddr(), Tap: st.Tap,
-		GuestAddr: st.GuestAddr, HostAddr: st.HostAddr, Forwards: c.Forwards, KernelArgs: c.KernelArgs,
+		GuestAddr: st.GuestAddr, HostAddr: st.HostAddr, KernelArgs: c.KernelArgs,
 		Ready: c.Ready, PID: st.PID, Dir: v.Dir, ConsoleLog: v.ConsoleLog(),
-		CreatedAt: c.CreatedAt, StartedAt: st.StartedAt, VMMArgv: st.Argv,
+		CreatedAt: jsonTime(c.CreatedAt), StartedAt: jsonTime(st.StartedAt), VMMArgv: st.Argv,
 		Snapshot: c.Snapshot, RestorePending: st.RestorePending, Path: st.Path, Identity: st.Identity,
-		Mounts: c.Mounts, CopyIns: c.CopyIns, Hostname: c.Hostname, SSHKeys: len(c.SSHKeys),
+		Hostname: c.Hostname, SSHKeys: len(c.SSHKeys),
+	}
+	for _, f := range c.Forwards {
+		out.Forwards = append(out.Forwards, forwardView{HostIP: f.HostIP, HostPort: f.HostPort, GuestPort: f.GuestPort, Proto: f.Proto})
+	}
+	for _, m := range c.Mounts {
+		out.Mounts = append(out.Mounts, mountView{HostDir: m.HostDir, GuestDir: m.GuestDir, ReadOnly: m.ReadOnly, Tag: m.Tag})
+	}
+	for _, ci := range c.CopyIns {
+		out.CopyIns = append(out.CopyIns, copyInView{HostDir: ci.HostDir, GuestDir: ci.GuestDir, Drive: ci.Drive, Label: ci.Label})
 	}
 	if c.InitScript {
 		out.InitScript = "pending"
