@@ -36,6 +36,8 @@ func TestUnknownCommands(t *testing.T) {
 		{[]string{"kernel", "pul", "x"}, `unknown command "pul" for "banger kernel"; did you mean "pull"?`},
 		{[]string{"image", "buidl"}, `unknown command "buidl" for "banger image"; did you mean "build"?`},
 		{[]string{"snapshot", "lst"}, `unknown command "lst" for "banger snapshot"; did you mean "list"?`},
+		{[]string{"upp"}, `unknown command "upp" for "banger"; did you mean "up"?`},
+		{[]string{"vm", "cpy", "a", "b"}, `unknown command "cpy" for "banger vm"; did you mean "cp"?`},
 	} {
 		code, out, errs := runBanger(t, tc.args...)
 		if code != exitUsage || !strings.Contains(errs, tc.want) || out != "" {
