@@ -16,9 +16,10 @@ import (
 // *globalOptions), keeps its flags in an xOptions struct of unexported
 // fields (with an addFlags method, never AddFlags) and runs
 // runX(ctx, g, opts, args), named after its path ("banger vm start":
-// newVMStartCommand, vmStartOptions, runVMStart). The package's source
-// is read with go/ast, so a command out of shape fails here however it
-// is wired.
+// newVMStartCommand, vmStartOptions, runVMStart); nothing writes to
+// os.Stdout or cobra's streams, and no flag is checked for by hand. The
+// package's source is read with go/ast, so a command out of shape fails
+// here however it is wired.
 func TestCommandShape(t *testing.T) {
 	src := parsePackage(t)
 	root := newRootCommand(&globalOptions{})
@@ -51,6 +52,10 @@ func TestCommandShape(t *testing.T) {
 	for _, use := range src.badWriters {
 		t.Errorf("%s: write through g.Stdout/g.Stderr instead", use)
 	}
+	// Required flags are marked (mustMarkRequired), not checked by hand.
+	for _, lit := range src.requiredChecks {
+		t.Errorf("%s: mark the flag required with mustMarkRequired instead", lit)
+	}
 }
 
 // goPackage is what TestCommandShape reads from the package's files.
@@ -59,6 +64,8 @@ type goPackage struct {
 	types      map[string]*ast.TypeSpec
 	methods    map[string][]string // receiver type -> method names
 	badWriters []string            // positions of OutOrStdout, os.Stdout, fmt.Print...
+	// requiredChecks are string literals saying a flag "is required".
+	requiredChecks []string
 }
 
 func parsePackage(t *testing.T) *goPackage {
@@ -107,6 +114,9 @@ func parsePackage(t *testing.T) *goPackage {
 			continue // Main hands os.Stdout and os.Stderr to the commands
 		}
 		ast.Inspect(f, func(n ast.Node) bool {
+			if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING && strings.Contains(lit.Value, "is required") {
+				p.requiredChecks = append(p.requiredChecks, fset.Position(lit.Pos()).String()+": "+lit.Value)
+			}
 			sel, ok := n.(*ast.SelectorExpr)
 			if !ok {
 				return true
