@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -85,7 +84,7 @@ func runImageBuild(ctx context.Context, g *globalOptions, opts *imageBuildOption
 	m, err := imagebuild.Build(ctx, store, imagebuild.Options{
 		Ref: opts.fromImage, Name: opts.name, KernelRef: opts.kernelRef, Size: size,
 		Platform: opts.platform, Force: opts.force,
-		CacheDir:      filepath.Join(l.CacheDir(), "images"),
+		CacheDir:      l.ImageBuildCacheDir(),
 		AuthorizedKey: key.Public,
 		CheckKernel:   g.checkKernel,
 		KernelArch:    g.kernelArch,

@@ -44,7 +44,7 @@ type Options struct {
 	// KernelArch), else DefaultPlatform.
 	Platform string
 	Force    bool // replace an existing image of the same name
-	// CacheDir holds the build cache (paths.Layout.CacheDir()/images).
+	// CacheDir holds the build cache (paths.Layout.ImageBuildCacheDir).
 	CacheDir string
 	// AuthorizedKey is banger's SSH public key, trusted for root.
 	AuthorizedKey string

@@ -77,6 +77,17 @@ func (l Layout) Snapshot(name string) string { return filepath.Join(l.SnapshotsD
 // build caches). Anything in it may be deleted at any time.
 func (l Layout) CacheDir() string { return filepath.Join(l.State, "cache") }
 
+// ImageBuildCacheDir holds image builds' root trees, by package hash.
+func (l Layout) ImageBuildCacheDir() string { return filepath.Join(l.CacheDir(), "images") }
+
+// SSHServerCacheDir holds whether a disk has an SSH server, by the
+// digest of the image it was made from.
+func (l Layout) SSHServerCacheDir() string { return filepath.Join(l.CacheDir(), "ssh-server") }
+
+// JailDir holds the jails of jailed Firecracker VMs, on the same file
+// system as their disks (the jailer hard-links each disk into its jail).
+func (l Layout) JailDir() string { return filepath.Join(l.State, "jail") }
+
 // SSHDir holds banger's own SSH key pair, used to reach guests.
 func (l Layout) SSHDir() string { return filepath.Join(l.State, "ssh") }
 

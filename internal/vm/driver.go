@@ -2,7 +2,6 @@ package vm
 
 import (
 	"fmt"
-	"path/filepath"
 	"strconv"
 
 	"github.com/thaloco/banger/internal/vmm"
@@ -42,7 +41,7 @@ func (s *Store) driver(v *VM) (vmm.Driver, error) {
 // jailer is the jailer of s's VMs: jails under <state>/jail, Firecracker
 // run as $BANGER_JAILER_UID:$BANGER_JAILER_GID.
 func (s *Store) jailer() (*firecracker.Jailer, error) {
-	j := &firecracker.Jailer{ChrootBaseDir: s.jailBase(), UID: firecracker.DefaultUID, GID: firecracker.DefaultGID}
+	j := &firecracker.Jailer{ChrootBaseDir: s.Layout.JailDir(), UID: firecracker.DefaultUID, GID: firecracker.DefaultGID}
 	hint := fmt.Sprintf("hint: set %s and %s to an unused uid and gid, or unset them for %d:%d",
 		JailerUIDEnv, JailerGIDEnv, firecracker.DefaultUID, firecracker.DefaultGID)
 	for _, e := range []struct {
@@ -65,8 +64,6 @@ func (s *Store) jailer() (*firecracker.Jailer, error) {
 	return j, nil
 }
 
-func (s *Store) jailBase() string { return filepath.Join(s.Layout.State, "jail") }
-
 // jailDir is the jailer's directory of v, "" when v is not jailed. It
 // does not depend on the jailer's ids, so a VM is removed with its jail
 // whatever the environment says.
@@ -74,7 +71,7 @@ func (s *Store) jailDir(v *VM) string {
 	if v.Config.VMM != VMMFirecracker || !v.Config.Jailer {
 		return ""
 	}
-	d := &firecracker.Driver{Jailer: &firecracker.Jailer{ChrootBaseDir: s.jailBase()}}
+	d := &firecracker.Driver{Jailer: &firecracker.Jailer{ChrootBaseDir: s.Layout.JailDir()}}
 	return d.JailDir(vmm.Machine{Name: v.Name()})
 }
 

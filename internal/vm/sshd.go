@@ -47,7 +47,7 @@ func (s *Store) sshServerIn(ctx context.Context, src source) (bool, error) {
 	if src.imageSHA256 == "" {
 		return hasSSHServer(ctx, src.path)
 	}
-	cache := filepath.Join(s.Layout.CacheDir(), "ssh-server", src.imageSHA256)
+	cache := filepath.Join(s.Layout.SSHServerCacheDir(), src.imageSHA256)
 	switch b, _ := os.ReadFile(cache); string(b) {
 	case "yes\n":
 		return true, nil
