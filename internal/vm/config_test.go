@@ -120,24 +120,6 @@ func TestParseMemory(t *testing.T) {
 	}
 }
 
-func TestParseStat(t *testing.T) {
-	for _, tc := range []struct {
-		in    string
-		start uint64
-		alive bool
-	}{
-		{"1234 (qemu-system-x86) S 1 1234 1234 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 3 0 987654 100 200", 987654, true},
-		{"1234 (we (ird) name) R 1 1234 1234 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 3 0 42 100 200", 42, true},
-		{"1234 (qemu) Z 1 1234 1234 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 3 0 42 100 200", 42, false},
-		{"garbage", 0, false},
-	} {
-		start, alive := parseStat(tc.in)
-		if start != tc.start || alive != tc.alive {
-			t.Errorf("parseStat(%q) = %d, %v; want %d, %v", tc.in, start, alive, tc.start, tc.alive)
-		}
-	}
-}
-
 func TestCrashReason(t *testing.T) {
 	for _, tc := range []struct {
 		name, log, want string

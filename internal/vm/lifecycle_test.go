@@ -16,6 +16,7 @@ import (
 	"github.com/thaloco/banger/internal/guest"
 	"github.com/thaloco/banger/internal/guesttest"
 	"github.com/thaloco/banger/internal/logtail"
+	"github.com/thaloco/banger/internal/vmm/vmmproc"
 )
 
 // bootTimeout bounds one test boot. Under TCG a boot takes a few seconds;
@@ -131,7 +132,7 @@ func TestLifecycle(t *testing.T) {
 	if err := s.Remove(ctx, "life", true); err != nil {
 		t.Fatal(err)
 	}
-	if _, alive := procStart(pid); alive {
+	if _, alive := vmmproc.StartTime(pid); alive {
 		t.Fatalf("VMM %d still runs after rm --force", pid)
 	}
 	if got := visibleVMs(t, s); len(got) != 0 {
@@ -189,7 +190,7 @@ func TestStartInterrupted(t *testing.T) {
 	if pid == 0 {
 		t.Fatal("the VMM never started")
 	}
-	if _, alive := procStart(pid); alive {
+	if _, alive := vmmproc.StartTime(pid); alive {
 		t.Fatalf("VMM %d still runs after an interrupted start", pid)
 	}
 	v := status(t, s, "int")
@@ -206,7 +207,7 @@ func fileExists(p string) bool {
 func waitGone(t *testing.T, pid int) {
 	t.Helper()
 	for i := 0; i < 500; i++ {
-		if _, alive := procStart(pid); !alive {
+		if _, alive := vmmproc.StartTime(pid); !alive {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -267,7 +268,7 @@ func TestStopTimeout(t *testing.T) {
 	if d := time.Since(t0); d < 2*time.Second {
 		t.Fatalf("stop returned after %v, before the 2s timeout: did the guest shut down?", d)
 	}
-	if _, alive := procStart(pid); alive {
+	if _, alive := vmmproc.StartTime(pid); alive {
 		t.Fatalf("VMM %d survived the stop", pid)
 	}
 	if v := status(t, s, "deaf"); v.State.Status != StatusStopped || v.State.PID != 0 {
@@ -331,7 +332,7 @@ func TestGuestPowerOff(t *testing.T) {
 	if v.State.Status != StatusStopped || v.State.Reason != "the guest shut down" {
 		t.Fatalf("after the guest powered off: %+v", v.State)
 	}
-	if _, alive := procStart(pid); alive {
+	if _, alive := vmmproc.StartTime(pid); alive {
 		t.Fatalf("VMM %d still runs after the guest powered off", pid)
 	}
 }

@@ -106,7 +106,7 @@ func (s *Store) waitReady(ctx context.Context, v *VM, t0 time.Time, timeout time
 		alive := true
 		if !grew || time.Since(lastAliveCheck) > 50*time.Millisecond {
 			lastAliveCheck = time.Now()
-			if alive = vmmAlive(v.State); !alive {
+			if alive = v.State.process().Alive(); !alive {
 				con.poll() // what the VMM wrote before it died
 				grew = true
 			}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/thaloco/banger/internal/lockfile"
 	"github.com/thaloco/banger/internal/logtail"
+	"github.com/thaloco/banger/internal/vmm/vmmproc"
 )
 
 // reconcile brings v's recorded status in line with its VMM process. It
@@ -34,22 +35,22 @@ func reconcileLocked(v *VM) bool {
 	if !v.State.Status.active() {
 		return false
 	}
-	if vmmAlive(v.State) && v.State.Status == StatusStarting && v.State.RestorePending {
+	if v.State.process().Alive() && v.State.Status == StatusStarting && v.State.RestorePending {
 		// A restore whose banger died before the clone identity step
 		// finished: the guest still has the snapshot's identity (on --net
 		// tap, its tap went with banger's namespace). End it; the next
 		// start restores again, from a fresh copy of the disk.
-		_ = killVMM(v.State, 0)
-		_, _ = killStrays(v.Dir, State{})
+		_ = v.State.process().Kill(0)
+		_, _ = vmmproc.KillStrays(v.Dir, vmmproc.ID{})
 		clearRuntime(v)
 		v.State.Status, v.State.Reason = StatusStopped, "restore interrupted; the next start restores the snapshot again"
 		return true
 	}
-	if vmmAlive(v.State) && guestHalted(v) {
+	if v.State.process().Alive() && guestHalted(v) {
 		// The guest powered off, which ends no microVM VMM: end it.
-		_ = killVMM(v.State, time.Second)
+		_ = v.State.process().Kill(time.Second)
 	}
-	if vmmAlive(v.State) {
+	if v.State.process().Alive() {
 		// A start or stop whose banger died half-way: the VMM is what counts.
 		if v.State.Status != StatusRunning {
 			v.State.Status = StatusRunning
@@ -59,7 +60,7 @@ func reconcileLocked(v *VM) bool {
 	}
 	// A VMM the record lost (a start killed before it saved the pid) is
 	// found by its command line and ended.
-	_, _ = killStrays(v.Dir, v.State)
+	_, _ = vmmproc.KillStrays(v.Dir, v.State.process())
 	markGone(v)
 	return true
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/thaloco/banger/internal/vmm/vmmproc"
 )
 
 // TestStopDiedThenCrash drives a `vm stop` that died half-way while the
@@ -54,7 +56,7 @@ func standInVMM(t *testing.T, s *Store, name string, st Status) (v *VM, pid int,
 		})
 	}
 	t.Cleanup(kill)
-	start, alive := procStart(proc.Process.Pid)
+	start, alive := vmmproc.StartTime(proc.Process.Pid)
 	if !alive {
 		t.Fatal("sleep is not running")
 	}
@@ -92,7 +94,7 @@ func spawnLost(t *testing.T, s *Store, name string) int {
 // gone waits up to 10s for process pid to be gone (or a zombie).
 func gone(pid int) bool {
 	for range 500 {
-		if _, alive := procStart(pid); !alive {
+		if _, alive := vmmproc.StartTime(pid); !alive {
 			return true
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -123,7 +125,7 @@ func TestLostVMMs(t *testing.T) {
 		t.Fatalf("VM lost after its QEMU was ended: %+v", v.State)
 	}
 	v := startRetry(t, s, "lost")
-	if strays := strayVMMs(v.Dir, v.State); len(strays) != 0 {
+	if strays := vmmproc.Strays(v.Dir, v.State.process()); len(strays) != 0 {
 		t.Errorf("VMMs besides the recorded one after the start: %+v", strays)
 	}
 	if _, err := s.Stop(ctx, "lost", StopOptions{Force: true}); err != nil {

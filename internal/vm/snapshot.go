@@ -26,6 +26,7 @@ import (
 	"github.com/thaloco/banger/internal/sshkey"
 	"github.com/thaloco/banger/internal/vmm"
 	"github.com/thaloco/banger/internal/vmm/qemu"
+	"github.com/thaloco/banger/internal/vmm/vmmproc"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -445,10 +446,10 @@ func (s *Store) restoreLocked(ctx context.Context, v *VM, o StartOptions) error 
 		return fmt.Errorf("starting VM %q: %w", v.Name(), err)
 	}
 	v.State.PID, v.State.APISocket, v.State.ConsoleSocket = p.PID, p.APISocket, p.ConsoleSocket
-	v.State.PIDStart, _ = procStart(p.PID)
+	v.State.PIDStart, _ = vmmproc.StartTime(p.PID)
 	v.State.Boot.VMM = time.Since(t0)
 	if err := v.saveState(); err != nil {
-		_ = killVMM(v.State, 0)
+		_ = v.State.process().Kill(0)
 		return err
 	}
 	if v.Config.Ready == ReadySSH && v.sshAddr() != "" {
@@ -457,13 +458,13 @@ func (s *Store) restoreLocked(ctx context.Context, v *VM, o StartOptions) error 
 			*o.KeepSSH = c
 		}
 		if err != nil {
-			_ = killVMM(v.State, 0)
+			_ = v.State.process().Kill(0)
 			s.failStart(v, err)
 			return fmt.Errorf("starting VM %q: %w", v.Name(), err)
 		}
 		v.State.Identity = res
 		if err := s.setupAfterReady(ctx, v, o); err != nil {
-			_ = killVMM(v.State, 0)
+			_ = v.State.process().Kill(0)
 			s.failStart(v, err)
 			return fmt.Errorf("starting VM %q: %w", v.Name(), err)
 		}

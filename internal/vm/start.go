@@ -11,6 +11,7 @@ import (
 	"github.com/thaloco/banger/internal/kernelstore"
 	"github.com/thaloco/banger/internal/logtail"
 	"github.com/thaloco/banger/internal/vmm"
+	"github.com/thaloco/banger/internal/vmm/vmmproc"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -95,20 +96,20 @@ func (s *Store) startLocked(ctx context.Context, v *VM, o StartOptions) error {
 		return fmt.Errorf("starting VM %q: %w", v.Name(), err)
 	}
 	v.State.PID, v.State.APISocket, v.State.ConsoleSocket = p.PID, p.APISocket, p.ConsoleSocket
-	v.State.PIDStart, _ = procStart(p.PID)
+	v.State.PIDStart, _ = vmmproc.StartTime(p.PID)
 	v.State.Boot.VMM = time.Since(t0)
 	if err := v.saveState(); err != nil {
-		_ = killVMM(v.State, 0)
+		_ = v.State.process().Kill(0)
 		return err
 	}
 	if err := s.waitReady(ctx, v, t0, o.Timeout); err != nil {
-		_ = killVMM(v.State, 0)
+		_ = v.State.process().Kill(0)
 		s.failStart(v, err)
 		return fmt.Errorf("starting VM %q: %w", v.Name(), err)
 	}
 	if v.Config.hasSetup() {
 		if err := s.setupAfterReady(ctx, v, o); err != nil {
-			_ = killVMM(v.State, 0)
+			_ = v.State.process().Kill(0)
 			s.failStart(v, err)
 			return fmt.Errorf("starting VM %q: %w", v.Name(), err)
 		}

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/thaloco/banger/internal/vmm/vmmproc"
 )
 
 // Status is where a VM is in its life.
@@ -215,3 +217,6 @@ func load(dir string) (*VM, error) {
 	}
 	return v, nil
 }
+
+// process names the VMM process st records.
+func (st State) process() vmmproc.ID { return vmmproc.ID{PID: st.PID, Start: st.PIDStart} }

@@ -15,6 +15,7 @@ import (
 	"github.com/thaloco/banger/internal/netsetup"
 	"github.com/thaloco/banger/internal/sshkey"
 	"github.com/thaloco/banger/internal/vmm"
+	"github.com/thaloco/banger/internal/vmm/vmmproc"
 )
 
 // DefaultStopTimeout bounds a graceful stop before the VMM is killed.
@@ -83,12 +84,12 @@ func (s *Store) stopLocked(ctx context.Context, v *VM, o StopOptions) error {
 	}
 	// A guest that halted or powered off may leave its VMM running
 	// (microvm) or about to exit (virt's PSCI power-off): end it too.
-	if !gone || vmmAlive(v.State) {
+	if !gone || v.State.process().Alive() {
 		grace := 3 * time.Second
 		if o.Force {
 			grace = 0
 		}
-		if err := killVMM(v.State, grace); err != nil {
+		if err := v.State.process().Kill(grace); err != nil {
 			return fmt.Errorf("stopping VM %q: %w", v.Name(), err)
 		}
 	}
@@ -115,7 +116,7 @@ func (s *Store) waitShutdown(ctx context.Context, v *VM, timeout time.Duration, 
 	deadline := time.Now().Add(timeout)
 	asked = asked || !v.canSSHReboot()
 	for {
-		if !vmmAlive(v.State) || guestHalted(v) {
+		if !v.State.process().Alive() || guestHalted(v) {
 			return true
 		}
 		if ctx.Err() != nil || time.Now().After(deadline) {
@@ -193,7 +194,7 @@ func (s *Store) Remove(ctx context.Context, name string, force bool) error {
 			if !force {
 				return fmt.Errorf("VM %q is running (hint: stop it first with \"banger vm stop %s\", or pass --force)", name, name)
 			}
-			if err := killVMM(v.State, 0); err != nil {
+			if err := v.State.process().Kill(0); err != nil {
 				return fmt.Errorf("removing VM %q: %w", name, err)
 			}
 		}
@@ -208,7 +209,7 @@ func (s *Store) Remove(ctx context.Context, name string, force bool) error {
 	case errors.As(err, new(*BrokenError)) && force:
 		// A broken VM: its record cannot be read. Its VMM is found by its
 		// command line, its network by the VM's name.
-		if _, err := killStrays(dir, State{}); err != nil {
+		if _, err := vmmproc.KillStrays(dir, vmmproc.ID{}); err != nil {
 			return fmt.Errorf("removing VM %q: %w", name, err)
 		}
 		if cfg, err := s.netConfig(); err == nil {
@@ -225,7 +226,7 @@ func (s *Store) Remove(ctx context.Context, name string, force bool) error {
 	default:
 		return err
 	}
-	if n, err := killStrays(dir, State{}); err != nil {
+	if n, err := vmmproc.KillStrays(dir, vmmproc.ID{}); err != nil {
 		return fmt.Errorf("removing VM %q: %w", name, err)
 	} else if n > 0 {
 		s.logf("VM %q: killed %d VMM process(es) its record had lost", name, n)

@@ -2,7 +2,9 @@
 // session (a Ctrl-C aimed at banger does not reach it), stdin from
 // /dev/null, stdout and stderr appended to the VM's console log (or all
 // three on a terminal whose output reaches that log some other way). It
-// outlives banger; while banger runs, a goroutine reaps it.
+// outlives banger; while banger runs, a goroutine reaps it. Later runs
+// check it is alive and end it by the pid and start time they recorded
+// (ID), and find the VMMs a VM's record lost (Strays).
 package vmmproc
 
 import (

@@ -1,4 +1,4 @@
-package vm
+package vmmproc
 
 import (
 	"errors"
@@ -11,10 +11,17 @@ import (
 	"time"
 )
 
-// procStart returns the start time of process pid (clock ticks after
-// boot, /proc/PID/stat field 22) and whether it is a live process (not a
-// zombie).
-func procStart(pid int) (start uint64, alive bool) {
+// ID names one process across pid reuse: its pid and its start time
+// (clock ticks after boot, /proc/PID/stat field 22), as a VM's state
+// records them. The zero ID names no process.
+type ID struct {
+	PID   int
+	Start uint64
+}
+
+// StartTime returns the start time of process pid and whether it is a
+// live process (not a zombie).
+func StartTime(pid int) (start uint64, alive bool) {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, false
@@ -65,33 +72,33 @@ func parseStat(s string) (start uint64, alive bool) {
 	return start, f[0] != "Z" && f[0] != "X"
 }
 
-// vmmAlive reports whether the VMM recorded in st still runs: the pid
-// exists, is not a zombie, and started when the recorded one did.
-func vmmAlive(st State) bool {
-	if st.PID <= 0 {
+// Alive reports whether the process still runs: the pid exists, is not a
+// zombie, and started when the recorded one did.
+func (id ID) Alive() bool {
+	if id.PID <= 0 {
 		return false
 	}
-	start, alive := procStart(st.PID)
-	return alive && start == st.PIDStart
+	start, alive := StartTime(id.PID)
+	return alive && start == id.Start
 }
 
-// signalVMM sends sig to the recorded VMM if it is still that process.
-func signalVMM(st State, sig syscall.Signal) error {
-	if !vmmAlive(st) {
+// signal sends sig to the process if it is still the one id names.
+func (id ID) signal(sig syscall.Signal) error {
+	if !id.Alive() {
 		return nil
 	}
-	if err := syscall.Kill(st.PID, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("signalling VMM process %d: %w", st.PID, err)
+	if err := syscall.Kill(id.PID, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("signalling VMM process %d: %w", id.PID, err)
 	}
 	return nil
 }
 
-// waitExit waits until the recorded VMM is gone or timeout passes; it
-// reports whether it is gone.
-func waitExit(st State, timeout time.Duration) bool {
+// WaitExit waits until the process is gone or timeout passes; it reports
+// whether it is gone.
+func (id ID) WaitExit(timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for {
-		if !vmmAlive(st) {
+		if !id.Alive() {
 			return true
 		}
 		if time.Now().After(deadline) {
@@ -101,20 +108,20 @@ func waitExit(st State, timeout time.Duration) bool {
 	}
 }
 
-// killVMM ends the recorded VMM: SIGTERM, then SIGKILL after grace, and
-// waits for it to be gone.
-func killVMM(st State, grace time.Duration) error {
-	if err := signalVMM(st, syscall.SIGTERM); err != nil {
+// Kill ends the process: SIGTERM, then SIGKILL after grace, and waits for
+// it to be gone. A process that is already gone is not an error.
+func (id ID) Kill(grace time.Duration) error {
+	if err := id.signal(syscall.SIGTERM); err != nil {
 		return err
 	}
-	if waitExit(st, grace) {
+	if id.WaitExit(grace) {
 		return nil
 	}
-	if err := signalVMM(st, syscall.SIGKILL); err != nil {
+	if err := id.signal(syscall.SIGKILL); err != nil {
 		return err
 	}
-	if !waitExit(st, 10*time.Second) {
-		return fmt.Errorf("VMM process %d survived SIGKILL", st.PID)
+	if !id.WaitExit(10 * time.Second) {
+		return fmt.Errorf("VMM process %d survived SIGKILL", id.PID)
 	}
 	return nil
 }
@@ -122,20 +129,20 @@ func killVMM(st State, grace time.Duration) error {
 // vmmNames are the executables banger runs as VMMs (by base name prefix).
 var vmmNames = []string{"qemu-system-", "firecracker", "jailer"}
 
-// strayVMMs returns the live VMM processes whose command line names a
-// file in dir (a VM's directory: its sockets, console log and disk are
-// there) other than the one st records: VMMs a start lost when it was
-// killed before it saved the pid, or a second VMM of the same VM.
-func strayVMMs(dir string, st State) []State {
+// Strays returns the live VMM processes whose command line names a file
+// in dir (a VM's directory: its sockets, console log and disk are there)
+// other than known: VMMs a start lost when it was killed before it saved
+// the pid, or a second VMM of the same VM.
+func Strays(dir string, known ID) []ID {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
 	}
 	needles := []string{dir + "/", strings.ReplaceAll(dir, ",", ",,") + "/"}
-	var out []State
+	var out []ID
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() || (pid == st.PID && vmmAlive(st)) {
+		if err != nil || pid == os.Getpid() || (pid == known.PID && known.Alive()) {
 			continue
 		}
 		data, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
@@ -146,8 +153,8 @@ func strayVMMs(dir string, st State) []State {
 		if !isVMM(args[0]) || !mentions(args[1:], needles) {
 			continue
 		}
-		if start, alive := procStart(pid); alive {
-			out = append(out, State{PID: pid, PIDStart: start})
+		if start, alive := StartTime(pid); alive {
+			out = append(out, ID{PID: pid, Start: start})
 		}
 	}
 	return out
@@ -174,13 +181,13 @@ func mentions(args, needles []string) bool {
 	return false
 }
 
-// killStrays kills the stray VMMs of the VM in dir (see strayVMMs) and
+// KillStrays kills the stray VMMs of the VM in dir (see Strays) and
 // reports how many there were.
-func killStrays(dir string, st State) (int, error) {
-	strays := strayVMMs(dir, st)
+func KillStrays(dir string, known ID) (int, error) {
+	strays := Strays(dir, known)
 	var errs []error
 	for _, p := range strays {
-		errs = append(errs, killVMM(p, 0))
+		errs = append(errs, p.Kill(0))
 	}
 	return len(strays), errors.Join(errs...)
 }
