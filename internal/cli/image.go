@@ -33,9 +33,7 @@ func (g *globalOptions) imageStore() (*image.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := image.New(l.ImagesDir())
-	s.Overlays = g.imageOverlays
-	return s, nil
+	return image.NewWithOptions(l.ImagesDir(), image.Options{Overlays: g.imageOverlays}), nil
 }
 
 // checkKernel returns an error with the pull hint unless kernel is

@@ -41,11 +41,13 @@ func (g *globalOptions) vmStore() (*vm.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := vm.NewStore(l, g.Getenv, func(format string, args ...any) {
-		fmt.Fprintf(g.Stderr, "banger: "+format+"\n", args...)
-	})
-	s.ConsoleRelay = consoleRelayCommand()
-	return s, nil
+	return vm.NewWithOptions(l, vm.Options{
+		Getenv: g.Getenv,
+		Logf: func(format string, args ...any) {
+			fmt.Fprintf(g.Stderr, "banger: "+format+"\n", args...)
+		},
+		ConsoleRelay: consoleRelayCommand(),
+	}), nil
 }
 
 // completeVMNames completes the names of existing VMs.

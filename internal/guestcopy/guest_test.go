@@ -55,8 +55,9 @@ func bootVM(t *testing.T) *testVM {
 	if out := hostSh(t, "debugfs -R 'stat /locked' "+rootfs); !strings.Contains(out, "Flags: 0x80010") {
 		t.Fatalf("/locked is not immutable:\n%s", out)
 	}
-	s := vm.NewStore(paths.Layout{State: state, KernelsDir: kernels}, func(string) string { return "" },
-		func(format string, args ...any) { t.Logf("banger: "+format, args...) })
+	s := vm.NewWithOptions(paths.Layout{State: state, KernelsDir: kernels}, vm.Options{
+		Logf: func(format string, args ...any) { t.Logf("banger: "+format, args...) },
+	})
 	ctx := context.Background()
 	if _, err := s.Create(ctx, vm.CreateOptions{Name: "cp", Kernel: "test", Rootfs: rootfs, MemoryMiB: 256}); err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@ import (
 // under the name. Unless force, users (the VMs made from it) are asked
 // under the image's lock, which VM creation holds shared while it copies
 // the image: an image in use is refused with a *stagedir.InUseError. An
-// image whose rootfs disks overlay (s.Overlays) is refused even with
+// image whose rootfs disks overlay (Options.Overlays) is refused even with
 // force: removing it would lose their data.
 func (s *Store) Remove(ctx context.Context, name string, force bool, users func(string) ([]string, error)) error {
 	if err := paths.ValidateName("image", name); err != nil {

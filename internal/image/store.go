@@ -96,7 +96,12 @@ func (m *Manifest) DiskUsage() int64 {
 
 // Store is an images directory.
 type Store struct {
-	dir string
+	dir  string
+	opts Options
+}
+
+// Options change how a Store treats its images.
+type Options struct {
 	// Overlays names what has a disk that overlays the rootfs of the
 	// image called name ("VM web", "snapshot web-ready"): a qcow2 file
 	// reading from it. Such an image is never removed or replaced, even
@@ -108,13 +113,16 @@ type Store struct {
 // created until an image is added.
 func New(dir string) *Store { return &Store{dir: dir} }
 
+// NewWithOptions is New with opts.
+func NewWithOptions(dir string, opts Options) *Store { return &Store{dir: dir, opts: opts} }
+
 // checkOverlays refuses to remove or replace the image called name while
 // disks overlay its rootfs. The caller holds the name's lock.
 func (s *Store) checkOverlays(name string) error {
-	if s.Overlays == nil {
+	if s.opts.Overlays == nil {
 		return nil
 	}
-	users, err := s.Overlays(name)
+	users, err := s.opts.Overlays(name)
 	if err != nil {
 		return fmt.Errorf("image %q: finding the disks that overlay it: %w", name, err)
 	}

@@ -291,13 +291,13 @@ func TestOverlaysKeepImage(t *testing.T) {
 	ctx := context.Background()
 	src := filepath.Join(t.TempDir(), "root.ext4")
 	mkext4(t, src, 16<<20, "one")
-	s := New(filepath.Join(t.TempDir(), "images"))
 	overlays := []string{"VM web", "snapshot web-ready"}
+	var overlaysErr error
 	var asked []string
-	s.Overlays = func(name string) ([]string, error) {
+	s := NewWithOptions(filepath.Join(t.TempDir(), "images"), Options{Overlays: func(name string) ([]string, error) {
 		asked = append(asked, name)
-		return overlays, nil
-	}
+		return overlays, overlaysErr
+	}})
 	opts := RegisterOptions{KernelRef: "k"}
 	if _, err := s.Register(ctx, "deb", src, opts); err != nil {
 		t.Fatalf("registering a new image (nothing to overlay yet): %v", err)
@@ -337,12 +337,11 @@ func TestOverlaysKeepImage(t *testing.T) {
 	if _, err := s.Register(ctx, "deb", other, opts); !errors.Is(err, ErrExists) {
 		t.Fatalf("register without --force: %v", err)
 	}
-	s.Overlays = func(string) ([]string, error) { return nil, errors.New("cannot list VMs") }
+	overlaysErr = errors.New("cannot list VMs")
 	if err := s.Remove(ctx, "deb", true, nil); err == nil || !strings.Contains(err.Error(), `image "deb": finding the disks that overlay it: cannot list VMs`) {
 		t.Fatalf("rm when overlays cannot be listed: %v", err)
 	}
-	overlays = nil
-	s.Overlays = func(string) ([]string, error) { return overlays, nil }
+	overlays, overlaysErr = nil, nil
 	o := opts
 	o.Force = true
 	if _, err := s.Register(ctx, "deb", other, o); err != nil {

@@ -35,7 +35,7 @@ type Txn struct {
 
 // Begin starts creating the image called name. Unless force is set, an
 // existing image of that name is an error wrapping ErrExists; with force,
-// an existing image that disks overlay (s.Overlays) is refused with a
+// an existing image that disks overlay (Options.Overlays) is refused with a
 // *stagedir.InUseError. onWait is called if another banger holds the
 // name's lock.
 func (s *Store) Begin(ctx context.Context, name string, force bool, onWait func()) (*Txn, error) {

@@ -53,7 +53,7 @@ func TestAccelSelection(t *testing.T) {
 		{env: "tcg", want: "tcg"},
 		{env: "hvf", err: `BANGER_QEMU_ACCEL="hvf": want kvm or tcg`},
 	} {
-		s := &Store{Getenv: func(k string) string { return map[string]string{AccelEnv: tc.env}[k] }}
+		s := &Store{opts: Options{Getenv: func(k string) string { return map[string]string{AccelEnv: tc.env}[k] }}}
 		got, err := s.qemuAccel(arch.Host())
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
@@ -67,7 +67,7 @@ func TestAccelSelection(t *testing.T) {
 	}
 	// Detection: the warning is given exactly when TCG is chosen.
 	var warned []string
-	s := &Store{Logf: func(f string, a ...any) { warned = append(warned, f) }}
+	s := &Store{opts: Options{Logf: func(f string, a ...any) { warned = append(warned, f) }}}
 	got, err := s.qemuAccel(arch.Host())
 	if ok, _ := kvmUsable(); err != nil || (got == "kvm") != ok || (len(warned) == 1) == ok {
 		t.Fatalf("detected %q (err %v, warnings %q) but kvmUsable = %v", got, err, warned, ok)
@@ -97,7 +97,7 @@ func TestChooseVMM(t *testing.T) {
 		{"", "firecracker", VMMFirecracker},
 		{"qemu", "firecracker", VMMQEMU},
 	} {
-		s := &Store{Getenv: func(k string) string { return map[string]string{VMMEnv: tc.env}[k] }}
+		s := &Store{opts: Options{Getenv: func(k string) string { return map[string]string{VMMEnv: tc.env}[k] }}}
 		if got, err := s.chooseVMM(tc.flag, arch.Host()); err != nil || got != tc.want {
 			t.Errorf("chooseVMM(%q) with %s=%q = %q, %v; want %q", tc.flag, VMMEnv, tc.env, got, err, tc.want)
 		}
@@ -129,7 +129,7 @@ func otherArch() string {
 // with a note once; forcing KVM for it is an error naming both.
 func TestCrossArchAccel(t *testing.T) {
 	var notes []string
-	s := &Store{Logf: func(f string, a ...any) { notes = append(notes, fmt.Sprintf(f, a...)) }}
+	s := &Store{opts: Options{Logf: func(f string, a ...any) { notes = append(notes, fmt.Sprintf(f, a...)) }}}
 	other := otherArch()
 	for range 2 {
 		if got, err := s.qemuAccel(other); err != nil || got != "tcg" {
@@ -139,7 +139,7 @@ func TestCrossArchAccel(t *testing.T) {
 	if len(notes) != 1 || !strings.Contains(notes[0], other+" guests on this "+arch.Host()+" host run under QEMU's TCG") {
 		t.Errorf("notes %q; want one about TCG", notes)
 	}
-	s = &Store{Getenv: func(k string) string { return map[string]string{AccelEnv: "kvm"}[k] }}
+	s = &Store{opts: Options{Getenv: func(k string) string { return map[string]string{AccelEnv: "kvm"}[k] }}}
 	if _, err := s.qemuAccel(other); err == nil || !strings.Contains(err.Error(), "KVM cannot run "+other+" guests on this "+arch.Host()+" host") {
 		t.Errorf("forced KVM for a %s guest: %v", other, err)
 	}

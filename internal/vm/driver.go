@@ -25,7 +25,7 @@ func (s *Store) driver(v *VM) (vmm.Driver, error) {
 	case VMMQEMU:
 		return &qemu.Driver{Arch: v.Config.GuestArch()}, nil
 	case VMMFirecracker:
-		d := &firecracker.Driver{ConsoleRelay: s.ConsoleRelay}
+		d := &firecracker.Driver{ConsoleRelay: s.opts.ConsoleRelay}
 		if v.Config.Jailer {
 			j, err := s.jailer()
 			if err != nil {

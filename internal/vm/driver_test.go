@@ -28,7 +28,7 @@ func TestJailerIDs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := map[string]string{JailerUIDEnv: tc.uid, JailerGIDEnv: tc.gid}
-			s := &Store{Getenv: func(k string) string { return env[k] }}
+			s := &Store{opts: Options{Getenv: func(k string) string { return env[k] }}}
 			d, err := s.driver(&VM{Config: Config{Name: "j", VMM: VMMFirecracker, Jailer: true}})
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "hint: set BANGER_JAILER_UID and BANGER_JAILER_GID") {

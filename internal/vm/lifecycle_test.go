@@ -294,7 +294,7 @@ func TestStopOverSSH(t *testing.T) {
 	}
 	v := startRetry(t, s, "deafssh")
 	var notes []string
-	s.Logf = func(format string, args ...any) { notes = append(notes, fmt.Sprintf(format, args...)) }
+	s.opts.Logf = func(format string, args ...any) { notes = append(notes, fmt.Sprintf(format, args...)) }
 	t0 := time.Now()
 	if _, err := s.Stop(context.Background(), "deafssh", StopOptions{Timeout: 90 * time.Second}); err != nil {
 		t.Fatal(err)

@@ -76,11 +76,10 @@ func newStore(t testing.TB, env map[string]string) *Store {
 	if _, ok := env[AccelEnv]; !ok {
 		env[AccelEnv] = "" // detect: TCG here, KVM on hosts that have it
 	}
-	s := &Store{
-		Layout: paths.Layout{State: state, KernelsDir: shared.kernels},
+	s := NewWithOptions(paths.Layout{State: state, KernelsDir: shared.kernels}, Options{
 		Getenv: func(k string) string { return env[k] },
 		Logf:   func(format string, args ...any) { t.Logf("banger: "+format, args...) },
-	}
+	})
 	t.Cleanup(func() { killAll(s) })
 	return s
 }

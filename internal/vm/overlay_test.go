@@ -28,8 +28,7 @@ import (
 // is), and returns that store and the image.
 func registerImage(t testing.TB, s *Store, name, rootfs string) (*image.Store, *image.Manifest) {
 	t.Helper()
-	images := image.New(s.Layout.ImagesDir())
-	images.Overlays = s.OverlayUsers
+	images := image.NewWithOptions(s.Layout.ImagesDir(), image.Options{Overlays: s.OverlayUsers})
 	ks := kernelstore.New(s.Layout.KernelsDir)
 	m, err := images.Register(context.Background(), name, rootfs, image.RegisterOptions{
 		KernelRef: "test", CheckKernel: func(n string) error { _, err := ks.Get(n); return err },
@@ -295,7 +294,7 @@ func TestOverlayUsers(t *testing.T) {
 func TestOverlayFallbacks(t *testing.T) {
 	s := newStore(t, nil)
 	var notes []string
-	s.Logf = func(format string, args ...any) { notes = append(notes, fmt.Sprintf(format, args...)) }
+	s.opts.Logf = func(format string, args ...any) { notes = append(notes, fmt.Sprintf(format, args...)) }
 	ctx := context.Background()
 	registerImage(t, s, "img", shared.plain)
 

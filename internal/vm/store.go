@@ -24,16 +24,7 @@ var ErrNotFound = errors.New("VM not found")
 // Store is the set of VMs under one state directory.
 type Store struct {
 	Layout paths.Layout
-	// Getenv reads BANGER_VMM, BANGER_QEMU_ACCEL, the jailer's ids and the
-	// network settings; nil means no environment.
-	Getenv func(string) string
-	// Logf receives warnings and notes for the user (the TCG fallback, tap
-	// network notes); nil discards them.
-	Logf func(format string, args ...any)
-	// ConsoleRelay is the command that runs the console relay of
-	// Firecracker VMs (see firecracker.Driver.ConsoleRelay); nil leaves
-	// their consoles readable in the log only.
-	ConsoleRelay []string
+	opts   Options
 
 	// versions caches each VMM's version for this store's life (one
 	// banger command): restoring checks it more than once.
@@ -44,21 +35,38 @@ type Store struct {
 	warnTCG, warnCross sync.Once
 }
 
-// NewStore returns the VM store of layout.
-func NewStore(layout paths.Layout, getenv func(string) string, logf func(string, ...any)) *Store {
-	return &Store{Layout: layout, Getenv: getenv, Logf: logf}
+// Options change how a Store reaches its environment and the user.
+type Options struct {
+	// Getenv reads BANGER_VMM, BANGER_QEMU_ACCEL, the jailer's ids and the
+	// network settings; nil means no environment.
+	Getenv func(string) string
+	// Logf receives warnings and notes for the user (the TCG fallback, tap
+	// network notes); nil discards them.
+	Logf func(format string, args ...any)
+	// ConsoleRelay is the command that runs the console relay of
+	// Firecracker VMs (see firecracker.Driver.ConsoleRelay); nil leaves
+	// their consoles readable in the log only.
+	ConsoleRelay []string
+}
+
+// New returns the VM store of layout, with no environment and no notes.
+func New(layout paths.Layout) *Store { return &Store{Layout: layout} }
+
+// NewWithOptions is New with opts.
+func NewWithOptions(layout paths.Layout, opts Options) *Store {
+	return &Store{Layout: layout, opts: opts}
 }
 
 func (s *Store) getenv(k string) string {
-	if s.Getenv == nil {
+	if s.opts.Getenv == nil {
 		return ""
 	}
-	return s.Getenv(k)
+	return s.opts.Getenv(k)
 }
 
 func (s *Store) logf(format string, args ...any) {
-	if s.Logf != nil {
-		s.Logf(format, args...)
+	if s.opts.Logf != nil {
+		s.opts.Logf(format, args...)
 	}
 }
 
