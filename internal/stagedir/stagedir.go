@@ -1,4 +1,5 @@
-// Package stagedir builds named directories (installed kernels, images)
+// Package stagedir builds named directories (installed kernels, images,
+// VMs)
 // out of sight and makes them appear complete or not at all: each is
 // assembled in a hidden .tmp-<name>-<rand> directory beside its final
 // place and renamed into place once flushed to disk; removal renames it to
@@ -49,15 +50,25 @@ func Create(parent, name string) (string, error) {
 // CleanLeftovers removes the staging and removal directories that
 // interrupted runs left for name, and nothing of any other name.
 func CleanLeftovers(parent, name string) {
+	for _, m := range Leftovers(parent, name) {
+		_ = RemoveAll(m)
+	}
+}
+
+// Leftovers returns the paths of the staging and removal directories that
+// interrupted runs left for name, and of no other name.
+func Leftovers(parent, name string) []string {
+	var out []string
 	for _, prefix := range []string{".tmp-", ".old-"} {
 		matches, _ := filepath.Glob(filepath.Join(parent, prefix+name+"-*"))
 		for _, m := range matches {
 			rest := strings.TrimPrefix(filepath.Base(m), prefix+name+"-")
 			if len(rest) == suffixLen && !strings.Contains(rest, "-") {
-				_ = RemoveAll(m)
+				out = append(out, m)
 			}
 		}
 	}
+	return out
 }
 
 // Publish makes the staged directory tmp visible as parent/name in one
@@ -151,7 +162,7 @@ func Sweep(parent string) int {
 	}
 	n := 0
 	for _, e := range ents {
-		name, ok := leftoverName(e.Name())
+		name, ok := LeftoverName(e.Name())
 		if !ok {
 			continue
 		}
@@ -167,9 +178,10 @@ func Sweep(parent string) int {
 	return n
 }
 
-// leftoverName returns NAME for ".tmp-NAME-<suffix>" and
-// ".old-NAME-<suffix>".
-func leftoverName(base string) (string, bool) {
+// LeftoverName returns NAME for ".tmp-NAME-<suffix>" and
+// ".old-NAME-<suffix>", the entries Create, Publish and Remove leave when
+// interrupted.
+func LeftoverName(base string) (string, bool) {
 	for _, prefix := range []string{".tmp-", ".old-"} {
 		rest, ok := strings.CutPrefix(base, prefix)
 		if !ok || len(rest) < suffixLen+2 || rest[len(rest)-suffixLen-1] != '-' {

@@ -19,6 +19,7 @@ import (
 	"github.com/thaloco/banger/internal/paths"
 	"github.com/thaloco/banger/internal/qcow2"
 	"github.com/thaloco/banger/internal/snapshot"
+	"github.com/thaloco/banger/internal/stagedir"
 	"github.com/thaloco/banger/internal/vmm"
 	"github.com/thaloco/banger/internal/vmm/firecracker"
 )
@@ -132,23 +133,23 @@ func (s *Store) Create(ctx context.Context, o CreateOptions) (*VM, error) {
 		return nil, fmt.Errorf("creating VM %q: %w", o.Name, err)
 	}
 	s.cleanLeftovers(o.Name)
-	tmp, err := os.MkdirTemp(s.Layout.VMsDir(), ".tmp~"+o.Name+"~")
+	tmp, err := stagedir.Create(s.Layout.VMsDir(), o.Name)
+	if err == nil {
+		err = os.Chmod(tmp, 0o700) // its disk holds the guest's data
+	}
 	if err != nil {
 		return nil, fmt.Errorf("creating VM %q: %w", o.Name, err)
 	}
 	v := &VM{Config: cfg, Dir: tmp, State: State{Status: StatusCreated}}
 	if err := s.populate(ctx, v, src, o); err != nil {
-		os.RemoveAll(tmp)
+		_ = stagedir.RemoveAll(tmp)
 		return nil, fmt.Errorf("creating VM %q: %w", o.Name, err)
 	}
-	if err := os.Rename(tmp, dir); err != nil {
-		os.RemoveAll(tmp)
+	if err := stagedir.Publish(s.Layout.VMsDir(), tmp, o.Name, false); err != nil {
+		_ = stagedir.RemoveAll(tmp)
 		return nil, fmt.Errorf("creating VM %q: %w", o.Name, err)
 	}
 	v.Dir = dir
-	if err := syncDir(s.Layout.VMsDir()); err != nil {
-		return nil, err
-	}
 	return v, nil
 }
 
@@ -426,20 +427,16 @@ func checkNetForwards(cfg *Config) error {
 	return nil
 }
 
-// cleanLeftovers removes temp directories of earlier creates or removals
-// of name that were killed half-way ('~' cannot appear in a name, so the
-// patterns match only name's). The caller holds name's lock.
+// cleanLeftovers removes the directories of earlier creates or removals
+// of name that were killed half-way. The caller holds name's lock.
 func (s *Store) cleanLeftovers(name string) {
-	for _, pat := range []string{".tmp~" + name + "~*", ".rm~" + name + "~*"} {
-		matches, _ := filepath.Glob(filepath.Join(s.Layout.VMsDir(), pat))
-		for _, m := range matches {
-			// A create killed while it grew an overlay left its export
-			// mounted (its daemon died with it).
-			if mnt := filepath.Join(m, growMount); !notExist(mnt) {
-				qcow2.Unmount(mnt)
-			}
-			os.RemoveAll(m)
+	for _, m := range stagedir.Leftovers(s.Layout.VMsDir(), name) {
+		// A create killed while it grew an overlay left its export
+		// mounted (its daemon died with it).
+		if mnt := filepath.Join(m, growMount); !notExist(mnt) {
+			qcow2.Unmount(mnt)
 		}
+		_ = stagedir.RemoveAll(m)
 	}
 }
 

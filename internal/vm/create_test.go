@@ -307,7 +307,7 @@ func TestCreateJailedSocketTooLong(t *testing.T) {
 func TestListSweepsLeftovers(t *testing.T) {
 	s := newStore(t, nil)
 	vms := s.Layout.VMsDir()
-	for _, d := range []string{".tmp~a~123", ".rm~b~456", ".tmp~busy~789"} {
+	for _, d := range []string{".tmp-a-0123456789ab", ".old-b-0123456789ab", ".tmp-busy-0123456789ab"} {
 		if err := os.MkdirAll(filepath.Join(vms, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -326,7 +326,7 @@ func TestListSweepsLeftovers(t *testing.T) {
 			left = append(left, e.Name())
 		}
 	}
-	if !slices.Equal(left, []string{".tmp~busy~789"}) {
+	if !slices.Equal(left, []string{".tmp-busy-0123456789ab"}) {
 		t.Errorf("left after vm list: %v, want only the locked name's", left)
 	}
 	l.Unlock()

@@ -414,7 +414,7 @@ func TestFirecrackerDiskReflink(t *testing.T) {
 // next list unmounts it and removes the directory.
 func TestSweepKilledGrow(t *testing.T) {
 	s := newStore(t, nil)
-	tmp := filepath.Join(s.Layout.VMsDir(), ".tmp~x~123")
+	tmp := filepath.Join(s.Layout.VMsDir(), ".tmp-x-0123456789ab")
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		t.Fatal(err)
 	}

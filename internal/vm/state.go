@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/thaloco/banger/internal/stagedir"
 	"github.com/thaloco/banger/internal/vmm/vmmproc"
 )
 
@@ -170,19 +171,7 @@ func writeJSONFile(path string, v any, durable bool) error {
 	if err := os.Rename(f.Name(), path); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
+	return stagedir.SyncDir(dir)
 }
 
 // saveState records v's state. The runtime state (pid, sockets, status)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/thaloco/banger/internal/arch"
@@ -14,6 +13,7 @@ import (
 	"github.com/thaloco/banger/internal/logtail"
 	"github.com/thaloco/banger/internal/netsetup"
 	"github.com/thaloco/banger/internal/sshkey"
+	"github.com/thaloco/banger/internal/stagedir"
 	"github.com/thaloco/banger/internal/vmm"
 	"github.com/thaloco/banger/internal/vmm/vmmproc"
 )
@@ -231,12 +231,7 @@ func (s *Store) Remove(ctx context.Context, name string, force bool) error {
 	} else if n > 0 {
 		s.logf("VM %q: killed %d VMM process(es) its record had lost", name, n)
 	}
-	// Rename first so the VM disappears at once, then delete.
-	trash := filepath.Join(s.Layout.VMsDir(), fmt.Sprintf(".rm~%s~%d", name, time.Now().UnixNano()))
-	if err := os.Rename(dir, trash); err != nil {
-		return fmt.Errorf("removing VM %q: %w", name, err)
-	}
-	if err := os.RemoveAll(trash); err != nil {
+	if err := stagedir.Remove(s.Layout.VMsDir(), name); err != nil {
 		return fmt.Errorf("removing VM %q: %w", name, err)
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 	"github.com/thaloco/banger/internal/paths"
 	"github.com/thaloco/banger/internal/qcow2"
 	"github.com/thaloco/banger/internal/snapshot"
+	"github.com/thaloco/banger/internal/stagedir"
 )
 
 // ErrNotFound is wrapped by errors for VMs that do not exist.
@@ -160,16 +161,10 @@ func (s *Store) List() ([]Listing, error) {
 	return out, nil
 }
 
-// sweep removes entry, a directory a killed create or removal left
-// (".tmp~NAME~…", ".rm~NAME~…"), unless a command holds NAME's lock.
+// sweep removes entry, a directory a killed create or removal left (see
+// stagedir.LeftoverName), unless a command holds its VM's lock.
 func (s *Store) sweep(entry string) {
-	rest, ok := strings.CutPrefix(entry, ".tmp~")
-	if !ok {
-		if rest, ok = strings.CutPrefix(entry, ".rm~"); !ok {
-			return
-		}
-	}
-	name, _, ok := strings.Cut(rest, "~")
+	name, ok := stagedir.LeftoverName(entry)
 	if !ok || paths.ValidateName("vm", name) != nil {
 		return
 	}
