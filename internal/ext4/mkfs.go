@@ -82,7 +82,7 @@ func Make(ctx context.Context, out string, opts MakeOptions) (err error) {
 		msg := strings.TrimSpace(stderr.String())
 		switch {
 		case strings.Contains(msg, "No space left on device"):
-			return fmt.Errorf("writing ext4 image %s: %w (hint: free some space there)", out, syscall.ENOSPC)
+			return &NoSpaceError{Path: out}
 		case strings.Contains(msg, "Could not allocate"):
 			return fmt.Errorf("the tree does not fit in a %d MiB ext4 image: %s: %w", opts.Size>>20, logtail.Quote(msg, 1), ErrTooSmall)
 		}
@@ -90,3 +90,13 @@ func Make(ctx context.Context, out string, opts MakeOptions) (err error) {
 	}
 	return nil
 }
+
+// NoSpaceError is mkfs.ext4 running out of space for the image at Path.
+// It is syscall.ENOSPC, and its message already says what to do.
+type NoSpaceError struct{ Path string }
+
+func (e *NoSpaceError) Error() string {
+	return fmt.Sprintf("writing ext4 image %s: %v (hint: free some space there)", e.Path, syscall.ENOSPC)
+}
+
+func (e *NoSpaceError) Unwrap() error { return syscall.ENOSPC }

@@ -343,9 +343,9 @@ func writeRootfs(ctx context.Context, tree, out string, size int64, rootless boo
 	return nil
 }
 
-// diskFull adds a hint to out-of-space errors.
+// diskFull adds a hint to out-of-space errors that have none yet.
 func diskFull(err error, where string) error {
-	if err != nil && errors.Is(err, syscall.ENOSPC) && !strings.Contains(err.Error(), "hint:") {
+	if errors.Is(err, syscall.ENOSPC) && !errors.As(err, new(*ext4.NoSpaceError)) {
 		return fmt.Errorf("%w (hint: free some space under %s)", err, where)
 	}
 	return err

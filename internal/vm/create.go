@@ -231,7 +231,7 @@ func (s *Store) populate(ctx context.Context, v *VM, src source, o CreateOptions
 
 // diskErr adds a hint to out-of-space errors.
 func diskErr(err error, dir string) error {
-	if err != nil && (errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "No space left")) {
+	if errors.Is(err, syscall.ENOSPC) {
 		return fmt.Errorf("%w (hint: free space on the filesystem holding %s)", err, dir)
 	}
 	return err

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/thaloco/banger/internal/childproc"
 	"github.com/thaloco/banger/internal/diskcopy"
@@ -209,9 +210,31 @@ func run(ctx context.Context, name string, args ...string) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("%s: %w: %s", name, err, strings.TrimSpace(stderr.String()))
+		msg := strings.TrimSpace(stderr.String())
+		return &runError{
+			msg:  fmt.Sprintf("%s: %v: %s", name, err, msg),
+			err:  err,
+			full: strings.Contains(msg, "No space left on device"),
+		}
 	}
 	return nil
+}
+
+// runError is a command's failure with its stderr. It is syscall.ENOSPC
+// too when the command said the disk is full.
+type runError struct {
+	msg  string
+	err  error
+	full bool
+}
+
+func (e *runError) Error() string { return e.msg }
+
+func (e *runError) Unwrap() []error {
+	if e.full {
+		return []error{e.err, syscall.ENOSPC}
+	}
+	return []error{e.err}
 }
 
 func exitCode(err error, code int) bool {
