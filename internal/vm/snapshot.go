@@ -443,7 +443,7 @@ func (s *Store) restoreLocked(ctx context.Context, v *VM, o StartOptions) error 
 	p, err := sn.Restore(ctx, m, snap.Dir())
 	if err != nil {
 		s.failStart(v, err)
-		return fmt.Errorf("starting VM %q: %w", v.Name(), err)
+		return err // the driver's errors name the VM
 	}
 	v.State.PID, v.State.APISocket, v.State.ConsoleSocket = p.PID, p.APISocket, p.ConsoleSocket
 	v.State.PIDStart, _ = vmmproc.StartTime(p.PID)

@@ -90,10 +90,10 @@ func (s *Store) startLocked(ctx context.Context, v *VM, o StartOptions) error {
 	p, err := drv.Start(ctx, m)
 	if err != nil {
 		if l := kvmRE.FindString(logtail.ReadFrom(m.ConsoleLog, offset, 1<<20)); l != "" && m.Accel == "kvm" {
-			err = &BootError{Reason: kvmFailure(l), Crashed: true}
+			err = fmt.Errorf("starting VM %q: %w", v.Name(), &BootError{Reason: kvmFailure(l), Crashed: true})
 		}
 		s.failStart(v, err)
-		return fmt.Errorf("starting VM %q: %w", v.Name(), err)
+		return err // the driver's errors name the VM
 	}
 	v.State.PID, v.State.APISocket, v.State.ConsoleSocket = p.PID, p.APISocket, p.ConsoleSocket
 	v.State.PIDStart, _ = vmmproc.StartTime(p.PID)

@@ -136,7 +136,7 @@ type Driver interface {
 	Check() error
 	// Start spawns the VMM detached from the caller (it survives banger
 	// exiting), configures and boots m, and returns once the guest's
-	// kernel has been started.
+	// kernel has been started. Its errors name m.
 	Start(ctx context.Context, m Machine) (Process, error)
 	// Shutdown asks the guest to power off gracefully (ACPI power button or
 	// Ctrl-Alt-Del). It does not wait for the VMM to exit.
@@ -184,6 +184,6 @@ type Snapshotter interface {
 	// SaveState wrote into dir, and lets the guest run. m describes the
 	// new VM: its own name, directory, disk (a copy of the snapshot's) and
 	// network (its own tap or forwards); CPUs and memory must be the
-	// snapshot's. On failure the VMM is killed.
+	// snapshot's. On failure the VMM is killed; the error names m.
 	Restore(ctx context.Context, m Machine, dir string) (Process, error)
 }
