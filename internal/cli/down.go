@@ -85,7 +85,7 @@ func runDown(ctx context.Context, g *globalOptions, o *downOptions, _ []string) 
 		r, err := downOne(ctx, s, name, vm.StopOptions{Force: o.force, Timeout: o.timeout})
 		if err != nil {
 			errs = append(errs, err)
-			r.Error = err.Error()
+			r.Error = withHint(err).Error()
 		}
 		found = found || r.Found
 		view.VMs = append(view.VMs, r)

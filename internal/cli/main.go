@@ -68,7 +68,7 @@ func reportError(w io.Writer, ctx context.Context, err error) int {
 		fmt.Fprintln(w, "banger: interrupted")
 		return exitCanceled
 	}
-	fmt.Fprintf(w, "banger: %v\n", err)
+	fmt.Fprintf(w, "banger: %v\n", withHint(err))
 	var ue *usageError
 	if errors.As(err, &ue) {
 		return exitUsage

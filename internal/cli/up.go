@@ -114,7 +114,7 @@ func runUp(ctx context.Context, g *globalOptions, o *upOptions, _ []string) erro
 		r, err := upOne(ctx, s, st, o.timeout, home)
 		if err != nil {
 			errs = append(errs, err)
-			r.Error = err.Error()
+			r.Error = withHint(err).Error()
 		}
 		changed = changed || r.Created || r.Started
 		view.VMs = append(view.VMs, r)

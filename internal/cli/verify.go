@@ -54,7 +54,7 @@ func verifyEach(ctx context.Context, g *globalOptions, asJSON bool, kind string,
 		}
 		v := verifyView{Name: name, OK: err == nil}
 		if err != nil {
-			v.Error = err.Error()
+			v.Error = withHint(err).Error()
 			bad++
 		}
 		views = append(views, v)

@@ -56,13 +56,20 @@ func (e *StatusError) Error() string {
 	return s
 }
 
+// Gone reports whether the server says there is nothing at the URL.
+func (e *StatusError) Gone() bool {
+	return e.Code == http.StatusNotFound || e.Code == http.StatusGone
+}
+
+// Refused reports whether the server refused access.
+func (e *StatusError) Refused() bool {
+	return e.Code == http.StatusUnauthorized || e.Code == http.StatusForbidden
+}
+
+// statusHint is what to do about a status the caller cannot fix by
+// pointing somewhere else (Gone and Refused are the caller's to explain).
 func statusHint(code int) string {
-	switch {
-	case code == http.StatusNotFound || code == http.StatusGone:
-		return "the catalog entry's URL is wrong or the tarball was removed; check BANGER_KERNEL_MIRROR/BANGER_CATALOG"
-	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return "the server refused access; check the URL and BANGER_KERNEL_MIRROR/BANGER_CATALOG"
-	case transientStatus(code):
+	if transientStatus(code) {
 		return "the server is failing; try again later"
 	}
 	return ""

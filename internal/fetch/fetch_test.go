@@ -238,8 +238,11 @@ func TestPermanentStatusNotRetried(t *testing.T) {
 			if !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "\n") {
 				t.Errorf("error %q, want one line starting %q", err, want)
 			}
-			if code == http.StatusNotFound && !strings.Contains(err.Error(), "(hint: the catalog entry's URL is wrong") {
-				t.Errorf("404 error %q lacks the hint", err)
+			if gone := code == http.StatusNotFound || code == http.StatusGone; st.Gone() != gone {
+				t.Errorf("Gone() = %v for %d", st.Gone(), code)
+			}
+			if refused := code == http.StatusForbidden; st.Refused() != refused {
+				t.Errorf("Refused() = %v for %d", st.Refused(), code)
 			}
 			if n := len(srv.requests()); n != 1 {
 				t.Errorf("%d requests, want 1", n)

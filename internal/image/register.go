@@ -2,7 +2,6 @@ package image
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -30,7 +29,7 @@ func (s *Store) Register(ctx context.Context, name, rootfs string, opts Register
 		return nil, err
 	}
 	if opts.KernelRef == "" {
-		return nil, errors.New("image register needs a kernel (hint: pass --kernel-ref NAME, see \"banger kernel list\")")
+		return nil, ErrNoKernel
 	}
 	if opts.CheckKernel != nil {
 		if err := opts.CheckKernel(opts.KernelRef); err != nil {

@@ -23,8 +23,19 @@ import (
 // ErrNotFound is wrapped by errors for images that do not exist.
 var ErrNotFound = errors.New("image not found")
 
-// ErrExists is wrapped when an image name is taken and --force was not given.
+// ErrExists is wrapped when an image name is taken and replacing it was
+// not asked for (see ExistsError).
 var ErrExists = errors.New("image already exists")
+
+// ErrNoKernel is returned when an image is registered without a kernel.
+var ErrNoKernel = errors.New("image register needs a kernel")
+
+// ExistsError says the image Name is taken; it is ErrExists.
+type ExistsError struct{ Name string }
+
+func (e *ExistsError) Error() string { return fmt.Sprintf("image %q already exists", e.Name) }
+
+func (e *ExistsError) Is(target error) bool { return target == ErrExists }
 
 // Source values recorded in manifests.
 const (

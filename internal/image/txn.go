@@ -50,7 +50,7 @@ func (s *Store) Begin(ctx context.Context, name string, force bool, onWait func(
 	if _, err := os.Stat(s.path(name)); err == nil {
 		if !force {
 			lock.Unlock()
-			return nil, fmt.Errorf("image %q already exists (hint: pass --force to replace it, or choose another --name): %w", name, ErrExists)
+			return nil, &ExistsError{Name: name}
 		}
 		if err := s.checkOverlays(name); err != nil {
 			lock.Unlock()

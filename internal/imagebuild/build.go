@@ -33,6 +33,9 @@ const (
 	DefaultKernel   = "generic-6.12"
 )
 
+// ErrNoImageRef is returned when Options.ImageRef is empty.
+var ErrNoImageRef = errors.New("image build needs an image reference")
+
 // Options describe one build.
 type Options struct {
 	Ref       string // image reference: registry ref, oci:DIR[:TAG], docker-archive:FILE, or a path
@@ -74,7 +77,7 @@ func Build(ctx context.Context, store *image.Store, opts Options) (*image.Manife
 		return nil, err
 	}
 	if opts.Ref == "" {
-		return nil, errors.New("image build needs an image reference (hint: pass --from-image REF)")
+		return nil, ErrNoImageRef
 	}
 	if opts.KernelRef == "" {
 		opts.KernelRef = DefaultKernel

@@ -108,7 +108,7 @@ func TestBuildNameClashBeforePulling(t *testing.T) {
 	}
 	before := reg.BlobGets.Load()
 	_, err := e.build(context.Background(), ref, "taken")
-	if !errors.Is(err, image.ErrExists) || !strings.Contains(err.Error(), "--force") {
+	if !errors.Is(err, image.ErrExists) || !errors.As(err, new(*image.ExistsError)) {
 		t.Fatalf("second build: %v", err)
 	}
 	if reg.BlobGets.Load() != before {

@@ -110,7 +110,7 @@ func (c *Catalog) Lookup(name, a string) (Entry, error) {
 		}
 	}
 	if len(arches) > 0 {
-		return Entry{}, fmt.Errorf("kernel %q is not published for %s, only for %s (hint: pass --arch)", name, a, strings.Join(arches, ", "))
+		return Entry{}, &NotPublishedError{Name: name, Arch: a, Arches: arches}
 	}
 	return Entry{}, &NotFoundError{Name: name, Suggestions: c.Closest(name, 3)}
 }
@@ -123,9 +123,19 @@ type NotFoundError struct {
 
 func (e *NotFoundError) Error() string {
 	if len(e.Suggestions) == 0 {
-		return fmt.Sprintf("kernel %q is not in the catalog (hint: run \"banger kernel list --available\")", e.Name)
+		return fmt.Sprintf("kernel %q is not in the catalog", e.Name)
 	}
-	return fmt.Sprintf("kernel %q is not in the catalog; did you mean %s? (hint: run \"banger kernel list --available\")", e.Name, strings.Join(e.Suggestions, ", "))
+	return fmt.Sprintf("kernel %q is not in the catalog; did you mean %s?", e.Name, strings.Join(e.Suggestions, ", "))
+}
+
+// NotPublishedError says a kernel is in the catalog, but not for Arch.
+type NotPublishedError struct {
+	Name, Arch string
+	Arches     []string // those it is published for
+}
+
+func (e *NotPublishedError) Error() string {
+	return fmt.Sprintf("kernel %q is not published for %s, only for %s", e.Name, e.Arch, strings.Join(e.Arches, ", "))
 }
 
 // Closest returns up to n distinct catalog names nearest to name by edit

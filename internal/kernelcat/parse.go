@@ -209,18 +209,28 @@ func Load(getenv func(string) string) (*Catalog, error) {
 
 // readFile reads the BANGER_CATALOG file, at most MaxFileSize bytes of it.
 func readFile(path string) ([]byte, error) {
-	const hint = " (hint: point BANGER_CATALOG at a catalog.json or unset it)"
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading BANGER_CATALOG: %w"+hint, err)
+		return nil, &FileError{Path: path, Err: fmt.Errorf("reading BANGER_CATALOG: %w", err)}
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("reading BANGER_CATALOG %s: %w"+hint, path, err)
+		return nil, &FileError{Path: path, Err: fmt.Errorf("reading BANGER_CATALOG %s: %w", path, err)}
 	}
 	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("reading BANGER_CATALOG: %s is larger than %d MiB, the most banger reads of a kernel catalog"+hint, path, MaxFileSize>>20)
+		return nil, &FileError{Path: path, Err: fmt.Errorf("reading BANGER_CATALOG: %s is larger than %d MiB, the most banger reads of a kernel catalog", path, MaxFileSize>>20)}
 	}
 	return data, nil
 }
+
+// FileError is a catalog file given in the environment that cannot be
+// read.
+type FileError struct {
+	Path string
+	Err  error
+}
+
+func (e *FileError) Error() string { return e.Err.Error() }
+
+func (e *FileError) Unwrap() error { return e.Err }

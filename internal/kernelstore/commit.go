@@ -55,11 +55,11 @@ func (s *Store) cleanLeftovers(name string) { stagedir.CleanLeftovers(s.dir, nam
 // TestPowerCut cuts the power at each step and checks exactly this.
 func (s *Store) commit(st *stage, name string, m *Manifest) error {
 	if err := stagedir.WriteJSON(filepath.Join(st.dir, ManifestFile), m); err != nil {
-		return fmt.Errorf("installing kernel %q: %w%s", name, err, s.diskFullHint(err))
+		return s.diskFull(fmt.Errorf("installing kernel %q: %w", name, err))
 	}
 	s.step(StepStaged)
 	if err := st.fs.Sync(); err != nil {
-		return fmt.Errorf("installing kernel %q: %w%s", name, err, s.diskFullHint(err))
+		return s.diskFull(fmt.Errorf("installing kernel %q: %w", name, err))
 	}
 	s.step(StepFlushed)
 	if err := stagedir.Publish(s.dir, st.dir, name, true); err != nil {

@@ -30,7 +30,8 @@ func TestPullOnFullDisk(t *testing.T) {
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("err = %v, want ENOSPC", err)
 	}
-	if !strings.Contains(err.Error(), "no space left") || !strings.Contains(err.Error(), "hint: free space in "+dir) || strings.Contains(err.Error(), "\n") {
+	var full *NoSpaceError
+	if !strings.Contains(err.Error(), "no space left") || !errors.As(err, &full) || full.Dir != dir || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("error does not name the full file system in one line: %v", err)
 	}
 	if h := hidden(t, dir); len(h) != 0 {

@@ -48,19 +48,19 @@ func (s *Store) Import(ctx context.Context, name, dir string, opts ImportOptions
 	fi, err := os.Stat(vmlinux)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("importing kernel %q: %s has no vmlinux (hint: --from must name the directory that holds vmlinux)", name, dir)
+		return nil, &NoVmlinuxError{Name: name, Dir: dir}
 	case err != nil:
 		return nil, fmt.Errorf("importing kernel %q: %w", name, err)
 	case !fi.Mode().IsRegular():
 		return nil, fmt.Errorf("importing kernel %q: %s is not a regular file", name, vmlinux)
 	}
 	if err := arch.CheckKernel(vmlinux, opts.Arch); err != nil {
-		return nil, fmt.Errorf("importing kernel %q: %w%s", name, err, archHint(err))
+		return nil, &ImportArchError{Name: name, Err: err}
 	}
 	version := opts.KernelVersion
 	if version == "" {
 		if version, err = ReadKernelVersion(filepath.Join(dir, "vmlinux")); err != nil {
-			return nil, fmt.Errorf("importing kernel %q: %w (hint: pass --kernel-version)", name, err)
+			return nil, &VersionError{Name: name, Err: err}
 		}
 	}
 
@@ -71,7 +71,7 @@ func (s *Store) Import(ctx context.Context, name, dir string, opts ImportOptions
 	defer lock.Unlock()
 	s.cleanLeftovers(name)
 	if _, err := s.Get(name); err == nil && !opts.Force {
-		return nil, fmt.Errorf("kernel %q is already installed (hint: pass --force to replace it, or choose another name)", name)
+		return nil, &InstalledError{Name: name}
 	}
 	st, err := s.newStage(name)
 	if err != nil {
@@ -80,7 +80,7 @@ func (s *Store) Import(ctx context.Context, name, dir string, opts ImportOptions
 	defer st.remove()
 	files, err := copyBundle(ctx, dir, st.dir)
 	if err != nil {
-		return nil, fmt.Errorf("importing kernel %q from %s: %w%s", name, dir, err, s.diskFullHint(err))
+		return nil, s.diskFull(fmt.Errorf("importing kernel %q from %s: %w", name, dir, err))
 	}
 	m := &Manifest{
 		Name: name, Distro: opts.Distro, Arch: opts.Arch, KernelVersion: version,
@@ -91,18 +91,6 @@ func (s *Store) Import(ctx context.Context, name, dir string, opts ImportOptions
 		return nil, err
 	}
 	return m, nil
-}
-
-// archHint suggests the --arch a kernel file is built for, when banger
-// knows that arch.
-func archHint(err error) string {
-	var me *arch.MismatchError
-	if errors.As(err, &me) {
-		if a, err := arch.Canonical(me.Got); err == nil {
-			return fmt.Sprintf(" (hint: pass --arch %s if it is the kernel you meant)", a)
-		}
-	}
-	return ""
 }
 
 // copyBundle streams the bundle roots of src as a plain tar through the

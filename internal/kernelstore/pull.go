@@ -78,11 +78,11 @@ func (s *Store) Pull(ctx context.Context, e kernelcat.Entry, opts PullOptions) (
 	if cur, err := s.Get(name); err == nil {
 		switch {
 		case cur.Source == SourceImport && !opts.Force:
-			return PullResult{}, fmt.Errorf("kernel %q is already installed from a local import (hint: pass --force to replace it with the catalog's, or import it under another name)", name)
+			return PullResult{}, &InstalledError{Name: name, Imported: true}
 		case cur.Arch != e.Arch && !opts.Force:
-			return PullResult{}, fmt.Errorf("kernel %q is installed for %s; pulling its %s build would replace it (hint: pass --force to replace it, or --as %s-%s to keep both)", name, cur.Arch, e.Arch, e.Name, e.Arch)
+			return PullResult{}, &InstalledError{Name: name, Arch: cur.Arch, PullArch: e.Arch, Entry: e.Name}
 		case cur.CatalogEntry() != e.Name && !opts.Force:
-			return PullResult{}, fmt.Errorf("kernel %q is installed from catalog entry %s; pulling %s under its name would replace it (hint: pass --force to replace it, or --as another name)", name, cur.CatalogEntry(), e.Name)
+			return PullResult{}, &InstalledError{Name: name, InstalledEntry: cur.CatalogEntry(), Entry: e.Name}
 		case cur.TarballSHA256 == e.SHA256 && !opts.Force:
 			return PullResult{Manifest: cur, AlreadyInstalled: true}, nil
 		}
@@ -177,18 +177,17 @@ func (s *Store) download(ctx context.Context, e kernelcat.Entry, tmp string, opt
 	}
 	done(err)
 	if err != nil {
-		return nil, fmt.Errorf("pulling kernel %q: %w%s", e.Name, err, s.diskFullHint(err))
+		return nil, s.diskFull(fmt.Errorf("pulling kernel %q: %w", e.Name, err))
 	}
 	return files, nil
 }
 
-// diskFullHint explains ENOSPC: which directory needs space, or how to
-// install elsewhere.
-func (s *Store) diskFullHint(err error) string {
+// diskFull marks an ENOSPC error with the directory that needs space.
+func (s *Store) diskFull(err error) error {
 	if !errors.Is(err, syscall.ENOSPC) {
-		return ""
+		return err
 	}
-	return fmt.Sprintf(" (hint: free space in %s, or set BANGER_KERNELS_DIR to a directory on a larger file system)", s.dir)
+	return &NoSpaceError{Dir: s.dir, Err: err}
 }
 
 // redacted is rawURL with any password hidden, for error messages.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/thaloco/banger/internal/arch"
 	"github.com/thaloco/banger/internal/bundletest"
 	"github.com/thaloco/banger/internal/kernelcat"
 )
@@ -85,7 +86,7 @@ func TestArchOfRealBundles(t *testing.T) {
 			t.Fatalf("pull of the %s bundle: %v", a, err)
 		}
 		_, err = s.Pull(ctx, entry(other), PullOptions{})
-		if want := `kernel "k" is installed for ` + a + `; pulling its ` + other + ` build would replace it (hint: pass --force to replace it, or --as k-` + other + ` to keep both)`; err == nil || err.Error() != want {
+		if want := `kernel "k" is installed for ` + a + `; pulling its ` + other + ` build would replace it`; err == nil || err.Error() != want || !errors.As(err, new(*InstalledError)) {
 			t.Errorf("pull of the other arch over an install: %v\nwant %s", err, want)
 		}
 		if res, err := s.Pull(ctx, entry(other), PullOptions{Force: true}); err != nil || res.Manifest.Arch != other {
@@ -99,8 +100,9 @@ func TestArchOfRealBundles(t *testing.T) {
 			t.Fatalf("%v: %s", err, out)
 		}
 		_, err = s.Import(ctx, "imp", dir, ImportOptions{Distro: "test", Arch: other})
+		var me *arch.MismatchError
 		if want := `importing kernel "imp": vmlinux is built for ` + a; err == nil || !strings.HasPrefix(err.Error(), want) ||
-			!strings.HasSuffix(err.Error(), "(hint: pass --arch "+a+" if it is the kernel you meant)") {
+			!errors.As(err, new(*ImportArchError)) || !errors.As(err, &me) {
 			t.Errorf("import of the %s kernel as %s: %v", a, other, err)
 		}
 		alias := map[string]string{"x86_64": "amd64", "arm64": "aarch64"}[a]

@@ -173,8 +173,9 @@ func TestPullRefusesToReplaceImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	e, _ := serveBundle(t, "k1", bundletest.Minimal(bundletest.FakeVMLinux("6.12.5", 512)), bundletest.Faults{})
-	if _, err := s.Pull(context.Background(), e, PullOptions{}); err == nil || !strings.Contains(err.Error(), "--force") {
-		t.Fatalf("err = %v, want refusal with --force hint", err)
+	var ie *InstalledError
+	if _, err := s.Pull(context.Background(), e, PullOptions{}); !errors.As(err, &ie) || !ie.Imported {
+		t.Fatalf("err = %v, want the refusal to replace an import", err)
 	}
 	if _, err := s.Pull(context.Background(), e, PullOptions{Force: true}); err != nil {
 		t.Fatal(err)

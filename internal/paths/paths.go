@@ -11,6 +11,17 @@ import (
 	"regexp"
 )
 
+// ErrNoHome is returned when no variable names a state directory and
+// HOME is not set either.
+var ErrNoHome = errors.New("cannot find a state directory: HOME is not set")
+
+// NotDirError says the state directory's path holds something else.
+type NotDirError struct{ Path string }
+
+func (e *NotDirError) Error() string {
+	return fmt.Sprintf("state directory %s is not a directory", e.Path)
+}
+
 // Layout is the set of directories banger keeps its state in.
 type Layout struct {
 	// State is the root of banger's state ($BANGER_STATE_DIR, else
@@ -34,7 +45,7 @@ func FromEnv(getenv func(string) string) (Layout, error) {
 		} else {
 			home := getenv("HOME")
 			if home == "" {
-				return Layout{}, errors.New("cannot find a state directory: HOME is not set (hint: set BANGER_STATE_DIR or XDG_STATE_HOME)")
+				return Layout{}, ErrNoHome
 			}
 			state = filepath.Join(home, ".local", "state", "banger")
 		}
@@ -137,7 +148,7 @@ func EnsureState(l Layout) (tightened bool, err error) {
 		return false, fmt.Errorf("state directory: %w", err)
 	}
 	if !st.IsDir() {
-		return false, fmt.Errorf("state directory %s is not a directory (hint: move it away, or set BANGER_STATE_DIR)", l.State)
+		return false, &NotDirError{Path: l.State}
 	}
 	if st.Mode().Perm()&0o077 == 0 {
 		return false, nil

@@ -201,7 +201,7 @@ type InUseError struct {
 	UsersKind  string   // "VM(s)"; "" when each user names its kind
 	Users      []string // sorted
 	// Backing says the users' disks are overlays of it: removing or
-	// replacing it would lose their data, so --force does not either.
+	// replacing it would lose their data, so forcing it does not either.
 	Backing bool
 }
 
@@ -211,9 +211,9 @@ func (e *InUseError) Error() string {
 		users = e.UsersKind + " " + users
 	}
 	if e.Backing {
-		return fmt.Sprintf("%s %q is the base of the overlay disks of %s: removing or replacing it would lose their data, so even --force refuses (hint: remove them first)", e.Kind, e.Name, users)
+		return fmt.Sprintf("%s %q is the base of the overlay disks of %s: removing or replacing it would lose their data", e.Kind, e.Name, users)
 	}
-	return fmt.Sprintf("%s %q is used by %s (hint: remove them first, or pass --force)", e.Kind, e.Name, users)
+	return fmt.Sprintf("%s %q is used by %s", e.Kind, e.Name, users)
 }
 
 // CheckUsers returns an *InUseError if users(name) names anyone. Stores

@@ -17,6 +17,7 @@ import (
 	"github.com/thaloco/banger/internal/image"
 	"github.com/thaloco/banger/internal/kernelstore"
 	"github.com/thaloco/banger/internal/stagedir"
+	"github.com/thaloco/banger/internal/vmm"
 )
 
 // visibleVMs lists the entries of the VMs directory, hidden ones included.
@@ -290,7 +291,7 @@ func TestCreateJailedSocketTooLong(t *testing.T) {
 	}
 	_, err := s.Create(ctx, CreateOptions{Name: name, Kernel: "test", Rootfs: shared.plain, VMM: VMMFirecracker, Jailer: true, Net: NetNone})
 	if err == nil || !strings.Contains(err.Error(), "firecracker API socket path "+jailSock(name)) ||
-		!strings.Contains(err.Error(), "(hint: use a shorter VM name, or set BANGER_STATE_DIR to a shorter directory)") {
+		!errors.As(err, new(*vmm.SocketPathError)) {
 		t.Fatalf("create of a jailed VM with a 108-byte API socket path: %v", err)
 	}
 	if got := visibleVMs(t, s); len(got) != 0 {

@@ -126,7 +126,7 @@ func TestLifecycle(t *testing.T) {
 	// rm of a running VM needs --force and leaves no VMM behind.
 	v = startRetry(t, s, "life")
 	pid = v.State.PID
-	if err := s.Remove(ctx, "life", false); err == nil || !strings.Contains(err.Error(), "--force") {
+	if err := s.Remove(ctx, "life", false); !errors.As(err, new(*RunningError)) {
 		t.Fatalf("rm without force: %v", err)
 	}
 	if err := s.Remove(ctx, "life", true); err != nil {

@@ -141,8 +141,7 @@ func TestOverlayDisk(t *testing.T) {
 	for _, force := range []bool{false, true} {
 		err := images.Remove(ctx, "ov", force, s.ImageUsers)
 		var inUse *stagedir.InUseError
-		if !errors.As(err, &inUse) || !inUse.Backing || !slices.Equal(inUse.Users, []string{"VM a", "snapshot snapa"}) ||
-			!strings.Contains(err.Error(), "even --force refuses") {
+		if !errors.As(err, &inUse) || !inUse.Backing || !slices.Equal(inUse.Users, []string{"VM a", "snapshot snapa"}) {
 			t.Fatalf("image rm (force %v) while overlays use it: %v", force, err)
 		}
 	}

@@ -165,7 +165,7 @@ func planSetup(cfg *Config, o CreateOptions) error {
 		cfg.CopyIns = append(cfg.CopyIns, c)
 	}
 	if len(cfg.Mounts) > 0 && cfg.VMM == VMMFirecracker {
-		return errors.New("firecracker has no shared-folder device, so no --mount (hint: --copy-in HOSTDIR:GUESTDIR copies the folder into a read-only drive, or use --vmm qemu)")
+		return ErrNoSharedFolders
 	}
 	cfg.InitScript = o.InitScript != ""
 	return nil

@@ -181,7 +181,7 @@ func TestSetupCreateErrors(t *testing.T) {
 		o    CreateOptions
 		want string
 	}{
-		{"fc", CreateOptions{Kernel: "test", Rootfs: shared.sshd, VMM: VMMFirecracker, Mounts: []Mount{m}}, "--copy-in"},
+		{"fc", CreateOptions{Kernel: "test", Rootfs: shared.sshd, VMM: VMMFirecracker, Mounts: []Mount{m}}, "firecracker has no shared-folder device"},
 		{"nossh", CreateOptions{Kernel: "test", Rootfs: shared.plain, InitScript: script}, "no SSH server"},
 		{"nonet", CreateOptions{Kernel: "test", Rootfs: shared.sshd, Net: NetNone, Mounts: []Mount{m}}, "no network"},
 		{"twice", CreateOptions{Kernel: "test", Rootfs: shared.sshd, Mounts: []Mount{m, m}}, "used by both"},

@@ -192,7 +192,7 @@ func (s *Store) Remove(ctx context.Context, name string, force bool) error {
 		}
 		if v.State.Status.active() {
 			if !force {
-				return fmt.Errorf("VM %q is running (hint: stop it first with \"banger vm stop %s\", or pass --force)", name, name)
+				return &RunningError{Name: name}
 			}
 			if err := v.State.process().Kill(0); err != nil {
 				return fmt.Errorf("removing VM %q: %w", name, err)

@@ -29,10 +29,17 @@ type SocketLister interface {
 // the socket ("console socket").
 func CheckSocketPath(what, path string) error {
 	if len(path) > MaxSocketPath {
-		return fmt.Errorf("%s path %s is %d bytes, longer than the %d bytes unix sockets allow (hint: use a shorter VM name, or set BANGER_STATE_DIR to a shorter directory)",
-			what, path, len(path), MaxSocketPath)
+		return &SocketPathError{What: what, Path: path}
 	}
 	return nil
+}
+
+// SocketPathError is a unix socket path longer than MaxSocketPath.
+type SocketPathError struct{ What, Path string }
+
+func (e *SocketPathError) Error() string {
+	return fmt.Sprintf("%s path %s is %d bytes, longer than the %d bytes unix sockets allow",
+		e.What, e.Path, len(e.Path), MaxSocketPath)
 }
 
 // ClearStaleSocket makes path ready to be listened on: it checks its

@@ -2,6 +2,7 @@ package vmm
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,7 +16,7 @@ func TestCheckSocketPath(t *testing.T) {
 	}
 	err := CheckSocketPath("API socket", "/"+strings.Repeat("s", MaxSocketPath))
 	if err == nil || !strings.Contains(err.Error(), "API socket path /s") || !strings.Contains(err.Error(), "108 bytes, longer than the 107 bytes") ||
-		!strings.Contains(err.Error(), "(hint: use a shorter VM name") {
+		!errors.As(err, new(*SocketPathError)) {
 		t.Errorf("a %d-byte path: %v", MaxSocketPath+1, err)
 	}
 }

@@ -1,0 +1,63 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+	"testing"
+
+	"github.com/thaloco/banger/internal/fetch"
+	"github.com/thaloco/banger/internal/image"
+	"github.com/thaloco/banger/internal/kernelcat"
+	"github.com/thaloco/banger/internal/kernelstore"
+	"github.com/thaloco/banger/internal/paths"
+	"github.com/thaloco/banger/internal/stagedir"
+	"github.com/thaloco/banger/internal/vm"
+)
+
+// TestHints: the CLI's hint follows the library's message, also when the
+// error is wrapped or one of several joined, and an error no rule knows
+// is left alone.
+func TestHints(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"in use", &stagedir.InUseError{Kind: "kernel", Name: "k", Users: []string{"VM a"}},
+			`kernel "k" is used by VM a (hint: remove them first, or pass --force)`},
+		{"backing", &stagedir.InUseError{Kind: "image", Name: "i", UsersKind: "VM(s)", Users: []string{"a"}, Backing: true},
+			`image "i" is the base of the overlay disks of VM(s) a: removing or replacing it would lose their data, so even --force refuses (hint: remove them first)`},
+		{"running", fmt.Errorf("removing: %w", &vm.RunningError{Name: "a"}),
+			`removing: VM "a" is running (hint: stop it first with "banger vm stop a", or pass --force)`},
+		{"image exists", &image.ExistsError{Name: "i"},
+			`image "i" already exists (hint: pass --force to replace it, or choose another --name)`},
+		{"kernel imported", &kernelstore.InstalledError{Name: "k", Imported: true},
+			`kernel "k" is already installed from a local import (hint: pass --force to replace it with the catalog's, or import it under another name)`},
+		{"no space", &kernelstore.NoSpaceError{Dir: "/k", Err: fmt.Errorf("pulling kernel %q: %w", "k", syscall.ENOSPC)},
+			`pulling kernel "k": no space left on device (hint: free space in /k, or set BANGER_KERNELS_DIR to a directory on a larger file system)`},
+		{"not in catalog", &kernelcat.NotFoundError{Name: "x", Suggestions: []string{"y"}},
+			`kernel "x" is not in the catalog; did you mean y? (hint: run "banger kernel list --available")`},
+		{"no home", paths.ErrNoHome,
+			`cannot find a state directory: HOME is not set (hint: set BANGER_STATE_DIR or XDG_STATE_HOME)`},
+		{"gone", &fetch.StatusError{URL: "u", Code: 404, Status: "404 Not Found"},
+			`downloading u: 404 Not Found (hint: the catalog entry's URL is wrong or the tarball was removed; check BANGER_KERNEL_MIRROR/BANGER_CATALOG)`},
+		{"server failing", &fetch.StatusError{URL: "u", Code: 503, Status: "503 Service Unavailable"},
+			`downloading u: 503 Service Unavailable (hint: the server is failing; try again later)`},
+		{"shared folders", fmt.Errorf("creating VM %q: %w", "a", vm.ErrNoSharedFolders),
+			`creating VM "a": firecracker has no shared-folder device, so no --mount (hint: --copy-in HOSTDIR:GUESTDIR copies the folder into a read-only drive, or use --vmm qemu)`},
+		{"joined", errors.Join(&vm.RunningError{Name: "a"}, errors.New("other")),
+			"VM \"a\" is running (hint: stop it first with \"banger vm stop a\", or pass --force)\nother"},
+		{"unknown", errors.New("plain"), "plain"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := withHint(tc.err)
+			if got.Error() != tc.want {
+				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+			if !errors.Is(got, tc.err) && tc.name != "joined" {
+				t.Errorf("the hinted error no longer wraps %v", tc.err)
+			}
+		})
+	}
+}
