@@ -192,15 +192,9 @@ func TestGenericKernelCtrlAltDel(t *testing.T) {
 	banger("kernel", "import", "generic-6.12", "--from", genericKernel(t), "--distro", "generic", "--arch", "x86_64")
 	banger("vm", "create", "cad", "--kernel", "generic-6.12", "--rootfs", e.plain, "--net", "none",
 		"--ready-marker", guesttest.ReadyMarker)
-	r := runCmd(ctx, e.env, bangerBin(t), "vm", "start", "cad", "--timeout", "3m")
-	if r.err != nil && strings.Contains(r.stderr, "was not ready after") {
-		t.Logf("REPORT: TCG boot not ready in time, retrying once:\n%s", r.stderr)
-		r = runCmd(ctx, e.env, bangerBin(t), "vm", "start", "cad", "--timeout", "3m")
-	}
-	if r.err != nil {
-		t.Fatalf("vm start: %v\n%s", r.err, r.stderr)
-	}
-	r = banger("vm", "stop", "cad", "--timeout", "60s")
+	bootRetry(t, func(args ...string) result { return runCmd(ctx, e.env, bangerBin(t), args...) },
+		"vm", "start", "cad", "--timeout", "3m")
+	r := banger("vm", "stop", "cad", "--timeout", "60s")
 	if strings.Contains(r.stderr, "killing") {
 		t.Errorf("vm stop had to kill the VM: Ctrl-Alt-Del did not reach the guest:\n%s", r.stderr)
 	}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/thaloco/banger/internal/guesttest"
 )
 
 // pkgTmp is a directory shared by every test of the package (the banger
@@ -145,4 +147,24 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// bootRetry runs a banger command that boots a guest (vm start, image
+// warm) through run, once more when the guest was not ready in time
+// (guesttest.RetryBoot), and fails the test if it still fails.
+func bootRetry(t *testing.T, run func(args ...string) result, args ...string) result {
+	t.Helper()
+	var r result
+	what := "banger " + strings.Join(args, " ")
+	err := guesttest.RetryBoot(t, what, func() error {
+		r = run(args...)
+		if r.err != nil {
+			return fmt.Errorf("%w\n%s", r.err, r.stderr)
+		}
+		return nil
+	}, func(error) bool { return strings.Contains(r.stderr, "was not ready after") })
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return r
 }

@@ -175,14 +175,7 @@ func TestVMTapNetwork(t *testing.T) {
 	}
 
 	must("vm", "create", "tap1", "--net", "tap", "--kernel", "test", "--rootfs", e.sshd, "--memory", "256M")
-	r := banger("vm", "start", "tap1", "--timeout", "90s")
-	if r.err != nil && strings.Contains(r.stderr, "was not ready after") {
-		t.Logf("REPORT: TCG boot not ready in time, retrying once:\n%s", r.stderr)
-		r = banger("vm", "start", "tap1", "--timeout", "90s")
-	}
-	if r.err != nil {
-		t.Fatalf("vm start: %v\n%s", r.err, r.stderr)
-	}
+	bootRetry(t, banger, "vm", "start", "tap1", "--timeout", "90s")
 	var view struct {
 		Tap, GuestAddr, HostAddr string
 	}

@@ -94,3 +94,17 @@ func InstallKernelBundle(t testing.TB, kernelsDir, name, bundleName string) {
 		t.Fatalf("installing the test kernel: %v", err)
 	}
 }
+
+// RetryBoot calls boot and, when notReady says its error is a guest that
+// was not ready in time, calls it once more: under TCG a boot now and then
+// hangs. The retry is logged as a REPORT line naming what booted. It
+// returns boot's last error.
+func RetryBoot(t testing.TB, what string, boot func() error, notReady func(error) bool) error {
+	t.Helper()
+	err := boot()
+	if err != nil && notReady(err) {
+		t.Logf("REPORT: %s: the guest was not ready in time, retrying once: %v", what, err)
+		err = boot()
+	}
+	return err
+}

@@ -24,15 +24,17 @@ import (
 const bootTimeout = 90 * time.Second
 
 // startRetry starts name, retrying once when the guest was not ready in
-// time (a TCG boot hang, reported in the test log).
+// time (guesttest.RetryBoot).
 func startRetry(t *testing.T, s *Store, name string) *VM {
 	t.Helper()
-	v, err := s.Start(context.Background(), name, StartOptions{Timeout: bootTimeout})
-	var be *BootError
-	if errors.As(err, &be) && !be.Crashed {
-		t.Logf("REPORT: boot of %s did not become ready, retrying once: %v", name, err)
+	var v *VM
+	err := guesttest.RetryBoot(t, "VM "+name, func() (err error) {
 		v, err = s.Start(context.Background(), name, StartOptions{Timeout: bootTimeout})
-	}
+		return err
+	}, func(err error) bool {
+		var be *BootError
+		return errors.As(err, &be) && !be.Crashed
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
