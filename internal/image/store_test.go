@@ -57,8 +57,9 @@ func kernels(names ...string) func(string) error {
 	}
 }
 
-// visible lists the non-hidden entries of dir.
-func visible(t *testing.T, dir string) []string {
+// entriesButLocks lists every entry of dir but .locks, hidden leftovers
+// included.
+func entriesButLocks(t *testing.T, dir string) []string {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -120,7 +121,7 @@ func TestRegister(t *testing.T) {
 	if sha(t, s.RootfsPath("deb")) != sha(t, src2) {
 		t.Fatal("forced register did not replace the image")
 	}
-	if v := visible(t, s.Dir()); !slices.Equal(v, []string{"deb"}) {
+	if v := entriesButLocks(t, s.Dir()); !slices.Equal(v, []string{"deb"}) {
 		t.Fatalf("images dir holds %v", v)
 	}
 }
@@ -149,7 +150,7 @@ func TestRegisterRefuses(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Register: %v, want %q", err, tt.want)
 			}
-			if v := visible(t, s.Dir()); len(v) != 0 {
+			if v := entriesButLocks(t, s.Dir()); len(v) != 0 {
 				t.Fatalf("refused register left %v", v)
 			}
 		})
@@ -165,7 +166,7 @@ func TestRegisterCanceledLeavesNothing(t *testing.T) {
 	if _, err := s.Register(ctx, "deb", src, RegisterOptions{KernelRef: "k"}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Register with a canceled context: %v", err)
 	}
-	if v := visible(t, s.Dir()); len(v) != 0 {
+	if v := entriesButLocks(t, s.Dir()); len(v) != 0 {
 		t.Fatalf("canceled register left %v", v)
 	}
 }
@@ -184,7 +185,7 @@ func TestBeginCleansLeftoversAndLocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := visible(t, s.Dir())
+	v := entriesButLocks(t, s.Dir())
 	if len(v) != 2 || !slices.Contains(v, ".tmp-deb-x-0123456789ab") || !strings.HasPrefix(filepath.Base(txn.Dir()), ".tmp-deb-") {
 		t.Fatalf("after Begin the images dir holds %v", v)
 	}
@@ -249,7 +250,7 @@ func TestListGetRemove(t *testing.T) {
 	if err := s.Remove(ctx, "a", false, nil); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second Remove(a) = %v", err)
 	}
-	if v := visible(t, s.Dir()); !slices.Equal(v, []string{"b"}) {
+	if v := entriesButLocks(t, s.Dir()); !slices.Equal(v, []string{"b"}) {
 		t.Fatalf("after removals the dir holds %v", v)
 	}
 }
@@ -267,20 +268,22 @@ func TestHashFileSparse(t *testing.T) {
 		{"trailing hole", 8 << 20, []int64{0}},
 		{"scattered", 9<<20 + 3, []int64{1 << 20, 3<<20 + 512, 9<<20 - 100}},
 	} {
-		p := filepath.Join(dir, tt.name)
-		f, err := os.Create(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.Truncate(tt.size)
-		for _, off := range tt.offsets {
-			f.WriteAt([]byte("data at "+fmt.Sprint(off)), off)
-		}
-		f.Close()
-		size, sum, err := hashFile(context.Background(), p)
-		if err != nil || size != tt.size || sum != sha(t, p) {
-			t.Errorf("%s: hashFile = %d %s %v; want %d %s", tt.name, size, sum, err, tt.size, sha(t, p))
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, tt.name)
+			f, err := os.Create(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Truncate(tt.size)
+			for _, off := range tt.offsets {
+				f.WriteAt([]byte("data at "+fmt.Sprint(off)), off)
+			}
+			f.Close()
+			size, sum, err := hashFile(context.Background(), p)
+			if err != nil || size != tt.size || sum != sha(t, p) {
+				t.Errorf("%s: hashFile = %d %s %v; want %d %s", tt.name, size, sum, err, tt.size, sha(t, p))
+			}
+		})
 	}
 }
 

@@ -49,8 +49,8 @@ func (e *env) build(ctx context.Context, ref, name string, mod ...func(*Options)
 	return Build(ctx, e.store, opts)
 }
 
-// visible lists the image names a user would see.
-func (e *env) visible(t *testing.T) []string {
+// imageNames lists the image names a user would see.
+func (e *env) imageNames(t *testing.T) []string {
 	t.Helper()
 	ls, err := e.store.List()
 	if err != nil {
@@ -276,7 +276,7 @@ func TestBuildBadInput(t *testing.T) {
 			if strings.Count(err.Error(), "\n") > 0 {
 				t.Errorf("error spans several lines: %q", err)
 			}
-			if v := e.visible(t); len(v) != 0 {
+			if v := e.imageNames(t); len(v) != 0 {
 				t.Errorf("failed build left images %v", v)
 			}
 		})

@@ -237,7 +237,7 @@ func TestArchMismatch(t *testing.T) {
 				if want := `creating VM "m": ` + tc.err; err == nil || err.Error() != want {
 					t.Fatalf("err = %v\nwant %s", err, want)
 				}
-				if got := visibleVMs(t, s); len(got) != 0 {
+				if got := vmsDirEntries(t, s); len(got) != 0 {
 					t.Fatalf("a refused create left %v", got)
 				}
 				return

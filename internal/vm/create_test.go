@@ -20,8 +20,8 @@ import (
 	"github.com/thaloco/banger/internal/vmm"
 )
 
-// visibleVMs lists the entries of the VMs directory, hidden ones included.
-func visibleVMs(t *testing.T, s *Store) []string {
+// vmsDirEntries lists the entries of the VMs directory, hidden ones included.
+func vmsDirEntries(t *testing.T, s *Store) []string {
 	t.Helper()
 	entries, err := os.ReadDir(s.Layout.VMsDir())
 	if err != nil && !os.IsNotExist(err) {
@@ -44,16 +44,18 @@ func TestCreate(t *testing.T) {
 		{"sshd", shared.sshd, "", ReadySSH},
 		{"offline", shared.sshd, NetNone, ReadyConsole},
 	} {
-		v, err := s.Create(ctx, CreateOptions{Name: tc.name, Kernel: "test", Rootfs: tc.rootfs, Net: tc.net})
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		if v.Config.Ready != tc.ready || v.Config.VMM != VMMQEMU || v.State.Status != StatusCreated {
-			t.Errorf("%s: config %+v, state %+v", tc.name, v.Config, v.State)
-		}
-		if v.Config.CPUs != DefaultCPUs || v.Config.MemoryMiB != DefaultMemoryMiB {
-			t.Errorf("%s: defaults not applied: %+v", tc.name, v.Config)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := s.Create(ctx, CreateOptions{Name: tc.name, Kernel: "test", Rootfs: tc.rootfs, Net: tc.net})
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if v.Config.Ready != tc.ready || v.Config.VMM != VMMQEMU || v.State.Status != StatusCreated {
+				t.Errorf("%s: config %+v, state %+v", tc.name, v.Config, v.State)
+			}
+			if v.Config.CPUs != DefaultCPUs || v.Config.MemoryMiB != DefaultMemoryMiB {
+				t.Errorf("%s: defaults not applied: %+v", tc.name, v.Config)
+			}
+		})
 	}
 	// The disk is the VM's own copy.
 	v, err := s.Get("plain")
@@ -190,7 +192,7 @@ func TestCreateErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v; want %q", err, tc.want)
 			}
-			if got := visibleVMs(t, s); len(got) != 1 || got[0] != "taken" {
+			if got := vmsDirEntries(t, s); len(got) != 1 || got[0] != "taken" {
 				t.Fatalf("VMs directory holds %v after a failed create", got)
 			}
 		})
@@ -206,7 +208,7 @@ func TestCreateInterrupted(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v; want context.Canceled", err)
 	}
-	if got := visibleVMs(t, s); len(got) != 0 {
+	if got := vmsDirEntries(t, s); len(got) != 0 {
 		t.Fatalf("VMs directory holds %v after an interrupted create", got)
 	}
 }
@@ -238,7 +240,7 @@ func TestCreateDiskFull(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "hint: free space") {
 		t.Fatalf("err = %v; want a disk-full error with a hint", err)
 	}
-	if got := visibleVMs(t, s); len(got) != 0 {
+	if got := vmsDirEntries(t, s); len(got) != 0 {
 		t.Fatalf("VMs directory holds %v after a failed create", got)
 	}
 }
@@ -294,7 +296,7 @@ func TestCreateJailedSocketTooLong(t *testing.T) {
 		!errors.As(err, new(*vmm.SocketPathError)) {
 		t.Fatalf("create of a jailed VM with a 108-byte API socket path: %v", err)
 	}
-	if got := visibleVMs(t, s); len(got) != 0 {
+	if got := vmsDirEntries(t, s); len(got) != 0 {
 		t.Fatalf("VMs directory holds %v after a refused create", got)
 	}
 	if _, err := s.Create(ctx, CreateOptions{Name: name, Kernel: "test", Rootfs: shared.plain, VMM: VMMFirecracker, Net: NetNone}); err != nil {

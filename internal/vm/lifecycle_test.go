@@ -137,7 +137,7 @@ func TestLifecycle(t *testing.T) {
 	if _, alive := vmmproc.StartTime(pid); alive {
 		t.Fatalf("VMM %d still runs after rm --force", pid)
 	}
-	if got := visibleVMs(t, s); len(got) != 0 {
+	if got := vmsDirEntries(t, s); len(got) != 0 {
 		t.Fatalf("VMs directory holds %v after rm", got)
 	}
 }

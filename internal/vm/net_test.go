@@ -107,43 +107,45 @@ func TestHostAccess(t *testing.T) {
 		{"ha-default", "", HostAccessNone, false},
 		{"ha-loopback", HostAccessLoopback, HostAccessLoopback, true},
 	} {
-		if _, err := s.Create(ctx, CreateOptions{Name: tc.name, Kernel: "test", Rootfs: shared.sshd, MemoryMiB: 256, HostAccess: tc.access}); err != nil {
-			t.Fatal(err)
-		}
-		v := startRetry(t, s, tc.name)
-		if v.Config.HostAccess != tc.want {
-			t.Errorf("%s: host access %q, want %q", tc.name, v.Config.HostAccess, tc.want)
-		}
-		if restricted := strings.Contains(strings.Join(v.State.Argv, " "), "restrict=on"); restricted != !tc.reach {
-			t.Errorf("%s: QEMU's restrict=on is %v in %q", tc.name, restricted, v.State.Argv)
-		}
-		for _, target := range []struct {
-			addr   string
-			banner string
-			hits   *atomic.Int32
-		}{
-			{fmt.Sprintf("10.0.2.2 %d", loopPort), "hello from the host's loopback", loopHits},
-			{fmt.Sprintf("198.51.100.7 %d", outPort), "hello from outside", outHits},
-		} {
-			before := target.hits.Load()
-			code, out := guestTry(t, s, tc.name, "timeout 10 nc "+target.addr+" </dev/null")
-			reached := code == 0 && strings.Contains(out, target.banner)
-			t.Logf("%s: nc %s: exit %d, %q", tc.name, target.addr, code, out)
-			if reached != tc.reach || (target.hits.Load() > before) != tc.reach {
-				t.Errorf("%s: nc %s reached it: %v (exit %d, %q, %d connection(s) accepted); want %v",
-					tc.name, target.addr, reached, code, out, target.hits.Load()-before, tc.reach)
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := s.Create(ctx, CreateOptions{Name: tc.name, Kernel: "test", Rootfs: shared.sshd, MemoryMiB: 256, HostAccess: tc.access}); err != nil {
+				t.Fatal(err)
 			}
-		}
-		// UDP (QEMU's DNS relay at 10.0.2.3 is UDP too) to the host's
-		// loopback, sent by busybox's tftp: counted as it arrives.
-		before := udpHits.Load()
-		guestTry(t, s, tc.name, fmt.Sprintf("cd /tmp; timeout 3 tftp -g -r x 10.0.2.2 %d; true", udpPort))
-		time.Sleep(200 * time.Millisecond)
-		if got := udpHits.Load() > before; got != tc.reach {
-			t.Errorf("%s: a UDP datagram to 10.0.2.2 reached the host's loopback: %v, want %v", tc.name, got, tc.reach)
-		}
-		if err := s.Remove(ctx, tc.name, true); err != nil {
-			t.Fatal(err)
-		}
+			v := startRetry(t, s, tc.name)
+			if v.Config.HostAccess != tc.want {
+				t.Errorf("%s: host access %q, want %q", tc.name, v.Config.HostAccess, tc.want)
+			}
+			if restricted := strings.Contains(strings.Join(v.State.Argv, " "), "restrict=on"); restricted != !tc.reach {
+				t.Errorf("%s: QEMU's restrict=on is %v in %q", tc.name, restricted, v.State.Argv)
+			}
+			for _, target := range []struct {
+				addr   string
+				banner string
+				hits   *atomic.Int32
+			}{
+				{fmt.Sprintf("10.0.2.2 %d", loopPort), "hello from the host's loopback", loopHits},
+				{fmt.Sprintf("198.51.100.7 %d", outPort), "hello from outside", outHits},
+			} {
+				before := target.hits.Load()
+				code, out := guestTry(t, s, tc.name, "timeout 10 nc "+target.addr+" </dev/null")
+				reached := code == 0 && strings.Contains(out, target.banner)
+				t.Logf("%s: nc %s: exit %d, %q", tc.name, target.addr, code, out)
+				if reached != tc.reach || (target.hits.Load() > before) != tc.reach {
+					t.Errorf("%s: nc %s reached it: %v (exit %d, %q, %d connection(s) accepted); want %v",
+						tc.name, target.addr, reached, code, out, target.hits.Load()-before, tc.reach)
+				}
+			}
+			// UDP (QEMU's DNS relay at 10.0.2.3 is UDP too) to the host's
+			// loopback, sent by busybox's tftp: counted as it arrives.
+			before := udpHits.Load()
+			guestTry(t, s, tc.name, fmt.Sprintf("cd /tmp; timeout 3 tftp -g -r x 10.0.2.2 %d; true", udpPort))
+			time.Sleep(200 * time.Millisecond)
+			if got := udpHits.Load() > before; got != tc.reach {
+				t.Errorf("%s: a UDP datagram to 10.0.2.2 reached the host's loopback: %v, want %v", tc.name, got, tc.reach)
+			}
+			if err := s.Remove(ctx, tc.name, true); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

@@ -30,10 +30,12 @@ func TestMachineValidate(t *testing.T) {
 		{"rootfs is a dir", func(m *Machine) { m.Rootfs = dir }, `VM "m": rootfs ` + dir + " is not a regular file"},
 		{"unknown disk format", func(m *Machine) { m.RootfsFormat = "vmdk" }, `VM "m": unknown disk format "vmdk"`},
 	} {
-		m := good
-		tc.edit(&m)
-		if err := m.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			m := good
+			tc.edit(&m)
+			if err := m.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+			}
+		})
 	}
 }
