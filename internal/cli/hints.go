@@ -67,6 +67,30 @@ var hints = []func(err error) string{
 	}),
 	is(func(*kernelcat.NotFoundError) string { return hint(`run "banger kernel list --available"`) }),
 	is(func(*kernelcat.NotPublishedError) string { return hint("pass --arch") }),
+	is(func(e *vm.ArchError) string {
+		switch {
+		case e.Kind == "image" && e.OtherKind == "VM":
+			return hint(fmt.Sprintf("build an image for it with --platform linux/%s, or leave out --arch", arch.GOARCH(e.OtherArch)))
+		case e.Kind == "image":
+			return kernelOfArch(e.Arch)
+		}
+		return kernelOfArch(e.OtherArch)
+	}),
+	is(func(e *vm.ForeignArchError) string {
+		return hint(fmt.Sprintf("use --vmm qemu, which emulates %s guests", e.Arch))
+	}),
+	is(func(*vm.SSHServerSearchError) string { return hint("install e2fsprogs, or pass --ready") }),
+	is(func(e *vm.VMError) string {
+		switch {
+		case errors.Is(e.Err, vm.ErrNoSSHNetwork):
+			return hint(fmt.Sprintf("use \"banger vm console %s\", or create a VM with --net user", e.Name))
+		case errors.Is(e.Err, vm.ErrNoTapLease):
+			return hint("start it once with --net tap")
+		case errors.Is(e.Err, vm.ErrSnapshotDevices):
+			return hint("snapshot a VM made without --mount and --copy-in")
+		}
+		return ""
+	}),
 	sentinel(vm.ErrNoSharedFolders, ", so no --mount"+
 		hint("--copy-in HOSTDIR:GUESTDIR copies the folder into a read-only drive, or use --vmm qemu")),
 
@@ -92,6 +116,10 @@ var hints = []func(err error) string{
 }
 
 func hint(s string) string { return " (hint: " + s + ")" }
+
+func kernelOfArch(a string) string {
+	return hint(fmt.Sprintf("pass --kernel with an %s kernel, see \"banger kernel list --arch %s\"", a, a))
+}
 
 // is makes a rule for the error type E.
 func is[E error](words func(E) string) func(error) string {

@@ -114,7 +114,7 @@ func (s *Store) chooseVMM(flag, guestArch string) (string, error) {
 	switch v {
 	case VMMFirecracker:
 		if guestArch != host {
-			return "", fmt.Errorf("firecracker runs only guests of its host's architecture, and this host is %s, not %s (hint: use --vmm qemu, which emulates %s guests)", host, guestArch, guestArch)
+			return "", &ForeignArchError{VMM: VMMFirecracker, Arch: guestArch, HostArch: host}
 		}
 		return v, nil
 	case VMMQEMU:

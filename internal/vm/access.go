@@ -33,7 +33,7 @@ func (s *Store) SSH(name string) (*guest.SSH, error) {
 	}
 	addr := v.sshAddr()
 	if addr == "" {
-		return nil, fmt.Errorf("VM %q has no network, so no SSH (hint: use \"banger vm console %s\", or create a VM with --net user)", name, name)
+		return nil, &VMError{Name: name, Err: ErrNoSSHNetwork}
 	}
 	kp, err := sshkey.Ensure(s.Layout.SSHDir())
 	if err != nil {

@@ -28,12 +28,12 @@ func planArch(cfg *Config, want string, img *image.Manifest, k *kernelstore.Mani
 		}
 		cfg.Arch = a
 		if imgArch != "" && imgArch != a {
-			return fmt.Errorf("image %q is %s but VM %q is %s (hint: build an image for it with --platform linux/%s, or leave out --arch)", img.Name, imgArch, cfg.Name, a, arch.GOARCH(a))
+			return &ArchError{Kind: "image", Name: img.Name, Arch: imgArch, OtherKind: "VM", OtherName: cfg.Name, OtherArch: a}
 		}
 	case imgArch != "":
 		cfg.Arch = imgArch
 		if k.Arch != imgArch {
-			return fmt.Errorf("image %q is %s but kernel %q is %s (hint: pass --kernel with an %s kernel, see \"banger kernel list --arch %s\")", img.Name, imgArch, k.Name, k.Arch, imgArch, imgArch)
+			return &ArchError{Kind: "image", Name: img.Name, Arch: imgArch, OtherKind: "kernel", OtherName: k.Name, OtherArch: k.Arch}
 		}
 	default:
 		cfg.Arch = arch.Or(k.Arch, arch.X86_64)
@@ -45,7 +45,18 @@ func planArch(cfg *Config, want string, img *image.Manifest, k *kernelstore.Mani
 // k of another architecture.
 func checkKernelArch(name, a string, k *kernelstore.Manifest) error {
 	if ka := arch.Or(k.Arch, arch.X86_64); ka != a {
-		return fmt.Errorf("kernel %q is %s but VM %q is %s (hint: pass --kernel with an %s kernel, see \"banger kernel list --arch %s\")", k.Name, ka, name, a, a, a)
+		return &ArchError{Kind: "kernel", Name: k.Name, Arch: ka, OtherKind: "VM", OtherName: name, OtherArch: a}
 	}
 	return nil
+}
+
+// ArchError says the Kind ("image", "kernel") called Name is built for
+// Arch, but the OtherKind ("VM", "kernel") it goes with is OtherArch.
+type ArchError struct {
+	Kind, Name, Arch                string
+	OtherKind, OtherName, OtherArch string
+}
+
+func (e *ArchError) Error() string {
+	return fmt.Sprintf("%s %q is %s but %s %q is %s", e.Kind, e.Name, e.Arch, e.OtherKind, e.OtherName, e.OtherArch)
 }

@@ -104,7 +104,7 @@ func (s *Store) lease(vm string) (netsetup.Lease, error) {
 			return l, nil
 		}
 	}
-	return netsetup.Lease{}, fmt.Errorf("VM %q has no tap lease (hint: start it once with --net tap)", vm)
+	return netsetup.Lease{}, &VMError{Name: vm, Err: ErrNoTapLease}
 }
 
 // sshAddr is where the guest's SSH server is reached from the host, ""

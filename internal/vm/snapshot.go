@@ -67,7 +67,7 @@ func (s *Store) Snapshot(ctx context.Context, name, snap string, o SnapshotOptio
 		return nil, notRunning(v)
 	}
 	if len(v.Config.Mounts) > 0 || len(v.Config.CopyIns) > 0 {
-		return nil, fmt.Errorf("VM %q has shared folders or copy-ins, which a snapshot cannot carry: QEMU cannot save a mounted 9p export, and a clone would need the VM's copy-in drives (hint: snapshot a VM made without --mount and --copy-in)", name)
+		return nil, &VMError{Name: name, Err: ErrSnapshotDevices}
 	}
 	drv, err := s.driver(v)
 	if err != nil {

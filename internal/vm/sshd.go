@@ -3,7 +3,6 @@ package vm
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,7 +25,7 @@ func hasSSHServer(ctx context.Context, disk string) (bool, error) {
 		if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
-		return false, fmt.Errorf("looking for an SSH server in %s with debugfs: %w: %s (hint: install e2fsprogs, or pass --ready)", disk, err, strings.TrimSpace(stderr.String()))
+		return false, &SSHServerSearchError{Disk: disk, Err: err, Stderr: strings.TrimSpace(stderr.String())}
 	}
 	// ls -p prints /INODE/MODE/UID/GID/NAME/SIZE/ per entry.
 	for _, line := range strings.Split(stdout.String(), "\n") {

@@ -114,15 +114,6 @@ func (e *BrokenError) Error() string {
 	return fmt.Sprintf("VM %q is broken: %s", e.Name, e.Reason)
 }
 
-// RunningError refuses to remove a running VM without being forced to.
-type RunningError struct{ Name string }
-
-func (e *RunningError) Error() string { return fmt.Sprintf("VM %q is running", e.Name) }
-
-// ErrNoSharedFolders refuses shared folders on a VMM that has no device
-// for them.
-var ErrNoSharedFolders = errors.New("firecracker has no shared-folder device")
-
 // Get returns the VM called name with its status reconciled with the real
 // VMM process.
 func (s *Store) Get(name string) (*VM, error) {
