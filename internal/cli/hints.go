@@ -52,6 +52,15 @@ var hints = []func(err error) string{
 	// What a command needs to be told.
 	sentinel(image.ErrNoKernel, hint(`pass --kernel-ref NAME, see "banger kernel list"`)),
 	sentinel(imagebuild.ErrNoImageRef, hint("pass --from-image REF")),
+	is(func(e *imagebuild.PlatformError) string {
+		if e.Index {
+			return hint(fmt.Sprintf("pick an image built for %s, or pass --platform", e.Want))
+		}
+		return hint(fmt.Sprintf("pick an image built for %s, or pass --platform %s if that is really what you want", e.Want, e.Have[0]))
+	}),
+	is(func(e *imagebuild.KernelArchError) string {
+		return hint(fmt.Sprintf("pass --kernel-ref with an %s kernel, or --platform linux/%s", e.ImageArch, arch.GOARCH(e.KernelArch)))
+	}),
 	is(func(*kernelstore.NoVmlinuxError) string {
 		return hint("--from must name the directory that holds vmlinux")
 	}),

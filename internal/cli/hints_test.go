@@ -8,6 +8,7 @@ import (
 
 	"github.com/thaloco/banger/internal/fetch"
 	"github.com/thaloco/banger/internal/image"
+	"github.com/thaloco/banger/internal/imagebuild"
 	"github.com/thaloco/banger/internal/kernelcat"
 	"github.com/thaloco/banger/internal/kernelstore"
 	"github.com/thaloco/banger/internal/paths"
@@ -52,6 +53,10 @@ func TestHints(t *testing.T) {
 			`image "armimg" is arm64 but VM "m" is x86_64 (hint: build an image for it with --platform linux/amd64, or leave out --arch)`},
 		{"no ssh", &vm.VMError{Name: "a", Err: vm.ErrNoSSHNetwork},
 			`VM "a" has no network, so no SSH (hint: use "banger vm console a", or create a VM with --net user)`},
+		{"image platform", &imagebuild.PlatformError{Ref: "r", Want: "linux/amd64", Have: []string{"linux/arm64"}},
+			`image "r" is for linux/arm64, not linux/amd64 (hint: pick an image built for linux/amd64, or pass --platform linux/arm64 if that is really what you want)`},
+		{"build kernel arch", &imagebuild.KernelArchError{Kernel: "k1", KernelArch: "x86_64", Image: "arm3", ImageArch: "arm64"},
+			`kernel "k1" is x86_64 but image "arm3" would be arm64 (hint: pass --kernel-ref with an arm64 kernel, or --platform linux/amd64)`},
 		{"joined", errors.Join(&vm.RunningError{Name: "a"}, errors.New("other")),
 			"VM \"a\" is running (hint: stop it first with \"banger vm stop a\", or pass --force)\nother"},
 		{"unknown", errors.New("plain"), "plain"},

@@ -36,6 +36,29 @@ const (
 // ErrNoImageRef is returned when Options.ImageRef is empty.
 var ErrNoImageRef = errors.New("image build needs an image reference")
 
+// PlatformError says the image Ref is not for the platform Want: it is for
+// Have, or (Index) it is an index of images for the platforms in Have.
+type PlatformError struct {
+	Ref, Want string
+	Have      []string
+	Index     bool
+}
+
+func (e *PlatformError) Error() string {
+	if e.Index {
+		return fmt.Sprintf("image %q has no %s variant (it has %s)", e.Ref, e.Want, strings.Join(e.Have, ", "))
+	}
+	return fmt.Sprintf("image %q is for %s, not %s", e.Ref, strings.Join(e.Have, ", "), e.Want)
+}
+
+// KernelArchError says the image would be of another architecture than
+// the kernel it is to boot with.
+type KernelArchError struct{ Kernel, KernelArch, Image, ImageArch string }
+
+func (e *KernelArchError) Error() string {
+	return fmt.Sprintf("kernel %q is %s but image %q would be %s", e.Kernel, e.KernelArch, e.Image, e.ImageArch)
+}
+
 // Options describe one build.
 type Options struct {
 	Ref       string // image reference: registry ref, oci:DIR[:TAG], docker-archive:FILE, or a path
@@ -107,8 +130,7 @@ func Build(ctx context.Context, store *image.Store, opts Options) (*image.Manife
 	}
 	imageArch := arch.Or(platform.Architecture, "")
 	if kernelArch != "" && imageArch != "" && kernelArch != imageArch {
-		return nil, fmt.Errorf("kernel %q is %s but image %q would be %s (hint: pass --kernel-ref with an %s kernel, or --platform linux/%s)",
-			opts.KernelRef, kernelArch, opts.Name, imageArch, imageArch, arch.GOARCH(kernelArch))
+		return nil, &KernelArchError{Kernel: opts.KernelRef, KernelArch: kernelArch, Image: opts.Name, ImageArch: imageArch}
 	}
 	log := opts.Log
 	if log == nil {

@@ -2,7 +2,6 @@ package imagebuild
 
 import (
 	"fmt"
-	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -48,7 +47,7 @@ func pickFromIndex(ref string, idx indexReader, platform v1.Platform) (v1.Image,
 	if len(images) == 0 {
 		return nil, fmt.Errorf("image %q holds no images", ref)
 	}
-	return nil, fmt.Errorf("image %q has no %s variant (it has %s) (hint: pick an image built for %s, or pass --platform)", ref, platform.String(), strings.Join(seen, ", "), platform.String())
+	return nil, &PlatformError{Ref: ref, Want: platform.String(), Have: seen, Index: true}
 }
 
 // indexReader is the part of v1.ImageIndex pickFromIndex uses.

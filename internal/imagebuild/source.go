@@ -194,7 +194,7 @@ func finish(s *source, want v1.Platform) (*source, error) {
 		have = &want
 	}
 	if !platformMatches(*have, want) {
-		return nil, fmt.Errorf("image %q is for %s, not %s (hint: pick an image built for %s, or pass --platform %s if that is really what you want)", s.Ref, have, want.String(), want.String(), have)
+		return nil, &PlatformError{Ref: s.Ref, Want: want.String(), Have: []string{have.String()}}
 	}
 	s.Platform = have.String()
 	if s.Uncompressed {
