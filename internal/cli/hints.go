@@ -11,6 +11,7 @@ import (
 	"github.com/thaloco/banger/internal/imagebuild"
 	"github.com/thaloco/banger/internal/kernelcat"
 	"github.com/thaloco/banger/internal/kernelstore"
+	"github.com/thaloco/banger/internal/netsetup"
 	"github.com/thaloco/banger/internal/paths"
 	"github.com/thaloco/banger/internal/stagedir"
 	"github.com/thaloco/banger/internal/vm"
@@ -100,6 +101,7 @@ var hints = []func(err error) string{
 		}
 		return ""
 	}),
+	is(func(*netsetup.NoCapError) string { return hint("run banger with sudo, or use --net user with QEMU") }),
 	sentinel(vm.ErrNoSharedFolders, ", so no --mount"+
 		hint("--copy-in HOSTDIR:GUESTDIR copies the folder into a read-only drive, or use --vmm qemu")),
 

@@ -17,6 +17,13 @@ type tools struct {
 	iptablesPath string // the iptables command
 }
 
+// NoCapError says Action needs CAP_NET_ADMIN, which this process lacks.
+type NoCapError struct{ Action string }
+
+func (e *NoCapError) Error() string {
+	return fmt.Sprintf("%s needs root or the CAP_NET_ADMIN capability, which this process lacks", e.Action)
+}
+
 // checkHost verifies up front that this process may configure networking:
 // CAP_NET_ADMIN, /dev/net/tun and iptables. The error names what is missing.
 func checkHost(action string) (tools, error) {
@@ -25,7 +32,7 @@ func checkHost(action string) (tools, error) {
 		return tools{}, fmt.Errorf("%s: checking capabilities: %w", action, err)
 	}
 	if eff&(1<<unix.CAP_NET_ADMIN) == 0 {
-		return tools{}, fmt.Errorf("%s needs root or the CAP_NET_ADMIN capability, which this process lacks (hint: run banger with sudo, or use --net user with QEMU)", action)
+		return tools{}, &NoCapError{Action: action}
 	}
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
 		return tools{}, fmt.Errorf("%s needs /dev/net/tun: %w (hint: load the tun module with \"modprobe tun\")", action, err)
