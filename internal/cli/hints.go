@@ -16,6 +16,7 @@ import (
 	"github.com/thaloco/banger/internal/stagedir"
 	"github.com/thaloco/banger/internal/vm"
 	"github.com/thaloco/banger/internal/vmm"
+	"github.com/thaloco/banger/internal/vmm/firecracker"
 )
 
 // hints are the words banger adds to library errors that a flag, a
@@ -101,6 +102,11 @@ var hints = []func(err error) string{
 		}
 		return ""
 	}),
+	sentinel(firecracker.ErrNeedsKVM, hint("use --vmm qemu for software emulation")),
+	sentinel(firecracker.ErrNoSharedFolders, hint("copy the folder in with --copy-in, or use --vmm qemu for --mount")),
+	sentinel(firecracker.ErrRawDisksOnly, hint("use --vmm qemu")),
+	sentinel(firecracker.ErrNoUserNet, hint("use --net tap, or --vmm qemu for --net user")),
+	sentinel(firecracker.ErrJailedSnapshot, hint("create the VM without --jailer")),
 	is(func(*netsetup.NoCapError) string { return hint("run banger with sudo, or use --net user with QEMU") }),
 	sentinel(vm.ErrNoSharedFolders, ", so no --mount"+
 		hint("--copy-in HOSTDIR:GUESTDIR copies the folder into a read-only drive, or use --vmm qemu")),

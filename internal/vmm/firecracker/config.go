@@ -2,6 +2,7 @@ package firecracker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -42,6 +43,16 @@ func validate(m vmm.Machine) error {
 	return validateDevices(m)
 }
 
+// What Firecracker cannot do, wrapped by the errors that refuse a machine
+// asking for it.
+var (
+	ErrNeedsKVM        = errors.New("firecracker needs KVM")
+	ErrNoSharedFolders = errors.New("firecracker has no shared-folder device")
+	ErrRawDisksOnly    = errors.New("firecracker boots raw disks only")
+	ErrNoUserNet       = errors.New("firecracker has no user-mode networking")
+	ErrJailedSnapshot  = errors.New("snapshots of jailed Firecracker VMs are not supported yet")
+)
+
 // validateDevices checks what Firecracker can do of m's vCPUs,
 // acceleration and network.
 func validateDevices(m vmm.Machine) error {
@@ -50,13 +61,13 @@ func validateDevices(m vmm.Machine) error {
 	}
 	switch {
 	case m.Accel != "" && m.Accel != "kvm":
-		return bad("firecracker needs KVM, not %q (hint: use --vmm qemu for software emulation)", m.Accel)
+		return bad("%w, not %q", ErrNeedsKVM, m.Accel)
 	case m.CPUs < 1 || m.CPUs > 32:
 		return bad("firecracker supports 1 to 32 vCPUs, not %d", m.CPUs)
 	case len(m.Shares) > 0:
-		return bad("firecracker has no shared-folder device (hint: copy the folder in with --copy-in, or use --vmm qemu for --mount)")
+		return bad("%w", ErrNoSharedFolders)
 	case m.RootfsFormat != "" && m.RootfsFormat != "raw":
-		return bad("firecracker boots raw disks only, not %s (hint: use --vmm qemu)", m.RootfsFormat)
+		return bad("%w, not %s", ErrRawDisksOnly, m.RootfsFormat)
 	}
 	switch m.Net.Mode {
 	case "", "none":
@@ -65,7 +76,7 @@ func validateDevices(m vmm.Machine) error {
 			return bad("tap networking without a tap device name")
 		}
 	case "user":
-		return bad("firecracker has no user-mode networking (hint: use --net tap, or --vmm qemu for --net user)")
+		return bad("%w", ErrNoUserNet)
 	default:
 		return bad("unknown network mode %q (want none or tap)", m.Net.Mode)
 	}

@@ -28,7 +28,7 @@ var _ vmm.Snapshotter = (*Driver)(nil)
 // errJailed refuses snapshots of jailed VMs: Firecracker would write and
 // read the files inside its chroot.
 func errJailed(m vmm.Machine) error {
-	return fmt.Errorf("VM %q: snapshots of jailed Firecracker VMs are not supported yet (hint: create the VM without --jailer)", m.Name)
+	return fmt.Errorf("VM %q: %w", m.Name, ErrJailedSnapshot)
 }
 
 // Version runs `firecracker --version` and returns the first line it
