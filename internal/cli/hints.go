@@ -35,6 +35,15 @@ var hints = []func(err error) string{
 	is(func(e *vm.RunningError) string {
 		return hint(fmt.Sprintf("stop it first with \"banger vm stop %s\", or pass --force", e.Name))
 	}),
+	is(func(e *stagedir.BrokenError) string {
+		if e.Kind == "kernel" && e.Replaceable {
+			return hint(fmt.Sprintf("run \"banger kernel pull %s --force\" or \"banger kernel rm %s\"", e.Name, e.Name))
+		}
+		return ""
+	}),
+	is(func(e *kernelstore.VerifyError) string {
+		return hint(fmt.Sprintf("run \"banger kernel pull %s --force\", or \"banger kernel rm %s\" and install it again", e.Kernel, e.Kernel))
+	}),
 	is(func(e *vm.BrokenError) string {
 		return hint(fmt.Sprintf("remove it with \"banger vm rm --force %s\"", e.Name))
 	}),

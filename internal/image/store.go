@@ -167,7 +167,7 @@ func (s *Store) Get(name string) (*Manifest, error) {
 	data, err := os.ReadFile(filepath.Join(dir, ManifestFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, serr := os.Stat(dir); serr == nil {
-			return nil, fmt.Errorf("image %q is broken: %s is missing (hint: run \"banger image rm %s\" and create it again)", name, ManifestFile, name)
+			return nil, broken(name, ManifestFile+" is missing", nil)
 		}
 		return nil, notFound(name)
 	}
@@ -176,17 +176,23 @@ func (s *Store) Get(name string) (*Manifest, error) {
 	}
 	var m Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("image %q is broken: unreadable %s: %w (hint: run \"banger image rm %s\" and create it again)", name, ManifestFile, err, name)
+		return nil, broken(name, fmt.Sprintf("unreadable %s: %v", ManifestFile, err), err)
 	}
 	m.dir = dir
 	st, err := os.Lstat(m.RootfsPath())
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("image %q is broken: %s is missing (hint: run \"banger image rm %s\" and create it again)", name, RootfsFile, name)
+		return nil, broken(name, RootfsFile+" is missing", nil)
 	case !st.Mode().IsRegular():
-		return nil, fmt.Errorf("image %q is broken: %s is not a regular file", name, RootfsFile)
+		return nil, &stagedir.BrokenError{Kind: "image", Name: name, Reason: RootfsFile + " is not a regular file"}
 	}
 	return &m, nil
+}
+
+// broken is the error for an image directory that is not a whole image.
+func broken(name, reason string, err error) error {
+	return &stagedir.BrokenError{Kind: "image", Name: name, Reason: reason, Err: err,
+		Hint: fmt.Sprintf("run \"banger image rm %s\" and create it again", name)}
 }
 
 // Listing is one directory in the store: a good image, or a broken one

@@ -147,7 +147,7 @@ func (s *Store) Get(name string) (*Manifest, error) {
 	data, err := os.ReadFile(filepath.Join(dir, ManifestFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, serr := os.Stat(dir); serr == nil {
-			return nil, fmt.Errorf("kernel %q is broken: %s is missing (hint: run \"banger kernel pull %s --force\" or \"banger kernel rm %s\")", name, ManifestFile, name, name)
+			return nil, &stagedir.BrokenError{Kind: "kernel", Name: name, Reason: ManifestFile + " is missing", Replaceable: true}
 		}
 		return nil, fmt.Errorf("kernel %q is not installed (hint: run \"banger kernel pull %s\"): %w", name, name, ErrNotInstalled)
 	}
@@ -156,7 +156,8 @@ func (s *Store) Get(name string) (*Manifest, error) {
 	}
 	var m Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("kernel %q is broken: unreadable %s: %w (hint: run \"banger kernel rm %s\" and install it again)", name, ManifestFile, err, name)
+		return nil, &stagedir.BrokenError{Kind: "kernel", Name: name, Reason: fmt.Sprintf("unreadable %s: %v", ManifestFile, err),
+			Hint: fmt.Sprintf("run \"banger kernel rm %s\" and install it again", name), Err: err}
 	}
 	m.dir = dir
 	// Manifests written before banger had one spelling may say aarch64.
@@ -164,9 +165,10 @@ func (s *Store) Get(name string) (*Manifest, error) {
 	st, err := os.Lstat(m.VMLinux())
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("kernel %q is broken: vmlinux is missing (hint: run \"banger kernel rm %s\" and install it again)", name, name)
+		return nil, &stagedir.BrokenError{Kind: "kernel", Name: name, Reason: "vmlinux is missing",
+			Hint: fmt.Sprintf("run \"banger kernel rm %s\" and install it again", name)}
 	case !st.Mode().IsRegular():
-		return nil, fmt.Errorf("kernel %q is broken: vmlinux is not a regular file", name)
+		return nil, &stagedir.BrokenError{Kind: "kernel", Name: name, Reason: "vmlinux is not a regular file"}
 	}
 	return &m, nil
 }

@@ -21,8 +21,7 @@ type VerifyError struct {
 }
 
 func (e *VerifyError) Error() string {
-	return fmt.Sprintf("kernel %q does not match its manifest: %s (hint: run \"banger kernel pull %s --force\", or \"banger kernel rm %s\" and install it again)",
-		e.Kernel, strings.Join(e.Problems, "; "), e.Kernel, e.Kernel)
+	return fmt.Sprintf("kernel %q does not match its manifest: %s", e.Kernel, strings.Join(e.Problems, "; "))
 }
 
 // Verify re-reads every file of the installed kernel name and compares it

@@ -77,7 +77,7 @@ func TestVerify(t *testing.T) {
 			tc.tamper(t, res.Manifest.Dir())
 			err = s.Verify(ctx, "k1")
 			var ve *VerifyError
-			if !errors.As(err, &ve) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "hint:") {
+			if !errors.As(err, &ve) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Verify after tampering: %v; want an error containing %q", err, tc.want)
 			}
 			if err := VerifyVMLinux(res.Manifest); (err != nil) != tc.vmlinux {

@@ -200,7 +200,8 @@ func (s *Store) Get(name string) (*Manifest, error) {
 	}
 	dir := filepath.Join(s.dir, name)
 	broken := func(format string, a ...any) error {
-		return fmt.Errorf("snapshot %q is broken: %s (hint: remove it with \"banger snapshot rm %s\" and take it again)", name, fmt.Sprintf(format, a...), name)
+		return &stagedir.BrokenError{Kind: "snapshot", Name: name, Reason: fmt.Sprintf(format, a...),
+			Hint: fmt.Sprintf("remove it with \"banger snapshot rm %s\" and take it again", name)}
 	}
 	data, err := os.ReadFile(filepath.Join(dir, ManifestFile))
 	if errors.Is(err, fs.ErrNotExist) {

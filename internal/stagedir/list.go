@@ -51,15 +51,34 @@ func List[M any](parent, kind string, get func(name string) (M, error)) ([]Listi
 	return out, nil
 }
 
-// brokenReason trims the `<kind> "X" is broken:` prefix and the hint from
-// a get error, leaving the reason alone.
+// brokenReason is the reason of a *BrokenError, or the whole message of
+// another get error.
 func brokenReason(err error) string {
-	msg := err.Error()
-	if i := strings.Index(msg, " is broken: "); i >= 0 {
-		msg = msg[i+len(" is broken: "):]
+	var be *BrokenError
+	if errors.As(err, &be) {
+		return be.Reason
 	}
-	if i := strings.Index(msg, " (hint:"); i >= 0 {
-		msg = msg[:i]
+	return err.Error()
+}
+
+// BrokenError is a directory of a store that cannot be read as a Kind
+// ("kernel", "image", "snapshot").
+type BrokenError struct {
+	Kind, Name, Reason string
+	// Hint says what to do about it, "" for nothing to say.
+	Hint string
+	// Replaceable: installing it again over the broken one repairs it.
+	Replaceable bool
+	// Err is the cause, if there is one.
+	Err error
+}
+
+func (e *BrokenError) Error() string {
+	msg := fmt.Sprintf("%s %q is broken: %s", e.Kind, e.Name, e.Reason)
+	if e.Hint != "" {
+		msg += " (hint: " + e.Hint + ")"
 	}
 	return msg
 }
+
+func (e *BrokenError) Unwrap() error { return e.Err }
