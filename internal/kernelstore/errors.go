@@ -1,8 +1,12 @@
 package kernelstore
 
 import (
+	"errors"
 	"fmt"
 )
+
+// ErrNoDistro is returned by Import without ImportOptions.Distro.
+var ErrNoDistro = errors.New("importing a kernel needs a distribution name (for example generic)")
 
 // InstalledError refuses to replace the installed kernel Name without
 // being forced to.

@@ -37,7 +37,7 @@ func (s *Store) Import(ctx context.Context, name, dir string, opts ImportOptions
 		return nil, err
 	}
 	if opts.Distro == "" {
-		return nil, errors.New("importing a kernel needs --distro (for example --distro generic)")
+		return nil, ErrNoDistro
 	}
 	a, err := arch.Canonical(opts.Arch)
 	if err != nil {
