@@ -58,5 +58,8 @@ type ArchError struct {
 }
 
 func (e *ArchError) Error() string {
+	if e.OtherKind == "VM" { // the callers' errors name the VM
+		return fmt.Sprintf("%s %q is %s but the VM is %s", e.Kind, e.Name, e.Arch, e.OtherArch)
+	}
 	return fmt.Sprintf("%s %q is %s but %s %q is %s", e.Kind, e.Name, e.Arch, e.OtherKind, e.OtherName, e.OtherArch)
 }
