@@ -168,7 +168,7 @@ func (e *crashEnv) invariants() []string {
 			}
 		}
 	}
-	for _, sub := range []string{"kernels", "images", "snapshots"} {
+	for _, sub := range []string{"kernels", "images", "snapshots", "vms"} {
 		if left, _ := filepath.Glob(filepath.Join(e.state, sub, ".tmp-*")); len(left) != 0 {
 			bad = append(bad, fmt.Sprintf("staging left after listing: %v", left))
 		}
