@@ -6,7 +6,7 @@ SHELL_SCRIPTS := $(wildcard scripts/*.sh) .ci/run
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/thaloco/banger/internal/cli.version=$(VERSION)
 
-.PHONY: help setup deps build test test-go lint lint-go lint-shell bench kernel golden clean
+.PHONY: help setup deps build control-plane test test-go lint lint-go lint-shell bench kernel golden clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -19,7 +19,10 @@ deps: ## install the Debian/Ubuntu packages (apt)
 build: ## build bin/banger
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/banger ./cmd/banger
 
-test: build lint-shell ## run every test (unit, CLI scripts, real QEMU boots, pipelines)
+control-plane: ## build kube-apiserver for the banger node tests, once per version (cached outside the checkout)
+	scripts/build-control-plane.sh
+
+test: build lint-shell control-plane ## run every test (unit, CLI scripts, real QEMU boots, pipelines)
 	$(GO) vet ./...
 	$(GO) test -race -timeout 80m ./...
 

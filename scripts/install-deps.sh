@@ -54,6 +54,8 @@ packages=(
 	libcap2-bin
 	# golden image (scripts/build-golden.sh)
 	mmdebstrap podman buildah debian-archive-keyring
+	# kube-apiserver's store in the `banger node` tests (internal/kubetest)
+	etcd-server
 	# benchmarks
 	hyperfine
 )
