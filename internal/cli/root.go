@@ -60,6 +60,7 @@ QEMU's microvm machine.`,
 		newUpCommand(g),
 		newDownCommand(g),
 		newSnapshotCommand(g),
+		newNodeCommand(g),
 		newInternalCommand(g),
 	)
 	finishTree(root)

@@ -14,12 +14,12 @@ import (
 // AccelEnv forces QEMU's accelerator: "kvm" or "tcg".
 const AccelEnv = "BANGER_QEMU_ACCEL"
 
-// kvmUsable reports whether KVM can run ordinary guests here: /dev/kvm
+// KVMUsable reports whether KVM can run ordinary guests here: /dev/kvm
 // opens read-write AND the CPU advertises hardware virtualization (vmx or
 // svm in /proc/cpuinfo). A /dev/kvm without them (kvm_pvm, some nested
 // setups) fails ordinary guests with "KVM internal error". why says what
 // is missing.
-func kvmUsable() (ok bool, why string) {
+func KVMUsable() (ok bool, why string) {
 	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
 	if err != nil {
 		return false, fmt.Sprintf("cannot open /dev/kvm: %v", err)
@@ -83,7 +83,7 @@ func (s *Store) qemuAccel(guestArch string) (string, error) {
 	default:
 		return "", fmt.Errorf("%s=%q: want kvm or tcg", AccelEnv, forced)
 	}
-	if ok, why := kvmUsable(); !ok {
+	if ok, why := KVMUsable(); !ok {
 		s.warnTCG.Do(func() {
 			s.logf("warning: KVM is not usable (%s): QEMU uses TCG software emulation, which is much slower (set %s=tcg to silence this)", why, AccelEnv)
 		})
@@ -124,7 +124,7 @@ func (s *Store) chooseVMM(flag, guestArch string) (string, error) {
 			return VMMQEMU, nil
 		}
 		if _, err := exec.LookPath("firecracker"); err == nil {
-			if ok, _ := kvmUsable(); ok {
+			if ok, _ := KVMUsable(); ok {
 				return VMMFirecracker, nil
 			}
 		}

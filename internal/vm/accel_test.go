@@ -23,7 +23,7 @@ func TestForcedKVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := s.Start(context.Background(), "kvm", StartOptions{Timeout: bootTimeout})
-	usable, why := kvmUsable()
+	usable, why := KVMUsable()
 	_, openErr := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
 	switch {
 	case usable:
@@ -69,8 +69,8 @@ func TestAccelSelection(t *testing.T) {
 	var warned []string
 	s := &Store{opts: Options{Logf: func(f string, a ...any) { warned = append(warned, f) }}}
 	got, err := s.qemuAccel(arch.Host())
-	if ok, _ := kvmUsable(); err != nil || (got == "kvm") != ok || (len(warned) == 1) == ok {
-		t.Fatalf("detected %q (err %v, warnings %q) but kvmUsable = %v", got, err, warned, ok)
+	if ok, _ := KVMUsable(); err != nil || (got == "kvm") != ok || (len(warned) == 1) == ok {
+		t.Fatalf("detected %q (err %v, warnings %q) but KVMUsable = %v", got, err, warned, ok)
 	}
 }
 
@@ -83,7 +83,7 @@ func TestChooseVMM(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
-	kvm, _ := kvmUsable()
+	kvm, _ := KVMUsable()
 	auto := VMMQEMU
 	if kvm {
 		auto = VMMFirecracker

@@ -1,0 +1,116 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/thaloco/banger/internal/node"
+)
+
+type nodeOptions struct {
+	kubeconfig string
+	name       string
+	nodeIP     string
+	maxPods    int
+}
+
+func (o *nodeOptions) AddFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster to join (default $KUBECONFIG, else the in-cluster config, else ~/.kube/config)")
+	f.StringVar(&o.name, "node-name", "", "name of the node (default: this host's name, lower-cased)")
+	f.StringVar(&o.nodeIP, "node-ip", "", "address of this host that the node reports as its InternalIP")
+	f.IntVar(&o.maxPods, "max-pods", node.DefaultMaxPods, "most pods (VMs) the node accepts")
+}
+
+func newNodeCommand(g *globalOptions) *cobra.Command {
+	var o nodeOptions
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Join a Kubernetes cluster as a node whose pods run as microVMs",
+		Long: `Register this host as a Kubernetes node (a virtual kubelet) and run
+until interrupted. The node's capacity is the host's CPUs and memory; its
+allocatable resources keep back a reserve for the host and the VMMs (half
+a CPU, and 1 GiB or a tenth of the memory, whichever is more). It carries
+the taint banger.dev/microvm=true:NoSchedule, so only pods that tolerate
+it are scheduled here, and conditions that say whether QEMU, Firecracker
+and KVM are usable.`,
+		Example: `  banger node --kubeconfig /etc/banger/node.kubeconfig
+  banger node --node-name rack1-host3 --node-ip 10.0.0.13`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runNode(cmd.Context(), g, &o, args)
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+func runNode(ctx context.Context, g *globalOptions, o *nodeOptions, _ []string) error {
+	cfg, err := o.restConfig(g)
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client for %s: %w", cfg.Host, err)
+	}
+	name := o.name
+	if name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("node name: %w (hint: pass --node-name)", err)
+		}
+		name = strings.ToLower(h)
+	}
+	ready := make(chan struct{})
+	go func() {
+		select {
+		case <-ready:
+			fmt.Fprintf(g.Stderr, "banger: node %s registered with %s\n", name, cfg.Host)
+		case <-ctx.Done():
+		}
+	}()
+	return node.Run(ctx, node.Config{
+		Name:    name,
+		Client:  client,
+		NodeIP:  o.nodeIP,
+		MaxPods: o.maxPods,
+		Version: "banger-" + versionString(),
+		Log:     g.Stderr,
+	}, ready)
+}
+
+// restConfig finds the cluster: --kubeconfig, $KUBECONFIG, the in-cluster
+// service account, ~/.kube/config, in that order.
+func (o *nodeOptions) restConfig(g *globalOptions) (*rest.Config, error) {
+	path := o.kubeconfig
+	if path == "" {
+		path = g.Getenv("KUBECONFIG")
+	}
+	if path == "" {
+		if cfg, err := rest.InClusterConfig(); err == nil {
+			return cfg, nil
+		} else if !errors.Is(err, rest.ErrNotInCluster) {
+			return nil, fmt.Errorf("in-cluster config: %w", err)
+		}
+		home := g.Getenv("HOME")
+		if home == "" {
+			return nil, errors.New("no kubeconfig (hint: pass --kubeconfig or set KUBECONFIG)")
+		}
+		path = filepath.Join(home, ".kube", "config")
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return nil, fmt.Errorf("reading kubeconfig %s: %w (hint: pass --kubeconfig)", path, err)
+	}
+	return cfg, nil
+}

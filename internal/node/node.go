@@ -1,0 +1,151 @@
+// Package node makes a banger host a Kubernetes node: a virtual-kubelet
+// provider that registers the host and runs the pods bound to it as
+// microVMs.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"time"
+
+	vklog "github.com/virtual-kubelet/virtual-kubelet/log"
+	vkslog "github.com/virtual-kubelet/virtual-kubelet/log/slog"
+	vknode "github.com/virtual-kubelet/virtual-kubelet/node"
+	"github.com/virtual-kubelet/virtual-kubelet/node/nodeutil"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Taint keeps pods off banger nodes unless they tolerate it: a pod here
+// runs as a microVM, which not every workload expects.
+var Taint = corev1.Taint{Key: "banger.dev/microvm", Value: "true", Effect: corev1.TaintEffectNoSchedule}
+
+// DefaultMaxPods is the pod capacity when Config.MaxPods is 0.
+const DefaultMaxPods = 110
+
+// DefaultCheckInterval is how often the host checks (QEMU, Firecracker,
+// KVM) are run again when Config.CheckInterval is 0.
+const DefaultCheckInterval = time.Minute
+
+// Config describes the node.
+type Config struct {
+	// Name is the node's name.
+	Name string
+	// Client talks to the cluster's apiserver.
+	Client kubernetes.Interface
+	// NodeIP is the address other nodes reach this host at (optional).
+	NodeIP string
+	// MaxPods is the node's pod capacity (default DefaultMaxPods).
+	MaxPods int
+	// Version is banger's version, shown as the node's kubelet version.
+	Version string
+	// CheckInterval is how often the host is checked again.
+	CheckInterval time.Duration
+	// Log receives the node's log lines (default: discarded).
+	Log io.Writer
+
+	// host and checks replace the host's real resources and checks in tests.
+	host   *Resources
+	checks func() Checks
+}
+
+// Run registers the node and serves it until ctx ends. ready, if not nil,
+// is closed once the node is registered and its controllers run.
+func Run(ctx context.Context, cfg Config, ready chan<- struct{}) error {
+	if cfg.Client == nil {
+		return errors.New("node: no Kubernetes client")
+	}
+	w := cfg.Log
+	if w == nil {
+		w = io.Discard
+	}
+	ctx = vklog.WithLogger(ctx, vkslog.FromSlog(slog.New(slog.NewTextHandler(w, nil))))
+	host := cfg.host
+	if host == nil {
+		h, err := HostResources()
+		if err != nil {
+			return err
+		}
+		host = &h
+	}
+	checks := cfg.checks
+	if checks == nil {
+		checks = CheckHost
+	}
+	spec := nodeSpec(cfg, *host, checks())
+	np := &nodeStatus{checks: checks, interval: cfg.CheckInterval, node: spec.DeepCopy()}
+	if np.interval == 0 {
+		np.interval = DefaultCheckInterval
+	}
+	n, err := nodeutil.NewNode(cfg.Name,
+		func(pc nodeutil.ProviderConfig) (nodeutil.Provider, vknode.NodeProvider, error) {
+			return newProvider(cfg, pc), np, nil
+		},
+		nodeutil.WithClient(cfg.Client),
+		func(nc *nodeutil.NodeConfig) error {
+			nc.NodeSpec = *spec
+			nc.NumWorkers = min(runtime.NumCPU(), 4)
+			return nil
+		},
+	)
+	if err != nil {
+		return fmt.Errorf("setting up node %s: %w", cfg.Name, err)
+	}
+	go func() {
+		select {
+		case <-n.Ready():
+			if ready != nil {
+				close(ready)
+			}
+		case <-n.Done():
+		}
+	}()
+	if err := n.Run(ctx); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("node %s: %w", cfg.Name, err)
+	}
+	return nil
+}
+
+// nodeSpec is the Node object registered for cfg on a host with host's
+// resources and checks.
+func nodeSpec(cfg Config, host Resources, c Checks) *corev1.Node {
+	maxPods := cfg.MaxPods
+	if maxPods == 0 {
+		maxPods = DefaultMaxPods
+	}
+	n := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: cfg.Name,
+			Labels: map[string]string{
+				"type":                   "virtual-kubelet",
+				"kubernetes.io/role":     "agent",
+				"kubernetes.io/hostname": cfg.Name,
+				corev1.LabelArchStable:   runtime.GOARCH,
+				corev1.LabelOSStable:     "linux",
+				Taint.Key:                Taint.Value,
+			},
+		},
+		Spec: corev1.NodeSpec{Taints: []corev1.Taint{Taint}},
+		Status: corev1.NodeStatus{
+			Phase:       corev1.NodeRunning,
+			Capacity:    host.list(maxPods),
+			Allocatable: host.Allocatable().list(maxPods),
+			Conditions:  c.conditions(metav1.Now()),
+			NodeInfo: corev1.NodeSystemInfo{
+				Architecture:    runtime.GOARCH,
+				OperatingSystem: "linux",
+				KubeletVersion:  cfg.Version,
+			},
+			Addresses: []corev1.NodeAddress{{Type: corev1.NodeHostName, Address: cfg.Name}},
+		},
+	}
+	if cfg.NodeIP != "" {
+		n.Status.Addresses = append(n.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: cfg.NodeIP})
+	}
+	return n
+}

@@ -1,0 +1,117 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/thaloco/banger/internal/kubetest"
+)
+
+// runNode runs a node against cp until the test ends and waits until it
+// is registered.
+func runNode(t *testing.T, cfg Config) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() { done <- Run(ctx, cfg, ready) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("node.Run: %v", err)
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("node.Run ended before the node was ready: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("node not ready after a minute")
+	}
+}
+
+// TestRegister: a node registers with the host's capacity, allocatable
+// resources less the reserve, its labels, its taint, conditions naming
+// what is missing, and a Lease.
+func TestRegister(t *testing.T) {
+	cp := kubetest.Start(t)
+	host := Resources{CPUMilli: 4000, MemoryBytes: 16 << 30}
+	runNode(t, Config{
+		Name: "banger-test", Client: cp.Client, NodeIP: "127.0.0.1", MaxPods: 20, Version: "banger-test",
+		host: &host,
+		checks: func() Checks {
+			return Checks{Firecracker: errors.New("firecracker not found on PATH"), KVM: errors.New("cannot open /dev/kvm")}
+		},
+	})
+	ctx := context.Background()
+	n, err := cp.Client.CoreV1().Nodes().Get(ctx, "banger-test", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for res, want := range map[corev1.ResourceName]string{corev1.ResourceCPU: "4", corev1.ResourceMemory: "16Gi", corev1.ResourcePods: "20"} {
+		if got := n.Status.Capacity[res]; got.Cmp(resource.MustParse(want)) != 0 {
+			t.Errorf("capacity %s = %s, want %s", res, got.String(), want)
+		}
+	}
+	// 16 GiB: a tenth (1.6 GiB) is more than 1 GiB.
+	wantMem := int64(16<<30) - int64(16<<30)/10
+	if got := n.Status.Allocatable[corev1.ResourceCPU]; got.MilliValue() != 3500 {
+		t.Errorf("allocatable cpu = %s, want 3500m", got.String())
+	}
+	if got := n.Status.Allocatable[corev1.ResourceMemory]; got.Value() != wantMem {
+		t.Errorf("allocatable memory = %d, want %d", got.Value(), wantMem)
+	}
+	if got := n.Labels[corev1.LabelArchStable]; got != runtime.GOARCH {
+		t.Errorf("label %s = %q, want %q", corev1.LabelArchStable, got, runtime.GOARCH)
+	}
+	// The apiserver adds node.kubernetes.io/not-ready to a new node; a
+	// cluster's node lifecycle controller takes it away once the node is
+	// Ready, and there is none here.
+	tainted := false
+	for _, tn := range n.Spec.Taints {
+		tainted = tainted || tn.MatchTaint(&Taint) && tn.Value == Taint.Value
+	}
+	if !tainted {
+		t.Errorf("taints = %v, want %v among them", n.Spec.Taints, Taint)
+	}
+	want := map[corev1.NodeConditionType]corev1.ConditionStatus{
+		corev1.NodeReady:                corev1.ConditionTrue,
+		ConditionQEMUUnavailable:        corev1.ConditionFalse,
+		ConditionFirecrackerUnavailable: corev1.ConditionTrue,
+		ConditionKVMUnavailable:         corev1.ConditionTrue,
+		corev1.NodeMemoryPressure:       corev1.ConditionFalse,
+	}
+	for _, c := range n.Status.Conditions {
+		if w, ok := want[c.Type]; ok {
+			if c.Status != w {
+				t.Errorf("condition %s = %s (%s), want %s", c.Type, c.Status, c.Message, w)
+			}
+			delete(want, c.Type)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("conditions missing: %v", want)
+	}
+	// The lease follows the node's registration.
+	var lease *coordinationv1.Lease
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		lease, err = cp.Client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, "banger-test", metav1.GetOptions{})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node lease: %v", err)
+		}
+	}
+	if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != "banger-test" {
+		t.Errorf("lease holder = %v, want banger-test", lease.Spec.HolderIdentity)
+	}
+}
