@@ -14,7 +14,10 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/thaloco/banger/internal/imagebuild"
 	"github.com/thaloco/banger/internal/node"
+	"github.com/thaloco/banger/internal/sshkey"
+	"github.com/thaloco/banger/internal/vm"
 )
 
 type nodeOptions struct {
@@ -22,6 +25,8 @@ type nodeOptions struct {
 	name       string
 	nodeIP     string
 	maxPods    int
+	kernel     string
+	net        string
 }
 
 func (o *nodeOptions) AddFlags(f *pflag.FlagSet) {
@@ -29,6 +34,8 @@ func (o *nodeOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.name, "node-name", "", "name of the node (default: this host's name, lower-cased)")
 	f.StringVar(&o.nodeIP, "node-ip", "", "address of this host that the node reports as its InternalIP")
 	f.IntVar(&o.maxPods, "max-pods", node.DefaultMaxPods, "most pods (VMs) the node accepts")
+	f.StringVar(&o.kernel, "kernel", imagebuild.DefaultKernel, "installed kernel the pods' images boot with")
+	f.StringVar(&o.net, "net", vm.NetTap, "network of the pods' VMs: tap (each pod gets its own address) or user (QEMU's user networking, every pod at the same guest address)")
 }
 
 func newNodeCommand(g *globalOptions) *cobra.Command {
@@ -42,7 +49,10 @@ allocatable resources keep back a reserve for the host and the VMMs (half
 a CPU, and 1 GiB or a tenth of the memory, whichever is more). It carries
 the taint banger.dev/microvm=true:NoSchedule, so only pods that tolerate
 it are scheduled here, and conditions that say whether QEMU, Firecracker
-and KVM are usable.`,
+and KVM are usable. Each pod bound to the node runs as one VM: its first
+container's image is built into a banger image (with --kernel), its
+command runs as the guest's main process, and the pod ends with that
+process's exit status. See "Kubernetes nodes" in the README.`,
 		Example: `  banger node --kubeconfig /etc/banger/node.kubeconfig
   banger node --node-name rack1-host3 --node-ip 10.0.0.13`,
 		Args: exactArgs(0, "no arguments"),
@@ -71,6 +81,29 @@ func runNode(ctx context.Context, g *globalOptions, o *nodeOptions, _ []string) 
 		}
 		name = strings.ToLower(h)
 	}
+	vms, err := g.vmStore()
+	if err != nil {
+		return err
+	}
+	images, err := g.imageStore()
+	if err != nil {
+		return err
+	}
+	l, err := g.layout()
+	if err != nil {
+		return err
+	}
+	key, err := sshkey.Ensure(l.SSHDir())
+	if err != nil {
+		return err
+	}
+	builder := &node.ImageBuilder{Store: images, Options: imagebuild.Options{
+		KernelRef:     o.kernel,
+		CacheDir:      filepath.Join(l.CacheDir(), "images"),
+		AuthorizedKey: key.Public,
+		CheckKernel:   g.checkKernel,
+		KernelArch:    g.kernelArch,
+	}}
 	ready := make(chan struct{})
 	go func() {
 		select {
@@ -86,6 +119,9 @@ func runNode(ctx context.Context, g *globalOptions, o *nodeOptions, _ []string) 
 		MaxPods: o.maxPods,
 		Version: "banger-" + versionString(),
 		Log:     g.Stderr,
+		VMs:     vms,
+		Source:  builder.Source,
+		Net:     o.net,
 	}, ready)
 }
 

@@ -19,6 +19,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/thaloco/banger/internal/vm"
 )
 
 // Taint keeps pods off banger nodes unless they tolerate it: a pod here
@@ -49,6 +54,14 @@ type Config struct {
 	// Log receives the node's log lines (default: discarded).
 	Log io.Writer
 
+	// VMs is the store the pods' VMs are created in.
+	VMs *vm.Store
+	// Source says what a container image's VMs are made from
+	// (ImageBuilder.Source builds banger images).
+	Source Source
+	// Net is the pods' VMs' network (vm.NetTap, the default, or vm.NetUser).
+	Net string
+
 	// host and checks replace the host's real resources and checks in tests.
 	host   *Resources
 	checks func() Checks
@@ -57,8 +70,8 @@ type Config struct {
 // Run registers the node and serves it until ctx ends. ready, if not nil,
 // is closed once the node is registered and its controllers run.
 func Run(ctx context.Context, cfg Config, ready chan<- struct{}) error {
-	if cfg.Client == nil {
-		return errors.New("node: no Kubernetes client")
+	if cfg.Client == nil || cfg.VMs == nil || cfg.Source == nil {
+		return errors.New("node: a Kubernetes client, a VM store and an image source are needed")
 	}
 	w := cfg.Log
 	if w == nil {
@@ -82,13 +95,20 @@ func Run(ctx context.Context, cfg Config, ready chan<- struct{}) error {
 	if np.interval == 0 {
 		np.interval = DefaultCheckInterval
 	}
+	// Events go through a broadcaster of ours, so that the provider can
+	// record them too (why a pod's VM failed).
+	eb := record.NewBroadcaster()
+	eb.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cfg.Client.CoreV1().Events(metav1.NamespaceAll)})
+	defer eb.Shutdown()
+	recorder := eb.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "banger-node", Host: cfg.Name})
 	n, err := nodeutil.NewNode(cfg.Name,
-		func(pc nodeutil.ProviderConfig) (nodeutil.Provider, vknode.NodeProvider, error) {
-			return newProvider(cfg, pc), np, nil
+		func(nodeutil.ProviderConfig) (nodeutil.Provider, vknode.NodeProvider, error) {
+			return newProvider(cfg, recorder), np, nil
 		},
 		nodeutil.WithClient(cfg.Client),
 		func(nc *nodeutil.NodeConfig) error {
 			nc.NodeSpec = *spec
+			nc.EventRecorder = recorder
 			nc.NumWorkers = min(runtime.NumCPU(), 4)
 			return nil
 		},

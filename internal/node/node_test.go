@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/thaloco/banger/internal/kubetest"
+	"github.com/thaloco/banger/internal/paths"
+	"github.com/thaloco/banger/internal/vm"
 )
 
 // runNode runs a node against cp until the test ends and waits until it
@@ -46,6 +48,10 @@ func TestRegister(t *testing.T) {
 	host := Resources{CPUMilli: 4000, MemoryBytes: 16 << 30}
 	runNode(t, Config{
 		Name: "banger-test", Client: cp.Client, NodeIP: "127.0.0.1", MaxPods: 20, Version: "banger-test",
+		VMs: vm.NewWithOptions(paths.Layout{State: t.TempDir()}, vm.Options{}),
+		Source: func(context.Context, string) (vm.CreateOptions, error) {
+			return vm.CreateOptions{}, errors.New("no images here")
+		},
 		host: &host,
 		checks: func() Checks {
 			return Checks{Firecracker: errors.New("firecracker not found on PATH"), KVM: errors.New("cannot open /dev/kvm")}

@@ -119,6 +119,20 @@ func (v *VM) sshAddr() string {
 	return ""
 }
 
+// GuestIP is the running guest's own address: its tap address, or QEMU's
+// fixed user-network address; "" without a network or when not running.
+func (v *VM) GuestIP() string {
+	switch {
+	case !v.State.Status.active():
+		return ""
+	case v.State.GuestAddr != "":
+		return v.State.GuestAddr
+	case v.Config.Net == NetUser:
+		return userGuestIP
+	}
+	return ""
+}
+
 // SSHAddr is where the running guest's SSH server is reached, "" if the
 // VM has no network or is not running.
 func (v *VM) SSHAddr() string {

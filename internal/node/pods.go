@@ -1,0 +1,405 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
+	"github.com/virtual-kubelet/virtual-kubelet/node/api"
+	"golang.org/x/crypto/ssh"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/thaloco/banger/internal/guest"
+	"github.com/thaloco/banger/internal/vm"
+)
+
+// guestPodDir holds the main process's script, log and exit status in the
+// guest.
+const guestPodDir = "/run/banger-pod"
+
+// pollInterval is how often a running pod's main process is checked.
+const pollInterval = 2 * time.Second
+
+// Source turns a container image reference into what a VM is created
+// from (CreateOptions.Image, or Kernel and Rootfs), building a banger
+// image when needed.
+type Source func(ctx context.Context, ref string) (vm.CreateOptions, error)
+
+// pods runs pods as microVMs in a banger VM store: one VM per pod.
+type pods struct {
+	store    *vm.Store
+	source   Source
+	net      string
+	hostIP   string
+	recorder record.EventRecorder
+
+	mu     sync.Mutex
+	byKey  map[string]*podRun // namespace/name
+	notify func(*corev1.Pod)
+}
+
+// podRun is one pod and the goroutine that runs its VM.
+type podRun struct {
+	pod    *corev1.Pod // its status is ours; guarded by pods.mu
+	vm     string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func podKey(ns, name string) string { return ns + "/" + name }
+
+// NotifyPods registers the status callback.
+func (p *pods) NotifyPods(_ context.Context, cb func(*corev1.Pod)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.notify = cb
+}
+
+// setStatus changes r's status under the lock and reports the pod.
+func (p *pods) setStatus(r *podRun, change func(*corev1.PodStatus)) {
+	p.mu.Lock()
+	change(&r.pod.Status)
+	pod, notify := r.pod.DeepCopy(), p.notify
+	p.mu.Unlock()
+	if notify != nil {
+		notify(pod)
+	}
+}
+
+// CreatePod starts the pod's VM in the background: building its image,
+// creating and booting the VM, starting the main process.
+func (p *pods) CreatePod(_ context.Context, pod *corev1.Pod) error {
+	if len(pod.Spec.Containers) == 0 {
+		return errdefs.InvalidInput("pod has no containers")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &podRun{pod: pod.DeepCopy(), vm: vmName(pod), cancel: cancel, done: make(chan struct{})}
+	now := metav1.Now()
+	r.pod.Status = corev1.PodStatus{Phase: corev1.PodPending, StartTime: &now, Conditions: []corev1.PodCondition{
+		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
+	}}
+	p.mu.Lock()
+	if _, ok := p.byKey[podKey(pod.Namespace, pod.Name)]; ok {
+		p.mu.Unlock()
+		cancel()
+		return nil // already running
+	}
+	p.byKey[podKey(pod.Namespace, pod.Name)] = r
+	p.mu.Unlock()
+	go func() {
+		defer close(r.done)
+		p.run(ctx, r)
+	}()
+	return nil
+}
+
+// fail ends r as Failed with reason and message, and a warning event.
+func (p *pods) fail(r *podRun, reason string, err error) {
+	msg := err.Error()
+	if p.recorder != nil {
+		p.recorder.Event(r.pod, corev1.EventTypeWarning, reason, msg)
+	}
+	p.setStatus(r, func(s *corev1.PodStatus) {
+		s.Phase, s.Reason, s.Message = corev1.PodFailed, reason, msg
+		s.ContainerStatuses = terminated(r.pod, -1, reason, msg)
+	})
+}
+
+// run brings the pod's VM up and watches its main process.
+func (p *pods) run(ctx context.Context, r *podRun) {
+	ctr := &r.pod.Spec.Containers[0]
+	script, err := mainScript(ctr, guestPodDir)
+	if err != nil {
+		p.fail(r, "InvalidSpec", err)
+		return
+	}
+	v, err := p.store.Get(r.vm)
+	if errors.Is(err, vm.ErrNotFound) {
+		o, err := p.source(ctx, ctr.Image)
+		if err != nil {
+			p.fail(r, "ImageBuildFailed", fmt.Errorf("container image %s: %w", ctr.Image, err))
+			return
+		}
+		o.Name, o.Net, o.Ready = r.vm, p.net, vm.ReadySSH
+		o.CPUs, o.MemoryMiB = podResources(r.pod)
+		if _, err := p.store.Create(ctx, o); err != nil {
+			p.fail(r, "VMCreateFailed", err)
+			return
+		}
+	} else if err != nil {
+		p.fail(r, "VMBroken", err)
+		return
+	}
+	// A VM already running is adopted (banger node restarted): its main
+	// process is not started again.
+	if v == nil || v.SSHAddr() == "" {
+		if v, err = p.store.Start(ctx, r.vm, vm.StartOptions{}); err != nil {
+			if ctx.Err() == nil {
+				p.fail(r, "VMStartFailed", err)
+			}
+			return
+		}
+	}
+	c, err := p.connect(ctx, r.vm)
+	if err != nil {
+		p.fail(r, "VMUnreachable", err)
+		return
+	}
+	defer func() { _ = c.Close() }()
+	start := "test -e " + guestPodDir + "/main.sh || { mkdir -p " + guestPodDir + " && cat >" + guestPodDir + "/main.sh.tmp && mv " + guestPodDir + "/main.sh.tmp " + guestPodDir + "/main.sh && (setsid sh " + guestPodDir + "/main.sh </dev/null >/dev/null 2>&1 &) ; }"
+	var errb bytes.Buffer
+	code, err := guest.Run(ctx, c, start, strings.NewReader(script), io.Discard, &errb)
+	if err == nil && code != 0 {
+		err = fmt.Errorf("exit status %d: %s", code, strings.TrimSpace(errb.String()))
+	}
+	if err != nil {
+		p.fail(r, "StartFailed", fmt.Errorf("starting the main process in VM %s: %w", r.vm, err))
+		return
+	}
+	now := metav1.Now()
+	p.setStatus(r, func(s *corev1.PodStatus) {
+		s.Phase = corev1.PodRunning
+		s.PodIP, s.HostIP = v.GuestIP(), p.hostIP
+		if s.PodIP != "" {
+			s.PodIPs = []corev1.PodIP{{IP: s.PodIP}}
+		}
+		s.Conditions = append(s.Conditions,
+			corev1.PodCondition{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: now},
+			corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+			corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now})
+		s.ContainerStatuses = running(r.pod, now)
+	})
+	p.watch(ctx, r, c)
+}
+
+// watch polls the main process until it exits or ctx ends.
+func (p *pods) watch(ctx context.Context, r *podRun, c *ssh.Client) {
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var out bytes.Buffer
+		code, err := guest.Run(ctx, c, "cat "+guestPodDir+"/exit 2>/dev/null", nil, &out, io.Discard)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			v, gerr := p.store.Get(r.vm)
+			if gerr == nil && v.State.Status == vm.StatusCrashed {
+				p.fail(r, "VMCrashed", fmt.Errorf("VM %s crashed: %s", r.vm, v.State.Reason))
+				return
+			}
+			continue
+		}
+		if code != 0 {
+			continue // still running
+		}
+		status, err := strconv.Atoi(strings.TrimSpace(out.String()))
+		if err != nil {
+			continue
+		}
+		p.saveLog(ctx, r, c)
+		phase := corev1.PodSucceeded
+		if status != 0 {
+			phase = corev1.PodFailed
+		}
+		p.setStatus(r, func(s *corev1.PodStatus) {
+			s.Phase = phase
+			s.ContainerStatuses = terminated(r.pod, int32(status), "", "")
+			for i := range s.Conditions {
+				if s.Conditions[i].Type == corev1.PodReady || s.Conditions[i].Type == corev1.ContainersReady {
+					s.Conditions[i].Status = corev1.ConditionFalse
+				}
+			}
+		})
+		_, _ = p.store.Stop(context.Background(), r.vm, vm.StopOptions{Timeout: 10 * time.Second})
+		return
+	}
+}
+
+// saveLog copies the main process's log out of the guest, so that it
+// outlives the VM.
+func (p *pods) saveLog(ctx context.Context, r *podRun, c *ssh.Client) {
+	v, err := p.store.Get(r.vm)
+	if err != nil {
+		return
+	}
+	f, err := os.Create(filepath.Join(v.Dir, "main.log"))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = guest.Run(ctx, c, "cat "+guestPodDir+"/main.log", nil, f, io.Discard)
+}
+
+func (p *pods) connect(ctx context.Context, name string) (*ssh.Client, error) {
+	target, err := p.store.SSH(name)
+	if err != nil {
+		return nil, err
+	}
+	return target.Connect(ctx, vm.DefaultReadyTimeout)
+}
+
+// DeletePod stops the pod's VM (within the pod's grace period, then it is
+// killed), removes it and reports the pod terminated.
+func (p *pods) DeletePod(ctx context.Context, pod *corev1.Pod) error {
+	p.mu.Lock()
+	r, ok := p.byKey[podKey(pod.Namespace, pod.Name)]
+	p.mu.Unlock()
+	if !ok {
+		return errdefs.NotFoundf("pod %s/%s is not on this node", pod.Namespace, pod.Name)
+	}
+	r.cancel()
+	<-r.done
+	grace := 30 * time.Second
+	if pod.DeletionGracePeriodSeconds != nil {
+		grace = time.Duration(*pod.DeletionGracePeriodSeconds) * time.Second
+	}
+	if _, err := p.store.Stop(ctx, r.vm, vm.StopOptions{Timeout: grace}); err != nil && !errors.Is(err, vm.ErrNotFound) {
+		return fmt.Errorf("stopping the VM of pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	if err := p.store.Remove(ctx, r.vm, true); err != nil && !errors.Is(err, vm.ErrNotFound) {
+		return fmt.Errorf("removing the VM of pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	p.setStatus(r, func(s *corev1.PodStatus) {
+		if s.Phase != corev1.PodSucceeded && s.Phase != corev1.PodFailed {
+			s.Phase, s.Reason = corev1.PodFailed, "Deleted"
+			s.ContainerStatuses = terminated(r.pod, 137, "Deleted", "the pod was deleted")
+		}
+	})
+	p.mu.Lock()
+	delete(p.byKey, podKey(pod.Namespace, pod.Name))
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *pods) UpdatePod(context.Context, *corev1.Pod) error { return nil }
+
+func (p *pods) GetPod(_ context.Context, ns, name string) (*corev1.Pod, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r, ok := p.byKey[podKey(ns, name)]
+	if !ok {
+		return nil, errdefs.NotFoundf("pod %s/%s is not on this node", ns, name)
+	}
+	return r.pod.DeepCopy(), nil
+}
+
+func (p *pods) GetPodStatus(ctx context.Context, ns, name string) (*corev1.PodStatus, error) {
+	pod, err := p.GetPod(ctx, ns, name)
+	if err != nil {
+		return nil, err
+	}
+	return &pod.Status, nil
+}
+
+func (p *pods) GetPods(context.Context) ([]*corev1.Pod, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*corev1.Pod, 0, len(p.byKey))
+	for _, r := range p.byKey {
+		out = append(out, r.pod.DeepCopy())
+	}
+	return out, nil
+}
+
+// GetContainerLogs is the main process's output: read in the guest while
+// it runs, from the copy taken when it ended after.
+func (p *pods) GetContainerLogs(ctx context.Context, ns, name, _ string, opts api.ContainerLogOpts) (io.ReadCloser, error) {
+	p.mu.Lock()
+	r, ok := p.byKey[podKey(ns, name)]
+	p.mu.Unlock()
+	if !ok {
+		return nil, errdefs.NotFoundf("pod %s/%s is not on this node", ns, name)
+	}
+	v, err := p.store.Get(r.vm)
+	if err != nil {
+		return nil, err
+	}
+	if v.SSHAddr() == "" {
+		return os.Open(filepath.Join(v.Dir, "main.log"))
+	}
+	c, err := p.connect(ctx, r.vm)
+	if err != nil {
+		return nil, err
+	}
+	cmd := "cat " + guestPodDir + "/main.log"
+	if opts.Follow {
+		cmd = "tail -n +1 -f " + guestPodDir + "/main.log"
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		defer func() { _ = c.Close() }()
+		_, err := guest.Run(ctx, c, cmd, nil, pw, io.Discard)
+		pw.CloseWithError(err)
+	}()
+	return pr, nil
+}
+
+// RunInContainer runs cmd in the pod's guest over SSH.
+func (p *pods) RunInContainer(ctx context.Context, ns, name, _ string, cmd []string, attach api.AttachIO) error {
+	p.mu.Lock()
+	r, ok := p.byKey[podKey(ns, name)]
+	p.mu.Unlock()
+	if !ok {
+		return errdefs.NotFoundf("pod %s/%s is not on this node", ns, name)
+	}
+	c, err := p.connect(ctx, r.vm)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = c.Close() }()
+	stdout, stderr := io.Writer(io.Discard), io.Writer(io.Discard)
+	if w := attach.Stdout(); w != nil {
+		stdout = w
+	}
+	if w := attach.Stderr(); w != nil {
+		stderr = w
+	}
+	code, err := guest.Run(ctx, c, guest.CommandLine(cmd), attach.Stdin(), stdout, stderr)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return fmt.Errorf("command terminated with exit code %d", code)
+	}
+	return nil
+}
+
+func running(pod *corev1.Pod, at metav1.Time) []corev1.ContainerStatus {
+	return containerStatuses(pod, corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: at}}, true)
+}
+
+func terminated(pod *corev1.Pod, code int32, reason, msg string) []corev1.ContainerStatus {
+	if reason == "" {
+		reason = "Completed"
+		if code != 0 {
+			reason = "Error"
+		}
+	}
+	st := corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Reason: reason, Message: msg, FinishedAt: metav1.Now()}}
+	return containerStatuses(pod, st, false)
+}
+
+func containerStatuses(pod *corev1.Pod, st corev1.ContainerState, ready bool) []corev1.ContainerStatus {
+	out := make([]corev1.ContainerStatus, 0, len(pod.Spec.Containers))
+	for _, c := range pod.Spec.Containers {
+		out = append(out, corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: c.Image, Ready: ready, State: st})
+	}
+	return out
+}
