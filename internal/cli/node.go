@@ -27,6 +27,10 @@ type nodeOptions struct {
 	maxPods    int
 	kernel     string
 	net        string
+	listen     string
+	clientCA   string
+	tlsCert    string
+	tlsKey     string
 }
 
 func (o *nodeOptions) AddFlags(f *pflag.FlagSet) {
@@ -34,6 +38,10 @@ func (o *nodeOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.name, "node-name", "", "name of the node (default: this host's name, lower-cased)")
 	f.StringVar(&o.nodeIP, "node-ip", "", "address of this host that the node reports as its InternalIP")
 	f.IntVar(&o.maxPods, "max-pods", node.DefaultMaxPods, "most pods (VMs) the node accepts")
+	f.StringVar(&o.listen, "listen", ":10250", "address of the kubelet API the apiserver reaches for logs and exec (\"\" serves none)")
+	f.StringVar(&o.clientCA, "client-ca-file", "", "CA of the apiserver's kubelet client certificate; only clients it signed reach the kubelet API (needed with --listen)")
+	f.StringVar(&o.tlsCert, "tls-cert-file", "", "certificate of the kubelet API (default: a self-signed one)")
+	f.StringVar(&o.tlsKey, "tls-key-file", "", "key of --tls-cert-file")
 	f.StringVar(&o.kernel, "kernel", imagebuild.DefaultKernel, "installed kernel the pods' images boot with")
 	f.StringVar(&o.net, "net", vm.NetTap, "network of the pods' VMs: tap (each pod gets its own address) or user (QEMU's user networking, every pod at the same guest address)")
 }
@@ -53,7 +61,7 @@ and KVM are usable. Each pod bound to the node runs as one VM: its first
 container's image is built into a banger image (with --kernel), its
 command runs as the guest's main process, and the pod ends with that
 process's exit status. See "Kubernetes nodes" in the README.`,
-		Example: `  banger node --kubeconfig /etc/banger/node.kubeconfig
+		Example: `  banger node --kubeconfig /etc/banger/node.kubeconfig --client-ca-file /etc/banger/cluster-ca.crt
   banger node --node-name rack1-host3 --node-ip 10.0.0.13`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -122,6 +130,9 @@ func runNode(ctx context.Context, g *globalOptions, o *nodeOptions, _ []string) 
 		VMs:     vms,
 		Source:  builder.Source,
 		Net:     o.net,
+
+		ListenAddr: o.listen, ClientCAFile: o.clientCA,
+		TLSCertFile: o.tlsCert, TLSKeyFile: o.tlsKey,
 	}, ready)
 }
 

@@ -33,6 +33,10 @@ type ControlPlane struct {
 	Kubeconfig string
 	// Client is a clientset built from Config.
 	Client kubernetes.Interface
+	// CAFile is the cluster CA (PEM). It signed the client certificate
+	// the apiserver presents to kubelets, which reaches them by their
+	// InternalIP.
+	CAFile string
 }
 
 // token is the admin's bearer token in the apiserver's token file.
@@ -80,7 +84,9 @@ func Start(t testing.TB) *ControlPlane {
 		"--service-account-issuer=https://kubernetes.default.svc",
 		"--service-account-key-file="+p.saPublic, "--service-account-signing-key-file="+p.saPrivate,
 		"--service-cluster-ip-range=10.96.0.0/16",
-		"--endpoint-reconciler-type=none")
+		"--endpoint-reconciler-type=none",
+		"--kubelet-client-certificate="+p.kubeletCert, "--kubelet-client-key="+p.kubeletKey,
+		"--kubelet-preferred-address-types=InternalIP")
 
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(p.caPEM)
@@ -94,6 +100,7 @@ func Start(t testing.TB) *ControlPlane {
 			TLSClientConfig: rest.TLSClientConfig{CAData: p.caPEM},
 		},
 		Kubeconfig: filepath.Join(dir, "kubeconfig"),
+		CAFile:     p.caFile,
 	}
 	if err := writeKubeconfig(cp.Kubeconfig, host, p.caPEM); err != nil {
 		t.Fatal(err)

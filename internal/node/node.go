@@ -5,11 +5,15 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"runtime"
+	"strconv"
 	"time"
 
 	vklog "github.com/virtual-kubelet/virtual-kubelet/log"
@@ -62,6 +66,15 @@ type Config struct {
 	// Net is the pods' VMs' network (vm.NetTap, the default, or vm.NetUser).
 	Net string
 
+	// ListenAddr, if set, serves the kubelet API there (HOST:PORT): the
+	// apiserver reaches it for logs and exec. Only clients with a
+	// certificate signed by ClientCAFile are let in.
+	ListenAddr   string
+	ClientCAFile string
+	// TLSCertFile and TLSKeyFile are the API's certificate (default: a
+	// self-signed one).
+	TLSCertFile, TLSKeyFile string
+
 	// host and checks replace the host's real resources and checks in tests.
 	host   *Resources
 	checks func() Checks
@@ -101,17 +114,44 @@ func Run(ctx context.Context, cfg Config, ready chan<- struct{}) error {
 	eb.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cfg.Client.CoreV1().Events(metav1.NamespaceAll)})
 	defer eb.Shutdown()
 	recorder := eb.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "banger-node", Host: cfg.Name})
+	opts := []nodeutil.NodeOpt{nodeutil.WithClient(cfg.Client)}
+	var mux *http.ServeMux
+	if cfg.ListenAddr != "" {
+		_, port, err := net.SplitHostPort(cfg.ListenAddr)
+		if err != nil {
+			return fmt.Errorf("kubelet API address %q: %w", cfg.ListenAddr, err)
+		}
+		p, err := strconv.ParseInt(port, 10, 32)
+		if err != nil || p == 0 {
+			return fmt.Errorf("kubelet API address %q: give a port", cfg.ListenAddr)
+		}
+		spec.Status.DaemonEndpoints.KubeletEndpoint.Port = int32(p)
+		if cfg.ClientCAFile == "" {
+			return errors.New("serving the kubelet API needs the CA of the apiserver's kubelet client certificate (hint: pass --client-ca-file, or --listen \"\" to serve no API)")
+		}
+		cert, err := servingCert(cfg)
+		if err != nil {
+			return err
+		}
+		mux = http.NewServeMux()
+		opts = append(opts, nodeutil.AttachProviderRoutes(mux), nodeutil.WithTLSConfig(
+			func(c *tls.Config) error { c.Certificates = append(c.Certificates, cert); return nil },
+			nodeutil.WithCAFromPath(cfg.ClientCAFile)))
+	}
+	opts = append(opts, func(nc *nodeutil.NodeConfig) error {
+		nc.NodeSpec = *spec
+		nc.EventRecorder = recorder
+		nc.NumWorkers = min(runtime.NumCPU(), 4)
+		if mux != nil {
+			nc.Handler, nc.HTTPListenAddr = mux, cfg.ListenAddr
+		}
+		return nil
+	})
 	n, err := nodeutil.NewNode(cfg.Name,
 		func(nodeutil.ProviderConfig) (nodeutil.Provider, vknode.NodeProvider, error) {
 			return newProvider(cfg, recorder), np, nil
 		},
-		nodeutil.WithClient(cfg.Client),
-		func(nc *nodeutil.NodeConfig) error {
-			nc.NodeSpec = *spec
-			nc.EventRecorder = recorder
-			nc.NumWorkers = min(runtime.NumCPU(), 4)
-			return nil
-		},
+		opts...,
 	)
 	if err != nil {
 		return fmt.Errorf("setting up node %s: %w", cfg.Name, err)

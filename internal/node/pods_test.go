@@ -1,8 +1,10 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/remotecommand"
 
 	"github.com/thaloco/banger/internal/guesttest"
 	"github.com/thaloco/banger/internal/kubetest"
@@ -103,6 +107,7 @@ func TestPodLifecycle(t *testing.T) {
 	host := Resources{CPUMilli: 4000, MemoryBytes: 16 << 30}
 	runNode(t, Config{
 		Name: "banger-test", Client: cp.Client, Version: "banger-test", VMs: store, Source: source, Net: vm.NetUser,
+		NodeIP: "127.0.0.1", ListenAddr: freeAddr(t), ClientCAFile: cp.CAFile,
 		host: &host, checks: func() Checks { return Checks{} },
 	})
 	ctx := context.Background()
@@ -121,6 +126,21 @@ func TestPodLifecycle(t *testing.T) {
 	t.Logf("pod web Running after %s at %s", time.Since(start).Round(time.Millisecond), p.Status.PodIP)
 	if p.Status.PodIP == "" {
 		t.Error("running pod has no pod IP")
+	}
+	// Logs and exec go through the apiserver to the node's kubelet API.
+	var logs []byte
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		var err error
+		logs, err = pods.GetLogs("web", &corev1.PodLogOptions{}).DoRaw(ctx)
+		if err == nil && strings.Contains(string(logs), "hello from the pod") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("logs of pod web: %q, %v", logs, err)
+		}
+	}
+	if out, err := execIn(ctx, cp, "web", "cat", "/proc/cmdline"); err != nil || !strings.Contains(out, "console=") {
+		t.Errorf("exec in pod web: %q, %v", out, err)
 	}
 	name := vmName(p)
 	if v, err := store.Get(name); err != nil || v.State.Status != vm.StatusRunning {
@@ -180,3 +200,29 @@ func TestPodLifecycle(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// freeAddr is a free 127.0.0.1:PORT.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	var lc net.ListenConfig
+	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// execIn runs command in the pod as kubectl exec does (SPDY through the
+// apiserver) and returns its output.
+func execIn(ctx context.Context, cp *kubetest.ControlPlane, pod string, command ...string) (string, error) {
+	req := cp.Client.CoreV1().RESTClient().Post().Resource("pods").Namespace("default").Name(pod).SubResource("exec").
+		VersionedParams(&corev1.PodExecOptions{Container: "main", Command: command, Stdout: true, Stderr: true}, scheme.ParameterCodec)
+	ex, err := remotecommand.NewSPDYExecutor(cp.Config, "POST", req.URL())
+	if err != nil {
+		return "", err
+	}
+	var out, errb bytes.Buffer
+	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &errb})
+	return out.String() + errb.String(), err
+}
