@@ -147,9 +147,13 @@ func Run(ctx context.Context, cfg Config, ready chan<- struct{}) error {
 		}
 		return nil
 	})
+	prov := newProvider(cfg, recorder)
+	// The VMs outlive the node: when it stops, it only stops watching
+	// them, and the next node adopts them.
+	defer prov.stopWatching()
 	n, err := nodeutil.NewNode(cfg.Name,
 		func(nodeutil.ProviderConfig) (nodeutil.Provider, vknode.NodeProvider, error) {
-			return newProvider(cfg, recorder), np, nil
+			return prov, np, nil
 		},
 		opts...,
 	)

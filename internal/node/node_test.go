@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,23 +22,35 @@ import (
 // is registered.
 func runNode(t *testing.T, cfg Config) {
 	t.Helper()
+	t.Cleanup(startNode(t, cfg))
+}
+
+// startNode runs a node and waits until it is registered; the function it
+// returns stops the node.
+func startNode(t *testing.T, cfg Config) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	ready := make(chan struct{})
 	go func() { done <- Run(ctx, cfg, ready) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("node.Run: %v", err)
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("node.Run: %v", err)
+			}
+		})
+	}
 	select {
 	case <-ready:
 	case err := <-done:
 		t.Fatalf("node.Run ended before the node was ready: %v", err)
 	case <-time.After(time.Minute):
+		cancel()
 		t.Fatal("node not ready after a minute")
 	}
+	return stop
 }
 
 // TestRegister: a node registers with the host's capacity, allocatable

@@ -255,6 +255,21 @@ func (p *pods) connect(ctx context.Context, name string) (*ssh.Client, error) {
 	return target.Connect(ctx, vm.DefaultReadyTimeout)
 }
 
+// stopWatching ends every pod's goroutine, leaving the VMs running.
+func (p *pods) stopWatching() {
+	p.mu.Lock()
+	runs := make([]*podRun, 0, len(p.byKey))
+	for _, r := range p.byKey {
+		runs = append(runs, r)
+	}
+	p.notify = nil
+	p.mu.Unlock()
+	for _, r := range runs {
+		r.cancel()
+		<-r.done
+	}
+}
+
 // DeletePod stops the pod's VM (within the pod's grace period, then it is
 // killed), removes it and reports the pod terminated.
 func (p *pods) DeletePod(ctx context.Context, pod *corev1.Pod) error {

@@ -27,7 +27,7 @@ import (
 
 // testStore is a VM store with the test kernel as "test" and a busybox
 // root filesystem running dropbear that trusts the store's key.
-func testStore(t *testing.T) (*vm.Store, string) {
+func testStore(t *testing.T) (*vm.Store, Source) {
 	t.Helper()
 	state := t.TempDir()
 	kernels := filepath.Join(state, "kernels")
@@ -38,6 +38,8 @@ func testStore(t *testing.T) (*vm.Store, string) {
 	}
 	rootfs := filepath.Join(t.TempDir(), "sshd.ext4")
 	guesttest.BuildRootfs(t, rootfs, guesttest.Rootfs{AuthorizedKey: kp.Public})
+	panics := filepath.Join(t.TempDir(), "panics.ext4")
+	guesttest.BuildRootfs(t, panics, guesttest.Rootfs{Init: "echo dying; exit 1"})
 	env := map[string]string{vm.AccelEnv: ""}
 	s := vm.NewWithOptions(paths.Layout{State: state, KernelsDir: kernels}, vm.Options{
 		Getenv: func(k string) string { return env[k] },
@@ -51,7 +53,26 @@ func testStore(t *testing.T) (*vm.Store, string) {
 			}
 		}
 	})
-	return s, rootfs
+	source := func(_ context.Context, ref string) (vm.CreateOptions, error) {
+		switch ref {
+		case "test/busybox":
+			return vm.CreateOptions{Kernel: "test", Rootfs: rootfs}, nil
+		case "test/panics":
+			return vm.CreateOptions{Kernel: "test", Rootfs: panics}, nil
+		}
+		return vm.CreateOptions{}, errors.New("no such image")
+	}
+	return s, source
+}
+
+// testConfig is a node of store's VMs against cp, serving its kubelet API.
+func testConfig(t *testing.T, cp *kubetest.ControlPlane, store *vm.Store, source Source) Config {
+	host := Resources{CPUMilli: 4000, MemoryBytes: 16 << 30}
+	return Config{
+		Name: "banger-test", Client: cp.Client, Version: "banger-test", VMs: store, Source: source, Net: vm.NetUser,
+		NodeIP: "127.0.0.1", ListenAddr: freeAddr(t), ClientCAFile: cp.CAFile,
+		host: &host, checks: func() Checks { return Checks{} },
+	}
 }
 
 func testPod(name, image string, command ...string) *corev1.Pod {
@@ -97,19 +118,8 @@ func waitPod(t *testing.T, c kubernetes.Interface, name string, timeout time.Dur
 // ends Succeeded or Failed with its exit code.
 func TestPodLifecycle(t *testing.T) {
 	cp := kubetest.Start(t)
-	store, rootfs := testStore(t)
-	source := func(_ context.Context, ref string) (vm.CreateOptions, error) {
-		if ref != "test/busybox" {
-			return vm.CreateOptions{}, errors.New("no such image")
-		}
-		return vm.CreateOptions{Kernel: "test", Rootfs: rootfs}, nil
-	}
-	host := Resources{CPUMilli: 4000, MemoryBytes: 16 << 30}
-	runNode(t, Config{
-		Name: "banger-test", Client: cp.Client, Version: "banger-test", VMs: store, Source: source, Net: vm.NetUser,
-		NodeIP: "127.0.0.1", ListenAddr: freeAddr(t), ClientCAFile: cp.CAFile,
-		host: &host, checks: func() Checks { return Checks{} },
-	})
+	store, source := testStore(t)
+	runNode(t, testConfig(t, cp, store, source))
 	ctx := context.Background()
 	pods := cp.Client.CoreV1().Pods("default")
 
@@ -185,17 +195,68 @@ func TestPodLifecycle(t *testing.T) {
 	if !strings.Contains(p.Status.Message, "no such image") {
 		t.Errorf("pod bad: message %q, want the image error", p.Status.Message)
 	}
+	if ev := waitEvent(t, cp, "bad", "ImageBuildFailed"); ev.Type != corev1.EventTypeWarning || !strings.Contains(ev.Message, "test/missing: no such image") {
+		t.Errorf("event for pod bad: %s %q", ev.Type, ev.Message)
+	}
+
+	// A guest that does not boot: Failed, with an event saying why.
+	if _, err := pods.Create(ctx, testPod("panics", "test/panics", "/bin/true"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p = waitPod(t, cp.Client, "panics", 4*time.Minute, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	ev := waitEvent(t, cp, "panics", "VMStartFailed")
+	t.Logf("pod panics: %s: %s", p.Status.Reason, ev.Message)
+	if !strings.Contains(ev.Message, "panic") {
+		t.Errorf("event for pod panics: %q, want the kernel panic named", ev.Message)
+	}
+}
+
+// waitEvent waits for an event of reason about pod.
+func waitEvent(t *testing.T, cp *kubetest.ControlPlane, pod, reason string) corev1.Event {
+	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
-		evs, err := cp.Client.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=bad,reason=ImageBuildFailed"})
+		evs, err := cp.Client.CoreV1().Events("default").List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + pod + ",reason=" + reason})
 		if err == nil && len(evs.Items) > 0 {
-			if ev := evs.Items[0]; ev.Type != corev1.EventTypeWarning || !strings.Contains(ev.Message, "test/missing: no such image") {
-				t.Errorf("event for pod bad: %s %q", ev.Type, ev.Message)
-			}
-			break
+			return evs.Items[0]
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no ImageBuildFailed event for pod bad: %v", err)
+			t.Fatalf("no %s event for pod %s: %v", reason, pod, err)
 		}
+	}
+}
+
+// TestPodAdoption: a node that stops and starts again adopts the VM of a
+// running pod: the same VM, still running, its main process not started
+// a second time.
+func TestPodAdoption(t *testing.T) {
+	cp := kubetest.Start(t)
+	store, source := testStore(t)
+	stop := startNode(t, testConfig(t, cp, store, source))
+	ctx := context.Background()
+	pods := cp.Client.CoreV1().Pods("default")
+	if _, err := pods.Create(ctx, testPod("kept", "test/busybox", "/bin/sh", "-c", "echo started once; exec sleep 1000"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := waitPod(t, cp.Client, "kept", 4*time.Minute, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	v1, err := store.Get(vmName(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
+
+	runNode(t, testConfig(t, cp, store, source))
+	time.Sleep(3 * pollInterval) // let the new node look at the pod
+	p = waitPod(t, cp.Client, "kept", time.Minute, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	v2, err := store.Get(vmName(p))
+	if err != nil || v2.State.Status != vm.StatusRunning || v2.State.PID != v1.State.PID {
+		t.Fatalf("VM after the restart: %v (pid %d, before %d)", err, v2.State.PID, v1.State.PID)
+	}
+	if ls, _ := store.List(); len(ls) != 1 {
+		t.Errorf("%d VMs after the restart, want 1", len(ls))
+	}
+	out, err := execIn(ctx, cp, "kept", "cat", "/run/banger-pod/main.log")
+	if err != nil || strings.Count(out, "started once") != 1 {
+		t.Errorf("main log after the restart: %q, %v; want the main process started once", out, err)
 	}
 }
 
