@@ -33,7 +33,7 @@ type nodeOptions struct {
 	tlsKey     string
 }
 
-func (o *nodeOptions) AddFlags(f *pflag.FlagSet) {
+func (o *nodeOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster to join (default $KUBECONFIG, else the in-cluster config, else ~/.kube/config)")
 	f.StringVar(&o.name, "node-name", "", "name of the node (default: this host's name, lower-cased)")
 	f.StringVar(&o.nodeIP, "node-ip", "", "address of this host that the node reports as its InternalIP")
@@ -68,7 +68,7 @@ process's exit status. See "Kubernetes nodes" in the README.`,
 			return runNode(cmd.Context(), g, &o, args)
 		},
 	}
-	o.AddFlags(cmd.Flags())
+	o.addFlags(cmd.Flags())
 	return cmd
 }
 
