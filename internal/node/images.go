@@ -43,7 +43,9 @@ func (b *ImageBuilder) Source(ctx context.Context, ref string) (vm.CreateOptions
 	_, err, _ := b.group.Do(name, func() (any, error) {
 		o := b.Options
 		o.Ref, o.Name = ref, name
-		_, err := imagebuild.Build(ctx, b.Store, o)
+		// Other pods may wait on this build: one pod going away does not
+		// cancel it.
+		_, err := imagebuild.Build(context.WithoutCancel(ctx), b.Store, o)
 		return nil, err
 	})
 	if err != nil {

@@ -163,10 +163,16 @@ func Run(ctx context.Context, cfg Config, ready chan<- struct{}) error {
 	go func() {
 		select {
 		case <-n.Ready():
-			if ready != nil {
-				close(ready)
-			}
 		case <-n.Done():
+			return
+		}
+		// A pod VM whose pod is neither bound here in the API nor run by
+		// the provider belongs to a pod deleted while no node ran.
+		if err := prov.removeOrphans(ctx, cfg.Client, cfg.Name); err != nil {
+			vklog.G(ctx).Warnf("removing the VMs of deleted pods: %v", err)
+		}
+		if ready != nil {
+			close(ready)
 		}
 	}()
 	if err := n.Run(ctx); err != nil && ctx.Err() == nil {

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/thaloco/banger/internal/guest"
@@ -253,6 +254,51 @@ func (p *pods) connect(ctx context.Context, name string) (*ssh.Client, error) {
 		return nil, err
 	}
 	return target.Connect(ctx, vm.DefaultReadyTimeout)
+}
+
+// removeOrphans stops and removes the pod VMs of this store whose pod is
+// no longer bound to the node (deleted while no node was running). The
+// node owns every VM named as vmName names them.
+func (p *pods) removeOrphans(ctx context.Context, c kubernetes.Interface, node string) error {
+	list, err := c.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
+	if err != nil {
+		return fmt.Errorf("listing the pods of node %s: %w", node, err)
+	}
+	bound := map[string]bool{}
+	for i := range list.Items {
+		bound[vmName(&list.Items[i])] = true
+	}
+	ls, err := p.store.List()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, l := range ls {
+		if l.VM == nil || !isPodVM(l.VM.Name()) || bound[l.VM.Name()] || p.running(l.VM.Name()) {
+			continue
+		}
+		name := l.VM.Name()
+		if _, err := p.store.Stop(ctx, name, vm.StopOptions{Timeout: 10 * time.Second}); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := p.store.Remove(ctx, name, true); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// running says whether a pod of this node has the VM called name.
+func (p *pods) running(name string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range p.byKey {
+		if r.vm == name {
+			return true
+		}
+	}
+	return false
 }
 
 // stopWatching ends every pod's goroutine, leaving the VMs running.

@@ -227,24 +227,33 @@ func waitEvent(t *testing.T, cp *kubetest.ControlPlane, pod, reason string) core
 
 // TestPodAdoption: a node that stops and starts again adopts the VM of a
 // running pod: the same VM, still running, its main process not started
-// a second time.
+// a second time. The VM of a pod deleted meanwhile is removed.
 func TestPodAdoption(t *testing.T) {
 	cp := kubetest.Start(t)
 	store, source := testStore(t)
 	stop := startNode(t, testConfig(t, cp, store, source))
 	ctx := context.Background()
 	pods := cp.Client.CoreV1().Pods("default")
-	if _, err := pods.Create(ctx, testPod("kept", "test/busybox", "/bin/sh", "-c", "echo started once; exec sleep 1000"), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"kept", "gone"} {
+		if _, err := pods.Create(ctx, testPod(name, "test/busybox", "/bin/sh", "-c", "echo started once; exec sleep 1000"), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
+	gone := waitPod(t, cp.Client, "gone", 4*time.Minute, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 	p := waitPod(t, cp.Client, "kept", 4*time.Minute, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 	v1, err := store.Get(vmName(p))
 	if err != nil {
 		t.Fatal(err)
 	}
 	stop()
+	if err := pods.Delete(ctx, "gone", metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))}); err != nil {
+		t.Fatal(err)
+	}
 
 	runNode(t, testConfig(t, cp, store, source))
+	if _, err := store.Get(vmName(gone)); !errors.Is(err, vm.ErrNotFound) {
+		t.Errorf("VM of the pod deleted while the node was down: %v, want it removed", err)
+	}
 	time.Sleep(3 * pollInterval) // let the new node look at the pod
 	p = waitPod(t, cp.Client, "kept", time.Minute, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 	v2, err := store.Get(vmName(p))

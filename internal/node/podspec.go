@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -29,8 +30,11 @@ func vmName(pod *corev1.Pod) string {
 	return strings.TrimRight(base, "-.") + suffix
 }
 
+// podVMName matches the names vmName makes.
+var podVMName = regexp.MustCompile(`^k8s-[a-z0-9.-]*-[0-9a-f]{10}$`)
+
 // isPodVM says whether a VM name is one vmName makes.
-func isPodVM(name string) bool { return strings.HasPrefix(name, "k8s-") }
+func isPodVM(name string) bool { return podVMName.MatchString(name) }
 
 // podResources are the VM's vCPUs and memory for pod: the sum over its
 // containers of their limits, else their requests, rounded up to whole
