@@ -17,7 +17,6 @@ import (
 	"github.com/thaloco/banger/internal/kernelstore"
 	"github.com/thaloco/banger/internal/lockfile"
 	"github.com/thaloco/banger/internal/paths"
-	"github.com/thaloco/banger/internal/qcow2"
 	"github.com/thaloco/banger/internal/snapshot"
 	"github.com/thaloco/banger/internal/stagedir"
 	"github.com/thaloco/banger/internal/vmm"
@@ -425,19 +424,6 @@ func checkNetForwards(cfg *Config) error {
 		}
 	}
 	return nil
-}
-
-// cleanLeftovers removes the directories of earlier creates or removals
-// of name that were killed half-way. The caller holds name's lock.
-func (s *Store) cleanLeftovers(name string) {
-	for _, m := range stagedir.Leftovers(s.Layout.VMsDir(), name) {
-		// A create killed while it grew an overlay left its export
-		// mounted (its daemon died with it).
-		if mnt := filepath.Join(m, growMount); !notExist(mnt) {
-			qcow2.Unmount(mnt)
-		}
-		_ = stagedir.RemoveAll(m)
-	}
 }
 
 // sourceLocks are the shared locks a create holds on what it copies from.

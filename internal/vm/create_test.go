@@ -335,6 +335,62 @@ func TestListSweepsLeftovers(t *testing.T) {
 	l.Unlock()
 }
 
+// TestSweepsLegacyLeftovers: the ".tmp~NAME~…" and ".rm~NAME~…"
+// directories that older bangers left are removed by the next list, and
+// by the next create of their name, but not a VM's directory, a VM's
+// whose name looks like one, or those of a name a command holds.
+func TestSweepsLegacyLeftovers(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t, nil)
+	vms := s.Layout.VMsDir()
+	for _, name := range []string{"a", "tmp-a"} {
+		if _, err := s.Create(ctx, CreateOptions{Name: name, Kernel: "test", Rootfs: shared.plain, Net: NetNone}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mkdirs := func(dirs ...string) {
+		t.Helper()
+		for _, d := range dirs {
+			if err := os.MkdirAll(filepath.Join(vms, d, "sub"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	left := func() []string {
+		ents, _ := os.ReadDir(vms)
+		var names []string
+		for _, e := range ents {
+			if e.Name() != ".locks" {
+				names = append(names, e.Name())
+			}
+		}
+		return names
+	}
+	mkdirs(".tmp~a~123", ".rm~a~456", ".rm~b~1733190000", ".tmp~busy~789")
+	l, err := s.lock(ctx, "busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("list", func(t *testing.T) {
+		if _, err := s.List(); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := left(), []string{".tmp~busy~789", "a", "tmp-a"}; !slices.Equal(got, want) {
+			t.Errorf("left after vm list: %v, want %v", got, want)
+		}
+	})
+	l.Unlock()
+	t.Run("create", func(t *testing.T) {
+		mkdirs(".tmp~c~123", ".rm~c~456", ".tmp~cc~789")
+		if _, err := s.Create(ctx, CreateOptions{Name: "c", Kernel: "test", Rootfs: shared.plain, Net: NetNone}); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := left(), []string{".tmp~busy~789", ".tmp~cc~789", "a", "c", "tmp-a"}; !slices.Equal(got, want) {
+			t.Errorf("left after vm create c: %v, want %v", got, want)
+		}
+	})
+}
+
 // TestStartChecksKernel: a VM does not boot a vmlinux that differs from
 // what its kernel's manifest recorded.
 func TestStartChecksKernel(t *testing.T) {

@@ -16,7 +16,6 @@ import (
 	"github.com/thaloco/banger/internal/paths"
 	"github.com/thaloco/banger/internal/qcow2"
 	"github.com/thaloco/banger/internal/snapshot"
-	"github.com/thaloco/banger/internal/stagedir"
 )
 
 // ErrNotFound is wrapped by errors for VMs that do not exist.
@@ -162,9 +161,9 @@ func (s *Store) List() ([]Listing, error) {
 }
 
 // sweep removes entry, a directory a killed create or removal left (see
-// stagedir.LeftoverName), unless a command holds its VM's lock.
+// leftoverName), unless a command holds its VM's lock.
 func (s *Store) sweep(entry string) {
-	name, ok := stagedir.LeftoverName(entry)
+	name, ok := leftoverName(entry)
 	if !ok || paths.ValidateName("vm", name) != nil {
 		return
 	}
