@@ -12,6 +12,7 @@ import (
 	"github.com/thaloco/banger/internal/kernelcat"
 	"github.com/thaloco/banger/internal/kernelstore"
 	"github.com/thaloco/banger/internal/netsetup"
+	"github.com/thaloco/banger/internal/option"
 	"github.com/thaloco/banger/internal/paths"
 	"github.com/thaloco/banger/internal/stagedir"
 	"github.com/thaloco/banger/internal/vm"
@@ -100,6 +101,13 @@ var hints = []func(err error) string{
 		return hint(fmt.Sprintf("use --vmm qemu, which emulates %s guests", e.Arch))
 	}),
 	is(func(*vm.SSHServerSearchError) string { return hint("install e2fsprogs, or pass --ready") }),
+	is(func(e *vm.BootError) string {
+		if e.NoSSH {
+			return hint("if the image has no SSH server, create the VM with --ready console")
+		}
+		return ""
+	}),
+	is(func(*vm.NoSSHSetupError) string { return hint("use an image with an SSH server and --net user or tap") }),
 	is(func(e *vm.VMError) string {
 		switch {
 		case errors.Is(e.Err, vm.ErrNoSSHNetwork):
@@ -186,6 +194,7 @@ func withHint(err error) error {
 		}
 		return errors.Join(out...)
 	}
+	err = option.Spell(err, optionFlag)
 	for _, rule := range hints {
 		if words := rule(err); words != "" {
 			return &hinted{err: err, words: words}

@@ -151,7 +151,7 @@ func upOne(ctx context.Context, s *vm.Store, st upStep, timeout time.Duration, h
 		}
 	} else {
 		if _, err := s.Create(ctx, st.create); err != nil {
-			return r, err
+			return r, st.v.CreateError(err)
 		}
 		r.Created, r.Status = true, string(vm.StatusCreated)
 	}

@@ -46,7 +46,7 @@ func runVMCreateFile(ctx context.Context, g *globalOptions, o *vmCreateOptions, 
 	}
 	created, err := s.Create(ctx, copts)
 	if err != nil {
-		return err
+		return v.CreateError(err)
 	}
 	printCreated(g, created)
 	return nil

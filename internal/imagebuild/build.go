@@ -22,6 +22,7 @@ import (
 	"github.com/thaloco/banger/internal/arch"
 	"github.com/thaloco/banger/internal/ext4"
 	"github.com/thaloco/banger/internal/image"
+	"github.com/thaloco/banger/internal/option"
 	"github.com/thaloco/banger/internal/paths"
 	"github.com/thaloco/banger/internal/progress"
 	"github.com/thaloco/banger/internal/stagedir"
@@ -309,7 +310,8 @@ func writeRootfs(ctx context.Context, tree, out string, size int64, rootless boo
 	if size == 0 {
 		size = ext4.DefaultSize(u)
 	} else if min := ext4.MinSize(u); size < min {
-		return fmt.Errorf("--size %s is too small for %s of content (hint: pass at least --size %dM, or leave --size out)", progress.FormatBytes(size), progress.FormatBytes(u.Bytes), min>>20)
+		return &option.Error{Option: "size", Value: progress.FormatBytes(size),
+			Problem: fmt.Sprintf("is too small for %s of content", progress.FormatBytes(u.Bytes)), Hint: fmt.Sprintf("pass at least {size} %dM, or leave {size} out", min>>20)}
 	}
 	bar := progress.New(log, fmt.Sprintf("writing %s ext4 image", progress.FormatBytes(size)), u.Bytes)
 	stop := make(chan struct{})

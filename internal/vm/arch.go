@@ -6,6 +6,7 @@ import (
 	"github.com/thaloco/banger/internal/arch"
 	"github.com/thaloco/banger/internal/image"
 	"github.com/thaloco/banger/internal/kernelstore"
+	"github.com/thaloco/banger/internal/option"
 )
 
 // GuestArch is the guest architecture of c: VMs created before banger ran
@@ -24,7 +25,7 @@ func planArch(cfg *Config, want string, img *image.Manifest, k *kernelstore.Mani
 	case want != "":
 		a, err := arch.Canonical(want)
 		if err != nil {
-			return fmt.Errorf("--arch: %w", err)
+			return &option.Error{Option: "arch", Err: err}
 		}
 		cfg.Arch = a
 		if imgArch != "" && imgArch != a {

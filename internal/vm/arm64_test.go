@@ -157,8 +157,8 @@ func TestARM64Snapshot(t *testing.T) {
 	if man.Arch != "arm64" || man.VMM != VMMQEMU {
 		t.Fatalf("snapshot manifest: arch %q, vmm %q", man.Arch, man.VMM)
 	}
-	if _, err := s.Create(ctx, CreateOptions{Name: "armc", Snapshot: "arm-snap", Arch: "x86_64"}); err == nil || !strings.Contains(err.Error(), "--arch x86_64 conflicts with snapshot") {
-		t.Fatalf("clone with another --arch: %v", err)
+	if _, err := s.Create(ctx, CreateOptions{Name: "armc", Snapshot: "arm-snap", Arch: "x86_64"}); err == nil || !strings.Contains(err.Error(), "arch x86_64 conflicts with snapshot") {
+		t.Fatalf("clone with another arch: %v", err)
 	}
 	v, err := s.Create(ctx, CreateOptions{Name: "armc", Snapshot: "arm-snap"})
 	if err != nil {
@@ -226,7 +226,7 @@ func TestArchMismatch(t *testing.T) {
 		{"image and kernel differ", CreateOptions{Image: "x86img", Kernel: "test-arm64"},
 			`image "x86img" is x86_64 but kernel "test-arm64" is arm64`, ""},
 		{"unknown arch", CreateOptions{Kernel: "test", Rootfs: shared.plain, Arch: "riscv64"},
-			`--arch: unknown arch "riscv64" (known: x86_64, arm64; amd64 and aarch64 are accepted too)`, ""},
+			`arch: unknown arch "riscv64" (known: x86_64, arm64; amd64 and aarch64 are accepted too)`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.o

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/thaloco/banger/internal/image"
 	"github.com/thaloco/banger/internal/kernelstore"
 	"github.com/thaloco/banger/internal/lockfile"
+	"github.com/thaloco/banger/internal/option"
 	"github.com/thaloco/banger/internal/paths"
 	"github.com/thaloco/banger/internal/snapshot"
 	"github.com/thaloco/banger/internal/stagedir"
@@ -217,7 +219,7 @@ func (s *Store) populate(ctx context.Context, v *VM, src source, o CreateOptions
 				why = "it waits for a console marker"
 			}
 		}
-		return fmt.Errorf("%s are applied over SSH, but %s (hint: use an image with an SSH server and --net user or tap)", v.Config.setupFlags(), why)
+		return &NoSSHSetupError{What: v.Config.setupFlags(), Why: why}
 	}
 	if err := populateSetup(ctx, v, o); err != nil {
 		return diskErr(err, s.Layout.VMsDir())
@@ -263,7 +265,10 @@ func (s *Store) plan(ctx context.Context, o CreateOptions) (Config, source, erro
 			return cfg, src, err
 		}
 		if len(o.Mounts) > 0 || len(o.CopyIns) > 0 {
-			return cfg, src, fmt.Errorf("a VM restored from snapshot %q cannot get --mount or --copy-in: a restore brings back the snapshot's devices (hint: create it from the image with --cold)", o.Snapshot)
+			return cfg, src, &option.Error{
+				Problem: fmt.Sprintf("a VM restored from snapshot %q cannot get {mount} or {copy-in}: a restore brings back the snapshot's devices", o.Snapshot),
+				Hint:    "create it from the image with {cold}",
+			}
 		}
 		if err := planSetup(&cfg, o); err != nil {
 			return cfg, src, err
@@ -275,7 +280,7 @@ func (s *Store) plan(ctx context.Context, o CreateOptions) (Config, source, erro
 	}
 	switch {
 	case o.Image != "" && o.Rootfs != "":
-		return cfg, src, errors.New("give an image or --rootfs, not both")
+		return cfg, src, &option.Error{Problem: "give an image or {rootfs}, not both"}
 	case o.Image != "":
 		m, err := image.New(s.Layout.ImagesDir()).Get(o.Image)
 		if err != nil {
@@ -287,7 +292,7 @@ func (s *Store) plan(ctx context.Context, o CreateOptions) (Config, source, erro
 		}
 	case o.Rootfs != "":
 		if o.Kernel == "" {
-			return cfg, src, errors.New("--rootfs needs --kernel (hint: \"banger kernel list\" shows the installed kernels)")
+			return cfg, src, &option.Error{Option: "rootfs", Problem: "needs {kernel}", Hint: `"banger kernel list" shows the installed kernels`}
 		}
 		abs, err := filepath.Abs(o.Rootfs)
 		if err != nil {
@@ -298,7 +303,7 @@ func (s *Store) plan(ctx context.Context, o CreateOptions) (Config, source, erro
 		}
 		src.path, cfg.Rootfs = abs, abs
 	default:
-		return cfg, src, errors.New("no image given (hint: name an image from \"banger image list\", or pass --kernel and --rootfs)")
+		return cfg, src, &option.Error{Problem: "no image given", Hint: `name an image from "banger image list", or pass {kernel} and {rootfs}`}
 	}
 	k, err := kernelstore.New(s.Layout.KernelsDir).Get(cfg.Kernel)
 	if err != nil {
@@ -314,7 +319,7 @@ func (s *Store) plan(ctx context.Context, o CreateOptions) (Config, source, erro
 		return cfg, src, err
 	}
 	if cfg.Jailer = o.Jailer; cfg.Jailer && cfg.VMM != VMMFirecracker {
-		return cfg, src, fmt.Errorf("--jailer needs Firecracker, but VM %q uses %s (hint: add --vmm firecracker)", cfg.Name, cfg.VMM)
+		return cfg, src, &option.Error{Option: "jailer", Problem: fmt.Sprintf("needs Firecracker, but VM %q uses %s", cfg.Name, cfg.VMM), Hint: "add {vmm} firecracker"}
 	}
 	if cfg.Jailer && !firecracker.ValidJailerID(cfg.Name) {
 		return cfg, src, fmt.Errorf("VM name %q cannot be a jailer id: the jailer accepts only letters, digits and '-' (hint: rename the VM)", cfg.Name)
@@ -329,7 +334,7 @@ func (s *Store) plan(ctx context.Context, o CreateOptions) (Config, source, erro
 	case "", "auto", ReadyConsole:
 	case ReadySSH:
 		if cfg.Net == NetNone {
-			return cfg, src, errors.New("--ready ssh needs a network (hint: --net user or --net tap)")
+			return cfg, src, &option.Error{Option: "ready", Value: ReadySSH, Problem: "needs a network", Hint: "{net} user or {net} tap"}
 		}
 	default:
 		return cfg, src, fmt.Errorf("unknown readiness %q (hint: use ssh, console or auto)", cfg.Ready)
@@ -346,23 +351,25 @@ func (s *Store) checkResources(cfg *Config, src string) error {
 		cfg.CPUs = DefaultCPUs
 	}
 	if cfg.CPUs < 1 || cfg.CPUs > 4*runtime.NumCPU() {
-		return fmt.Errorf("--cpus %d is out of range (hint: use 1 to %d)", cfg.CPUs, 4*runtime.NumCPU())
+		return &option.Error{Option: "cpus", Value: strconv.Itoa(cfg.CPUs), Problem: "is out of range", Hint: fmt.Sprintf("use 1 to %d", 4*runtime.NumCPU())}
 	}
 	if cfg.MemoryMiB == 0 {
 		cfg.MemoryMiB = DefaultMemoryMiB
 	}
 	if cfg.MemoryMiB < MinMemoryMiB {
-		return fmt.Errorf("--memory %dM is too little: a VM needs at least %dM (hint: use --memory %dM or more)", cfg.MemoryMiB, MinMemoryMiB, MinMemoryMiB)
+		return &option.Error{Option: "memory", Value: fmt.Sprintf("%dM", cfg.MemoryMiB),
+			Problem: fmt.Sprintf("is too little: a VM needs at least %dM", MinMemoryMiB), Hint: fmt.Sprintf("use {memory} %dM or more", MinMemoryMiB)}
 	}
 	if total := hostMemoryMiB(); total > 0 && cfg.MemoryMiB > total {
-		return fmt.Errorf("--memory %dM is more than this host's %dM of RAM", cfg.MemoryMiB, total)
+		return &option.Error{Option: "memory", Value: fmt.Sprintf("%dM", cfg.MemoryMiB), Problem: fmt.Sprintf("is more than this host's %dM of RAM", total)}
 	}
 	st, err := os.Stat(src)
 	if err != nil {
 		return fmt.Errorf("root filesystem: %w", err)
 	}
 	if cfg.DiskSize != 0 && cfg.DiskSize < st.Size() {
-		return fmt.Errorf("--disk-size %s is smaller than the root filesystem (%s) (hint: use --disk-size %s or more)", humanBytes(cfg.DiskSize), humanBytes(st.Size()), humanBytes(st.Size()))
+		return &option.Error{Option: "disk-size", Value: humanBytes(cfg.DiskSize),
+			Problem: fmt.Sprintf("is smaller than the root filesystem (%s)", humanBytes(st.Size())), Hint: fmt.Sprintf("use {disk-size} %s or more", humanBytes(st.Size()))}
 	}
 	return nil
 }
@@ -378,11 +385,11 @@ func checkNet(cfg *Config, mode string) error {
 	switch mode {
 	case NetUser:
 		if cfg.VMM == VMMFirecracker {
-			return errors.New("firecracker has no user-mode networking (hint: use --net tap, or --vmm qemu)")
+			return &option.Error{Problem: "firecracker has no user-mode networking", Hint: "use {net} tap, or {vmm} qemu"}
 		}
 	case NetTap, NetNone:
 		if len(cfg.Forwards) > 0 {
-			return fmt.Errorf("-p forwards ports only with --net user (with --net %s, reach the guest's address directly)", mode)
+			return &option.Error{Option: "publish", Problem: fmt.Sprintf("forwards ports only with {net} user (with {net} %s, reach the guest's address directly)", mode)}
 		}
 	default:
 		return fmt.Errorf("unknown network mode %q (hint: use user, tap or none)", mode)
@@ -398,7 +405,7 @@ func checkNet(cfg *Config, mode string) error {
 func checkHostAccess(cfg *Config) error {
 	switch {
 	case cfg.Net != NetUser && cfg.HostAccess != "":
-		return fmt.Errorf("--host-access applies only to --net user (with --net %s, the host's firewall decides what the guest reaches)", cfg.Net)
+		return &option.Error{Option: "host-access", Problem: fmt.Sprintf("applies only to {net} user (with {net} %s, the host's firewall decides what the guest reaches)", cfg.Net)}
 	case cfg.Net != NetUser:
 		return nil
 	case cfg.HostAccess == "":

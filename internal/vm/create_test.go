@@ -160,17 +160,17 @@ func TestCreateErrors(t *testing.T) {
 		{"unknown image", func(o *CreateOptions) { o.Rootfs, o.Kernel, o.Image = "", "", "nope" }, `image "nope" not found (hint:`},
 		{"unknown kernel", func(o *CreateOptions) { o.Kernel = "generic-6.12" }, `(hint: run "banger kernel pull generic-6.12")`},
 		{"no image", func(o *CreateOptions) { o.Rootfs = "" }, "no image given (hint:"},
-		{"rootfs without kernel", func(o *CreateOptions) { o.Kernel = "" }, "--rootfs needs --kernel"},
+		{"rootfs without kernel", func(o *CreateOptions) { o.Kernel = "" }, "rootfs needs kernel"},
 		{"not ext4", func(o *CreateOptions) { o.Rootfs = notExt4 }, "ext"},
-		{"too little memory", func(o *CreateOptions) { o.MemoryMiB = 64 }, "--memory 64M is too little"},
+		{"too little memory", func(o *CreateOptions) { o.MemoryMiB = 64 }, "memory 64M is too little"},
 		{"too much memory", func(o *CreateOptions) { o.MemoryMiB = 1 << 30 }, "more than this host's"},
-		{"cpus", func(o *CreateOptions) { o.CPUs = -1 }, "--cpus -1 is out of range"},
-		{"small disk", func(o *CreateOptions) { o.DiskSize = 1 << 20 }, "--disk-size 1M is smaller than the root filesystem"},
-		{"jailer without firecracker", func(o *CreateOptions) { o.Jailer, o.VMM = true, VMMQEMU }, "--jailer needs Firecracker"},
+		{"cpus", func(o *CreateOptions) { o.CPUs = -1 }, "cpus -1 is out of range"},
+		{"small disk", func(o *CreateOptions) { o.DiskSize = 1 << 20 }, "disk-size 1M is smaller than the root filesystem"},
+		{"jailer without firecracker", func(o *CreateOptions) { o.Jailer, o.VMM = true, VMMQEMU }, "jailer needs Firecracker"},
 		{"jailer id", func(o *CreateOptions) { o.Name, o.Jailer, o.VMM, o.Net = "a.b", true, VMMFirecracker, NetNone }, "cannot be a jailer id"},
 		{"forward without user net", func(o *CreateOptions) {
 			o.Net, o.Forwards = NetNone, []Forward{{"127.0.0.1", 8080, 80, "tcp"}}
-		}, "-p forwards ports only with --net user"},
+		}, "publish forwards ports only with net user"},
 		{"duplicate forward", func(o *CreateOptions) {
 			o.Forwards = []Forward{{"127.0.0.1", 8080, 80, "tcp"}, {"127.0.0.1", 8080, 81, "tcp"}}
 		}, "both bind host port 8080/tcp"},
@@ -183,7 +183,7 @@ func TestCreateErrors(t *testing.T) {
 		{"unknown vmm", func(o *CreateOptions) { o.VMM = "xen" }, `unknown VMM "xen"`},
 		{"firecracker user net", func(o *CreateOptions) { o.VMM, o.Net = VMMFirecracker, NetUser }, "firecracker has no user-mode networking"},
 		{"bad net", func(o *CreateOptions) { o.Net = "bridge" }, `unknown network mode "bridge"`},
-		{"ssh without net", func(o *CreateOptions) { o.Net, o.Ready = NetNone, ReadySSH }, "--ready ssh needs a network"},
+		{"ssh without net", func(o *CreateOptions) { o.Net, o.Ready = NetNone, ReadySSH }, "ready ssh needs a network"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := base

@@ -45,6 +45,15 @@ func (e *SSHServerSearchError) Error() string {
 
 func (e *SSHServerSearchError) Unwrap() error { return e.Err }
 
+// NoSSHSetupError says a VM's setup (What: its mounts, copy-ins, init script,
+// SSH keys or hostname) cannot be applied: it is applied over SSH, which
+// the VM will not have, for the reason Why.
+type NoSSHSetupError struct{ What, Why string }
+
+func (e *NoSSHSetupError) Error() string {
+	return fmt.Sprintf("%s are applied over SSH, but %s", e.What, e.Why)
+}
+
 // VMError is Err of the VM called Name: "VM NAME has ERR".
 type VMError struct {
 	Name string

@@ -16,6 +16,9 @@ import (
 type BootError struct {
 	Reason  string
 	Crashed bool
+	// NoSSH says the guest timed out waiting for an SSH server: the
+	// image may have none.
+	NoSSH   bool
 	Console string // the last console lines, already formatted
 }
 
@@ -86,7 +89,7 @@ func (s *Store) waitReady(ctx context.Context, v *VM, t0 time.Time, timeout time
 	}
 	con := &consoleTail{path: v.ConsoleLog(), off: v.State.ConsoleOffset}
 	defer con.close()
-	fail := func(reason string, crashed bool) error {
+	fail := func(reason string, crashed bool) *BootError {
 		con.poll()
 		return &BootError{Reason: reason, Crashed: crashed, Console: quoteConsole(con.text.String(), 15)}
 	}
@@ -96,7 +99,9 @@ func (s *Store) waitReady(ctx context.Context, v *VM, t0 time.Time, timeout time
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-deadline.C:
-			return fail(fmt.Sprintf("the guest was not ready after %v (%s)", timeout, s.waitingFor(v)), false)
+			err := fail(fmt.Sprintf("the guest was not ready after %v (%s)", timeout, s.waitingFor(v)), false)
+			err.NoSSH = v.Config.Ready == ReadySSH
+			return err
 		case <-sshUp:
 			v.State.Boot.Ready = time.Since(t0)
 			return nil
@@ -153,7 +158,7 @@ func consoleReady(marker, log string) bool {
 func (s *Store) waitingFor(v *VM) string {
 	switch {
 	case v.Config.Ready == ReadySSH:
-		return "waiting for its SSH server on " + v.sshAddr() + "; if the image has none, create the VM with --ready console"
+		return "waiting for its SSH server on " + v.sshAddr()
 	case v.Config.ReadyMarker != "":
 		return fmt.Sprintf("waiting for %q on its console", v.Config.ReadyMarker)
 	}

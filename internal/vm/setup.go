@@ -16,6 +16,7 @@ import (
 	"github.com/thaloco/banger/internal/guest"
 	"github.com/thaloco/banger/internal/guestinit"
 	"github.com/thaloco/banger/internal/logtail"
+	"github.com/thaloco/banger/internal/option"
 	"github.com/thaloco/banger/internal/sshkey"
 	"github.com/thaloco/banger/internal/vmm"
 	"golang.org/x/crypto/ssh"
@@ -144,20 +145,20 @@ func planSetup(cfg *Config, o CreateOptions) error {
 	seen := map[string]string{}
 	claim := func(dir, what string) error {
 		if prev, ok := seen[dir]; ok {
-			return fmt.Errorf("guest directory %s is used by both %s and %s", dir, prev, what)
+			return &option.Error{Problem: fmt.Sprintf("guest directory %s is used by both %s and %s", dir, prev, what)}
 		}
 		seen[dir] = what
 		return nil
 	}
 	for i, m := range o.Mounts {
-		if err := claim(m.GuestDir, "--mount "+m.String()); err != nil {
+		if err := claim(m.GuestDir, "{mount} "+m.String()); err != nil {
 			return err
 		}
 		m.Tag = "banger" + strconv.Itoa(i)
 		cfg.Mounts = append(cfg.Mounts, m)
 	}
 	for i, c := range o.CopyIns {
-		if err := claim(c.GuestDir, "--copy-in "+c.String()); err != nil {
+		if err := claim(c.GuestDir, "{copy-in} "+c.String()); err != nil {
 			return err
 		}
 		c.Drive = "copyin" + strconv.Itoa(i) + ".ext4"

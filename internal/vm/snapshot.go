@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/thaloco/banger/internal/image"
 	"github.com/thaloco/banger/internal/kernelstore"
 	"github.com/thaloco/banger/internal/netsetup"
+	"github.com/thaloco/banger/internal/option"
 	"github.com/thaloco/banger/internal/snapshot"
 	"github.com/thaloco/banger/internal/sshkey"
 	"github.com/thaloco/banger/internal/vmm"
@@ -213,33 +215,35 @@ func (s *Store) planSnapshot(cfg *Config, o CreateOptions) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	conflict := func(flag, got, want string) error {
-		return fmt.Errorf("%s %s conflicts with snapshot %q, which has %s (hint: drop %s; a restored VM keeps the snapshot's)", flag, got, snap.Name, want, flag)
+	conflict := func(e *option.Error, want string) error {
+		e.Problem = fmt.Sprintf("conflicts with snapshot %q, which has %s", snap.Name, want)
+		e.Hint = "drop {" + e.Option + "}; a restored VM keeps the snapshot's"
+		return e
 	}
 	switch {
 	case o.Image != "" || o.Rootfs != "" || o.Kernel != "":
-		return "", errors.New("give a snapshot or an image (or --kernel and --rootfs), not both")
+		return "", &option.Error{Problem: "give a snapshot or an image (or {kernel} and {rootfs}), not both"}
 	case o.CPUs != 0 && o.CPUs != snap.CPUs:
-		return "", conflict("--cpus", fmt.Sprint(o.CPUs), fmt.Sprint(snap.CPUs))
+		return "", conflict(&option.Error{Option: "cpus", Value: strconv.Itoa(o.CPUs)}, strconv.Itoa(snap.CPUs))
 	case o.MemoryMiB != 0 && o.MemoryMiB != snap.MemoryMiB:
-		return "", conflict("--memory", fmt.Sprintf("%dM", o.MemoryMiB), fmt.Sprintf("%dM", snap.MemoryMiB))
+		return "", conflict(&option.Error{Option: "memory", Value: fmt.Sprintf("%dM", o.MemoryMiB)}, fmt.Sprintf("%dM", snap.MemoryMiB))
 	case o.Net != "" && o.Net != snap.Net:
-		return "", conflict("--net", o.Net, snap.Net)
+		return "", conflict(&option.Error{Option: "net", Value: o.Net}, snap.Net)
 	case o.HostAccess != "" && snap.Net != NetUser:
-		return "", fmt.Errorf("--host-access applies only to --net user; snapshot %q uses --net %s", snap.Name, snap.Net)
+		return "", &option.Error{Option: "host-access", Problem: fmt.Sprintf("applies only to {net} user; snapshot %q uses {net} %s", snap.Name, snap.Net)}
 	case o.HostAccess != "" && o.HostAccess != snap.HostAccess:
-		return "", conflict("--host-access", o.HostAccess, snap.HostAccess)
+		return "", conflict(&option.Error{Option: "host-access", Value: o.HostAccess}, snap.HostAccess)
 	case o.VMM != "" && o.VMM != "auto" && o.VMM != snap.VMM:
-		return "", conflict("--vmm", o.VMM, snap.VMM)
+		return "", conflict(&option.Error{Option: "vmm", Value: o.VMM}, snap.VMM)
 	case o.DiskSize != 0:
-		return "", fmt.Errorf("--disk-size cannot change the disk of a restored guest (snapshot %q); its disk is the snapshot's", snap.Name)
+		return "", &option.Error{Option: "disk-size", Problem: fmt.Sprintf("cannot change the disk of a restored guest (snapshot %q); its disk is the snapshot's", snap.Name)}
 	case o.KernelArgs != "" || o.ReadyMarker != "" || o.Jailer:
-		return "", errors.New("--kernel-args, --ready-marker and --jailer do not apply to a VM restored from a snapshot")
+		return "", &option.Error{Problem: "{kernel-args}, {ready-marker} and {jailer} do not apply to a VM restored from a snapshot"}
 	}
 	cfg.Snapshot, cfg.Image, cfg.Kernel, cfg.VMM = snap.Name, snap.Image, snap.Kernel, snap.VMM
 	cfg.Arch = arch.Or(snap.Arch, arch.X86_64)
 	if o.Arch != "" && arch.Or(o.Arch, "") != cfg.Arch {
-		return "", conflict("--arch", o.Arch, cfg.Arch)
+		return "", conflict(&option.Error{Option: "arch", Value: o.Arch}, cfg.Arch)
 	}
 	cfg.CPUs, cfg.MemoryMiB, cfg.Net, cfg.DiskSize = snap.CPUs, snap.MemoryMiB, snap.Net, snap.GuestDiskSize()
 	if snap.DiskFormat == snapshot.DiskQcow2 {
@@ -248,7 +252,7 @@ func (s *Store) planSnapshot(cfg *Config, o CreateOptions) (string, error) {
 	cfg.HostAccess = snap.HostAccess
 	cfg.Ready, cfg.ReadyMarker, cfg.KernelArgs = snap.Ready, snap.ReadyMarker, snap.KernelArgs
 	if snap.Net != NetUser && len(cfg.Forwards) > 0 {
-		return "", fmt.Errorf("-p forwards ports only with user networking; snapshot %q uses --net %s", snap.Name, snap.Net)
+		return "", &option.Error{Option: "publish", Problem: fmt.Sprintf("forwards ports only with user networking; snapshot %q uses {net} %s", snap.Name, snap.Net)}
 	}
 	if err := s.checkRestorable(snap); err != nil {
 		return "", err

@@ -156,7 +156,7 @@ func TestSnapshotClones(t *testing.T) {
 	if _, err := s.Snapshot(ctx, "src", "snap1", SnapshotOptions{}); !errors.Is(err, snapshot.ErrExists) {
 		t.Errorf("duplicate snapshot name: %v", err)
 	}
-	if _, err := s.Create(ctx, CreateOptions{Name: "bad", Snapshot: "snap1", CPUs: 2}); err == nil || !strings.Contains(err.Error(), "--cpus 2 conflicts") {
+	if _, err := s.Create(ctx, CreateOptions{Name: "bad", Snapshot: "snap1", CPUs: 2}); err == nil || !strings.Contains(err.Error(), "cpus 2 conflicts") {
 		t.Errorf("conflicting --cpus: %v", err)
 	}
 	if _, err := s.Create(ctx, CreateOptions{Name: "bad", Snapshot: "nosuch"}); !errors.Is(err, snapshot.ErrNotFound) {
@@ -168,7 +168,7 @@ func TestSnapshotClones(t *testing.T) {
 		t.Errorf("snapshot records host access %q, want %q", man.HostAccess, HostAccessNone)
 	}
 	if _, err := s.Create(ctx, CreateOptions{Name: "bad", Snapshot: "snap1", HostAccess: HostAccessLoopback}); err == nil ||
-		!strings.Contains(err.Error(), `--host-access loopback conflicts with snapshot "snap1", which has none`) {
+		!strings.Contains(err.Error(), `host-access loopback conflicts with snapshot "snap1", which has none`) {
 		t.Errorf("conflicting --host-access: %v", err)
 	}
 

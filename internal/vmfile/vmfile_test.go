@@ -1,6 +1,8 @@
 package vmfile
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -8,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/thaloco/banger/internal/option"
 	"github.com/thaloco/banger/internal/vm"
 )
 
@@ -395,4 +398,42 @@ func FuzzParse(f *testing.F) {
 			t.Errorf("error %q does not name the file", err)
 		}
 	})
+}
+
+// TestCreateError: vm's refusal of an option is a mistake of the file, at
+// the option's line (else the VM's), naming the options as keys; other
+// errors pass as they are.
+func TestCreateError(t *testing.T) {
+	f, err := Parse("banger.yaml", t.TempDir(), []byte("vms:\n  web:\n    image: golden\n    cpus: 99\n    net: none\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, _ := f.Get("web")
+	cpus := &option.Error{Option: "cpus", Value: "99", Problem: "is out of range", Hint: "use 1 to 8"}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"option", fmt.Errorf("creating VM %q: %w", "web", cpus),
+			`banger.yaml:4: VM "web": cpus: 99 is out of range (hint: use 1 to 8)`},
+		{"named in the problem", &option.Error{Option: "publish", Problem: "forwards ports only with {net} user"},
+			`banger.yaml:5: VM "web": publish: forwards ports only with net: user`},
+		{"options not in the file", &option.Error{Problem: "{kernel-args} and {ready-marker} do not apply"},
+			`banger.yaml:2: VM "web": kernel_args: and ready_marker: do not apply`},
+		{"cause", &option.Error{Option: "arch", Err: errors.New("unknown arch")},
+			`banger.yaml:2: VM "web": arch: unknown arch`},
+		{"not an option", errors.New("disk full"), "disk full"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := web.CreateError(tc.err)
+			if got.Error() != tc.want {
+				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+			var oe *option.Error
+			if errors.As(tc.err, &oe) && !errors.Is(got, oe) {
+				t.Errorf("%v does not wrap the option.Error", got)
+			}
+		})
+	}
 }
