@@ -61,19 +61,21 @@ func TestOfficialRules(t *testing.T) {
 	if err := c.ValidateOfficial(); err != nil {
 		t.Fatalf("good entry rejected: %v", err)
 	}
-	for _, bad := range []struct{ from, to, want string }{
-		{`"name":"generic-6.12"`, `"name":"generic"`, "<distro>-<major.minor>"},
-		{`"kernel_version":"6.12.1"`, `"kernel_version":"6.13.1"`, "not on the 6.12 line"},
-		{"https://", "http://", "not https"},
-		{`"distro":"generic"`, `"distro":"void"`, "distro"},
+	for _, bad := range []struct{ name, from, to, want string }{
+		{"name", `"name":"generic-6.12"`, `"name":"generic"`, "<distro>-<major.minor>"},
+		{"version", `"kernel_version":"6.12.1"`, `"kernel_version":"6.13.1"`, "not on the 6.12 line"},
+		{"http", "https://", "http://", "not https"},
+		{"distro", `"distro":"generic"`, `"distro":"void"`, "distro"},
 	} {
-		c, err := Parse([]byte(`{"version":1,"entries":[`+strings.Replace(good, bad.from, bad.to, 1)+`]}`), "t")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.ValidateOfficial(); err == nil || !strings.Contains(err.Error(), bad.want) {
-			t.Errorf("%s: err = %v, want %q", bad.to, err, bad.want)
-		}
+		t.Run(bad.name, func(t *testing.T) {
+			c, err := Parse([]byte(`{"version":1,"entries":[`+strings.Replace(good, bad.from, bad.to, 1)+`]}`), "t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.ValidateOfficial(); err == nil || !strings.Contains(err.Error(), bad.want) {
+				t.Errorf("%s: err = %v, want %q", bad.to, err, bad.want)
+			}
+		})
 	}
 }
 

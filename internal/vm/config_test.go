@@ -113,10 +113,12 @@ func TestParseMemory(t *testing.T) {
 		{"512", 512, true}, {"512M", 512, true}, {"2G", 2048, true}, {"1GiB", 1024, true},
 		{"0", 0, false}, {"-5", 0, false}, {"lots", 0, false}, {"1.5K", 0, false},
 	} {
-		got, err := ParseMemory(tc.in)
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("ParseMemory(%q) = %d, %v; want %d ok=%v", tc.in, got, err, tc.want, tc.ok)
-		}
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ParseMemory(tc.in)
+			if (err == nil) != tc.ok || got != tc.want {
+				t.Errorf("ParseMemory(%q) = %d, %v; want %d ok=%v", tc.in, got, err, tc.want, tc.ok)
+			}
+		})
 	}
 }
 
@@ -158,21 +160,24 @@ func TestHaltDetection(t *testing.T) {
 	dir := t.TempDir()
 	v := &VM{Dir: dir}
 	for _, tc := range []struct {
+		name   string
 		log    string
 		halted bool
 	}{
-		{"[ 9.1] systemd-shutdown[1]: Powering off.\n[ 9.2] reboot: Power down\n", true},
-		{"[ 9.2] reboot: System halted\n", true},
-		{"/ # \x1b[6n[    2.875661] reboot: Power off not available: System halted instead\r\n", true},
-		{"[ 9.2] reboot: Restarting system\n", false},
-		{"[ 9.2] reboot: Power down\n[ 9.3] later output\n", false},
-		{"login: ", false},
+		{"power down", "[ 9.1] systemd-shutdown[1]: Powering off.\n[ 9.2] reboot: Power down\n", true},
+		{"halted", "[ 9.2] reboot: System halted\n", true},
+		{"halted instead", "/ # \x1b[6n[    2.875661] reboot: Power off not available: System halted instead\r\n", true},
+		{"restart", "[ 9.2] reboot: Restarting system\n", false},
+		{"output after", "[ 9.2] reboot: Power down\n[ 9.3] later output\n", false},
+		{"running", "login: ", false},
 	} {
-		if err := os.WriteFile(v.ConsoleLog(), []byte(tc.log), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if got := guestHalted(v); got != tc.halted {
-			t.Errorf("guestHalted(%q) = %v, want %v", tc.log, got, tc.halted)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.WriteFile(v.ConsoleLog(), []byte(tc.log), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if got := guestHalted(v); got != tc.halted {
+				t.Errorf("guestHalted(%q) = %v, want %v", tc.log, got, tc.halted)
+			}
+		})
 	}
 }

@@ -11,19 +11,21 @@ import (
 func vmmTap(tap, mac string) vmm.Network { return vmm.Network{Mode: "tap", Tap: tap, MAC: mac} }
 
 func TestBootArgs(t *testing.T) {
-	for _, tc := range []struct{ arch, user, want string }{
-		{"", "", defaultArgs},
-		{"x86_64", "  quiet ", defaultArgs + " quiet"},
-		{"", "console=ttyS1 panic=-1 init=/bin/sh", "reboot=k pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd console=ttyS1 panic=-1 init=/bin/sh"},
-		{"", `tsc_early_khz=2000 -- "a b"`, defaultArgs + ` tsc_early_khz=2000 -- "a b"`},
+	for _, tc := range []struct{ name, arch, user, want string }{
+		{"default", "", "", defaultArgs},
+		{"added", "x86_64", "  quiet ", defaultArgs + " quiet"},
+		{"overridden", "", "console=ttyS1 panic=-1 init=/bin/sh", "reboot=k pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd console=ttyS1 panic=-1 init=/bin/sh"},
+		{"init args", "", `tsc_early_khz=2000 -- "a b"`, defaultArgs + ` tsc_early_khz=2000 -- "a b"`},
 		// arm64: the 8250 UART of Firecracker's device tree, PSCI for
 		// reboots; nothing of the i8042 or reboot=k.
-		{"arm64", "", "console=ttyS0 panic=1 pci=off"},
-		{"arm64", "quiet panic=5", "console=ttyS0 pci=off quiet panic=5"},
+		{"arm64", "arm64", "", "console=ttyS0 panic=1 pci=off"},
+		{"arm64 overridden", "arm64", "quiet panic=5", "console=ttyS0 pci=off quiet panic=5"},
 	} {
-		if got := bootArgs(vmm.Machine{Arch: tc.arch, Cmdline: tc.user}); got != tc.want {
-			t.Errorf("bootArgs(%s, %q)\n got %q\nwant %q", tc.arch, tc.user, got, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if got := bootArgs(vmm.Machine{Arch: tc.arch, Cmdline: tc.user}); got != tc.want {
+				t.Errorf("bootArgs(%s, %q)\n got %q\nwant %q", tc.arch, tc.user, got, tc.want)
+			}
+		})
 	}
 }
 

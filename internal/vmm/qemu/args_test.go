@@ -147,29 +147,32 @@ func TestDiskOrder(t *testing.T) {
 		{"x86_64", "rootfs a b"},
 		{"arm64", "b a rootfs"},
 	} {
-		m.Arch = tc.arch
-		argv, err := d.Args(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var disks, drives []string
-		for i := 1; i < len(argv); i++ {
-			if v, ok := strings.CutPrefix(argv[i], "virtio-blk-device,drive="); ok && argv[i-1] == "-device" {
-				disks = append(disks, v)
+		t.Run(tc.arch, func(t *testing.T) {
+			m := m
+			m.Arch = tc.arch
+			argv, err := d.Args(m)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if v, ok := strings.CutPrefix(argv[i], "id="); ok && argv[i-1] == "-drive" {
-				id, _, _ := strings.Cut(v, ",")
-				drives = append(drives, id)
+			var disks, drives []string
+			for i := 1; i < len(argv); i++ {
+				if v, ok := strings.CutPrefix(argv[i], "virtio-blk-device,drive="); ok && argv[i-1] == "-device" {
+					disks = append(disks, v)
+				}
+				if v, ok := strings.CutPrefix(argv[i], "id="); ok && argv[i-1] == "-drive" {
+					id, _, _ := strings.Cut(v, ",")
+					drives = append(drives, id)
+				}
 			}
-		}
-		if got := strings.Join(disks, " "); got != tc.want {
-			t.Errorf("%s: virtio-blk devices in the order %q, want %q", tc.arch, got, tc.want)
-		}
-		if got := strings.Join(drives, " "); got != "rootfs a b" {
-			t.Errorf("%s: -drive options in the order %q, want them unchanged", tc.arch, got)
-		}
-		if !strings.Contains(strings.Join(argv, " "), "-device virtio-net-device,netdev=n0") {
-			t.Errorf("%s: the network device moved or vanished: %v", tc.arch, argv)
-		}
+			if got := strings.Join(disks, " "); got != tc.want {
+				t.Errorf("%s: virtio-blk devices in the order %q, want %q", tc.arch, got, tc.want)
+			}
+			if got := strings.Join(drives, " "); got != "rootfs a b" {
+				t.Errorf("%s: -drive options in the order %q, want them unchanged", tc.arch, got)
+			}
+			if !strings.Contains(strings.Join(argv, " "), "-device virtio-net-device,netdev=n0") {
+				t.Errorf("%s: the network device moved or vanished: %v", tc.arch, argv)
+			}
+		})
 	}
 }
