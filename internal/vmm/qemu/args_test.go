@@ -82,7 +82,7 @@ func TestArgs(t *testing.T) {
 		{name: "bad accel", edit: func(m *vmm.Machine) { m.Accel = "hvf" }, err: "unknown accelerator"},
 		{name: "no kernel", edit: func(m *vmm.Machine) { m.Kernel = filepath.Join(dir, "missing") }, err: "kernel:"},
 		{name: "bad net", edit: func(m *vmm.Machine) { m.Net.Mode = "bridge" }, err: "unknown network mode"},
-		{name: "deep dir", edit: func(m *vmm.Machine) { m.Dir = "/" + strings.Repeat("d", 110) }, err: "BANGER_STATE_DIR"},
+		{name: "deep dir", edit: func(m *vmm.Machine) { m.Dir = "/" + strings.Repeat("d", 110) }, err: "longer than the 107 bytes unix sockets allow"},
 		{name: "x86_64 by name", edit: func(m *vmm.Machine) { m.Arch = "x86_64" }, want: []string{"-M microvm,acpi=off,accel=tcg,", "console=ttyS0 ", "-device i8042"}},
 		{name: "arm64 tcg", edit: func(m *vmm.Machine) { m.Arch = "arm64" },
 			want: []string{"-M virt,gic-version=max,accel=tcg,memory-backend=mach-virt.ram", "-cpu max",
