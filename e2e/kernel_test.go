@@ -33,13 +33,22 @@ func genericKernel(t *testing.T) string {
 	return kernelDir
 }
 
-func buildGenericKernel(ctx context.Context, t *testing.T) (string, error) {
+// linuxSource is LINUX_SRC, else Debian's linux-source tarball.
+func linuxSource() (string, error) {
 	src := os.Getenv("LINUX_SRC")
 	if src == "" {
 		src = debianLinuxSource
 	}
 	if _, err := os.Stat(src); err != nil {
 		return "", fmt.Errorf("kernel source %s: %w (hint: apt-get install linux-source-6.12, or set LINUX_SRC)", src, err)
+	}
+	return src, nil
+}
+
+func buildGenericKernel(ctx context.Context, t *testing.T) (string, error) {
+	src, err := linuxSource()
+	if err != nil {
+		return "", err
 	}
 	out := filepath.Join(pkgTmp, "generic-kernel")
 	env := cleanEnv("LINUX_SRC="+src, "OUT_DIR="+out,
