@@ -2,6 +2,7 @@ package stagedir
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -115,7 +116,7 @@ func TestListShowsBrokenEntriesWithoutHidingOthers(t *testing.T) {
 	write(t, filepath.Join(parent, "afile"), "")
 	get := func(name string) (string, error) {
 		if name == "bad" {
-			return "", errors.New(`kernel "bad" is broken: vmlinux is missing (hint: remove it)`)
+			return "", fmt.Errorf("reading it: %w", &BrokenError{Kind: "kernel", Name: "bad", Reason: "vmlinux is missing", Hint: "remove it"})
 		}
 		return "manifest of " + name, nil
 	}
