@@ -338,3 +338,27 @@ func TestGuestPowerOff(t *testing.T) {
 		t.Fatalf("VMM %d still runs after the guest powered off", pid)
 	}
 }
+
+// TestSSHRebootAfter: under TCG a guest gets longer to act on Ctrl-Alt-Del
+// before banger also asks over SSH, within the stop's timeout.
+func TestSSHRebootAfter(t *testing.T) {
+	for _, tc := range []struct {
+		accel   string
+		timeout time.Duration
+		want    time.Duration
+	}{
+		{"kvm", 2 * time.Minute, 5 * time.Second},
+		{"", 30 * time.Second, 5 * time.Second},
+		{"tcg", 30 * time.Second, 10 * time.Second},
+		{"tcg", 6 * time.Second, 5 * time.Second},
+		{"tcg", 2 * time.Minute, 30 * time.Second},
+	} {
+		t.Run(tc.accel+"/"+tc.timeout.String(), func(t *testing.T) {
+			v := &VM{}
+			v.State.Accel = tc.accel
+			if got := sshRebootAfter(v, tc.timeout); got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

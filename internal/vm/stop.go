@@ -99,8 +99,16 @@ func (s *Store) stopLocked(ctx context.Context, v *VM, o StopOptions) error {
 
 // sshRebootAfter is how long a guest gets to react to Ctrl-Alt-Del (or
 // the power button) before banger also asks it over SSH (guests whose
-// kernel lacks the i8042 keyboard driver never see Ctrl-Alt-Del).
-const sshRebootAfter = 5 * time.Second
+// kernel lacks the i8042 keyboard driver never see Ctrl-Alt-Del): 5 s,
+// and under software emulation (TCG), where a systemd shutdown starts
+// many times slower, a third of the stop's timeout, up to 30 s.
+func sshRebootAfter(v *VM, timeout time.Duration) time.Duration {
+	const native, emulatedMax = 5 * time.Second, 30 * time.Second
+	if v.State.Accel != "tcg" {
+		return native
+	}
+	return min(max(native, timeout/3), emulatedMax)
+}
 
 // canSSHReboot reports whether banger can ask v's guest over SSH to
 // reboot.
@@ -115,6 +123,7 @@ func (v *VM) canSSHReboot() bool { return v.Config.Ready == ReadySSH && v.sshAdd
 func (s *Store) waitShutdown(ctx context.Context, v *VM, timeout time.Duration, asked bool) bool {
 	deadline := time.Now().Add(timeout)
 	asked = asked || !v.canSSHReboot()
+	after := sshRebootAfter(v, timeout)
 	for {
 		if !v.State.process().Alive() || guestHalted(v) {
 			return true
@@ -122,9 +131,9 @@ func (s *Store) waitShutdown(ctx context.Context, v *VM, timeout time.Duration, 
 		if ctx.Err() != nil || time.Now().After(deadline) {
 			return false
 		}
-		if !asked && time.Until(deadline) < timeout-sshRebootAfter {
+		if !asked && time.Until(deadline) < timeout-after {
 			asked = true
-			s.logf("VM %q still runs %v after %s; asking it over SSH to reboot", v.Name(), sshRebootAfter, shutdownKey(v))
+			s.logf("VM %q still runs %v after %s; asking it over SSH to reboot", v.Name(), after, shutdownKey(v))
 			s.rebootOverSSH(ctx, v)
 		}
 		time.Sleep(50 * time.Millisecond)
