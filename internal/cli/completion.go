@@ -28,7 +28,7 @@ func newCompletionCommand(g *globalOptions) *cobra.Command {
 
 // runCompletion prints the script for a command tree built afresh: the
 // same tree the user runs.
-func runCompletion(_ context.Context, g *globalOptions, _ *completionOptions, args []string) error {
+func runCompletion(ctx context.Context, g *globalOptions, _ *completionOptions, args []string) error {
 	root := newRootCommand(g)
 	switch args[0] {
 	case "bash":

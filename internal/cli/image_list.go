@@ -28,7 +28,7 @@ func newImageListCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-func runImageList(_ context.Context, g *globalOptions, o *imageListOptions, _ []string) error {
+func runImageList(ctx context.Context, g *globalOptions, o *imageListOptions, _ []string) error {
 	w := g.Stdout
 	store, err := g.imageStore()
 	if err != nil {

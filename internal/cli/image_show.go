@@ -29,7 +29,7 @@ func newImageShowCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-func runImageShow(_ context.Context, g *globalOptions, o *imageShowOptions, args []string) error {
+func runImageShow(ctx context.Context, g *globalOptions, o *imageShowOptions, args []string) error {
 	name, w := args[0], g.Stdout
 	store, err := g.imageStore()
 	if err != nil {

@@ -38,7 +38,7 @@ func newInternalConsoleRelayCommand(g *globalOptions) *cobra.Command {
 	}
 }
 
-func runInternalConsoleRelay(ctx context.Context, _ *globalOptions, _ *internalConsoleRelayOptions, args []string) error {
+func runInternalConsoleRelay(ctx context.Context, g *globalOptions, _ *internalConsoleRelayOptions, args []string) error {
 	return consolerelay.Main(ctx, args[0])
 }
 

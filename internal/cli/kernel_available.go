@@ -17,7 +17,7 @@ const (
 	statusImported     = "imported"
 )
 
-func runKernelListAvailable(_ context.Context, g *globalOptions, opts *kernelListOptions, _ []string) error {
+func runKernelListAvailable(ctx context.Context, g *globalOptions, opts *kernelListOptions, _ []string) error {
 	w := g.Stdout
 	cat, err := g.catalog()
 	if err != nil {

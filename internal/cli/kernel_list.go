@@ -53,7 +53,7 @@ func newKernelListCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-func runKernelList(_ context.Context, g *globalOptions, opts *kernelListOptions, _ []string) error {
+func runKernelList(ctx context.Context, g *globalOptions, opts *kernelListOptions, _ []string) error {
 	w := g.Stdout
 	store, err := g.kernelStore()
 	if err != nil {

@@ -28,7 +28,7 @@ func newKernelShowCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-func runKernelShow(_ context.Context, g *globalOptions, o *kernelShowOptions, args []string) error {
+func runKernelShow(ctx context.Context, g *globalOptions, o *kernelShowOptions, args []string) error {
 	name, w := args[0], g.Stdout
 	store, err := g.kernelStore()
 	if err != nil {

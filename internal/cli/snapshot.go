@@ -86,7 +86,7 @@ func newSnapshotListCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-func runSnapshotList(_ context.Context, g *globalOptions, o *snapshotListOptions, _ []string) error {
+func runSnapshotList(ctx context.Context, g *globalOptions, o *snapshotListOptions, _ []string) error {
 	l, err := g.layout()
 	if err != nil {
 		return err
@@ -141,7 +141,7 @@ func newSnapshotShowCommand(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-func runSnapshotShow(_ context.Context, g *globalOptions, o *snapshotShowOptions, args []string) error {
+func runSnapshotShow(ctx context.Context, g *globalOptions, o *snapshotShowOptions, args []string) error {
 	l, err := g.layout()
 	if err != nil {
 		return err

@@ -46,7 +46,7 @@ type versionView struct {
 	Arch    string `json:"arch"`
 }
 
-func runVersion(_ context.Context, g *globalOptions, o *versionOptions, _ []string) error {
+func runVersion(ctx context.Context, g *globalOptions, o *versionOptions, _ []string) error {
 	v := versionView{Version: versionString(), Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
 	if o.json {
 		return writeJSON(g.Stdout, v)

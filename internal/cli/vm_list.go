@@ -30,7 +30,7 @@ reason from its console log, and its stale pid and sockets are cleaned up.`,
 	return cmd
 }
 
-func runVMList(_ context.Context, g *globalOptions, o *vmListOptions, _ []string) error {
+func runVMList(ctx context.Context, g *globalOptions, o *vmListOptions, _ []string) error {
 	w := g.Stdout
 	s, err := g.vmStore()
 	if err != nil {

@@ -36,7 +36,7 @@ is the one banger ran (for QEMU, runnable by hand).`,
 // vmShowOptions are vm show's flags.
 type vmShowOptions struct{ json bool }
 
-func runVMShow(_ context.Context, g *globalOptions, o *vmShowOptions, args []string) error {
+func runVMShow(ctx context.Context, g *globalOptions, o *vmShowOptions, args []string) error {
 	name, w := args[0], g.Stdout
 	s, err := g.vmStore()
 	if err != nil {
