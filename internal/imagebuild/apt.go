@@ -45,8 +45,8 @@ rm -rf /var/lib/apt/lists/*
 // (dpkg and the packages' scripts) with none. It runs the image's
 // programs (through user-mode emulation when the image is for another
 // architecture than the host, see checkEmulator): build images you trust.
-func installPackages(ctx context.Context, dir string, pkgs []string, imageArch string) error {
-	if err := checkEmulator(imageArch); err != nil {
+func installPackages(ctx context.Context, dir string, pkgs []string, imageArch, binfmtDir string) error {
+	if err := checkEmulator(binfmtDir, imageArch); err != nil {
 		return err
 	}
 	if os.Geteuid() != 0 {

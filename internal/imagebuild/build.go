@@ -90,6 +90,9 @@ type Options struct {
 	// rootless builds as an unprivileged user must (automatic when not
 	// root; tests set it to exercise that path as root).
 	rootless bool
+	// binfmtDir is where binfmt_misc handlers are listed ("" the
+	// kernel's, see checkEmulator); tests point it at listings they write.
+	binfmtDir string
 }
 
 // Build builds the image described by opts into store and returns its
@@ -162,7 +165,7 @@ func Build(ctx context.Context, store *image.Store, opts Options) (*image.Manife
 	info, ok := entry.Info()
 	if ok {
 		fmt.Fprintf(log, "using the cached tree of %s (%s)\n", src.Digest, info.OS)
-	} else if info, err = populate(ctx, entry, src, rootless, log); err != nil {
+	} else if info, err = populate(ctx, entry, src, rootless, opts.binfmtDir, log); err != nil {
 		return nil, diskFull(err, opts.CacheDir)
 	}
 	warnings := append([]string(nil), info.Warnings...)
@@ -199,7 +202,7 @@ func parsePlatform(s string) (*v1.Platform, error) {
 }
 
 // populate fills a new cache entry: layers, then base packages.
-func populate(ctx context.Context, entry *cacheEntry, src *source, rootless bool, log io.Writer) (*cacheInfo, error) {
+func populate(ctx context.Context, entry *cacheEntry, src *source, rootless bool, binfmtDir string, log io.Writer) (*cacheInfo, error) {
 	tmp, err := entry.Prepare()
 	if err != nil {
 		return nil, err
@@ -221,7 +224,7 @@ func populate(ctx context.Context, entry *cacheEntry, src *source, rootless bool
 		if missing := missingPackages(root, DebianBasePackages); len(missing) > 0 {
 			fmt.Fprintf(log, "%s lacks %s: installing with apt...\n", osr, strings.Join(missing, " "))
 			start := time.Now()
-			if err := installPackages(ctx, tree, missing, platformArch(src.Platform)); err != nil {
+			if err := installPackages(ctx, tree, missing, platformArch(src.Platform), binfmtDir); err != nil {
 				return nil, fmt.Errorf("image %q is %s and lacks %s; %w", src.Ref, osr, strings.Join(missing, ", "), err)
 			}
 			still := missingPackages(root, missing)

@@ -35,9 +35,13 @@ func binfmtName(a string) string { return "qemu-" + arch.UName(a) }
 // checkEmulator returns nil when programs of architecture a run on this
 // host: natively, or through an enabled binfmt_misc handler with the F
 // flag (the interpreter opened when it was registered, so it works inside
-// the image's chroot, where the interpreter's path does not exist).
-func checkEmulator(a string) error {
-	return checkEmulatorIn(binfmtDir, a, arch.Host())
+// the image's chroot, where the interpreter's path does not exist). dir
+// lists the handlers; "" is the kernel's binfmt_misc.
+func checkEmulator(dir, a string) error {
+	if dir == "" {
+		dir = binfmtDir
+	}
+	return checkEmulatorIn(dir, a, arch.Host())
 }
 
 func checkEmulatorIn(dir, a, host string) error {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/thaloco/banger/internal/arch"
 	"github.com/thaloco/banger/internal/guesttest"
+	"github.com/thaloco/banger/internal/imagebuild/imagetest"
 )
 
 // TestCheckEmulator reads binfmt_misc listings written into a temporary
@@ -70,7 +71,7 @@ func TestAptSandboxForeignArch(t *testing.T) {
 	if arch.Host() != arch.X86_64 {
 		t.Fatalf("this test runs arm64 programs on an x86_64 host; the host is %s", arch.Host())
 	}
-	if err := checkEmulator(arch.ARM64); err != nil {
+	if err := checkEmulator("", arch.ARM64); err != nil {
 		t.Fatalf("%v (scripts/install-deps.sh sets this up)", err)
 	}
 	debs := guesttest.UnpackARM64Debs(t)
@@ -80,7 +81,7 @@ func TestAptSandboxForeignArch(t *testing.T) {
 	apt, err := os.ReadFile(filepath.Join(tree, "usr/bin/apt-get"))
 	must(t, err)
 	must(t, os.WriteFile(filepath.Join(tree, "usr/bin/apt-get"), append(apt, []byte("/usr/bin/uname-seen\n")...), 0o755))
-	if err := installPackages(context.Background(), tree, []string{"pkg-a"}, arch.ARM64); err != nil {
+	if err := installPackages(context.Background(), tree, []string{"pkg-a"}, arch.ARM64, ""); err != nil {
 		t.Fatal(err)
 	}
 	seen := readSeen(t, filepath.Join(tree, "seen", "install"))
@@ -91,5 +92,39 @@ func TestAptSandboxForeignArch(t *testing.T) {
 	must(t, err)
 	if got := strings.TrimSpace(string(machine)); got != "aarch64" {
 		t.Errorf("the image's programs ran as %q, want aarch64", got)
+	}
+}
+
+// TestBuildForeignArchWithoutEmulator: a Debian arm64 image that lacks
+// the base packages, on a host whose binfmt_misc has no arm64 handler (an
+// empty listing stands in for it), stops before apt with an
+// EmulatorError naming the fix, and leaves no image and no cache entry.
+func TestBuildForeignArchWithoutEmulator(t *testing.T) {
+	needRoot(t)
+	if arch.Host() != arch.X86_64 {
+		t.Fatalf("this test builds an arm64 image on an x86_64 host; the host is %s", arch.Host())
+	}
+	reg := imagetest.NewRegistry()
+	defer reg.Close()
+	ref, err := reg.Push("test/debian-arm:v1", imagetest.Image("linux/arm64", imagetest.Layer(
+		imagetest.Dir("etc"), imagetest.File("etc/os-release", "ID=debian\nVERSION_ID=\"12\"\n"))))
+	must(t, err)
+	e := newEnv(t, "")
+	noHandlers := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(noHandlers, "status"), []byte("enabled\n"), 0o644))
+	_, err = e.build(context.Background(), ref, "arm", func(o *Options) {
+		o.Platform = "linux/arm64"
+		o.binfmtDir = noHandlers
+	})
+	var ee *EmulatorError
+	if !errors.As(err, &ee) || ee.Arch != arch.ARM64 || !strings.Contains(err.Error(), "no qemu-aarch64 handler") ||
+		!strings.Contains(err.Error(), "update-binfmts --enable qemu-aarch64") {
+		t.Fatalf("build: %v, want an EmulatorError for arm64 naming the fix", err)
+	}
+	if v := e.imageNames(t); len(v) != 0 {
+		t.Errorf("the refused build left images %v", v)
+	}
+	if l := e.leftovers(t); len(l) != 0 {
+		t.Errorf("the refused build left %v", l)
 	}
 }

@@ -87,7 +87,7 @@ func TestAptSandbox(t *testing.T) {
 	tree := busyboxTree(t)
 	t.Setenv("BANGER_TEST_SECRET", "not for the image")
 	t.Setenv("http_proxy", "http://proxy.invalid:3128")
-	if err := installPackages(context.Background(), tree, []string{"pkg-a", "pkg-b"}, ""); err != nil {
+	if err := installPackages(context.Background(), tree, []string{"pkg-a", "pkg-b"}, "", ""); err != nil {
 		t.Fatal(err)
 	}
 
