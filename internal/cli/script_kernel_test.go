@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -22,11 +23,12 @@ func TestKernelScripts(t *testing.T) {
 
 func kernelScriptCmds() map[string]func(*testscript.TestScript, bool, []string) {
 	return map[string]func(*testscript.TestScript, bool, []string){
-		"bundle":   cmdBundle,
-		"serve":    cmdServe,
-		"requests": cmdRequests,
-		"catalog":  cmdCatalog,
-		"vmlinux":  cmdVMLinux,
+		"bundle":       cmdBundle,
+		"serve":        cmdServe,
+		"requests":     cmdRequests,
+		"waitrequests": cmdWaitRequests,
+		"catalog":      cmdCatalog,
+		"vmlinux":      cmdVMLinux,
 	}
 }
 
@@ -133,6 +135,25 @@ func cmdRequests(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	if (got == want) == neg {
 		ts.Fatalf("server saw %d requests, want %s%d", got, map[bool]string{true: "not ", false: ""}[neg], want)
+	}
+}
+
+// waitrequests N: wait (up to a minute) until the server has seen at least N
+// requests, so a signal sent next reaches a banger that is mid-download
+// rather than one still starting up.
+func cmdWaitRequests(ts *testscript.TestScript, neg bool, args []string) {
+	srv, ok := stateOf(ts).values["server"].(*bundletest.Server)
+	if neg || !ok || len(args) != 1 {
+		ts.Fatalf("usage: waitrequests N (after serve)")
+	}
+	want, err := strconv.ParseInt(args[0], 10, 64)
+	ts.Check(err)
+	deadline := time.Now().Add(time.Minute)
+	for srv.Requests.Load() < want {
+		if time.Now().After(deadline) {
+			ts.Fatalf("server saw %d requests after a minute, want %d", srv.Requests.Load(), want)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
