@@ -124,6 +124,12 @@ var hints = []func(err error) string{
 	sentinel(firecracker.ErrRawDisksOnly, hint("use --vmm qemu")),
 	sentinel(firecracker.ErrNoUserNet, hint("use --net tap, or --vmm qemu for --net user")),
 	sentinel(firecracker.ErrJailedSnapshot, hint("create the VM without --jailer")),
+	is(func(e *vmm.NotFoundError) string {
+		if e.Other == "" {
+			return ""
+		}
+		return hint("or use --vmm " + e.Other)
+	}),
 	is(func(*netsetup.NoCapError) string { return hint("run banger with sudo, or use --net user with QEMU") }),
 	sentinel(vm.ErrNoSharedFolders, ", so no --mount"+
 		hint("--copy-in HOSTDIR:GUESTDIR copies the folder into a read-only drive, or use --vmm qemu")),

@@ -16,6 +16,7 @@ import (
 	"github.com/thaloco/banger/internal/paths"
 	"github.com/thaloco/banger/internal/stagedir"
 	"github.com/thaloco/banger/internal/vm"
+	"github.com/thaloco/banger/internal/vmm"
 )
 
 // TestHints: the CLI's hint follows the library's message, also when the
@@ -47,6 +48,10 @@ func TestHints(t *testing.T) {
 			`downloading u: 404 Not Found (hint: the catalog entry's URL is wrong or the tarball was removed; check BANGER_KERNEL_MIRROR/BANGER_CATALOG)`},
 		{"server failing", &fetch.StatusError{URL: "u", Code: 503, Status: "503 Service Unavailable"},
 			`downloading u: 503 Service Unavailable (hint: the server is failing; try again later)`},
+		{"no qemu", fmt.Errorf("starting VM %q: %w", "a", &vmm.NotFoundError{Program: "qemu-system-x86_64", Install: "install qemu", Other: "firecracker"}),
+			`starting VM "a": qemu-system-x86_64 not found on PATH: install qemu (hint: or use --vmm firecracker)`},
+		{"no arm64 qemu", &vmm.NotFoundError{Program: "qemu-system-aarch64", Install: "install qemu"},
+			`qemu-system-aarch64 not found on PATH: install qemu`},
 		{"shared folders", fmt.Errorf("creating VM %q: %w", "a", vm.ErrNoSharedFolders),
 			`creating VM "a": firecracker has no shared-folder device, so no --mount (hint: --copy-in HOSTDIR:GUESTDIR copies the folder into a read-only drive, or use --vmm qemu)`},
 		{"kernel arch", fmt.Errorf("creating VM %q: %w", "a", &vm.ArchError{Kind: "kernel", Name: "test", Arch: "x86_64", OtherKind: "VM", OtherName: "a", OtherArch: "arm64"}),

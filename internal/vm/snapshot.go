@@ -386,9 +386,9 @@ func (s *Store) warmFor(o CreateOptions) (*snapshot.Manifest, string) {
 	case cpus != snap.CPUs || mem != snap.MemoryMiB:
 		return nil, fmt.Sprintf("it has %d CPU(s) and %dM, this VM %d and %dM", snap.CPUs, snap.MemoryMiB, cpus, mem)
 	case vmmName != snap.VMM || net != snap.Net:
-		return nil, fmt.Sprintf("it runs on %s with --net %s, this VM on %s with --net %s", snap.VMM, snap.Net, vmmName, net)
+		return nil, fmt.Sprintf("it runs on %s with %s networking, this VM on %s with %s networking", snap.VMM, snap.Net, vmmName, net)
 	case net == NetUser && cmp.Or(o.HostAccess, DefaultHostAccess) != snap.HostAccess:
-		return nil, fmt.Sprintf("it has --host-access %s, this VM %s", snap.HostAccess, cmp.Or(o.HostAccess, DefaultHostAccess))
+		return nil, fmt.Sprintf("its host access is %s, this VM's %s", snap.HostAccess, cmp.Or(o.HostAccess, DefaultHostAccess))
 	case o.DiskSize != 0 || o.KernelArgs != "" || o.ReadyMarker != "" || o.Jailer || (o.Ready != "" && o.Ready != "auto" && o.Ready != snap.Ready):
 		return nil, "this VM asks for its own disk size, kernel arguments, readiness or jailer"
 	}

@@ -187,3 +187,18 @@ type Snapshotter interface {
 	// snapshot's. On failure the VMM is killed; the error names m.
 	Restore(ctx context.Context, m Machine, dir string) (Process, error)
 }
+
+// NotFoundError is a VMM program (QEMU, Firecracker, the jailer) that is
+// not on PATH.
+type NotFoundError struct {
+	Program string // the name looked up
+	// Install says how to get it, in words that need no banger flag.
+	Install string
+	// Other names the other VMM, when it can run the same guest instead
+	// ("" when it cannot).
+	Other string
+}
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("%s not found on PATH: %s", e.Program, e.Install)
+}

@@ -83,7 +83,7 @@ func TestCheck(t *testing.T) {
 		d    *Driver
 		want string
 	}{
-		{"not on PATH", &Driver{Binary: "firecracker-v1.9"}, "firecracker-v1.9 not found on PATH (hint: Firecracker ships release binaries, not a Debian package"},
+		{"not on PATH", &Driver{Binary: "firecracker-v1.9"}, "firecracker-v1.9 not found on PATH: Firecracker ships release binaries, not a Debian package"},
 		{"explicit path", &Driver{Binary: filepath.Join(e.dir, "nope", "firecracker")}, "firecracker binary: exec: " + `"` + filepath.Join(e.dir, "nope", "firecracker")},
 		{"jailer", &Driver{Jailer: &Jailer{Binary: "jailer-x"}}, "jailer-x not found on PATH"},
 	} {

@@ -78,7 +78,7 @@ func (d *Driver) Check() error {
 // releaseHint is how to get Firecracker: it is not packaged by Debian.
 const releaseHint = "Firecracker ships release binaries, not a Debian package: download " +
 	"firecracker-<version>-x86_64.tgz from https://github.com/firecracker-microvm/firecracker/releases " +
-	"and put its firecracker and jailer binaries on PATH, or use --vmm qemu"
+	"and put its firecracker and jailer binaries on PATH"
 
 func (d *Driver) binary() (string, error) {
 	return lookBinary(d.Binary, "firecracker")
@@ -92,9 +92,9 @@ func lookBinary(name, def string) (string, error) {
 	p, err := exec.LookPath(name)
 	if err != nil {
 		if errors.Is(err, exec.ErrNotFound) && filepath.Base(name) == name {
-			return "", fmt.Errorf("%s not found on PATH (hint: %s)", name, releaseHint)
+			return "", &vmm.NotFoundError{Program: name, Install: releaseHint, Other: "qemu"}
 		}
-		return "", fmt.Errorf("%s binary: %w (hint: %s)", def, err, releaseHint)
+		return "", fmt.Errorf("%s binary: %w", def, err)
 	}
 	return filepath.Abs(p)
 }

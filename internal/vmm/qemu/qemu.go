@@ -87,11 +87,11 @@ func (d *Driver) binary(a string) (string, error) {
 	p, err := exec.LookPath(name)
 	if err != nil {
 		if errors.Is(err, exec.ErrNotFound) {
-			alt := ", or use --vmm firecracker"
-			if !t.x86 {
-				alt = ""
+			nf := &vmm.NotFoundError{Program: name, Install: fmt.Sprintf("install the %s package (sudo apt-get install %s)", t.pkg, t.pkg)}
+			if t.x86 {
+				nf.Other = "firecracker"
 			}
-			return "", fmt.Errorf("%s not found (hint: install the %s package, e.g. \"sudo apt-get install %s\"%s)", name, t.pkg, t.pkg, alt)
+			return "", nf
 		}
 		return "", fmt.Errorf("%s: %w", name, err)
 	}

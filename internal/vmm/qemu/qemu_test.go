@@ -139,8 +139,9 @@ func TestStartFailureQuotesQEMU(t *testing.T) {
 
 func TestMissingBinary(t *testing.T) {
 	err := (&Driver{Binary: "qemu-system-nonexistent"}).Check()
-	if err == nil || !strings.Contains(err.Error(), "qemu-system-x86 package") {
-		t.Fatalf("err = %v; want a hint naming the package", err)
+	var nf *vmm.NotFoundError
+	if !errors.As(err, &nf) || nf.Program != "qemu-system-nonexistent" || nf.Other != "firecracker" || !strings.Contains(err.Error(), "qemu-system-x86 package") {
+		t.Fatalf("err = %v; want a NotFoundError naming the package, with firecracker as the other VMM", err)
 	}
 }
 
