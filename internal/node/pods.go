@@ -125,32 +125,9 @@ func (p *pods) run(ctx context.Context, r *podRun) {
 		p.fail(r, "InvalidSpec", err)
 		return
 	}
-	v, err := p.store.Get(r.vm)
-	if errors.Is(err, vm.ErrNotFound) {
-		o, err := p.source(ctx, ctr.Image)
-		if err != nil {
-			p.fail(r, "ImageBuildFailed", fmt.Errorf("container image %s: %w", ctr.Image, err))
-			return
-		}
-		o.Name, o.Net, o.Ready = r.vm, p.net, vm.ReadySSH
-		o.CPUs, o.MemoryMiB = podResources(r.pod)
-		if _, err := p.store.Create(ctx, o); err != nil {
-			p.fail(r, "VMCreateFailed", err)
-			return
-		}
-	} else if err != nil {
-		p.fail(r, "VMBroken", err)
+	v := p.startVM(ctx, r)
+	if v == nil {
 		return
-	}
-	// A VM already running is adopted (banger node restarted): its main
-	// process is not started again.
-	if v == nil || v.SSHAddr() == "" {
-		if v, err = p.store.Start(ctx, r.vm, vm.StartOptions{}); err != nil {
-			if ctx.Err() == nil {
-				p.fail(r, "VMStartFailed", err)
-			}
-			return
-		}
 	}
 	c, err := p.connect(ctx, r.vm)
 	if err != nil {
