@@ -345,6 +345,16 @@ func (s *Store) checkSnapshotBacking(snap, img, backing, sha string) error {
 // WarmSnapshotName is the name of image's warm snapshot.
 func WarmSnapshotName(image string) string { return image + ".warm" }
 
+// WarmSnapshotFor is the warm snapshot a VM created with o would
+// restore, or nil with the reason none applies ("" when the image has no
+// warm snapshot).
+func (s *Store) WarmSnapshotFor(o CreateOptions) (*snapshot.Manifest, string) {
+	if o.Image == "" || o.Rootfs != "" || o.Snapshot != "" || o.Cold || len(o.Mounts) > 0 || len(o.CopyIns) > 0 {
+		return nil, "the VM is not created from an image alone"
+	}
+	return s.warmFor(o)
+}
+
 // warmFor returns the warm snapshot of image that matches what o asks for
 // (CPUs, memory, VMM, network; 0 and "" meaning the defaults), or nil
 // with the reason it does not apply.
