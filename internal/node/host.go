@@ -67,28 +67,35 @@ func (r Resources) list(maxPods int) corev1.ResourceList {
 }
 
 // memTotal is MemTotal of a /proc/meminfo file, in bytes.
-func memTotal(path string) (int64, error) {
+func memTotal(path string) (int64, error) { return meminfo(path, "MemTotal") }
+
+// MemAvailable is the memory this host can give new processes without
+// swapping (MemAvailable of /proc/meminfo), in bytes.
+func MemAvailable() (int64, error) { return meminfo("/proc/meminfo", "MemAvailable") }
+
+// meminfo is the line key of a /proc/meminfo file, in bytes.
+func meminfo(path, key string) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, fmt.Errorf("reading the host's memory size: %w", err)
+		return 0, fmt.Errorf("reading the host's memory: %w", err)
 	}
 	defer f.Close()
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		k, v, ok := strings.Cut(s.Text(), ":")
-		if !ok || k != "MemTotal" {
+		if !ok || k != key {
 			continue
 		}
 		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("%s: MemTotal %q: %w", path, v, err)
+			return 0, fmt.Errorf("%s: %s %q: %w", path, key, v, err)
 		}
 		return kb * 1024, nil
 	}
 	if err := s.Err(); err != nil {
 		return 0, fmt.Errorf("reading %s: %w", path, err)
 	}
-	return 0, fmt.Errorf("%s has no MemTotal line", path)
+	return 0, fmt.Errorf("%s has no %s line", path, key)
 }
 
 // Node condition types banger adds to the standard ones. Like

@@ -49,6 +49,9 @@ func TestMemTotal(t *testing.T) {
 	if _, err := HostResources(); err != nil {
 		t.Errorf("HostResources: %v", err)
 	}
+	if avail, err := MemAvailable(); err != nil || avail <= 0 {
+		t.Errorf("MemAvailable = %d, %v; want this host's", avail, err)
+	}
 }
 
 func status(cs []corev1.NodeCondition, typ corev1.NodeConditionType) corev1.NodeCondition {
