@@ -27,6 +27,7 @@ type nodeOptions struct {
 	maxPods    int
 	kernel     string
 	net        string
+	warm       bool
 	listen     string
 	clientCA   string
 	tlsCert    string
@@ -43,7 +44,8 @@ func (o *nodeOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.tlsCert, "tls-cert-file", "", "certificate of the kubelet API (default: a self-signed one)")
 	f.StringVar(&o.tlsKey, "tls-key-file", "", "key of --tls-cert-file")
 	f.StringVar(&o.kernel, "kernel", imagebuild.DefaultKernel, "installed kernel the pods' images boot with")
-	f.StringVar(&o.net, "net", vm.NetTap, "network of the pods' VMs: tap (each pod gets its own address) or user (QEMU's user networking, every pod at the same guest address)")
+	f.StringVar(&o.net, "net", vm.NetTap, "network of the pods' VMs: tap (each pod's IP is its VM's own address, its container ports reached there) or user (QEMU's user networking, every pod at the same private guest address, its ports unreachable)")
+	f.BoolVar(&o.warm, "warm", true, "restore pods' VMs from their image's warm snapshot, made with the first pod's CPUs and memory when none fits (--warm=false boots every pod)")
 }
 
 func newNodeCommand(g *globalOptions) *cobra.Command {
@@ -60,7 +62,14 @@ it are scheduled here, and conditions that say whether QEMU, Firecracker
 and KVM are usable. Each pod bound to the node runs as one VM: its first
 container's image is built into a banger image (with --kernel), its
 command runs as the guest's main process, and the pod ends with that
-process's exit status. See "Kubernetes nodes" in the README.`,
+process's exit status. With --net tap (the default) the pod's IP is its
+VM's own address and its container ports are reached there. With --warm
+(the default) the first pod of an image waits while the node boots the
+image once with that pod's CPUs and memory and snapshots it; later pods
+of the image that ask for the same restore the snapshot instead of
+booting. A pod whose kernel is not installed, or that asks for more
+memory than the host has available, fails at once with an event saying
+so (KernelMissing, OutOfMemory). See "Kubernetes nodes" in the README.`,
 		Example: `  banger node --kubeconfig /etc/banger/node.kubeconfig --client-ca-file /etc/banger/cluster-ca.crt
   banger node --node-name rack1-host3 --node-ip 10.0.0.13`,
 		Args: exactArgs(0, "no arguments"),
@@ -130,6 +139,7 @@ func runNode(ctx context.Context, g *globalOptions, o *nodeOptions, _ []string) 
 		VMs:     vms,
 		Source:  builder.Source,
 		Net:     o.net,
+		Warm:    o.warm,
 
 		ListenAddr: o.listen, ClientCAFile: o.clientCA,
 		TLSCertFile: o.tlsCert, TLSKeyFile: o.tlsKey,

@@ -64,7 +64,17 @@ type Config struct {
 	// (ImageBuilder.Source builds banger images).
 	Source Source
 	// Net is the pods' VMs' network (vm.NetTap, the default, or vm.NetUser).
+	// On tap each pod's IP is its VM's own address, and its container
+	// ports are reached there from the host; on user networking they
+	// cannot be (an event PortsUnreachable says so).
 	Net string
+	// Warm makes pods' VMs restore their image's warm snapshot instead of
+	// booting. The first pod of an image that has none fitting it waits
+	// while the node makes one (vm.Store.WarmImage: a throwaway VM of the
+	// image with that pod's CPUs, memory and network, booted and
+	// snapshotted), once per image in the node's life; Kernel+Rootfs
+	// sources have no image and always boot.
+	Warm bool
 
 	// ListenAddr, if set, serves the kubelet API there (HOST:PORT): the
 	// apiserver reaches it for logs and exec. Only clients with a
@@ -75,9 +85,13 @@ type Config struct {
 	// self-signed one).
 	TLSCertFile, TLSKeyFile string
 
-	// host and checks replace the host's real resources and checks in tests.
-	host   *Resources
-	checks func() Checks
+	// host and checks replace the host's real resources and checks in
+	// tests; memAvailable replaces MemAvailable, so that a test can give
+	// the host less memory than it has (a fault no real part produces on
+	// demand).
+	host         *Resources
+	checks       func() Checks
+	memAvailable func() (int64, error)
 }
 
 // Run registers the node and serves it until ctx ends. ready, if not nil,

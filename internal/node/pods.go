@@ -44,6 +44,10 @@ type pods struct {
 	net      string
 	hostIP   string
 	recorder record.EventRecorder
+	// warm, if not nil, makes the warm snapshots VMs restore.
+	warm *warmer
+	// memAvailable is the host's available memory in bytes (MemAvailable).
+	memAvailable func() (int64, error)
 
 	mu     sync.Mutex
 	byKey  map[string]*podRun // namespace/name

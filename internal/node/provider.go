@@ -20,7 +20,15 @@ func newProvider(cfg Config, recorder record.EventRecorder) provider {
 	if net == "" {
 		net = "tap"
 	}
-	return provider{&pods{store: cfg.VMs, source: cfg.Source, net: net, hostIP: cfg.NodeIP, recorder: recorder, byKey: map[string]*podRun{}}}
+	p := &pods{store: cfg.VMs, source: cfg.Source, net: net, hostIP: cfg.NodeIP, recorder: recorder, byKey: map[string]*podRun{},
+		memAvailable: cfg.memAvailable}
+	if p.memAvailable == nil {
+		p.memAvailable = MemAvailable
+	}
+	if cfg.Warm {
+		p.warm = &warmer{store: cfg.VMs}
+	}
+	return provider{p}
 }
 
 func (p provider) AttachToContainer(_ context.Context, ns, pod, _ string, _ api.AttachIO) error {
