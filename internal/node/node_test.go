@@ -20,14 +20,14 @@ import (
 
 // runNode runs a node against cp until the test ends and waits until it
 // is registered.
-func runNode(t *testing.T, cfg Config) {
+func runNode(t testing.TB, cfg Config) {
 	t.Helper()
 	t.Cleanup(startNode(t, cfg))
 }
 
 // startNode runs a node and waits until it is registered; the function it
 // returns stops the node.
-func startNode(t *testing.T, cfg Config) (stop func()) {
+func startNode(t testing.TB, cfg Config) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -19,15 +19,20 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 
 	"github.com/thaloco/banger/internal/guesttest"
+	"github.com/thaloco/banger/internal/image"
 	"github.com/thaloco/banger/internal/kubetest"
 	"github.com/thaloco/banger/internal/paths"
 	"github.com/thaloco/banger/internal/sshkey"
 	"github.com/thaloco/banger/internal/vm"
 )
 
+// testImage is the banger image the test source gives for "test/image".
+const testImage = "test-busybox"
+
 // testStore is a VM store with the test kernel as "test" and a busybox
-// root filesystem running dropbear that trusts the store's key.
-func testStore(t *testing.T) (*vm.Store, Source) {
+// root filesystem running dropbear that trusts the store's key, also
+// registered as banger image testImage.
+func testStore(t testing.TB) (*vm.Store, Source) {
 	t.Helper()
 	state := t.TempDir()
 	kernels := filepath.Join(state, "kernels")
@@ -53,8 +58,22 @@ func testStore(t *testing.T) (*vm.Store, Source) {
 			}
 		}
 	})
+	// The same root filesystem as banger images, as ImageBuilder makes
+	// them of container images: one booting the test kernel (its VMs get
+	// the image's overlay disk and its warm snapshot), one naming a kernel
+	// that is not installed.
+	images := image.New(s.Layout.ImagesDir())
+	for name, kernel := range map[string]string{testImage: "test", "test-nokernel": "gone-6.12"} {
+		if _, err := images.Register(context.Background(), name, rootfs, image.RegisterOptions{KernelRef: kernel}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	source := func(_ context.Context, ref string) (vm.CreateOptions, error) {
 		switch ref {
+		case "test/image":
+			return vm.CreateOptions{Image: testImage}, nil
+		case "test/nokernel":
+			return vm.CreateOptions{Image: "test-nokernel"}, nil
 		case "test/busybox":
 			return vm.CreateOptions{Kernel: "test", Rootfs: rootfs}, nil
 		case "test/panics":
@@ -66,7 +85,7 @@ func testStore(t *testing.T) (*vm.Store, Source) {
 }
 
 // testConfig is a node of store's VMs against cp, serving its kubelet API.
-func testConfig(t *testing.T, cp *kubetest.ControlPlane, store *vm.Store, source Source) Config {
+func testConfig(t testing.TB, cp *kubetest.ControlPlane, store *vm.Store, source Source) Config {
 	host := Resources{CPUMilli: 4000, MemoryBytes: 16 << 30}
 	return Config{
 		Name: "banger-test", Client: cp.Client, Version: "banger-test", VMs: store, Source: source, Net: vm.NetUser,
@@ -91,7 +110,7 @@ func testPod(name, image string, command ...string) *corev1.Pod {
 }
 
 // waitPod polls the pod until ok says so, failing after timeout.
-func waitPod(t *testing.T, c kubernetes.Interface, name string, timeout time.Duration, ok func(*corev1.Pod) bool) *corev1.Pod {
+func waitPod(t testing.TB, c kubernetes.Interface, name string, timeout time.Duration, ok func(*corev1.Pod) bool) *corev1.Pod {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var last *corev1.Pod
@@ -272,7 +291,7 @@ func TestPodAdoption(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 // freeAddr is a free 127.0.0.1:PORT.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	var lc net.ListenConfig
 	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")

@@ -1,0 +1,253 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/thaloco/banger/internal/kubetest"
+	"github.com/thaloco/banger/internal/netnstest"
+	"github.com/thaloco/banger/internal/snapshot"
+	"github.com/thaloco/banger/internal/vm"
+)
+
+// webPod is a pod whose main process serves "hello from <name>" over
+// HTTP on port 8080 (busybox httpd), declared as its container port.
+func webPod(name, image string) *corev1.Pod {
+	p := testPod(name, image, "/bin/sh", "-c",
+		"mkdir -p /www && echo hello from "+name+" >/www/index.html && exec httpd -f -p 8080 -h /www")
+	p.Spec.Containers[0].Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: 8080, Protocol: corev1.ProtocolTCP}}
+	return p
+}
+
+// createRunning creates pod and waits until it is Running, returning it
+// and how long that took (create to Running seen through the API).
+func createRunning(t *testing.T, cp *kubetest.ControlPlane, pod *corev1.Pod) (*corev1.Pod, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	if _, err := cp.Client.CoreV1().Pods("default").Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := waitPod(t, cp.Client, pod.Name, 4*time.Minute, func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodRunning || p.Status.Phase == corev1.PodFailed
+	})
+	if p.Status.Phase != corev1.PodRunning {
+		t.Fatalf("pod %s: %s %s", pod.Name, p.Status.Reason, p.Status.Message)
+	}
+	return p, time.Since(start)
+}
+
+// TestPodTapNetwork runs a node with --net tap and warm starts inside a
+// network namespace of the test's own (the control plane too, on its
+// 127.0.0.1): two pods whose main process serves HTTP on its container
+// port each get their VM's own tap address as pod IP, restored from the
+// image's warm snapshot (the second at another address than the
+// throwaway VM it was taken of, so its restore moves the guest), and the
+// host reaches each pod's port at its address.
+func TestPodTapNetwork(t *testing.T) {
+	if !netnstest.Run(t) {
+		return
+	}
+	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		t.Fatalf("ip link set lo up: %v: %s", err, out)
+	}
+	cp := kubetest.Start(t)
+	store, source := testStore(t)
+	cfg := testConfig(t, cp, store, source)
+	cfg.Net, cfg.Warm = vm.NetTap, true
+	runNode(t, cfg)
+
+	seen := map[string]string{}
+	for _, name := range []string{"web1", "web2"} {
+		p, took := createRunning(t, cp, webPod(name, "test/image"))
+		v, err := store.Get(vmName(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("pod %s Running after %s at %s (VM path %s, identity %s)", name, took.Round(time.Millisecond), p.Status.PodIP, v.State.Path, v.State.Identity)
+		if p.Status.PodIP == "" || p.Status.PodIP != v.State.GuestAddr || len(p.Status.PodIPs) != 1 || p.Status.PodIPs[0].IP != p.Status.PodIP {
+			t.Fatalf("pod %s: pod IP %q (IPs %v), want the VM's tap address %q", name, p.Status.PodIP, p.Status.PodIPs, v.State.GuestAddr)
+		}
+		if other, dup := seen[p.Status.PodIP]; dup {
+			t.Fatalf("pods %s and %s both have pod IP %s", other, name, p.Status.PodIP)
+		}
+		seen[p.Status.PodIP] = name
+		if v.Config.Snapshot != vm.WarmSnapshotName(testImage) || v.State.Path != vm.PathRestore {
+			t.Errorf("VM of pod %s: snapshot %q, path %q; want restored from %s", name, v.Config.Snapshot, v.State.Path, vm.WarmSnapshotName(testImage))
+		}
+	}
+	if !strings.Contains(mustVM(t, store, "web2").State.Identity, "net=set") {
+		t.Errorf("the second pod's restore did not move its guest to its own address")
+	}
+	for ip, name := range seen {
+		url := "http://" + net.JoinHostPort(ip, "8080") + "/"
+		var body string
+		var err error
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+			body, err = httpGet(url)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET %s (pod %s) from the host: %v", url, name, err)
+			}
+		}
+		if body != "hello from "+name+"\n" {
+			t.Errorf("GET %s: %q, want pod %s's page", url, body, name)
+		}
+	}
+}
+
+// mustVM is the VM of the pod called name in the default namespace.
+func mustVM(t *testing.T, store *vm.Store, name string) *vm.VM {
+	t.Helper()
+	ls, err := store.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
+		if l.VM != nil && strings.HasPrefix(l.Name, "k8s-default-"+name+"-") {
+			return l.VM
+		}
+	}
+	t.Fatalf("no VM of pod %s", name)
+	return nil
+}
+
+func httpGet(url string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s", resp.Status)
+	}
+	return string(b), err
+}
+
+// TestPodWarmStart: with warm starts off, a pod of an image boots cold
+// and no warm snapshot is made. The node restarted with them on, the
+// next pod of the image waits while the node warms it once with that
+// pod's resources and restores the snapshot, and so does the one after,
+// without warming again and faster than the cold pod. On user networking
+// a pod that declares ports is told they are unreachable.
+func TestPodWarmStart(t *testing.T) {
+	cp := kubetest.Start(t)
+	store, source := testStore(t)
+	cfg := testConfig(t, cp, store, source)
+	stop := startNode(t, cfg)
+	snaps := snapshot.New(store.Layout)
+
+	p, cold := createRunning(t, cp, webPod("cold", "test/image"))
+	v, err := store.Get(vmName(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("pod cold (--warm=false) Running after %s (boot: VMM %s, ready %s)", cold.Round(time.Millisecond), v.State.Boot.VMM, v.State.Boot.Ready)
+	if v.Config.Snapshot != "" || v.State.Path != vm.PathBoot {
+		t.Errorf("VM of pod cold: snapshot %q, path %q; want booted", v.Config.Snapshot, v.State.Path)
+	}
+	if _, err := snaps.Get(vm.WarmSnapshotName(testImage)); !errors.Is(err, snapshot.ErrNotFound) {
+		t.Errorf("warm snapshot with warm starts off: %v, want none", err)
+	}
+	if ev := waitEvent(t, cp, "cold", ReasonPortsUnreachable); ev.Type != corev1.EventTypeWarning || !strings.Contains(ev.Message, "8080/TCP") || !strings.Contains(ev.Message, "--net tap") {
+		t.Errorf("event for pod cold: %s %q", ev.Type, ev.Message)
+	}
+	stop()
+
+	cfg.Warm = true
+	runNode(t, cfg)
+	p, first := createRunning(t, cp, webPod("warm1", "test/image"))
+	man, err := snaps.Get(vm.WarmSnapshotName(testImage))
+	if err != nil {
+		t.Fatalf("no warm snapshot after the first pod with warm starts: %v", err)
+	}
+	t.Logf("pod warm1 (warmed the image, then restored) Running after %s; the snapshot: %d CPU, %dM, %s, ready %s",
+		first.Round(time.Millisecond), man.CPUs, man.MemoryMiB, man.Net, man.Ready)
+	if cpus, mem := podResources(p); man.CPUs != cpus || man.MemoryMiB != mem || man.Net != vm.NetUser || man.Ready != vm.ReadySSH {
+		t.Errorf("warm snapshot has %d CPU, %dM, %s, ready %s; want the pod's %d CPU, %dM, user, ssh", man.CPUs, man.MemoryMiB, man.Net, man.Ready, cpus, mem)
+	}
+	p2, second := createRunning(t, cp, webPod("warm2", "test/image"))
+	for _, pod := range []*corev1.Pod{p, p2} {
+		v, err := store.Get(vmName(pod))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("VM of pod %s: path %s, VMM up %s, ready %s, identity %s", pod.Name, v.State.Path, v.State.Boot.VMM, v.State.Boot.Ready, v.State.Identity)
+		if v.Config.Snapshot != vm.WarmSnapshotName(testImage) || v.State.Path != vm.PathRestore {
+			t.Errorf("VM of pod %s: snapshot %q, path %q; want restored from %s", pod.Name, v.Config.Snapshot, v.State.Path, vm.WarmSnapshotName(testImage))
+		}
+	}
+	if again, err := snaps.Get(vm.WarmSnapshotName(testImage)); err != nil || !again.CreatedAt.Equal(man.CreatedAt) {
+		t.Errorf("warm snapshot after the second pod: %v (made %v, first %v); want the first one kept", err, again.CreatedAt, man.CreatedAt)
+	}
+	t.Logf("create to Running: cold %s, warm (second pod) %s", cold.Round(time.Millisecond), second.Round(time.Millisecond))
+	if second >= cold {
+		t.Errorf("the restored pod took %s to be Running, the cold one %s", second, cold)
+	}
+}
+
+// TestPodHostChecks: a pod asking for more memory than the host has
+// available, and a pod whose image boots a kernel that is not installed,
+// fail before any VM is made, with events naming the numbers and the fix.
+func TestPodHostChecks(t *testing.T) {
+	cp := kubetest.Start(t)
+	store, source := testStore(t)
+	cfg := testConfig(t, cp, store, source)
+	// A fault injected: a real host cannot be made short of memory on
+	// demand.
+	cfg.memAvailable = func() (int64, error) { return 200 << 20, nil }
+	runNode(t, cfg)
+	pods := cp.Client.CoreV1().Pods("default")
+	ctx := context.Background()
+
+	big := testPod("big", "test/image", "/bin/true") // 256Mi
+	small := testPod("nokernel", "test/nokernel", "/bin/true")
+	small.Spec.Containers[0].Resources.Limits[corev1.ResourceMemory] = resource.MustParse("128Mi")
+	for _, pod := range []*corev1.Pod{big, small} {
+		if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		pod, reason string
+		want        []string
+	}{
+		{"big", ReasonOutOfMemory, []string{"256 MiB", "200 MiB available"}},
+		{"nokernel", ReasonKernelMissing, []string{"image test-nokernel boots kernel gone-6.12", `banger kernel pull gone-6.12`}},
+	} {
+		p := waitPod(t, cp.Client, tc.pod, time.Minute, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+		ev := waitEvent(t, cp, tc.pod, tc.reason)
+		t.Logf("pod %s: %s: %s", tc.pod, p.Status.Reason, ev.Message)
+		if p.Status.Reason != tc.reason || ev.Type != corev1.EventTypeWarning {
+			t.Errorf("pod %s: reason %q, event %s; want %s, a warning", tc.pod, p.Status.Reason, ev.Type, tc.reason)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(ev.Message, w) {
+				t.Errorf("event for pod %s: %q, want %q in it", tc.pod, ev.Message, w)
+			}
+		}
+	}
+	if ls, err := store.List(); err != nil || len(ls) != 0 {
+		t.Errorf("VMs after the refused pods: %d, %v; want none", len(ls), err)
+	}
+}
