@@ -37,13 +37,14 @@ lint-go:
 lint-shell: ## shellcheck over scripts/ at warning severity
 	shellcheck --severity=warning $(SHELL_SCRIPTS)
 
-bench: build ## run the benchmarks (pull, image build, boot, snapshot restore, vm create; the last two need a golden image)
+bench: build control-plane ## run the benchmarks (pull, image build, boot, snapshot restore, vm create, node pods; snapshot and create need a golden image)
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
 	scripts/bench-pull.sh
 	scripts/bench-image.sh
 	scripts/bench-boot.sh
 	scripts/bench-snapshot.sh
 	scripts/bench-create.sh
+	scripts/bench-node.sh
 
 kernel: build ## build generic-6.12 from source and import it
 	scripts/make-generic-kernel.sh
