@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/thaloco/banger/internal/image"
 	"github.com/thaloco/banger/internal/kernelstore"
+	"github.com/thaloco/banger/internal/snapshot"
 	"github.com/thaloco/banger/internal/vm"
 )
 
@@ -23,6 +25,8 @@ const (
 	// ReasonOutOfMemory: the host has less memory available than the pod
 	// asks for.
 	ReasonOutOfMemory = "OutOfMemory"
+	// ReasonImageWarmed (normal): this pod's image was warmed for it.
+	ReasonImageWarmed = "ImageWarmed"
 	// ReasonWarmFailed (a warning only; the pod boots cold): the image's
 	// warm snapshot could not be made.
 	ReasonWarmFailed = "WarmFailed"
@@ -70,7 +74,12 @@ func (p *pods) startVM(ctx context.Context, r *podRun) *vm.VM {
 			return nil
 		}
 		if p.warm != nil && o.Image != "" {
-			if _, err := p.warm.ensure(ctx, o); err != nil {
+			warmed := func(man *snapshot.Manifest, took time.Duration) {
+				p.event(r, corev1.EventTypeNormal, ReasonImageWarmed, fmt.Sprintf(
+					"warmed image %s in %s (%d CPU, %dM, %s networking): its pods asking for the same restore it instead of booting",
+					o.Image, took.Round(time.Millisecond), man.CPUs, man.MemoryMiB, man.Net))
+			}
+			if err := p.warm.ensure(ctx, o, warmed); err != nil {
 				p.event(r, corev1.EventTypeWarning, ReasonWarmFailed, fmt.Sprintf("%v; the pod's VM boots cold", err))
 			}
 			// Shared until the VM has restored: see warmer.lock.

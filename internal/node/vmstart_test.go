@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,17 +36,38 @@ func webPod(name, image string) *corev1.Pod {
 // and how long that took (create to Running seen through the API).
 func createRunning(t *testing.T, cp *kubetest.ControlPlane, pod *corev1.Pod) (*corev1.Pod, time.Duration) {
 	t.Helper()
-	start := time.Now()
-	if _, err := cp.Client.CoreV1().Pods("default").Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {
+	p, took, err := tryRunning(cp, pod)
+	if err != nil {
 		t.Fatal(err)
 	}
-	p := waitPod(t, cp.Client, pod.Name, 4*time.Minute, func(p *corev1.Pod) bool {
-		return p.Status.Phase == corev1.PodRunning || p.Status.Phase == corev1.PodFailed
-	})
-	if p.Status.Phase != corev1.PodRunning {
-		t.Fatalf("pod %s: %s %s", pod.Name, p.Status.Reason, p.Status.Message)
+	return p, took
+}
+
+// tryRunning is createRunning for any goroutine: a failure is its error.
+func tryRunning(cp *kubetest.ControlPlane, pod *corev1.Pod) (*corev1.Pod, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	start := time.Now()
+	api := cp.Client.CoreV1().Pods("default")
+	if _, err := api.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return nil, 0, err
 	}
-	return p, time.Since(start)
+	for {
+		p, err := api.Get(ctx, pod.Name, metav1.GetOptions{})
+		switch {
+		case err != nil:
+			return nil, 0, fmt.Errorf("pod %s: %w", pod.Name, err)
+		case p.Status.Phase == corev1.PodRunning:
+			return p, time.Since(start), nil
+		case p.Status.Phase == corev1.PodFailed:
+			return nil, 0, fmt.Errorf("pod %s failed: %s %s", pod.Name, p.Status.Reason, p.Status.Message)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, 0, fmt.Errorf("pod %s: not Running after 4m (phase %s)", pod.Name, p.Status.Phase)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // TestPodTapNetwork runs a node with --net tap and warm starts inside a
@@ -145,11 +167,12 @@ func httpGet(url string) (string, error) {
 }
 
 // TestPodWarmStart: with warm starts off, a pod of an image boots cold
-// and no warm snapshot is made. The node restarted with them on, the
-// next pod of the image waits while the node warms it once with that
-// pod's resources and restores the snapshot, and so does the one after,
-// without warming again and faster than the cold pod. On user networking
-// a pod that declares ports is told they are unreachable.
+// and no warm snapshot is made. The node restarted with them on, the next
+// two pods of the image, created at once, wait while the node warms it
+// once with their resources (one ImageWarmed event) and restore the
+// snapshot, and so does a later one, without warming again and faster
+// than the cold pod. On user networking a pod that declares ports is told
+// they are unreachable.
 func TestPodWarmStart(t *testing.T) {
 	cp := kubetest.Start(t)
 	store, source := testStore(t)
@@ -176,18 +199,37 @@ func TestPodWarmStart(t *testing.T) {
 
 	cfg.Warm = true
 	runNode(t, cfg)
-	p, first := createRunning(t, cp, webPod("warm1", "test/image"))
+	// Two pods at once: one warm, shared.
+	var wg sync.WaitGroup
+	firsts := make([]*corev1.Pod, 2)
+	tooks := make([]time.Duration, 2)
+	errs := make([]error, 2)
+	for i := range firsts {
+		wg.Go(func() {
+			firsts[i], tooks[i], errs[i] = tryRunning(cp, webPod(fmt.Sprintf("warm%d", i+1), "test/image"))
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
 	man, err := snaps.Get(vm.WarmSnapshotName(testImage))
 	if err != nil {
-		t.Fatalf("no warm snapshot after the first pod with warm starts: %v", err)
+		t.Fatalf("no warm snapshot after the first pods with warm starts: %v", err)
 	}
-	t.Logf("pod warm1 (warmed the image, then restored) Running after %s; the snapshot: %d CPU, %dM, %s, ready %s",
-		first.Round(time.Millisecond), man.CPUs, man.MemoryMiB, man.Net, man.Ready)
-	if cpus, mem := podResources(p); man.CPUs != cpus || man.MemoryMiB != mem || man.Net != vm.NetUser || man.Ready != vm.ReadySSH {
+	t.Logf("pods warm1 and warm2 (created at once; the image warmed for them, then restored) Running after %s and %s; the snapshot: %d CPU, %dM, %s, ready %s",
+		tooks[0].Round(time.Millisecond), tooks[1].Round(time.Millisecond), man.CPUs, man.MemoryMiB, man.Net, man.Ready)
+	if cpus, mem := podResources(firsts[0]); man.CPUs != cpus || man.MemoryMiB != mem || man.Net != vm.NetUser || man.Ready != vm.ReadySSH {
 		t.Errorf("warm snapshot has %d CPU, %dM, %s, ready %s; want the pod's %d CPU, %dM, user, ssh", man.CPUs, man.MemoryMiB, man.Net, man.Ready, cpus, mem)
 	}
-	p2, second := createRunning(t, cp, webPod("warm2", "test/image"))
-	for _, pod := range []*corev1.Pod{p, p2} {
+	evs, err := cp.Client.CoreV1().Events("default").List(context.Background(), metav1.ListOptions{FieldSelector: "reason=" + ReasonImageWarmed})
+	if err != nil || len(evs.Items) != 1 || evs.Items[0].Count > 1 {
+		t.Errorf("%s events: %d, %v; want one for the two pods", ReasonImageWarmed, len(evs.Items), err)
+	} else {
+		t.Logf("event for pod %s: %s", evs.Items[0].InvolvedObject.Name, evs.Items[0].Message)
+	}
+	p3, third := createRunning(t, cp, webPod("warm3", "test/image"))
+	for _, pod := range append(firsts, p3) {
 		v, err := store.Get(vmName(pod))
 		if err != nil {
 			t.Fatal(err)
@@ -198,11 +240,11 @@ func TestPodWarmStart(t *testing.T) {
 		}
 	}
 	if again, err := snaps.Get(vm.WarmSnapshotName(testImage)); err != nil || !again.CreatedAt.Equal(man.CreatedAt) {
-		t.Errorf("warm snapshot after the second pod: %v (made %v, first %v); want the first one kept", err, again.CreatedAt, man.CreatedAt)
+		t.Errorf("warm snapshot after the third pod: %v (made %v, first %v); want the first one kept", err, again.CreatedAt, man.CreatedAt)
 	}
-	t.Logf("create to Running: cold %s, warm (second pod) %s", cold.Round(time.Millisecond), second.Round(time.Millisecond))
-	if second >= cold {
-		t.Errorf("the restored pod took %s to be Running, the cold one %s", second, cold)
+	t.Logf("create to Running: cold %s, warm (a later pod) %s", cold.Round(time.Millisecond), third.Round(time.Millisecond))
+	if third >= cold {
+		t.Errorf("the restored pod took %s to be Running, the cold one %s", third, cold)
 	}
 }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/thaloco/banger/internal/snapshot"
 	"github.com/thaloco/banger/internal/vm"
 )
 
@@ -43,17 +45,18 @@ func (w *warmer) lock(image string) *sync.RWMutex {
 }
 
 // ensure makes o.Image's warm snapshot for a VM created with o, unless
-// one fits o already or this node warmed the image before. It reports
-// whether it warmed now; an error is the warm's, which leaves the pod to
+// one fits o already or this node warmed the image before; callers asking
+// at the same time share one warm, and only the one whose call made it
+// gets warmed called. An error is the warm's, which leaves the pod to
 // boot cold.
-func (w *warmer) ensure(ctx context.Context, o vm.CreateOptions) (bool, error) {
+func (w *warmer) ensure(ctx context.Context, o vm.CreateOptions, warmed func(*snapshot.Manifest, time.Duration)) error {
 	if o.Image == "" {
-		return false, nil
+		return nil
 	}
 	if snap, _ := w.store.WarmSnapshotFor(o); snap != nil {
-		return false, nil
+		return nil
 	}
-	warmed, err, _ := w.group.Do(o.Image, func() (any, error) {
+	_, err, _ := w.group.Do(o.Image, func() (any, error) {
 		w.mu.Lock()
 		tried := w.tried[o.Image]
 		if w.tried == nil {
@@ -62,23 +65,27 @@ func (w *warmer) ensure(ctx context.Context, o vm.CreateOptions) (bool, error) {
 		w.tried[o.Image] = true
 		w.mu.Unlock()
 		if tried {
-			return false, nil
+			return nil, nil
 		}
 		l := w.lock(o.Image)
 		l.Lock()
 		defer l.Unlock()
 		// Other pods may wait on this warm: one pod going away does not
 		// cancel it.
+		t0 := time.Now()
 		man, err := w.store.WarmImage(context.WithoutCancel(ctx), o.Image, vm.WarmOptions{
 			CPUs: o.CPUs, MemoryMiB: o.MemoryMiB, VMM: o.VMM, Net: o.Net, HostAccess: o.HostAccess,
 		})
 		if err != nil {
-			return false, fmt.Errorf("warming image %s: %w", o.Image, err)
+			return nil, fmt.Errorf("warming image %s: %w", o.Image, err)
 		}
 		if man.Ready != vm.ReadySSH {
-			return true, fmt.Errorf("warming image %s: its snapshot waits for %s, pods need SSH (the image has no SSH server)", o.Image, man.Ready)
+			return nil, fmt.Errorf("warming image %s: its snapshot waits for %s, pods need SSH (the image has no SSH server)", o.Image, man.Ready)
 		}
-		return true, nil
+		if warmed != nil {
+			warmed(man, time.Since(t0))
+		}
+		return nil, nil
 	})
-	return warmed.(bool), err
+	return err
 }
