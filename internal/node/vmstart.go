@@ -88,6 +88,9 @@ func (p *pods) startVM(ctx context.Context, r *podRun) *vm.VM {
 			defer l.RUnlock()
 		}
 		if _, err := p.store.Create(ctx, o); err != nil {
+			if ctx.Err() != nil {
+				return nil // the pod was deleted meanwhile
+			}
 			reason := "VMCreateFailed"
 			if errors.Is(err, kernelstore.ErrNotInstalled) {
 				reason = ReasonKernelMissing
