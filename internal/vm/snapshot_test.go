@@ -475,3 +475,26 @@ func startAll(t *testing.T, s *Store, names []string) {
 		}
 	}
 }
+
+// TestWarmSnapshotFor: options that cannot restore a warm snapshot say
+// why; an image without one has none, and no reason.
+func TestWarmSnapshotFor(t *testing.T) {
+	s := newStore(t, nil)
+	for _, tc := range []struct {
+		name string
+		o    CreateOptions
+		why  string
+	}{
+		{"rootfs", CreateOptions{Kernel: "test", Rootfs: shared.sshd}, "not created from an image alone"},
+		{"cold", CreateOptions{Image: "img", Cold: true}, "not created from an image alone"},
+		{"snapshot", CreateOptions{Snapshot: "snap"}, "not created from an image alone"},
+		{"no warm snapshot", CreateOptions{Image: "img"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			snap, why := s.WarmSnapshotFor(tc.o)
+			if snap != nil || !strings.Contains(why, tc.why) || (tc.why == "") != (why == "") {
+				t.Errorf("WarmSnapshotFor(%+v) = %v, %q; want none, %q", tc.o, snap, why, tc.why)
+			}
+		})
+	}
+}
