@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/thaloco/banger/internal/guest"
 	"github.com/thaloco/banger/internal/image"
 	"github.com/thaloco/banger/internal/progress"
 )
@@ -60,6 +61,19 @@ func runImageShow(ctx context.Context, g *globalOptions, o *imageShowOptions, ar
 		}
 		f.Add("installed packages", installed)
 		f.Add("package hash", m.PackageHash)
+	}
+	if c := m.Config; c != nil {
+		if len(c.Entrypoint) > 0 {
+			f.Add("entrypoint", guest.QuoteArgs(c.Entrypoint))
+		}
+		if len(c.Cmd) > 0 {
+			f.Add("cmd", guest.QuoteArgs(c.Cmd))
+		}
+		for _, e := range c.Env {
+			f.Add("env", e)
+		}
+		f.Add("working dir", c.WorkingDir)
+		f.Add("user", c.User)
 	}
 	for _, warn := range m.Warnings {
 		f.Add("warning", warn)

@@ -67,12 +67,15 @@ type Manifest struct {
 	// Arch is the architecture of the image's programs (package arch),
 	// from the platform it was built for; "" when unknown (registered
 	// images, whose VMs take their kernel's).
-	Arch        string    `json:"arch,omitempty"`
-	OS          string    `json:"os,omitempty"`
-	Installed   []string  `json:"installed_packages,omitempty"`
-	PackageHash string    `json:"package_hash,omitempty"`
-	Warnings    []string  `json:"warnings,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
+	Arch        string   `json:"arch,omitempty"`
+	OS          string   `json:"os,omitempty"`
+	Installed   []string `json:"installed_packages,omitempty"`
+	PackageHash string   `json:"package_hash,omitempty"`
+	Warnings    []string `json:"warnings,omitempty"`
+	// Config is how the OCI image says to run it (builds only; nil for
+	// registered images and builds recorded before banger kept it).
+	Config    *Config   `json:"config,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 
 	dir string
 }

@@ -184,8 +184,18 @@ func Build(ctx context.Context, store *image.Store, opts Options) (*image.Manife
 		KernelRef: opts.KernelRef, Source: image.SourceBuild,
 		ImageRef: opts.Ref, ImageDigest: src.Digest, Platform: src.Platform, Arch: imageArch,
 		OS: info.OS, Installed: info.Installed, PackageHash: hash, Warnings: warnings,
+		Config: recordedConfig(src.Config),
 	})
 	return m, diskFull(err, store.Dir())
+}
+
+// recordedConfig is the config a manifest records: nil when the image
+// says nothing about how to run it.
+func recordedConfig(c image.Config) *image.Config {
+	if c.IsZero() {
+		return nil
+	}
+	return &c
 }
 
 // parsePlatform parses os/arch[/variant], spelling the architecture as OCI

@@ -7,10 +7,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/thaloco/banger/internal/ext4/ext4test"
 	"github.com/thaloco/banger/internal/guestinit"
@@ -353,5 +356,64 @@ func TestBuildHostileLayers(t *testing.T) {
 				t.Errorf("failed build left %v", v)
 			}
 		})
+	}
+}
+
+// TestBuildRecordsConfig: the manifest keeps how the OCI image says to
+// run it (entrypoint, cmd, env, working directory, user), also when the
+// tree comes from the cache; an image that says nothing records nothing.
+func TestBuildRecordsConfig(t *testing.T) {
+	needRoot(t)
+	reg := imagetest.NewRegistry()
+	defer reg.Close()
+	base := imagetest.Image("linux/amd64", imagetest.Layer(imagetest.Dir("etc"), imagetest.File("etc/os-release", "ID=testos\n")))
+	cf, err := base.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.Config.Entrypoint = []string{"/bin/server", "--listen"}
+	cf.Config.Cmd = []string{":8080"}
+	cf.Config.Env = []string{"PATH=/usr/bin:/bin", "GREETING=hello"}
+	cf.Config.WorkingDir = "/srv"
+	cf.Config.User = "1000:1000"
+	img, err := mutate.ConfigFile(base, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := reg.Push("test/server:v1", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := reg.Push("test/plain:v1", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &image.Config{
+		Entrypoint: []string{"/bin/server", "--listen"}, Cmd: []string{":8080"},
+		Env: []string{"PATH=/usr/bin:/bin", "GREETING=hello"}, WorkingDir: "/srv", User: "1000:1000",
+	}
+	e := newEnv(t, "")
+	for _, name := range []string{"server", "server-cached"} {
+		if _, err := e.build(context.Background(), ref, name); err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, e.log.String())
+		}
+		m, err := e.store.Get(name) // as written to manifest.json
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(m.Config, want) {
+			t.Errorf("%s: config %+v, want %+v", name, m.Config, want)
+		}
+	}
+	if !strings.Contains(e.log.String(), "using the cached tree") {
+		t.Errorf("the second build did not come from the cache:\n%s", e.log.String())
+	}
+	m, err := e.build(context.Background(), plain, "plain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Config != nil {
+		t.Errorf("an image without a config recorded %+v", m.Config)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -17,6 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/thaloco/banger/internal/image"
 )
 
 // Reference prefixes for local images.
@@ -37,6 +40,8 @@ type source struct {
 	// so); otherwise Compressed() and banger decompresses.
 	Uncompressed bool
 	Total        int64 // bytes the layers' streams will deliver, 0 if unknown
+	// Config is how the image says to run it (from its config file).
+	Config image.Config
 }
 
 // openSource resolves ref for platform: a registry reference (plain HTTP
@@ -197,6 +202,7 @@ func finish(s *source, want v1.Platform) (*source, error) {
 		return nil, &PlatformError{Ref: s.Ref, Want: want.String(), Have: []string{have.String()}}
 	}
 	s.Platform = have.String()
+	s.Config = runConfig(cf.Config)
 	if s.Uncompressed {
 		// An archive's manifest digest would mean compressing every
 		// layer; its config digest (the image ID) identifies it as well.
@@ -220,6 +226,15 @@ func finish(s *source, want v1.Platform) (*source, error) {
 		s.Total += l.Size
 	}
 	return s, nil
+}
+
+// runConfig is what of an OCI config banger records: copies, so the
+// manifest shares nothing with ggcr's structures.
+func runConfig(c v1.Config) image.Config {
+	return image.Config{
+		Entrypoint: slices.Clone(c.Entrypoint), Cmd: slices.Clone(c.Cmd), Env: slices.Clone(c.Env),
+		WorkingDir: c.WorkingDir, User: c.User,
+	}
 }
 
 // platformMatches is v1.Platform.Satisfies, with an empty variant in the
