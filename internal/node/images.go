@@ -32,24 +32,32 @@ func imageName(ref string) string {
 }
 
 // Source is a Source: VMs of ref are created from its banger image,
-// built if needed.
-func (b *ImageBuilder) Source(ctx context.Context, ref string) (vm.CreateOptions, error) {
+// built if needed, and run as its manifest records.
+func (b *ImageBuilder) Source(ctx context.Context, ref string) (Image, error) {
 	name := imageName(ref)
-	if _, err := b.Store.Get(name); err == nil {
-		return vm.CreateOptions{Image: name}, nil
+	if m, err := b.Store.Get(name); err == nil {
+		return builtImage(m), nil
 	} else if !errors.Is(err, image.ErrNotFound) {
-		return vm.CreateOptions{}, err
+		return Image{}, err
 	}
-	_, err, _ := b.group.Do(name, func() (any, error) {
+	m, err, _ := b.group.Do(name, func() (any, error) {
 		o := b.Options
 		o.Ref, o.Name = ref, name
 		// Other pods may wait on this build: one pod going away does not
 		// cancel it.
-		_, err := imagebuild.Build(context.WithoutCancel(ctx), b.Store, o)
-		return nil, err
+		return imagebuild.Build(context.WithoutCancel(ctx), b.Store, o)
 	})
 	if err != nil {
-		return vm.CreateOptions{}, fmt.Errorf("building a banger image of %s: %w", ref, err)
+		return Image{}, fmt.Errorf("building a banger image of %s: %w", ref, err)
 	}
-	return vm.CreateOptions{Image: name}, nil
+	return builtImage(m.(*image.Manifest)), nil
+}
+
+// builtImage is the Image of banger image m.
+func builtImage(m *image.Manifest) Image {
+	img := Image{CreateOptions: vm.CreateOptions{Image: m.Name}}
+	if m.Config != nil {
+		img.Config = *m.Config
+	}
+	return img
 }

@@ -62,8 +62,8 @@ func TestRegister(t *testing.T) {
 	runNode(t, Config{
 		Name: "banger-test", Client: cp.Client, NodeIP: "127.0.0.1", MaxPods: 20, Version: "banger-test",
 		VMs: vm.NewWithOptions(paths.Layout{State: t.TempDir()}, vm.Options{}),
-		Source: func(context.Context, string) (vm.CreateOptions, error) {
-			return vm.CreateOptions{}, errors.New("no images here")
+		Source: func(context.Context, string) (Image, error) {
+			return Image{}, errors.New("no images here")
 		},
 		host: &host,
 		checks: func() Checks {

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/thaloco/banger/internal/guest"
+	"github.com/thaloco/banger/internal/image"
 	"github.com/thaloco/banger/internal/vm"
 )
 
@@ -33,9 +34,19 @@ const guestPodDir = "/run/banger-pod"
 const pollInterval = 2 * time.Second
 
 // Source turns a container image reference into what a VM is created
-// from (CreateOptions.Image, or Kernel and Rootfs), building a banger
-// image when needed.
-type Source func(ctx context.Context, ref string) (vm.CreateOptions, error)
+// from (CreateOptions.Image, or Kernel and Rootfs) and how the image says
+// to run it, building a banger image when needed.
+type Source func(ctx context.Context, ref string) (Image, error)
+
+// Image is a container image as the node runs it.
+type Image struct {
+	// CreateOptions say what the pod's VM is created from; the node
+	// fills in the rest (name, network, resources).
+	vm.CreateOptions
+	// Config is the image's entrypoint, cmd, environment and working
+	// directory, which the container's own settings override.
+	Config image.Config
+}
 
 // pods runs pods as microVMs in a banger VM store: one VM per pod.
 type pods struct {
@@ -123,13 +134,7 @@ func (p *pods) fail(r *podRun, reason string, err error) {
 
 // run brings the pod's VM up and watches its main process.
 func (p *pods) run(ctx context.Context, r *podRun) {
-	ctr := &r.pod.Spec.Containers[0]
-	script, err := mainScript(ctr, guestPodDir)
-	if err != nil {
-		p.fail(r, "InvalidSpec", err)
-		return
-	}
-	v := p.startVM(ctx, r)
+	v, config := p.startVM(ctx, r)
 	if v == nil {
 		return
 	}
@@ -139,14 +144,22 @@ func (p *pods) run(ctx context.Context, r *podRun) {
 		return
 	}
 	defer func() { _ = c.Close() }()
-	start := "test -e " + guestPodDir + "/main.sh || { mkdir -p " + guestPodDir + " && cat >" + guestPodDir + "/main.sh.tmp && mv " + guestPodDir + "/main.sh.tmp " + guestPodDir + "/main.sh && (setsid sh " + guestPodDir + "/main.sh </dev/null >/dev/null 2>&1 &) ; }"
-	var errb bytes.Buffer
-	code, err := guest.Run(ctx, c, start, strings.NewReader(script), io.Discard, &errb)
-	if err == nil && code != 0 {
-		err = fmt.Errorf("exit status %d: %s", code, strings.TrimSpace(errb.String()))
+	p.runMain(ctx, r, v, c, config)
+}
+
+// runMain starts the pod's main process in its VM v, unless the guest
+// runs it already (an adopted VM), and watches it. config is the image's
+// config when known; else the source is asked if the script is needed.
+func (p *pods) runMain(ctx context.Context, r *podRun, v *vm.VM, c *ssh.Client, config *image.Config) {
+	ctr := &r.pod.Spec.Containers[0]
+	started, err := guest.Run(ctx, c, "test -e "+guestPodDir+"/main.sh", nil, io.Discard, io.Discard)
+	if err == nil && started != 0 {
+		err = p.startMain(ctx, c, ctr, config)
 	}
 	if err != nil {
-		p.fail(r, "StartFailed", fmt.Errorf("starting the main process in VM %s: %w", r.vm, err))
+		if ctx.Err() == nil {
+			p.fail(r, "StartFailed", fmt.Errorf("starting the main process in VM %s: %w", r.vm, err))
+		}
 		return
 	}
 	now := metav1.Now()
@@ -163,6 +176,31 @@ func (p *pods) run(ctx context.Context, r *podRun) {
 		s.ContainerStatuses = running(r.pod, now)
 	})
 	p.watch(ctx, r, c)
+}
+
+// startMain writes the main process's script into the guest and starts
+// it there, detached from the SSH session.
+func (p *pods) startMain(ctx context.Context, c *ssh.Client, ctr *corev1.Container, config *image.Config) error {
+	if config == nil {
+		// A VM that stopped (a host reboot) lost its /run: its image's
+		// config is needed again.
+		o, err := p.source(ctx, ctr.Image)
+		if err != nil {
+			return fmt.Errorf("container image %s: %w", ctr.Image, err)
+		}
+		config = &o.Config
+	}
+	script, err := mainScript(ctr, *config, guestPodDir)
+	if err != nil {
+		return err
+	}
+	start := "test -e " + guestPodDir + "/main.sh || { mkdir -p " + guestPodDir + " && cat >" + guestPodDir + "/main.sh.tmp && mv " + guestPodDir + "/main.sh.tmp " + guestPodDir + "/main.sh && (setsid sh " + guestPodDir + "/main.sh </dev/null >/dev/null 2>&1 &) ; }"
+	var errb bytes.Buffer
+	code, err := guest.Run(ctx, c, start, strings.NewReader(script), io.Discard, &errb)
+	if err == nil && code != 0 {
+		err = fmt.Errorf("exit status %d: %s", code, strings.TrimSpace(errb.String()))
+	}
+	return err
 }
 
 // watch polls the main process until it exits or ctx ends.

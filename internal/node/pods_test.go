@@ -68,18 +68,18 @@ func testStore(t testing.TB) (*vm.Store, Source) {
 			t.Fatal(err)
 		}
 	}
-	source := func(_ context.Context, ref string) (vm.CreateOptions, error) {
+	source := func(_ context.Context, ref string) (Image, error) {
 		switch ref {
 		case "test/image":
-			return vm.CreateOptions{Image: testImage}, nil
+			return Image{CreateOptions: vm.CreateOptions{Image: testImage}}, nil
 		case "test/nokernel":
-			return vm.CreateOptions{Image: "test-nokernel"}, nil
+			return Image{CreateOptions: vm.CreateOptions{Image: "test-nokernel"}}, nil
 		case "test/busybox":
-			return vm.CreateOptions{Kernel: "test", Rootfs: rootfs}, nil
+			return Image{CreateOptions: vm.CreateOptions{Kernel: "test", Rootfs: rootfs}}, nil
 		case "test/panics":
-			return vm.CreateOptions{Kernel: "test", Rootfs: panics}, nil
+			return Image{CreateOptions: vm.CreateOptions{Kernel: "test", Rootfs: panics}}, nil
 		}
-		return vm.CreateOptions{}, errors.New("no such image")
+		return Image{}, errors.New("no such image")
 	}
 	return s, source
 }

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/thaloco/banger/internal/guest"
+	"github.com/thaloco/banger/internal/image"
 	"github.com/thaloco/banger/internal/vm"
 )
 
@@ -67,7 +68,7 @@ func podResources(pod *corev1.Pod) (cpus, memoryMiB int) {
 // and arguments, output to main.log; when it ends, its exit status is
 // written to exit (atomically, through a rename), so that the status
 // survives the SSH session that started the script.
-func mainScript(c *corev1.Container, dir string) (string, error) {
+func mainScript(c *corev1.Container, _ image.Config, dir string) (string, error) {
 	argv := append(append([]string(nil), c.Command...), c.Args...)
 	if len(argv) == 0 {
 		return "", fmt.Errorf("container %q has no command: banger cannot read an image's entrypoint yet (hint: set command in the pod spec)", c.Name)

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/thaloco/banger/internal/image"
 	"github.com/thaloco/banger/internal/paths"
 )
 
@@ -79,7 +80,7 @@ func TestMainScript(t *testing.T) {
 		Env:        []corev1.EnvVar{{Name: "GREETING", Value: "hello; $(rm -rf /)"}},
 		WorkingDir: wd,
 	}
-	script, err := mainScript(c, dir)
+	script, err := mainScript(c, image.Config{}, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,7 @@ func TestMainScript(t *testing.T) {
 	if string(exit) != "7\n" {
 		t.Errorf("exit = %q, want 7", exit)
 	}
-	if _, err := mainScript(&corev1.Container{Name: "bare"}, dir); err == nil || !strings.Contains(err.Error(), "hint: set command") {
+	if _, err := mainScript(&corev1.Container{Name: "bare"}, image.Config{}, dir); err == nil || !strings.Contains(err.Error(), "hint: set command") {
 		t.Errorf("no command: %v", err)
 	}
 }
