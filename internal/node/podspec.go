@@ -5,7 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -63,40 +63,84 @@ func podResources(pod *corev1.Pod) (cpus, memoryMiB int) {
 	return cpus, memoryMiB
 }
 
-// mainScript is the shell script that runs container c as the guest's
-// main process: its environment and working directory, then its command
-// and arguments, output to main.log; when it ends, its exit status is
-// written to exit (atomically, through a rename), so that the status
-// survives the SSH session that started the script.
-func mainScript(c *corev1.Container, _ image.Config, dir string) (string, error) {
-	argv := append(append([]string(nil), c.Command...), c.Args...)
-	if len(argv) == 0 {
-		return "", fmt.Errorf("container %q has no command: banger cannot read an image's entrypoint yet (hint: set command in the pod spec)", c.Name)
+// process is how a container runs: its argument vector, environment
+// (NAME=VALUE, in order) and working directory.
+type process struct {
+	Argv []string
+	Env  []string
+	Dir  string
+}
+
+// containerProcess merges container c with its image's config as
+// Kubernetes does: command replaces the image's entrypoint and then its
+// cmd is dropped too, args replace cmd; the image's environment comes
+// first, a variable the container sets replaces the image's in place;
+// the container's working directory wins over the image's.
+func containerProcess(c *corev1.Container, img image.Config) (process, error) {
+	var pr process
+	switch {
+	case len(c.Command) > 0:
+		pr.Argv = append(slices.Clone(c.Command), c.Args...)
+	case len(c.Args) > 0:
+		pr.Argv = append(slices.Clone(img.Entrypoint), c.Args...)
+	default:
+		pr.Argv = append(slices.Clone(img.Entrypoint), img.Cmd...)
 	}
-	var b strings.Builder
-	b.WriteString("#!/bin/sh\n")
-	fmt.Fprintf(&b, "mkdir -p %s\n", guest.QuoteArgs([]string{dir}))
-	env := map[string]string{}
+	if len(pr.Argv) == 0 {
+		return process{}, fmt.Errorf("container %q has no command and its image %s names no entrypoint or cmd (hint: set command in the pod spec)", c.Name, c.Image)
+	}
+	at := map[string]int{} // variable name -> index in pr.Env
+	set := func(name, value string) {
+		if i, ok := at[name]; ok {
+			pr.Env[i] = name + "=" + value
+			return
+		}
+		at[name] = len(pr.Env)
+		pr.Env = append(pr.Env, name+"="+value)
+	}
+	for _, kv := range img.Env {
+		name, value, _ := strings.Cut(kv, "=")
+		if name != "" {
+			set(name, value)
+		}
+	}
 	for _, e := range c.Env {
 		if e.ValueFrom != nil {
 			continue // resolved by virtual-kubelet before CreatePod
 		}
-		env[e.Name] = e.Value
+		set(e.Name, e.Value)
 	}
-	keys := make([]string, 0, len(env))
-	for k := range env {
-		keys = append(keys, k)
+	pr.Dir = img.WorkingDir
+	if c.WorkingDir != "" {
+		pr.Dir = c.WorkingDir
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&b, "export %s\n", guest.QuoteArgs([]string{k + "=" + env[k]}))
+	return pr, nil
+}
+
+// mainScript is the shell script that runs container c of an image with
+// config img as the guest's main process (containerProcess): its
+// environment and working directory, then its command and arguments,
+// output appended to main.log; when it ends, its exit status is written
+// to exit (atomically, through a rename), so that the status survives
+// the SSH session that started the script. A restart runs the script
+// again.
+func mainScript(c *corev1.Container, img image.Config, dir string) (string, error) {
+	pr, err := containerProcess(c, img)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString("#!/bin/sh\n")
+	fmt.Fprintf(&b, "mkdir -p %s\n", guest.QuoteArgs([]string{dir}))
+	for _, kv := range pr.Env {
+		fmt.Fprintf(&b, "export %s\n", guest.QuoteArgs([]string{kv}))
 	}
 	log, exit := dir+"/main.log", dir+"/exit"
 	cd := ""
-	if c.WorkingDir != "" {
-		cd = "cd " + guest.QuoteArgs([]string{c.WorkingDir}) + " && "
+	if pr.Dir != "" {
+		cd = "cd " + guest.QuoteArgs([]string{pr.Dir}) + " && "
 	}
-	fmt.Fprintf(&b, "(%sexec %s) </dev/null >>%s 2>&1\n", cd, guest.QuoteArgs(argv), guest.QuoteArgs([]string{log}))
+	fmt.Fprintf(&b, "(%sexec %s) </dev/null >>%s 2>&1\n", cd, guest.QuoteArgs(pr.Argv), guest.QuoteArgs([]string{log}))
 	fmt.Fprintf(&b, "echo $? >%s.tmp && mv %s.tmp %s\n", exit, exit, exit)
 	return b.String(), nil
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -74,13 +75,13 @@ func TestMainScript(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pod")
 	wd := t.TempDir()
 	c := &corev1.Container{
-		Name:       "main",
-		Command:    []string{"/bin/sh", "-c"},
-		Args:       []string{`echo "$GREETING from $(pwd)"; echo "it's $1" >&2; exit 7`, "arg0", "quoted 'one'"},
-		Env:        []corev1.EnvVar{{Name: "GREETING", Value: "hello; $(rm -rf /)"}},
-		WorkingDir: wd,
+		Name: "main",
+		Args: []string{`echo "$GREETING from $(pwd) to $WHO"; echo "it's $1" >&2; exit 7`, "arg0", "quoted 'one'"},
+		Env:  []corev1.EnvVar{{Name: "GREETING", Value: "hello; $(rm -rf /)"}},
 	}
-	script, err := mainScript(c, image.Config{}, dir)
+	// The image gives the entrypoint, a variable and the directory.
+	img := image.Config{Entrypoint: []string{"/bin/sh", "-c"}, Cmd: []string{"exit 99"}, Env: []string{"WHO=you", "GREETING=overridden"}, WorkingDir: wd}
+	script, err := mainScript(c, img, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestMainScript(t *testing.T) {
 		t.Fatalf("script: %v\n%s\n%s", err, out, script)
 	}
 	log, _ := os.ReadFile(filepath.Join(dir, "main.log"))
-	want := "hello; $(rm -rf /) from " + wd + "\nit's quoted 'one'\n"
+	want := "hello; $(rm -rf /) from " + wd + " to you\nit's quoted 'one'\n"
 	if string(log) != want {
 		t.Errorf("main.log = %q, want %q", log, want)
 	}
@@ -96,7 +97,60 @@ func TestMainScript(t *testing.T) {
 	if string(exit) != "7\n" {
 		t.Errorf("exit = %q, want 7", exit)
 	}
-	if _, err := mainScript(&corev1.Container{Name: "bare"}, image.Config{}, dir); err == nil || !strings.Contains(err.Error(), "hint: set command") {
+	if _, err := mainScript(&corev1.Container{Name: "bare"}, image.Config{WorkingDir: "/"}, dir); err == nil || !strings.Contains(err.Error(), "hint: set command") {
 		t.Errorf("no command: %v", err)
 	}
+}
+
+// TestContainerProcess: a container and its image's config merge as
+// Kubernetes merges them.
+func TestContainerProcess(t *testing.T) {
+	img := image.Config{
+		Entrypoint: []string{"/bin/server"}, Cmd: []string{"--port", "80"},
+		Env:        []string{"PATH=/usr/bin:/bin", "MODE=image", "EMPTY=", "WITH=EQUALS=SIGN"},
+		WorkingDir: "/srv",
+	}
+	for _, tc := range []struct {
+		name string
+		ctr  corev1.Container
+		img  image.Config
+		want process
+	}{
+		{"image alone", corev1.Container{}, img,
+			process{Argv: []string{"/bin/server", "--port", "80"}, Env: img.Env, Dir: "/srv"}},
+		{"command drops entrypoint and cmd", corev1.Container{Command: []string{"/bin/sh"}}, img,
+			process{Argv: []string{"/bin/sh"}, Env: img.Env, Dir: "/srv"}},
+		{"command and args", corev1.Container{Command: []string{"/bin/sh", "-c"}, Args: []string{"echo hi"}}, img,
+			process{Argv: []string{"/bin/sh", "-c", "echo hi"}, Env: img.Env, Dir: "/srv"}},
+		{"args replace cmd only", corev1.Container{Args: []string{"--port", "8080"}}, img,
+			process{Argv: []string{"/bin/server", "--port", "8080"}, Env: img.Env, Dir: "/srv"}},
+		{"cmd without entrypoint", corev1.Container{}, image.Config{Cmd: []string{"/bin/true"}},
+			process{Argv: []string{"/bin/true"}}},
+		{"container env overrides in place and adds", corev1.Container{Env: []corev1.EnvVar{
+			{Name: "NEW", Value: "1"}, {Name: "MODE", Value: "pod"},
+			{Name: "FROM", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+		}}, img,
+			process{Argv: []string{"/bin/server", "--port", "80"}, Env: []string{"PATH=/usr/bin:/bin", "MODE=pod", "EMPTY=", "WITH=EQUALS=SIGN", "NEW=1"}, Dir: "/srv"}},
+		{"container working dir wins", corev1.Container{WorkingDir: "/tmp"}, img,
+			process{Argv: []string{"/bin/server", "--port", "80"}, Env: img.Env, Dir: "/tmp"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := containerProcess(&tc.ctr, tc.img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("containerProcess = %+v\nwant               %+v", got, tc.want)
+			}
+		})
+	}
+	t.Run("nothing to run", func(t *testing.T) {
+		_, err := containerProcess(&corev1.Container{Name: "main", Image: "scratch", Args: []string{"x"}}, image.Config{Env: []string{"A=1"}})
+		if _, err2 := containerProcess(&corev1.Container{Name: "main", Image: "scratch"}, image.Config{}); err2 == nil {
+			t.Error("a container with no command of an image with neither entrypoint nor cmd was accepted")
+		}
+		if err != nil {
+			t.Errorf("args alone with no entrypoint: %v, want them run as the command", err)
+		}
+	})
 }
