@@ -33,8 +33,8 @@ func Shell(ctx context.Context, c *ssh.Client, stdin io.Reader, stdout, stderr i
 		if tt == "" {
 			tt = "xterm-256color"
 		}
-		if err := sess.RequestPty(tt, h, w, ssh.TerminalModes{ssh.ECHO: 1}); err != nil {
-			return 0, fmt.Errorf("requesting a terminal: %w", err)
+		if err := requestPty(sess, &Terminal{Term: tt, Width: w, Height: h}); err != nil {
+			return 0, err
 		}
 		old, err := term.MakeRaw(fd)
 		if err != nil {

@@ -131,12 +131,38 @@ func (s *SSH) checkHostKey(_ string, _ net.Addr, key ssh.PublicKey) error {
 // terminal that never sends EOF does not keep Run waiting. A command
 // killed by a signal reports 128+signal, like a shell.
 func Run(ctx context.Context, c *ssh.Client, command string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	return run(ctx, c, command, nil, stdin, stdout, stderr)
+}
+
+// Terminal is the pseudo-terminal RunTerminal asks the guest for.
+type Terminal struct {
+	Term          string // $TERM in the guest; "xterm" when empty
+	Width, Height int    // the size in columns and rows; 80x24 when 0
+	// Resize, if not nil, carries the terminal's later sizes.
+	Resize <-chan WindowSize
+}
+
+// WindowSize is a terminal's size in columns and rows.
+type WindowSize struct{ Width, Height int }
+
+// RunTerminal is Run with the command on a pseudo-terminal t: its output
+// and errors both come out of the terminal, to stdout.
+func RunTerminal(ctx context.Context, c *ssh.Client, command string, t Terminal, stdin io.Reader, stdout io.Writer) (int, error) {
+	return run(ctx, c, command, &t, stdin, stdout, stdout)
+}
+
+func run(ctx context.Context, c *ssh.Client, command string, t *Terminal, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	sess, err := c.NewSession()
 	if err != nil {
 		return 0, fmt.Errorf("opening SSH session: %w", err)
 	}
 	defer func() { _ = sess.Close() }()
 	sess.Stdout, sess.Stderr = stdout, stderr
+	if t != nil {
+		if err := requestPty(sess, t); err != nil {
+			return 0, err
+		}
+	}
 	var in io.WriteCloser
 	if stdin != nil {
 		if in, err = sess.StdinPipe(); err != nil {
@@ -151,7 +177,39 @@ func Run(ctx context.Context, c *ssh.Client, command string, stdin io.Reader, st
 	if in != nil {
 		go copyStdin(in, stdin)
 	}
+	if t != nil && t.Resize != nil {
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			for {
+				select {
+				case <-done:
+					return
+				case ws, ok := <-t.Resize:
+					if !ok {
+						return
+					}
+					_ = sess.WindowChange(ws.Height, ws.Width)
+				}
+			}
+		}()
+	}
 	return exitStatus(ctx, sess.Wait())
+}
+
+// requestPty asks for t on sess, before its command starts.
+func requestPty(sess *ssh.Session, t *Terminal) error {
+	term, w, h := t.Term, t.Width, t.Height
+	if term == "" {
+		term = "xterm"
+	}
+	if w <= 0 || h <= 0 {
+		w, h = 80, 24
+	}
+	if err := sess.RequestPty(term, h, w, ssh.TerminalModes{ssh.ECHO: 1}); err != nil {
+		return fmt.Errorf("requesting a terminal: %w", err)
+	}
+	return nil
 }
 
 // copyStdin copies stdin to a started session's input, then sends EOF.
