@@ -88,10 +88,11 @@ type Config struct {
 	// host and checks replace the host's real resources and checks in
 	// tests; memAvailable replaces MemAvailable, so that a test can give
 	// the host less memory than it has (a fault no real part produces on
-	// demand).
-	host         *Resources
-	checks       func() Checks
-	memAvailable func() (int64, error)
+	// demand); restartBackoff shortens the first restart back-off.
+	host           *Resources
+	checks         func() Checks
+	memAvailable   func() (int64, error)
+	restartBackoff time.Duration
 }
 
 // Run registers the node and serves it until ctx ends. ready, if not nil,

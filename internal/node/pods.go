@@ -6,15 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
-	"github.com/virtual-kubelet/virtual-kubelet/node/api"
 	"golang.org/x/crypto/ssh"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -59,6 +55,9 @@ type pods struct {
 	warm *warmer
 	// memAvailable is the host's available memory in bytes (MemAvailable).
 	memAvailable func() (int64, error)
+	// backoff is the first restart back-off (defaultBackoff when 0);
+	// tests shorten it.
+	backoff time.Duration
 
 	mu     sync.Mutex
 	byKey  map[string]*podRun // namespace/name
@@ -67,7 +66,8 @@ type pods struct {
 
 // podRun is one pod and the goroutine that runs its VM.
 type podRun struct {
-	pod    *corev1.Pod // its status is ours; guarded by pods.mu
+	pod    *corev1.Pod  // its status is ours; guarded by pods.mu
+	rs     restartState // the main process's runs; guarded by pods.mu
 	vm     string
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -128,7 +128,7 @@ func (p *pods) fail(r *podRun, reason string, err error) {
 	}
 	p.setStatus(r, func(s *corev1.PodStatus) {
 		s.Phase, s.Reason, s.Message = corev1.PodFailed, reason, msg
-		s.ContainerStatuses = terminated(r.pod, -1, reason, msg)
+		s.ContainerStatuses = terminated(r, -1, reason, msg)
 	})
 }
 
@@ -162,8 +162,20 @@ func (p *pods) runMain(ctx context.Context, r *podRun, v *vm.VM, c *ssh.Client, 
 		}
 		return
 	}
+	// An adopted VM's runs go on counting from what the last node saved.
+	rs, err := loadRestarts(v.Dir)
+	if err != nil {
+		p.event(r, corev1.EventTypeWarning, "RestartsUnreadable", err.Error())
+	}
+	if started != 0 || rs.StartedAt.IsZero() {
+		rs.StartedAt = time.Now()
+		if err := rs.save(v.Dir); err != nil {
+			p.event(r, corev1.EventTypeWarning, "RestartsNotSaved", err.Error())
+		}
+	}
 	now := metav1.Now()
 	p.setStatus(r, func(s *corev1.PodStatus) {
+		r.rs = rs
 		s.Phase = corev1.PodRunning
 		s.PodIP, s.HostIP = v.GuestIP(), p.hostIP
 		if s.PodIP != "" {
@@ -173,9 +185,9 @@ func (p *pods) runMain(ctx context.Context, r *podRun, v *vm.VM, c *ssh.Client, 
 			corev1.PodCondition{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: now},
 			corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
 			corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now})
-		s.ContainerStatuses = running(r.pod, now)
+		s.ContainerStatuses = running(r)
 	})
-	p.watch(ctx, r, c)
+	p.watch(ctx, r, c, v.Dir)
 }
 
 // startMain writes the main process's script into the guest and starts
@@ -201,70 +213,6 @@ func (p *pods) startMain(ctx context.Context, c *ssh.Client, ctr *corev1.Contain
 		err = fmt.Errorf("exit status %d: %s", code, strings.TrimSpace(errb.String()))
 	}
 	return err
-}
-
-// watch polls the main process until it exits or ctx ends.
-func (p *pods) watch(ctx context.Context, r *podRun, c *ssh.Client) {
-	t := time.NewTicker(pollInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		var out bytes.Buffer
-		code, err := guest.Run(ctx, c, "cat "+guestPodDir+"/exit 2>/dev/null", nil, &out, io.Discard)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			v, gerr := p.store.Get(r.vm)
-			if gerr == nil && v.State.Status == vm.StatusCrashed {
-				p.fail(r, "VMCrashed", fmt.Errorf("VM %s crashed: %s", r.vm, v.State.Reason))
-				return
-			}
-			continue
-		}
-		if code != 0 {
-			continue // still running
-		}
-		status, err := strconv.Atoi(strings.TrimSpace(out.String()))
-		if err != nil {
-			continue
-		}
-		p.saveLog(ctx, r, c)
-		phase := corev1.PodSucceeded
-		if status != 0 {
-			phase = corev1.PodFailed
-		}
-		p.setStatus(r, func(s *corev1.PodStatus) {
-			s.Phase = phase
-			s.ContainerStatuses = terminated(r.pod, int32(status), "", "")
-			for i := range s.Conditions {
-				if s.Conditions[i].Type == corev1.PodReady || s.Conditions[i].Type == corev1.ContainersReady {
-					s.Conditions[i].Status = corev1.ConditionFalse
-				}
-			}
-		})
-		_, _ = p.store.Stop(context.Background(), r.vm, vm.StopOptions{Timeout: 10 * time.Second})
-		return
-	}
-}
-
-// saveLog copies the main process's log out of the guest, so that it
-// outlives the VM.
-func (p *pods) saveLog(ctx context.Context, r *podRun, c *ssh.Client) {
-	v, err := p.store.Get(r.vm)
-	if err != nil {
-		return
-	}
-	f, err := os.Create(filepath.Join(v.Dir, "main.log"))
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	_, _ = guest.Run(ctx, c, "cat "+guestPodDir+"/main.log", nil, f, io.Discard)
 }
 
 func (p *pods) connect(ctx context.Context, name string) (*ssh.Client, error) {
@@ -359,7 +307,7 @@ func (p *pods) DeletePod(ctx context.Context, pod *corev1.Pod) error {
 	p.setStatus(r, func(s *corev1.PodStatus) {
 		if s.Phase != corev1.PodSucceeded && s.Phase != corev1.PodFailed {
 			s.Phase, s.Reason = corev1.PodFailed, "Deleted"
-			s.ContainerStatuses = terminated(r.pod, 137, "Deleted", "the pod was deleted")
+			s.ContainerStatuses = terminated(r, 137, "Deleted", "the pod was deleted")
 		}
 	})
 	p.mu.Lock()
@@ -396,90 +344,4 @@ func (p *pods) GetPods(context.Context) ([]*corev1.Pod, error) {
 		out = append(out, r.pod.DeepCopy())
 	}
 	return out, nil
-}
-
-// GetContainerLogs is the main process's output: read in the guest while
-// it runs, from the copy taken when it ended after.
-func (p *pods) GetContainerLogs(ctx context.Context, ns, name, _ string, opts api.ContainerLogOpts) (io.ReadCloser, error) {
-	p.mu.Lock()
-	r, ok := p.byKey[podKey(ns, name)]
-	p.mu.Unlock()
-	if !ok {
-		return nil, errdefs.NotFoundf("pod %s/%s is not on this node", ns, name)
-	}
-	v, err := p.store.Get(r.vm)
-	if err != nil {
-		return nil, err
-	}
-	if v.SSHAddr() == "" {
-		return os.Open(filepath.Join(v.Dir, "main.log"))
-	}
-	c, err := p.connect(ctx, r.vm)
-	if err != nil {
-		return nil, err
-	}
-	cmd := "cat " + guestPodDir + "/main.log"
-	if opts.Follow {
-		cmd = "tail -n +1 -f " + guestPodDir + "/main.log"
-	}
-	pr, pw := io.Pipe()
-	go func() {
-		defer func() { _ = c.Close() }()
-		_, err := guest.Run(ctx, c, cmd, nil, pw, io.Discard)
-		pw.CloseWithError(err)
-	}()
-	return pr, nil
-}
-
-// RunInContainer runs cmd in the pod's guest over SSH.
-func (p *pods) RunInContainer(ctx context.Context, ns, name, _ string, cmd []string, attach api.AttachIO) error {
-	p.mu.Lock()
-	r, ok := p.byKey[podKey(ns, name)]
-	p.mu.Unlock()
-	if !ok {
-		return errdefs.NotFoundf("pod %s/%s is not on this node", ns, name)
-	}
-	c, err := p.connect(ctx, r.vm)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = c.Close() }()
-	stdout, stderr := io.Writer(io.Discard), io.Writer(io.Discard)
-	if w := attach.Stdout(); w != nil {
-		stdout = w
-	}
-	if w := attach.Stderr(); w != nil {
-		stderr = w
-	}
-	code, err := guest.Run(ctx, c, guest.CommandLine(cmd), attach.Stdin(), stdout, stderr)
-	if err != nil {
-		return err
-	}
-	if code != 0 {
-		return fmt.Errorf("command terminated with exit code %d", code)
-	}
-	return nil
-}
-
-func running(pod *corev1.Pod, at metav1.Time) []corev1.ContainerStatus {
-	return containerStatuses(pod, corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: at}}, true)
-}
-
-func terminated(pod *corev1.Pod, code int32, reason, msg string) []corev1.ContainerStatus {
-	if reason == "" {
-		reason = "Completed"
-		if code != 0 {
-			reason = "Error"
-		}
-	}
-	st := corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Reason: reason, Message: msg, FinishedAt: metav1.Now()}}
-	return containerStatuses(pod, st, false)
-}
-
-func containerStatuses(pod *corev1.Pod, st corev1.ContainerState, ready bool) []corev1.ContainerStatus {
-	out := make([]corev1.ContainerStatus, 0, len(pod.Spec.Containers))
-	for _, c := range pod.Spec.Containers {
-		out = append(out, corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: c.Image, Ready: ready, State: st})
-	}
-	return out
 }

@@ -90,7 +90,7 @@ func testConfig(t testing.TB, cp *kubetest.ControlPlane, store *vm.Store, source
 	return Config{
 		Name: "banger-test", Client: cp.Client, Version: "banger-test", VMs: store, Source: source, Net: vm.NetUser,
 		NodeIP: "127.0.0.1", ListenAddr: freeAddr(t), ClientCAFile: cp.CAFile,
-		host: &host, checks: func() Checks { return Checks{} },
+		host: &host, checks: func() Checks { return Checks{} }, restartBackoff: time.Second,
 	}
 }
 

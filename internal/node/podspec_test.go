@@ -1,12 +1,14 @@
 package node
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -153,4 +155,71 @@ func TestContainerProcess(t *testing.T) {
 			t.Errorf("args alone with no entrypoint: %v, want them run as the command", err)
 		}
 	})
+}
+
+func TestNextBackoff(t *testing.T) {
+	const base = 10 * time.Second
+	for _, tc := range []struct {
+		name      string
+		last, ran time.Duration
+		want      time.Duration
+	}{
+		{"first restart", 0, time.Second, base},
+		{"doubles", base, time.Second, 2 * base},
+		{"doubles again", 4 * base, time.Minute, 8 * base},
+		{"capped", 4 * time.Minute, time.Second, maxBackoff},
+		{"stays capped", maxBackoff, time.Second, maxBackoff},
+		{"reset after a long run", maxBackoff, backoffReset, base},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := nextBackoff(tc.last, base, tc.ran); got != tc.want {
+				t.Errorf("nextBackoff(%s, %s, ran %s) = %s, want %s", tc.last, base, tc.ran, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRestartsAfter(t *testing.T) {
+	for _, tc := range []struct {
+		policy corev1.RestartPolicy
+		code   int
+		want   bool
+	}{
+		{corev1.RestartPolicyAlways, 0, true},
+		{corev1.RestartPolicyAlways, 1, true},
+		{"", 0, true},
+		{corev1.RestartPolicyOnFailure, 0, false},
+		{corev1.RestartPolicyOnFailure, 137, true},
+		{corev1.RestartPolicyNever, 0, false},
+		{corev1.RestartPolicyNever, 2, false},
+	} {
+		t.Run(fmt.Sprintf("%s/%d", tc.policy, tc.code), func(t *testing.T) {
+			if got := restartsAfter(tc.policy, tc.code); got != tc.want {
+				t.Errorf("restartsAfter(%q, %d) = %v", tc.policy, tc.code, got)
+			}
+		})
+	}
+}
+
+// TestRestartState: what is saved is read back; no file is a first run.
+func TestRestartState(t *testing.T) {
+	dir := t.TempDir()
+	if rs, err := loadRestarts(dir); err != nil || rs.Count != 0 || rs.Last != nil {
+		t.Fatalf("no file: %+v, %v", rs, err)
+	}
+	at := time.Date(2026, 5, 4, 9, 12, 30, 0, time.UTC)
+	want := restartState{Count: 3, StartedAt: at, Backoff: 40 * time.Second, Last: &lastRun{ExitCode: 2, StartedAt: at.Add(-time.Minute), FinishedAt: at.Add(-time.Second)}}
+	if err := want.save(dir); err != nil {
+		t.Fatal(err)
+	}
+	got, err := loadRestarts(dir)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("loadRestarts = %+v, %v; want %+v", got, err, want)
+	}
+	if err := os.WriteFile(filepath.Join(dir, restartsFile), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadRestarts(dir); err == nil {
+		t.Error("a torn file was read without an error")
+	}
 }

@@ -21,7 +21,7 @@ func newProvider(cfg Config, recorder record.EventRecorder) provider {
 		net = "tap"
 	}
 	p := &pods{store: cfg.VMs, source: cfg.Source, net: net, hostIP: cfg.NodeIP, recorder: recorder, byKey: map[string]*podRun{},
-		memAvailable: cfg.memAvailable}
+		memAvailable: cfg.memAvailable, backoff: cfg.restartBackoff}
 	if p.memAvailable == nil {
 		p.memAvailable = MemAvailable
 	}

@@ -1,0 +1,92 @@
+package node
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/thaloco/banger/internal/kubetest"
+)
+
+// TestPodRestart: under Always a main process that exits runs again in
+// the same VM after a back-off, the pod staying Running (its container
+// Waiting in CrashLoopBackOff meanwhile) with the restarts counted, the
+// last exit recorded and every run's output in the log; a node started
+// again keeps counting. Under OnFailure a failed run is restarted and a
+// successful one ends the pod Succeeded.
+func TestPodRestart(t *testing.T) {
+	cp := kubetest.Start(t)
+	store, source := testStore(t)
+	stop := startNode(t, testConfig(t, cp, store, source))
+	ctx := context.Background()
+	pods := cp.Client.CoreV1().Pods("default")
+	crashy := testPod("crashy", "test/busybox", "/bin/sh", "-c", "echo run; sleep 1; exit 2")
+	crashy.Spec.RestartPolicy = corev1.RestartPolicyAlways
+	once := testPod("once", "test/busybox", "/bin/sh", "-c", "if [ -e /run/banger-pod/ran ]; then echo second; exit 0; fi; touch /run/banger-pod/ran; echo first; exit 1")
+	once.Spec.RestartPolicy = corev1.RestartPolicyOnFailure
+	for _, p := range []*corev1.Pod{crashy, once} {
+		if _, err := pods.Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var sawBackoff bool
+	p := waitPod(t, cp.Client, "crashy", 5*time.Minute, func(p *corev1.Pod) bool {
+		if p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded {
+			return true
+		}
+		if len(p.Status.ContainerStatuses) != 1 {
+			return false
+		}
+		cs := p.Status.ContainerStatuses[0]
+		if w := cs.State.Waiting; w != nil && w.Reason == "CrashLoopBackOff" && p.Status.Phase == corev1.PodRunning {
+			if lt := cs.LastTerminationState.Terminated; lt == nil || lt.ExitCode != 2 {
+				t.Errorf("in back-off, last termination %+v, want exit code 2", cs.LastTerminationState)
+			}
+			sawBackoff = true
+		}
+		return cs.RestartCount >= 2 && cs.State.Running != nil
+	})
+	cs := p.Status.ContainerStatuses[0]
+	if p.Status.Phase != corev1.PodRunning || cs.RestartCount < 2 || cs.LastTerminationState.Terminated == nil || cs.LastTerminationState.Terminated.ExitCode != 2 {
+		t.Fatalf("pod crashy: phase %s, status %+v; want Running after 2 restarts, the last exit 2", p.Status.Phase, cs)
+	}
+	if !sawBackoff {
+		t.Error("pod crashy was never seen Waiting in CrashLoopBackOff")
+	}
+	logs, err := pods.GetLogs("crashy", &corev1.PodLogOptions{}).DoRaw(ctx)
+	if err != nil || strings.Count(string(logs), "run\n") < 2 {
+		t.Errorf("logs of pod crashy: %q, %v; want every run's line", logs, err)
+	}
+
+	p = waitPod(t, cp.Client, "once", 5*time.Minute, func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+	})
+	if cs := p.Status.ContainerStatuses; p.Status.Phase != corev1.PodSucceeded || len(cs) != 1 || cs[0].RestartCount != 1 ||
+		cs[0].State.Terminated == nil || cs[0].State.Terminated.ExitCode != 0 ||
+		cs[0].LastTerminationState.Terminated == nil || cs[0].LastTerminationState.Terminated.ExitCode != 1 {
+		t.Errorf("pod once: phase %s, statuses %+v; want Succeeded after one restart of a run that exited 1", p.Status.Phase, cs)
+	}
+	if logs, err := pods.GetLogs("once", &corev1.PodLogOptions{}).DoRaw(ctx); err != nil || string(logs) != "first\nsecond\n" {
+		t.Errorf("logs of pod once: %q, %v; want both runs", logs, err)
+	}
+
+	// A node started again adopts crashy and goes on counting.
+	p, err = pods.Get(ctx, "crashy", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := p.Status.ContainerStatuses[0].RestartCount
+	stop()
+	runNode(t, testConfig(t, cp, store, source))
+	p = waitPod(t, cp.Client, "crashy", 2*time.Minute, func(p *corev1.Pod) bool {
+		if len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount < before {
+			t.Fatalf("after the node's restart the count went from %d to %d", before, p.Status.ContainerStatuses[0].RestartCount)
+		}
+		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount > before
+	})
+	t.Logf("pod crashy: %d restarts before the node's restart, %d after", before, p.Status.ContainerStatuses[0].RestartCount)
+}
