@@ -1,10 +1,13 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
@@ -12,8 +15,10 @@ import (
 	"github.com/thaloco/banger/internal/guest"
 )
 
-// GetContainerLogs is the main process's output: read in the guest while
-// it runs, from the copy taken when it ended after.
+// GetContainerLogs is the main process's output, every run of it: read
+// in the guest while the VM runs, from the copy taken when the pod ended
+// after. Tail and LimitBytes are honoured; Timestamps is not (the log
+// does not record when lines were written).
 func (p *pods) GetContainerLogs(ctx context.Context, ns, name, _ string, opts api.ContainerLogOpts) (io.ReadCloser, error) {
 	p.mu.Lock()
 	r, ok := p.byKey[podKey(ns, name)]
@@ -26,21 +31,67 @@ func (p *pods) GetContainerLogs(ctx context.Context, ns, name, _ string, opts ap
 		return nil, err
 	}
 	if v.SSHAddr() == "" {
-		return os.Open(filepath.Join(v.Dir, "main.log"))
+		data, err := os.ReadFile(filepath.Join(v.Dir, "main.log"))
+		if err != nil {
+			return nil, fmt.Errorf("reading the log of pod %s/%s: %w", ns, name, err)
+		}
+		return limitBytes(io.NopCloser(bytes.NewReader(lastLines(data, opts.Tail))), opts.LimitBytes), nil
 	}
 	c, err := p.connect(ctx, r.vm)
 	if err != nil {
 		return nil, err
 	}
-	cmd := "cat " + guestPodDir + "/main.log"
-	if opts.Follow {
-		cmd = "tail -n +1 -f " + guestPodDir + "/main.log"
+	cmd := "tail -n +1"
+	if opts.Tail > 0 {
+		cmd = "tail -n " + strconv.Itoa(opts.Tail)
 	}
+	if opts.Follow {
+		cmd += " -f"
+	}
+	cmd += " " + guestPodDir + "/main.log"
+	// Closing the stream (the client went away, or LimitBytes was
+	// reached) ends the guest's tail too.
+	ctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
 	go func() {
 		defer func() { _ = c.Close() }()
 		_, err := guest.Run(ctx, c, cmd, nil, pw, io.Discard)
 		pw.CloseWithError(err)
 	}()
-	return pr, nil
+	return limitBytes(readCloser{pr, func() error { cancel(); return pr.Close() }}, opts.LimitBytes), nil
 }
+
+// lastLines is the last n lines of data (all of it when n is 0).
+func lastLines(data []byte, n int) []byte {
+	if n <= 0 {
+		return data
+	}
+	end := len(data)
+	if end > 0 && data[end-1] == '\n' {
+		end-- // the last line's newline does not start another line
+	}
+	for i := end - 1; i >= 0; i-- {
+		if data[i] == '\n' {
+			if n--; n == 0 {
+				return data[i+1:]
+			}
+		}
+	}
+	return data
+}
+
+// limitBytes ends rc after n bytes (n 0: no limit).
+func limitBytes(rc io.ReadCloser, n int) io.ReadCloser {
+	if n <= 0 {
+		return rc
+	}
+	return readCloser{io.LimitReader(rc, int64(n)), rc.Close}
+}
+
+// readCloser is a reader with its own Close.
+type readCloser struct {
+	io.Reader
+	close func() error
+}
+
+func (r readCloser) Close() error { return r.close() }
