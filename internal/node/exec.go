@@ -4,14 +4,19 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
+	"golang.org/x/crypto/ssh"
+	utilexec "k8s.io/utils/exec"
 
 	"github.com/thaloco/banger/internal/guest"
 )
 
-// RunInContainer runs cmd in the pod's guest over SSH.
+// RunInContainer runs cmd in the pod's guest over SSH, on a terminal when
+// one is asked for (kubectl exec -t). A command that exits non-zero is a
+// CodeExitError, which the kubelet API reports as the exit code.
 func (p *pods) RunInContainer(ctx context.Context, ns, name, _ string, cmd []string, attach api.AttachIO) error {
 	p.mu.Lock()
 	r, ok := p.byKey[podKey(ns, name)]
@@ -31,12 +36,65 @@ func (p *pods) RunInContainer(ctx context.Context, ns, name, _ string, cmd []str
 	if w := attach.Stderr(); w != nil {
 		stderr = w
 	}
-	code, err := guest.Run(ctx, c, guest.CommandLine(cmd), attach.Stdin(), stdout, stderr)
+	var code int
+	if attach.TTY() {
+		code, err = runTerminal(ctx, c, guest.CommandLine(cmd), attach, stdout)
+	} else {
+		code, err = guest.Run(ctx, c, guest.CommandLine(cmd), attach.Stdin(), stdout, stderr)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("running %q in pod %s/%s: %w", guest.CommandLine(cmd), ns, name, err)
 	}
 	if code != 0 {
-		return fmt.Errorf("command terminated with exit code %d", code)
+		// Returned as is: the kubelet API tells an exit code by the
+		// error's type, not through a wrapped chain.
+		return utilexec.CodeExitError{Err: fmt.Errorf("command terminated with exit code %d", code), Code: code}
 	}
 	return nil
+}
+
+// firstSizeWait is how long a terminal waits for the client's size
+// before its command starts: kubectl sends it as soon as the stream is
+// up, and a command that starts first would see 80x24.
+const firstSizeWait = time.Second
+
+// runTerminal runs command on a guest terminal sized and resized as the
+// client's (attach.Resize).
+func runTerminal(ctx context.Context, c *ssh.Client, command string, attach api.AttachIO, stdout io.Writer) (int, error) {
+	t := guest.Terminal{}
+	sizes := attach.Resize()
+	if sizes != nil {
+		wait := time.NewTimer(firstSizeWait)
+		select {
+		case s, ok := <-sizes:
+			if ok {
+				t.Width, t.Height = int(s.Width), int(s.Height)
+			}
+		case <-wait.C:
+		case <-ctx.Done():
+		}
+		wait.Stop()
+		resize := make(chan guest.WindowSize)
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case s, ok := <-sizes:
+					if !ok {
+						return
+					}
+					select {
+					case resize <- guest.WindowSize{Width: int(s.Width), Height: int(s.Height)}:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}
+		}()
+		t.Resize = resize
+	}
+	return guest.RunTerminal(ctx, c, command, t, attach.Stdin(), stdout)
 }

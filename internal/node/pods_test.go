@@ -78,6 +78,9 @@ func testStore(t testing.TB) (*vm.Store, Source) {
 			return Image{CreateOptions: vm.CreateOptions{Kernel: "test", Rootfs: rootfs}}, nil
 		case "test/panics":
 			return Image{CreateOptions: vm.CreateOptions{Kernel: "test", Rootfs: panics}}, nil
+		case "test/server":
+			// The busybox guest, with a config as an OCI image gives one.
+			return Image{CreateOptions: vm.CreateOptions{Kernel: "test", Rootfs: rootfs}, Config: serverConfig}, nil
 		}
 		return Image{}, errors.New("no such image")
 	}

@@ -1,0 +1,167 @@
+package node
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/client-go/util/exec"
+
+	"github.com/thaloco/banger/internal/image"
+	"github.com/thaloco/banger/internal/kubetest"
+)
+
+// serverConfig is the config of test/server: its entrypoint greets with
+// the image's and the container's environment, prints five lines, waits
+// for /tmp/go, then says so and sleeps.
+var serverConfig = image.Config{
+	Entrypoint: []string{"/bin/sh", "-c"},
+	Cmd:        []string{`echo "$GREETING to $WHO in $(pwd)"; for i in 1 2 3 4 5; do echo line $i; done; while [ ! -e /tmp/go ]; do sleep 0.2; done; echo after the follow started; exec sleep 1000`},
+	Env:        []string{"GREETING=hello from the image", "WHO=nobody"},
+	WorkingDir: "/tmp",
+}
+
+// TestPodProcess: a pod without a command runs its image's entrypoint
+// with the image's environment and working directory (the container's
+// variable winning); kubectl logs honours tailLines and limitBytes and
+// follows the log as the process writes it; kubectl exec with a TTY gets
+// a terminal of the client's size, reads stdin and returns exit codes.
+func TestPodProcess(t *testing.T) {
+	cp := kubetest.Start(t)
+	store, source := testStore(t)
+	runNode(t, testConfig(t, cp, store, source))
+	ctx := context.Background()
+	pods := cp.Client.CoreV1().Pods("default")
+	pod := testPod("server", "test/server")
+	pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "WHO", Value: "the pod"}}
+	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := waitPod(t, cp.Client, "server", 4*time.Minute, func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodRunning || p.Status.Phase == corev1.PodFailed
+	})
+	if p.Status.Phase != corev1.PodRunning {
+		t.Fatalf("pod server: %s %s", p.Status.Reason, p.Status.Message)
+	}
+	const head = "hello from the image to the pod in /tmp\nline 1\nline 2\nline 3\nline 4\nline 5\n"
+	var logs []byte
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		var err error
+		logs, err = pods.GetLogs("server", &corev1.PodLogOptions{}).DoRaw(ctx)
+		if err == nil && strings.Contains(string(logs), "line 5") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("logs of pod server: %q, %v", logs, err)
+		}
+	}
+	if string(logs) != head {
+		t.Errorf("logs of pod server: %q, want %q", logs, head)
+	}
+	for _, tc := range []struct {
+		opts corev1.PodLogOptions
+		want string
+	}{
+		{corev1.PodLogOptions{TailLines: ptr(int64(2))}, "line 4\nline 5\n"},
+		{corev1.PodLogOptions{LimitBytes: ptr(int64(5))}, "hello"},
+		{corev1.PodLogOptions{TailLines: ptr(int64(1)), LimitBytes: ptr(int64(4))}, "line"},
+	} {
+		if got, err := pods.GetLogs("server", &tc.opts).DoRaw(ctx); err != nil || string(got) != tc.want {
+			t.Errorf("logs with tail %v, limit %v: %q, %v; want %q", deref(tc.opts.TailLines), deref(tc.opts.LimitBytes), got, err, tc.want)
+		}
+	}
+
+	// Follow: a line written after the stream opened comes through it.
+	fctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	stream, err := pods.GetLogs("server", &corev1.PodLogOptions{Follow: true}).Stream(fctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	lines := bufio.NewScanner(stream)
+	readUntil := func(want string) {
+		t.Helper()
+		var seen []string
+		for lines.Scan() {
+			seen = append(seen, lines.Text())
+			if lines.Text() == want {
+				return
+			}
+		}
+		t.Fatalf("following the log: %q before %v, want a line %q", seen, lines.Err(), want)
+	}
+	readUntil("line 5")
+	if out, err := execIn(ctx, cp, "server", "touch", "/tmp/go"); err != nil {
+		t.Fatalf("exec touch: %q, %v", out, err)
+	}
+	readUntil("after the follow started")
+
+	// Exit codes come back as kubectl reads them.
+	_, err = execIn(ctx, cp, "server", "sh", "-c", "exit 3")
+	var ce exec.CodeExitError
+	if !errors.As(err, &ce) || ce.Code != 3 {
+		t.Errorf("exec exit 3: %v (%T), want a CodeExitError with code 3", err, err)
+	}
+
+	// A TTY: the guest command has a terminal of the client's size.
+	size := remotecommand.TerminalSize{Width: 100, Height: 30}
+	if out, err := execTTY(ctx, cp, "server", size, nil, "stty", "size"); err != nil || strings.TrimSpace(out) != "30 100" {
+		t.Errorf("exec -t stty size: %q, %v; want 30 100", out, err)
+	}
+	if out, err := execTTY(ctx, cp, "server", size, nil, "tty"); err != nil || !strings.HasPrefix(strings.TrimSpace(out), "/dev/pts/") {
+		t.Errorf("exec -t tty: %q, %v; want a /dev/pts device", out, err)
+	}
+	out, err := execTTY(ctx, cp, "server", size, strings.NewReader("typed\n"), "sh", "-c", "read line; echo got:$line; exit 4")
+	if !errors.As(err, &ce) || ce.Code != 4 || !strings.Contains(out, "got:typed") {
+		t.Errorf("exec -it reading stdin, exit 4: %q, %v; want got:typed and a CodeExitError with code 4", out, err)
+	}
+}
+
+func deref[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// execTTY runs command in the pod as kubectl exec -t does: a terminal of
+// size, stdin if not nil. It returns the terminal's output.
+func execTTY(ctx context.Context, cp *kubetest.ControlPlane, pod string, size remotecommand.TerminalSize, stdin io.Reader, command ...string) (string, error) {
+	req := cp.Client.CoreV1().RESTClient().Post().Resource("pods").Namespace("default").Name(pod).SubResource("exec").
+		VersionedParams(&corev1.PodExecOptions{Container: "main", Command: command, Stdin: stdin != nil, Stdout: true, TTY: true}, scheme.ParameterCodec)
+	ex, err := remotecommand.NewSPDYExecutor(cp.Config, "POST", req.URL())
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var out bytes.Buffer
+	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdin, Stdout: &out, Tty: true, TerminalSizeQueue: &oneSize{size: size, done: ctx.Done()}})
+	return out.String(), err
+}
+
+// oneSize is a terminal that reports its size once and never changes.
+type oneSize struct {
+	size remotecommand.TerminalSize
+	sent bool
+	done <-chan struct{}
+}
+
+func (s *oneSize) Next() *remotecommand.TerminalSize {
+	if !s.sent {
+		s.sent = true
+		return &s.size
+	}
+	<-s.done
+	return nil
+}
