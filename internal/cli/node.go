@@ -60,16 +60,19 @@ a CPU, and 1 GiB or a tenth of the memory, whichever is more). It carries
 the taint banger.dev/microvm=true:NoSchedule, so only pods that tolerate
 it are scheduled here, and conditions that say whether QEMU, Firecracker
 and KVM are usable. Each pod bound to the node runs as one VM: its first
-container's image is built into a banger image (with --kernel), its
-command runs as the guest's main process, and the pod ends with that
-process's exit status. With --net tap (the default) the pod's IP is its
-VM's own address and its container ports are reached there. With --warm
-(the default) the first pod of an image waits while the node boots the
-image once with that pod's CPUs and memory and snapshots it; later pods
-of the image that ask for the same restore the snapshot instead of
-booting. A pod whose kernel is not installed, or that asks for more
-memory than the host has available, fails at once with an event saying
-so (KernelMissing, OutOfMemory). See "Kubernetes nodes" in the README.`,
+container's image is built into a banger image (with --kernel), and the
+container's command and args, or else the image's entrypoint and cmd, run
+as the guest's main process. When it exits, the pod's restart policy
+runs it again after a back-off (Always; OnFailure if it failed) or ends
+the pod with its exit status (Never). With --net tap (the default) the
+pod's IP is its VM's own address and its container ports are reached
+there. With --warm (the default) the first pod of an image waits while
+the node boots the image once with that pod's CPUs and memory and
+snapshots it; later pods of the image that ask for the same restore the
+snapshot instead of booting. A pod whose kernel is not installed, or
+that asks for more memory than the host has available, fails at once
+with an event saying so (KernelMissing, OutOfMemory). See "Kubernetes
+nodes" in the README.`,
 		Example: `  banger node --kubeconfig /etc/banger/node.kubeconfig --client-ca-file /etc/banger/cluster-ca.crt
   banger node --node-name rack1-host3 --node-ip 10.0.0.13`,
 		Args: exactArgs(0, "no arguments"),
