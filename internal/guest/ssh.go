@@ -146,9 +146,11 @@ type Terminal struct {
 type WindowSize struct{ Width, Height int }
 
 // RunTerminal is Run with the command on a pseudo-terminal t: its output
-// and errors both come out of the terminal, to stdout.
+// and errors both come out of the terminal, to stdout. (A server that
+// still sends errors apart has them dropped: writing them to stdout too
+// would write to it from two goroutines.)
 func RunTerminal(ctx context.Context, c *ssh.Client, command string, t Terminal, stdin io.Reader, stdout io.Writer) (int, error) {
-	return run(ctx, c, command, &t, stdin, stdout, stdout)
+	return run(ctx, c, command, &t, stdin, stdout, io.Discard)
 }
 
 func run(ctx context.Context, c *ssh.Client, command string, t *Terminal, stdin io.Reader, stdout, stderr io.Writer) (int, error) {

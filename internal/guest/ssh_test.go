@@ -78,6 +78,13 @@ func TestHostKeyPinning(t *testing.T) {
 // authorized_keys.
 func dropbearLike(t *testing.T) *ssh.Client {
 	t.Helper()
+	return fakeSSH(t, serveSession)
+}
+
+// fakeSSH serves SSH on 127.0.0.1, each session channel by serve, and
+// returns a client of it.
+func fakeSSH(t *testing.T, serve func(ssh.Channel, <-chan *ssh.Request)) *ssh.Client {
+	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +115,7 @@ func dropbearLike(t *testing.T) *ssh.Client {
 			if err != nil {
 				return
 			}
-			go serveSession(ch, creqs)
+			go serve(ch, creqs)
 		}
 	}()
 	c, err := ssh.Dial("tcp", ln.Addr().String(), &ssh.ClientConfig{User: "root", HostKeyCallback: ssh.InsecureIgnoreHostKey()})
@@ -166,5 +173,60 @@ func TestRunAndShellSendInputAfterStart(t *testing.T) {
 		if err != nil || code != 0 || out.String() != "got: "+in {
 			t.Errorf("Shell with input %q: code %d, err %v, output %q", in, code, err, out.String())
 		}
+	}
+}
+
+// servePty answers a session that asks for a terminal: at exec it prints
+// the terminal's type and size, then waits for a window change, prints
+// the new size and exits 5.
+func servePty(ch ssh.Channel, reqs <-chan *ssh.Request) {
+	defer ch.Close()
+	var term string
+	for req := range reqs {
+		switch req.Type {
+		case "pty-req":
+			var pty struct {
+				Term             string
+				Cols, Rows, W, H uint32
+				Modes            string
+			}
+			if ssh.Unmarshal(req.Payload, &pty) != nil {
+				_ = req.Reply(false, nil)
+				return
+			}
+			term = fmt.Sprintf("%s %dx%d", pty.Term, pty.Cols, pty.Rows)
+			_ = req.Reply(true, nil)
+		case "exec":
+			_ = req.Reply(true, nil)
+			_, _ = fmt.Fprintf(ch, "pty %s\n", term)
+		case "window-change":
+			var wc struct{ Cols, Rows, W, H uint32 }
+			if ssh.Unmarshal(req.Payload, &wc) == nil {
+				_, _ = fmt.Fprintf(ch, "resized %dx%d\n", wc.Cols, wc.Rows)
+			}
+			_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{5}))
+			return
+		default:
+			_ = req.Reply(false, nil)
+		}
+	}
+}
+
+// TestRunTerminal: the guest is asked for a terminal of the given type
+// and size before the command, later sizes follow as window changes, and
+// the exit status comes back.
+func TestRunTerminal(t *testing.T) {
+	resize := make(chan WindowSize, 1)
+	resize <- WindowSize{Width: 120, Height: 40}
+	var out bytes.Buffer
+	code, err := RunTerminal(context.Background(), fakeSSH(t, servePty), "stty size", Terminal{Term: "vt100", Width: 100, Height: 30, Resize: resize}, nil, &out)
+	if want := "pty vt100 100x30\nresized 120x40\n"; err != nil || code != 5 || out.String() != want {
+		t.Errorf("RunTerminal: code %d, err %v, output %q; want 5 and %q", code, err, out.String(), want)
+	}
+	out.Reset()
+	resize <- WindowSize{Width: 81, Height: 25}
+	code, err = RunTerminal(context.Background(), fakeSSH(t, servePty), "true", Terminal{Resize: resize}, nil, &out)
+	if want := "pty xterm 80x24\nresized 81x25\n"; err != nil || code != 5 || out.String() != want {
+		t.Errorf("RunTerminal with defaults: code %d, err %v, output %q; want 5 and %q", code, err, out.String(), want)
 	}
 }
