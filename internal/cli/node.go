@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -89,9 +88,9 @@ func runNode(ctx context.Context, g *globalOptions, o *nodeOptions, _ []string) 
 	if err != nil {
 		return err
 	}
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := node.NewClient(cfg)
 	if err != nil {
-		return fmt.Errorf("kubernetes client for %s: %w", cfg.Host, err)
+		return err
 	}
 	name := o.name
 	if name == "" {

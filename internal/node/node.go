@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/thaloco/banger/internal/vm"
@@ -233,4 +234,30 @@ func nodeSpec(cfg Config, host Resources, c Checks) *corev1.Node {
 		n.Status.Addresses = append(n.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: cfg.NodeIP})
 	}
 	return n
+}
+
+// Client rates: a node's API traffic (status of every pod, events,
+// leases) is a kubelet's, so it gets the kubelet's default client limits
+// rather than client-go's 5 requests a second, which made a pod's
+// Running status wait behind its own events.
+const (
+	ClientQPS   = 50
+	ClientBurst = 100
+)
+
+// NewClient is a Kubernetes client for a node from cfg (not changed): the
+// node's rate limits where cfg sets none.
+func NewClient(cfg *rest.Config) (kubernetes.Interface, error) {
+	c := rest.CopyConfig(cfg)
+	if c.QPS == 0 {
+		c.QPS = ClientQPS
+	}
+	if c.Burst == 0 {
+		c.Burst = ClientBurst
+	}
+	client, err := kubernetes.NewForConfig(c)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client for %s: %w", c.Host, err)
+	}
+	return client, nil
 }

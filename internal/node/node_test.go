@@ -60,7 +60,7 @@ func TestRegister(t *testing.T) {
 	cp := kubetest.Start(t)
 	host := Resources{CPUMilli: 4000, MemoryBytes: 16 << 30}
 	runNode(t, Config{
-		Name: "banger-test", Client: cp.Client, NodeIP: "127.0.0.1", MaxPods: 20, Version: "banger-test",
+		Name: "banger-test", Client: nodeClient(t, cp), NodeIP: "127.0.0.1", MaxPods: 20, Version: "banger-test",
 		VMs: vm.NewWithOptions(paths.Layout{State: t.TempDir()}, vm.Options{}),
 		Source: func(context.Context, string) (Image, error) {
 			return Image{}, errors.New("no images here")

@@ -134,14 +134,16 @@ func (p *pods) fail(r *podRun, reason string, err error) {
 
 // run brings the pod's VM up and watches its main process.
 func (p *pods) run(ctx context.Context, r *podRun) {
-	v, config := p.startVM(ctx, r)
+	v, config, c := p.startVM(ctx, r)
 	if v == nil {
 		return
 	}
-	c, err := p.connect(ctx, r.vm)
-	if err != nil {
-		p.fail(r, "VMUnreachable", err)
-		return
+	if c == nil {
+		var err error
+		if c, err = p.connect(ctx, r.vm); err != nil {
+			p.fail(r, "VMUnreachable", err)
+			return
+		}
 	}
 	defer func() { _ = c.Close() }()
 	p.runMain(ctx, r, v, c, config)
@@ -152,7 +154,12 @@ func (p *pods) run(ctx context.Context, r *podRun) {
 // config when known; else the source is asked if the script is needed.
 func (p *pods) runMain(ctx context.Context, r *podRun, v *vm.VM, c *ssh.Client, config *image.Config) {
 	ctr := &r.pod.Spec.Containers[0]
-	started, err := guest.Run(ctx, c, "test -e "+guestPodDir+"/main.sh", nil, io.Discard, io.Discard)
+	// A VM made here (config known) has not run the script yet: skip the
+	// round trip that asks. startMain's own test keeps this safe.
+	started, err := 1, error(nil)
+	if config == nil {
+		started, err = guest.Run(ctx, c, "test -e "+guestPodDir+"/main.sh", nil, io.Discard, io.Discard)
+	}
 	if err == nil && started != 0 {
 		err = p.startMain(ctx, c, ctr, config)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/ssh"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/thaloco/banger/internal/image"
@@ -44,15 +45,18 @@ const (
 // snapshot, made here when none fits. On failure it ends the pod as
 // Failed, with an event saying why, and returns nil. config is the
 // image's config when the source was asked (a VM created here), else nil.
-func (p *pods) startVM(ctx context.Context, r *podRun) (v *vm.VM, config *image.Config) {
+// c, when not nil, is the SSH connection a restore opened and handed over
+// (user networking), which the caller uses and closes instead of making
+// its own.
+func (p *pods) startVM(ctx context.Context, r *podRun) (v *vm.VM, config *image.Config, c *ssh.Client) {
 	ctr := &r.pod.Spec.Containers[0]
 	v, err := p.store.Get(r.vm)
 	if err != nil && !errors.Is(err, vm.ErrNotFound) {
 		p.fail(r, "VMBroken", err)
-		return nil, nil
+		return nil, nil, nil
 	}
 	if v != nil && v.SSHAddr() != "" {
-		return v, nil // adopted
+		return v, nil, nil // adopted
 	}
 	_, mem := podResources(r.pod)
 	if v != nil {
@@ -60,17 +64,17 @@ func (p *pods) startVM(ctx context.Context, r *podRun) (v *vm.VM, config *image.
 	}
 	if err := p.checkMemory(mem); err != nil {
 		p.fail(r, ReasonOutOfMemory, err)
-		return nil, nil
+		return nil, nil, nil
 	}
 	if v == nil {
 		img, err := p.source(ctx, ctr.Image)
 		if err != nil {
 			p.fail(r, "ImageBuildFailed", fmt.Errorf("container image %s: %w", ctr.Image, err))
-			return nil, nil
+			return nil, nil, nil
 		}
 		if _, err := mainScript(ctr, img.Config, guestPodDir); err != nil {
 			p.fail(r, "InvalidSpec", err)
-			return nil, nil
+			return nil, nil, nil
 		}
 		config = &img.Config
 		o := img.CreateOptions
@@ -78,7 +82,7 @@ func (p *pods) startVM(ctx context.Context, r *podRun) (v *vm.VM, config *image.
 		o.CPUs, o.MemoryMiB = podResources(r.pod)
 		if err := p.checkKernel(o); err != nil {
 			p.fail(r, ReasonKernelMissing, err)
-			return nil, nil
+			return nil, nil, nil
 		}
 		if p.warm != nil && o.Image != "" {
 			warmed := func(man *snapshot.Manifest, took time.Duration) {
@@ -96,27 +100,27 @@ func (p *pods) startVM(ctx context.Context, r *podRun) (v *vm.VM, config *image.
 		}
 		if _, err := p.store.Create(ctx, o); err != nil {
 			if ctx.Err() != nil {
-				return nil, nil // the pod was deleted meanwhile
+				return nil, nil, nil // the pod was deleted meanwhile
 			}
 			reason := "VMCreateFailed"
 			if errors.Is(err, kernelstore.ErrNotInstalled) {
 				reason = ReasonKernelMissing
 			}
 			p.fail(r, reason, err)
-			return nil, nil
+			return nil, nil, nil
 		}
 	}
-	v, err = p.store.Start(ctx, r.vm, vm.StartOptions{})
+	v, err = p.store.Start(ctx, r.vm, vm.StartOptions{KeepSSH: &c})
 	if err != nil {
 		if ctx.Err() == nil {
 			p.fail(r, "VMStartFailed", err)
 		}
-		return nil, nil
+		return nil, nil, nil
 	}
 	if v.Config.Net == vm.NetUser {
 		p.warnPorts(r)
 	}
-	return v, config
+	return v, config, c
 }
 
 // checkMemory refuses to start a VM of memMiB when the host has less
