@@ -231,8 +231,9 @@ func (p *pods) connect(ctx context.Context, name string) (*ssh.Client, error) {
 }
 
 // removeOrphans stops and removes the pod VMs of this store whose pod is
-// no longer bound to the node (deleted while no node was running). The
-// node owns every VM named as vmName names them.
+// no longer bound to the node (deleted while no node was running), and
+// the throwaway VMs of warms that never ended. The node owns every VM
+// named as vmName names them, and the warming VMs of its images.
 func (p *pods) removeOrphans(ctx context.Context, c kubernetes.Interface, node string) error {
 	list, err := c.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
 	if err != nil {
@@ -248,7 +249,16 @@ func (p *pods) removeOrphans(ctx context.Context, c kubernetes.Interface, node s
 	}
 	var errs []error
 	for _, l := range ls {
-		if l.VM == nil || !isPodVM(l.VM.Name()) || bound[l.VM.Name()] || p.running(l.VM.Name()) {
+		if l.VM == nil {
+			continue
+		}
+		if img, ok := warmingImage(l.VM.Name()); ok {
+			// A warm's throwaway VM left by a node that died while it
+			// warmed; one this node may be making now is kept.
+			if p.warm != nil && p.warm.triedImage(img) {
+				continue
+			}
+		} else if !isPodVM(l.VM.Name()) || bound[l.VM.Name()] || p.running(l.VM.Name()) {
 			continue
 		}
 		name := l.VM.Name()

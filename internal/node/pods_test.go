@@ -283,9 +283,23 @@ func TestPodAdoption(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The throwaway VM of a warm the node died in.
+	warming := imageName("test/warm") + "-warming-0a1b2c"
+	wo, err := source(ctx, "test/busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wo.Name = warming
+	if _, err := store.Create(ctx, wo.CreateOptions); err != nil {
+		t.Fatal(err)
+	}
+
 	runNode(t, testConfig(t, cp, store, source))
 	if _, err := store.Get(vmName(gone)); !errors.Is(err, vm.ErrNotFound) {
 		t.Errorf("VM of the pod deleted while the node was down: %v, want it removed", err)
+	}
+	if _, err := store.Get(warming); !errors.Is(err, vm.ErrNotFound) {
+		t.Errorf("VM %s of a warm that never ended: %v, want it removed", warming, err)
 	}
 	time.Sleep(3 * pollInterval) // let the new node look at the pod
 	p = waitPod(t, cp.Client, "kept", time.Minute, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })

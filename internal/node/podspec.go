@@ -34,6 +34,19 @@ func vmName(pod *corev1.Pod) string {
 // podVMName matches the names vmName makes.
 var podVMName = regexp.MustCompile(`^k8s-[a-z0-9.-]*-[0-9a-f]{10}$`)
 
+// warmingVMName matches the throwaway VM vm.Store.WarmImage boots for an
+// image named as imageName names them.
+var warmingVMName = regexp.MustCompile(`^(k8s-[0-9a-f]{16})-warming-[0-9a-f]{6}$`)
+
+// warmingImage is the image whose warm a VM called name is, if it is one.
+func warmingImage(name string) (string, bool) {
+	m := warmingVMName.FindStringSubmatch(name)
+	if m == nil {
+		return "", false
+	}
+	return m[1], true
+}
+
 // isPodVM says whether a VM name is one vmName makes.
 func isPodVM(name string) bool { return podVMName.MatchString(name) }
 

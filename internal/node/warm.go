@@ -44,6 +44,13 @@ func (w *warmer) lock(image string) *sync.RWMutex {
 	return l
 }
 
+// triedImage says whether this node has warmed image, or is warming it.
+func (w *warmer) triedImage(image string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.tried[image]
+}
+
 // ensure makes o.Image's warm snapshot for a VM created with o, unless
 // one fits o already or this node warmed the image before; callers asking
 // at the same time share one warm, and only the one whose call made it
