@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"io"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
@@ -12,7 +11,7 @@ import (
 )
 
 // provider is the node's virtual-kubelet provider: pods run as VMs
-// (pods); attaching, port forwarding and statistics are not offered yet.
+// (pods); attaching and statistics are not offered yet.
 type provider struct{ *pods }
 
 func newProvider(cfg Config, recorder record.EventRecorder) provider {
@@ -40,7 +39,3 @@ func (p provider) GetStatsSummary(context.Context) (*statsv1alpha1.Summary, erro
 }
 
 func (p provider) GetMetricsResource(context.Context) ([]*dto.MetricFamily, error) { return nil, nil }
-
-func (p provider) PortForward(_ context.Context, ns, pod string, _ int32, _ io.ReadWriteCloser) error {
-	return errdefs.InvalidInputf("pod %s/%s: port forwarding is not supported", ns, pod)
-}
