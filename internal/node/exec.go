@@ -6,7 +6,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
 	"golang.org/x/crypto/ssh"
 	utilexec "k8s.io/utils/exec"
@@ -18,11 +17,9 @@ import (
 // one is asked for (kubectl exec -t). A command that exits non-zero is a
 // CodeExitError, which the kubelet API reports as the exit code.
 func (p *pods) RunInContainer(ctx context.Context, ns, name, _ string, cmd []string, attach api.AttachIO) error {
-	p.mu.Lock()
-	r, ok := p.byKey[podKey(ns, name)]
-	p.mu.Unlock()
-	if !ok {
-		return errdefs.NotFoundf("pod %s/%s is not on this node", ns, name)
+	r, err := p.lookup(ns, name)
+	if err != nil {
+		return err
 	}
 	c, err := p.connect(ctx, r.vm)
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
 
 	"github.com/thaloco/banger/internal/guest"
@@ -20,11 +19,9 @@ import (
 // after. Tail and LimitBytes are honoured; Timestamps is not (the log
 // does not record when lines were written).
 func (p *pods) GetContainerLogs(ctx context.Context, ns, name, _ string, opts api.ContainerLogOpts) (io.ReadCloser, error) {
-	p.mu.Lock()
-	r, ok := p.byKey[podKey(ns, name)]
-	p.mu.Unlock()
-	if !ok {
-		return nil, errdefs.NotFoundf("pod %s/%s is not on this node", ns, name)
+	r, err := p.lookup(ns, name)
+	if err != nil {
+		return nil, err
 	}
 	v, err := p.store.Get(r.vm)
 	if err != nil {

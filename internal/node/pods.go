@@ -303,11 +303,9 @@ func (p *pods) stopWatching() {
 // DeletePod stops the pod's VM (within the pod's grace period, then it is
 // killed), removes it and reports the pod terminated.
 func (p *pods) DeletePod(ctx context.Context, pod *corev1.Pod) error {
-	p.mu.Lock()
-	r, ok := p.byKey[podKey(pod.Namespace, pod.Name)]
-	p.mu.Unlock()
-	if !ok {
-		return errdefs.NotFoundf("pod %s/%s is not on this node", pod.Namespace, pod.Name)
+	r, err := p.lookup(pod.Namespace, pod.Name)
+	if err != nil {
+		return err
 	}
 	r.cancel()
 	<-r.done
@@ -331,6 +329,17 @@ func (p *pods) DeletePod(ctx context.Context, pod *corev1.Pod) error {
 	delete(p.byKey, podKey(pod.Namespace, pod.Name))
 	p.mu.Unlock()
 	return nil
+}
+
+// lookup is the run of the pod ns/name, or errdefs' not-found error.
+func (p *pods) lookup(ns, name string) (*podRun, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r, ok := p.byKey[podKey(ns, name)]
+	if !ok {
+		return nil, errdefs.NotFoundf("pod %s/%s is not on this node", ns, name)
+	}
+	return r, nil
 }
 
 func (p *pods) UpdatePod(context.Context, *corev1.Pod) error { return nil }

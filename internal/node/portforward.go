@@ -7,8 +7,6 @@ import (
 	"io"
 	"net"
 	"strconv"
-
-	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 )
 
 // PortForward joins stream (one connection of kubectl port-forward) to
@@ -18,11 +16,9 @@ import (
 // reachable too. It returns when either side has finished.
 func (p *pods) PortForward(ctx context.Context, ns, name string, port int32, stream io.ReadWriteCloser) error {
 	defer func() { _ = stream.Close() }()
-	p.mu.Lock()
-	r, ok := p.byKey[podKey(ns, name)]
-	p.mu.Unlock()
-	if !ok {
-		return errdefs.NotFoundf("pod %s/%s is not on this node", ns, name)
+	r, err := p.lookup(ns, name)
+	if err != nil {
+		return err
 	}
 	c, err := p.connect(ctx, r.vm)
 	if err != nil {
