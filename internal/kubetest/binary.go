@@ -3,13 +3,13 @@ package kubetest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
-	"testing"
 )
 
 // Version is the Kubernetes release the tests run against.
@@ -51,23 +51,21 @@ func (e *buildError) Error() string {
 }
 
 // apiserver returns the kube-apiserver binary, building it if needed.
-func apiserver(t testing.TB) string {
-	t.Helper()
+func apiserver() (string, error) {
 	p, err := apiserverPath()
 	if err != nil {
-		t.Fatalf("kube-apiserver %s: %v", Version, err)
+		return "", fmt.Errorf("kube-apiserver %s: %w", Version, err)
 	}
-	return p
+	return p, nil
 }
 
 // etcd returns Debian's etcd (package etcd-server).
-func etcd(t testing.TB) string {
-	t.Helper()
+func etcd() (string, error) {
 	p, err := exec.LookPath("etcd")
 	if err != nil {
-		t.Fatalf("etcd: %v (hint: apt-get install etcd-server, or run scripts/install-deps.sh)", err)
+		return "", fmt.Errorf("etcd: %w (hint: apt-get install etcd-server, or run scripts/install-deps.sh)", err)
 	}
-	return p
+	return p, nil
 }
 
 // repoRoot is the checkout this file is in.

@@ -1,6 +1,6 @@
 // Package kubetest starts a throwaway Kubernetes control plane for tests:
-// etcd and kube-apiserver on 127.0.0.1, torn down when the test ends. It
-// is imported only by tests.
+// etcd and kube-apiserver on 127.0.0.1, torn down when the test (or the
+// script) ends. It is imported only by tests.
 package kubetest
 
 import (
@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -37,6 +38,8 @@ type ControlPlane struct {
 	// the apiserver presents to kubelets, which reaches them by their
 	// InternalIP.
 	CAFile string
+
+	procs []*proc // etcd, then kube-apiserver
 }
 
 // token is the admin's bearer token in the apiserver's token file.
@@ -53,29 +56,62 @@ const readyTimeout = 2 * time.Minute
 // fresh machine builds kube-apiserver (scripts/build-control-plane.sh).
 func Start(t testing.TB) *ControlPlane {
 	t.Helper()
-	etcdBin, apiBin := etcd(t), apiserver(t)
-	dir := t.TempDir()
-	p, err := newPKI(dir)
+	cp, err := StartIn(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(cp.Stop)
+	return cp
+}
+
+// StartIn is Start for callers without a testing.TB (testscript
+// commands): the control plane keeps its files in dir, and the caller
+// stops it with Stop. On error nothing is left running.
+func StartIn(dir string) (_ *ControlPlane, err error) {
+	etcdBin, err := etcd()
+	if err != nil {
+		return nil, err
+	}
+	apiBin, err := apiserver()
+	if err != nil {
+		return nil, err
+	}
+	p, err := newPKI(dir)
+	if err != nil {
+		return nil, err
+	}
 	tokens := filepath.Join(dir, "tokens.csv")
 	if err := os.WriteFile(tokens, []byte(token+",admin,admin-uid,system:masters\n"), 0o600); err != nil {
-		t.Fatal(err)
+		return nil, err
+	}
+	cp := &ControlPlane{Kubeconfig: filepath.Join(dir, "kubeconfig"), CAFile: p.caFile}
+	defer func() {
+		if err != nil {
+			cp.Stop()
+		}
+	}()
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
 	}
 
-	clientURL := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
-	peerURL := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
-	e := startProc(t, dir, "etcd", etcdBin,
+	clientURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
+	peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
+	e, err := cp.start(dir, "etcd", etcdBin,
 		"--name=kubetest", "--data-dir="+filepath.Join(dir, "etcd"),
 		"--listen-client-urls="+clientURL, "--advertise-client-urls="+clientURL,
 		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
 		"--initial-cluster=kubetest="+peerURL, "--log-level=warn")
-	waitHTTP(t, e, http.DefaultClient, clientURL+"/health", nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitHTTP(e, http.DefaultClient, clientURL+"/health", nil); err != nil {
+		return nil, err
+	}
 
-	port := freePort(t)
+	port := ports[2]
 	host := "https://127.0.0.1:" + strconv.Itoa(port)
-	a := startProc(t, dir, "kube-apiserver", apiBin,
+	a, err := cp.start(dir, "kube-apiserver", apiBin,
 		"--etcd-servers="+clientURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port="+strconv.Itoa(port),
 		"--cert-dir="+filepath.Join(dir, "certs"),
@@ -87,52 +123,86 @@ func Start(t testing.TB) *ControlPlane {
 		"--endpoint-reconciler-type=none",
 		"--kubelet-client-certificate="+p.kubeletCert, "--kubelet-client-key="+p.kubeletKey,
 		"--kubelet-preferred-address-types=InternalIP")
+	if err != nil {
+		return nil, err
+	}
 
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(p.caPEM)
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	waitHTTP(t, a, hc, host+"/readyz", http.Header{"Authorization": {"Bearer " + token}})
+	if err := waitHTTP(a, hc, host+"/readyz", http.Header{"Authorization": {"Bearer " + token}}); err != nil {
+		return nil, err
+	}
 
-	cp := &ControlPlane{
-		Config: &rest.Config{
-			Host:            host,
-			BearerToken:     token,
-			TLSClientConfig: rest.TLSClientConfig{CAData: p.caPEM},
-		},
-		Kubeconfig: filepath.Join(dir, "kubeconfig"),
-		CAFile:     p.caFile,
+	cp.Config = &rest.Config{
+		Host:            host,
+		BearerToken:     token,
+		TLSClientConfig: rest.TLSClientConfig{CAData: p.caPEM},
 	}
 	if err := writeKubeconfig(cp.Kubeconfig, host, p.caPEM); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	cp.Client, err = kubernetes.NewForConfig(cp.Config)
-	if err != nil {
-		t.Fatal(err)
+	if cp.Client, err = kubernetes.NewForConfig(cp.Config); err != nil {
+		return nil, err
 	}
-	ensureDefaultServiceAccount(t, cp.Client)
-	return cp
+	if err := ensureDefaultServiceAccount(cp.Client); err != nil {
+		return nil, err
+	}
+	return cp, nil
 }
 
-// waitHTTP polls url until it answers 200, failing t with the process's
-// log if the process ends or readyTimeout passes.
-func waitHTTP(t testing.TB, p *proc, c *http.Client, url string, h http.Header) {
-	t.Helper()
+// start starts a process of the control plane, which Stop stops.
+func (cp *ControlPlane) start(dir, name, bin string, args ...string) (*proc, error) {
+	p, err := startProc(dir, name, bin, args...)
+	if err != nil {
+		return nil, err
+	}
+	cp.procs = append(cp.procs, p)
+	return p, nil
+}
+
+// Stop stops the apiserver, then etcd. It does not remove their files.
+func (cp *ControlPlane) Stop() {
+	for i := len(cp.procs) - 1; i >= 0; i-- {
+		cp.procs[i].stop()
+	}
+	cp.procs = nil
+}
+
+// freePorts is n distinct TCP ports of 127.0.0.1, free a moment ago.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for len(ports) < n {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(ports, p) {
+			ports = append(ports, p)
+		}
+	}
+	return ports, nil
+}
+
+// waitHTTP polls url until it answers 200, failing with the process's log
+// if the process ends or readyTimeout passes.
+func waitHTTP(p *proc, c *http.Client, url string, h http.Header) error {
 	deadline := time.Now().Add(readyTimeout)
 	var last string
 	for time.Now().Before(deadline) {
 		if done, err := p.exited(); done {
-			t.Fatalf("%s exited while starting: %v\n%s", p.name, err, p.tail())
+			return fmt.Errorf("%s exited while starting: %v\n%s", p.name, err, p.tail())
 		}
 		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		req.Header = h
 		resp, err := c.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 			last = resp.Status
 		} else {
@@ -140,24 +210,23 @@ func waitHTTP(t testing.TB, p *proc, c *http.Client, url string, h http.Header) 
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("%s not ready after %s (%s): %s\n%s", p.name, readyTimeout, url, last, p.tail())
+	return fmt.Errorf("%s not ready after %s (%s): %s\n%s", p.name, readyTimeout, url, last, p.tail())
 }
 
 // ensureDefaultServiceAccount creates default/default, retrying while the
 // apiserver is still creating the default namespace.
-func ensureDefaultServiceAccount(t testing.TB, c kubernetes.Interface) {
-	t.Helper()
+func ensureDefaultServiceAccount(c kubernetes.Interface) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
 	for {
 		_, err := c.CoreV1().ServiceAccounts(metav1.NamespaceDefault).Create(ctx, sa, metav1.CreateOptions{})
 		if err == nil || apierrors.IsAlreadyExists(err) {
-			return
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("creating the default service account: %v", err)
+			return fmt.Errorf("creating the default service account: %w", err)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

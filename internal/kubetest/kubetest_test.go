@@ -32,3 +32,20 @@ func TestStart(t *testing.T) {
 		t.Errorf("kubeconfig reaches %s with token %q, want %s", cfg.Host, cfg.BearerToken, cp.Config.Host)
 	}
 }
+
+// TestStartInStop: a control plane started without a testing.TB answers
+// until Stop, and not after.
+func TestStartInStop(t *testing.T) {
+	cp, err := StartIn(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cp.Client.Discovery().ServerVersion(); err != nil {
+		cp.Stop()
+		t.Fatal(err)
+	}
+	cp.Stop()
+	if _, err := cp.Client.Discovery().ServerVersion(); err == nil {
+		t.Error("the apiserver still answers after Stop")
+	}
+}

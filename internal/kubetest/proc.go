@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -21,29 +20,27 @@ type proc struct {
 	err  error
 }
 
-// startProc starts bin with args, its output in dir/name.log. The test's
-// cleanup stops it; the kernel kills it if the test binary dies first.
-func startProc(t testing.TB, dir, name, bin string, args ...string) *proc {
-	t.Helper()
+// startProc starts bin with args, its output in dir/name.log. The caller
+// stops it; the kernel kills it if the test binary dies first.
+func startProc(dir, name, bin string, args ...string) (*proc, error) {
 	p := &proc{name: name, log: dir + "/" + name + ".log", done: make(chan struct{})}
 	f, err := os.Create(p.log)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	p.cmd = exec.CommandContext(context.Background(), bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		f.Close()
-		t.Fatalf("starting %s: %v", name, err)
+		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
 	go func() {
 		p.err = p.cmd.Wait()
 		f.Close()
 		close(p.done)
 	}()
-	t.Cleanup(p.stop)
-	return p
+	return p, nil
 }
 
 // stop asks the process to end (SIGTERM) and kills it after 10 seconds.
@@ -86,13 +83,12 @@ func (p *proc) tail() string {
 }
 
 // freePort is a TCP port on 127.0.0.1 free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
+func freePort() (int, error) {
 	var lc net.ListenConfig
 	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
