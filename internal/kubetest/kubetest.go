@@ -191,7 +191,7 @@ func waitHTTP(p *proc, c *http.Client, url string, h http.Header) error {
 	var last string
 	for time.Now().Before(deadline) {
 		if done, err := p.exited(); done {
-			return fmt.Errorf("%s exited while starting: %v\n%s", p.name, err, p.tail())
+			return fmt.Errorf("%s exited while starting: %w\n%s", p.name, err, p.tail())
 		}
 		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
 		if err != nil {
