@@ -62,7 +62,7 @@ func TestVMScripts(t *testing.T) {
 	cmds := imageScriptCmds()
 	cmds["bangerboot"] = cmdBangerBoot
 	cmds["killvmm"] = cmdKillVMM
-	cmds["pushguest"] = pushGuestCmd(t)
+	cmds["pushguest"] = pushGuestCmd(t, "arm64")
 	p := scriptParams(t, "vm_*.txtar", cmds)
 	base := p.Setup
 	p.Setup = func(env *testscript.Env) error {
@@ -165,16 +165,21 @@ func killScriptVMMs(vms string) {
 	}
 }
 
-// pushGuestCmd builds the arm64 guest image pushguest pushes: a real
-// linux/arm64 image (one layer), bootable once image build has added
-// banger's key.
-func pushGuestCmd(t *testing.T) func(*testscript.TestScript, bool, []string) {
-	tree := guesttest.BuildTree(t, guesttest.Rootfs{Arch: "arm64", AuthorizedKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHn9x3Kk9mQ1kqOcb0w0s9bGv1CDLfl0rLhfXr1AYX0i image-owner\n"})
+// pushGuestCmd builds the guest image pushguest pushes: a real linux
+// image for arch ("arm64", or "x86_64" with the host's busybox and
+// dropbear) of one layer, dropbear started at boot, bootable once image
+// build has added banger's key.
+func pushGuestCmd(t *testing.T, arch string) func(*testscript.TestScript, bool, []string) {
+	tree := guesttest.BuildTree(t, guesttest.Rootfs{Arch: arch, AuthorizedKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHn9x3Kk9mQ1kqOcb0w0s9bGv1CDLfl0rLhfXr1AYX0i image-owner\n"})
 	layer, err := imagetest.DirLayer(tree)
 	if err != nil {
 		t.Fatal(err)
 	}
-	img := imagetest.Image("linux/arm64", layer)
+	platform := "linux/amd64"
+	if arch == "arm64" {
+		platform = "linux/arm64"
+	}
+	img := imagetest.Image(platform, layer)
 	return func(ts *testscript.TestScript, neg bool, args []string) {
 		if neg || len(args) != 1 {
 			ts.Fatalf("usage: pushguest REPO:TAG")
