@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
+	vklog "github.com/virtual-kubelet/virtual-kubelet/log"
 	"golang.org/x/crypto/ssh"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
@@ -47,6 +49,7 @@ type Image struct {
 // pods runs pods as microVMs in a banger VM store: one VM per pod.
 type pods struct {
 	store    *vm.Store
+	client   kubernetes.Interface // removes deleted pods from the API (nil: leaves it to virtual-kubelet)
 	source   Source
 	net      string
 	hostIP   string
@@ -328,6 +331,18 @@ func (p *pods) DeletePod(ctx context.Context, pod *corev1.Pod) error {
 	p.mu.Lock()
 	delete(p.byKey, podKey(pod.Namespace, pod.Name))
 	p.mu.Unlock()
+	// The VM is gone: remove the pod from the API now, as a kubelet does
+	// once a pod's containers have stopped. virtual-kubelet would wait out
+	// the rest of the grace period first (30 s by default), and kubectl
+	// delete with it; it still does if this fails.
+	if p.client != nil {
+		err := p.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+			GracePeriodSeconds: new(int64), Preconditions: metav1.NewUIDPreconditions(string(pod.UID)),
+		})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			vklog.G(ctx).Warnf("removing pod %s/%s from the API: %v", pod.Namespace, pod.Name, err)
+		}
+	}
 	return nil
 }
 

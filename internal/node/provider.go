@@ -19,7 +19,7 @@ func newProvider(cfg Config, recorder record.EventRecorder) provider {
 	if net == "" {
 		net = "tap"
 	}
-	p := &pods{store: cfg.VMs, source: cfg.Source, net: net, hostIP: cfg.NodeIP, recorder: recorder, byKey: map[string]*podRun{},
+	p := &pods{store: cfg.VMs, client: cfg.Client, source: cfg.Source, net: net, hostIP: cfg.NodeIP, recorder: recorder, byKey: map[string]*podRun{},
 		memAvailable: cfg.memAvailable, backoff: cfg.restartBackoff}
 	if p.memAvailable == nil {
 		p.memAvailable = MemAvailable
