@@ -24,7 +24,8 @@ import (
 // TestNodeScripts runs the banger node scripts: the real banger node
 // process against a real control plane (etcd and kube-apiserver on
 // 127.0.0.1), its pods' images built from a real registry on 127.0.0.1
-// and booted with QEMU. $TEST_KERNEL is a directory holding the shared
+// and booted with QEMU. The state directory ($XDG_STATE_HOME) is a
+// short one outside $WORK. $TEST_KERNEL is a directory holding the shared
 // test kernel (vmlinux), for banger kernel import. The image commands
 // (registry, push) are there, and pushguest REPO:TAG pushes an x86_64
 // busybox image with dropbear started at boot. Besides:
@@ -66,7 +67,16 @@ func TestNodeScripts(t *testing.T) {
 			return err
 		}
 		env.Setenv("TEST_KERNEL", kernel)
-		vms := filepath.Join(env.WorkDir, "state", "banger", "vms")
+		// A state directory with a shorter path than $WORK's: the unix
+		// sockets of a warm's throwaway VM (named after the image) would
+		// not fit in 108 bytes there.
+		state, err := os.MkdirTemp("", "bn")
+		if err != nil {
+			return err
+		}
+		env.Defer(func() { _ = os.RemoveAll(state) })
+		env.Setenv("XDG_STATE_HOME", state)
+		vms := filepath.Join(state, "banger", "vms")
 		env.Defer(func() { killScriptVMMs(vms) })
 		return nil
 	}
