@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -191,6 +192,9 @@ func waitHTTP(p *proc, c *http.Client, url string, h http.Header) error {
 	var last string
 	for time.Now().Before(deadline) {
 		if done, err := p.exited(); done {
+			if err == nil {
+				err = errors.New("exit status 0")
+			}
 			return fmt.Errorf("%s exited while starting: %w\n%s", p.name, err, p.tail())
 		}
 		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
