@@ -9,9 +9,9 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// runBanger runs banger in-process with args and returns its exit code,
+// invokeBanger runs banger in-process with args and returns its exit code,
 // stdout and stderr.
-func runBanger(t *testing.T, args ...string) (int, string, string) {
+func invokeBanger(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	home := t.TempDir()
@@ -39,13 +39,13 @@ func TestUnknownCommands(t *testing.T) {
 		{[]string{"upp"}, `unknown command "upp" for "banger"; did you mean "up"?`},
 		{[]string{"vm", "cpy", "a", "b"}, `unknown command "cpy" for "banger vm"; did you mean "cp"?`},
 	} {
-		code, out, errs := runBanger(t, tc.args...)
+		code, out, errs := invokeBanger(t, tc.args...)
 		if code != exitUsage || !strings.Contains(errs, tc.want) || out != "" {
 			t.Errorf("banger %s: exit %d, stdout %q, stderr %q; want exit 2 and %q", strings.Join(tc.args, " "), code, out, errs, tc.want)
 		}
 	}
 	// A group alone still prints its help, successfully.
-	if code, out, _ := runBanger(t, "vm"); code != 0 || !strings.Contains(out, "Available Commands:") {
+	if code, out, _ := invokeBanger(t, "vm"); code != 0 || !strings.Contains(out, "Available Commands:") {
 		t.Errorf("banger vm: exit %d, %q", code, out)
 	}
 }
@@ -61,7 +61,7 @@ func TestHelpEndsWithExitStatus(t *testing.T) {
 			return
 		}
 		args := append(strings.Fields(strings.TrimPrefix(c.CommandPath(), "banger")), "--help")
-		code, out, _ := runBanger(t, args...)
+		code, out, _ := invokeBanger(t, args...)
 		last := out[strings.LastIndex(strings.TrimRight(out, "\n"), "\n\n")+2:]
 		if code != 0 || !strings.HasPrefix(last, "Exit status: ") || !strings.Contains(last, "usage error") {
 			t.Errorf("%s --help (exit %d) ends with %q, want the exit statuses", c.CommandPath(), code, last)
@@ -79,7 +79,7 @@ func TestHelpEndsWithExitStatus(t *testing.T) {
 
 // TestRequiredFlags: a missing required flag is a usage error naming it.
 func TestRequiredFlags(t *testing.T) {
-	code, out, errs := runBanger(t, "image", "register", "--rootfs", "x")
+	code, out, errs := invokeBanger(t, "image", "register", "--rootfs", "x")
 	want := `banger: banger image register: required flag(s) "kernel-ref", "name" not set (see "banger image register --help")`
 	if code != exitUsage || out != "" || strings.TrimSpace(errs) != want {
 		t.Errorf("exit %d, stdout %q, stderr %q; want exit 2 and %q", code, out, errs, want)
