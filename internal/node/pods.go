@@ -28,6 +28,10 @@ import (
 // guest.
 const guestPodDir = "/run/banger-pod"
 
+// launchMain starts the guest's main.sh detached from the SSH session
+// that runs it.
+const launchMain = "(setsid sh " + guestPodDir + "/main.sh </dev/null >/dev/null 2>&1 &)"
+
 // pollInterval is how often a running pod's main process is checked.
 const pollInterval = 2 * time.Second
 
@@ -137,7 +141,7 @@ func (p *pods) fail(r *podRun, reason string, err error) {
 
 // run brings the pod's VM up and watches its main process.
 func (p *pods) run(ctx context.Context, r *podRun) {
-	v, config, c := p.startVM(ctx, r)
+	v, script, c := p.startVM(ctx, r)
 	if v == nil {
 		return
 	}
@@ -149,22 +153,23 @@ func (p *pods) run(ctx context.Context, r *podRun) {
 		}
 	}
 	defer func() { _ = c.Close() }()
-	p.runMain(ctx, r, v, c, config)
+	p.runMain(ctx, r, v, c, script)
 }
 
 // runMain starts the pod's main process in its VM v, unless the guest
-// runs it already (an adopted VM), and watches it. config is the image's
-// config when known; else the source is asked if the script is needed.
-func (p *pods) runMain(ctx context.Context, r *podRun, v *vm.VM, c *ssh.Client, config *image.Config) {
+// runs it already (an adopted VM), and watches it. script is the main
+// process's script when known (a VM made here), else "": it is made
+// again if the guest needs it.
+func (p *pods) runMain(ctx context.Context, r *podRun, v *vm.VM, c *ssh.Client, script string) {
 	ctr := &r.pod.Spec.Containers[0]
-	// A VM made here (config known) has not run the script yet: skip the
+	// A VM made here (script known) has not run the script yet: skip the
 	// round trip that asks. startMain's own test keeps this safe.
 	started, err := 1, error(nil)
-	if config == nil {
+	if script == "" {
 		started, err = guest.Run(ctx, c, "test -e "+guestPodDir+"/main.sh", nil, io.Discard, io.Discard)
 	}
 	if err == nil && started != 0 {
-		err = p.startMain(ctx, c, ctr, config)
+		err = p.startMain(ctx, c, ctr, script)
 	}
 	if err != nil {
 		if ctx.Err() == nil {
@@ -201,22 +206,21 @@ func (p *pods) runMain(ctx context.Context, r *podRun, v *vm.VM, c *ssh.Client, 
 }
 
 // startMain writes the main process's script into the guest and starts
-// it there, detached from the SSH session.
-func (p *pods) startMain(ctx context.Context, c *ssh.Client, ctr *corev1.Container, config *image.Config) error {
-	if config == nil {
+// it there, detached from the SSH session. An empty script is made from
+// the container and its image's config.
+func (p *pods) startMain(ctx context.Context, c *ssh.Client, ctr *corev1.Container, script string) error {
+	if script == "" {
 		// A VM that stopped (a host reboot) lost its /run: its image's
 		// config is needed again.
 		o, err := p.source(ctx, ctr.Image)
 		if err != nil {
 			return fmt.Errorf("container image %s: %w", ctr.Image, err)
 		}
-		config = &o.Config
+		if script, err = mainScript(ctr, o.Config, guestPodDir); err != nil {
+			return err
+		}
 	}
-	script, err := mainScript(ctr, *config, guestPodDir)
-	if err != nil {
-		return err
-	}
-	start := "test -e " + guestPodDir + "/main.sh || { mkdir -p " + guestPodDir + " && cat >" + guestPodDir + "/main.sh.tmp && mv " + guestPodDir + "/main.sh.tmp " + guestPodDir + "/main.sh && (setsid sh " + guestPodDir + "/main.sh </dev/null >/dev/null 2>&1 &) ; }"
+	start := "test -e " + guestPodDir + "/main.sh || { mkdir -p " + guestPodDir + " && cat >" + guestPodDir + "/main.sh.tmp && mv " + guestPodDir + "/main.sh.tmp " + guestPodDir + "/main.sh && " + launchMain + " ; }"
 	var errb bytes.Buffer
 	code, err := guest.Run(ctx, c, start, strings.NewReader(script), io.Discard, &errb)
 	if err == nil && code != 0 {

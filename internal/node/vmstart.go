@@ -43,20 +43,20 @@ const (
 // must be installed, before one starts the host must have the memory it
 // asks for; with warm starts on, an image's VMs restore its warm
 // snapshot, made here when none fits. On failure it ends the pod as
-// Failed, with an event saying why, and returns nil. config is the
-// image's config when the source was asked (a VM created here), else nil.
+// Failed, with an event saying why, and returns nil. script is the main
+// process's script when the source was asked (a VM created here), else "".
 // c, when not nil, is the SSH connection a restore opened and handed over
 // (user networking), which the caller uses and closes instead of making
 // its own.
-func (p *pods) startVM(ctx context.Context, r *podRun) (v *vm.VM, config *image.Config, c *ssh.Client) {
+func (p *pods) startVM(ctx context.Context, r *podRun) (v *vm.VM, script string, c *ssh.Client) {
 	ctr := &r.pod.Spec.Containers[0]
 	v, err := p.store.Get(r.vm)
 	if err != nil && !errors.Is(err, vm.ErrNotFound) {
 		p.fail(r, "VMBroken", err)
-		return nil, nil, nil
+		return nil, "", nil
 	}
 	if v != nil && v.SSHAddr() != "" {
-		return v, nil, nil // adopted
+		return v, "", nil // adopted
 	}
 	_, mem := podResources(r.pod)
 	if v != nil {
@@ -64,25 +64,24 @@ func (p *pods) startVM(ctx context.Context, r *podRun) (v *vm.VM, config *image.
 	}
 	if err := p.checkMemory(mem); err != nil {
 		p.fail(r, ReasonOutOfMemory, err)
-		return nil, nil, nil
+		return nil, "", nil
 	}
 	if v == nil {
 		img, err := p.source(ctx, ctr.Image)
 		if err != nil {
 			p.fail(r, "ImageBuildFailed", fmt.Errorf("container image %s: %w", ctr.Image, err))
-			return nil, nil, nil
+			return nil, "", nil
 		}
-		if _, err := mainScript(ctr, img.Config, guestPodDir); err != nil {
+		if script, err = mainScript(ctr, img.Config, guestPodDir); err != nil {
 			p.fail(r, "InvalidSpec", err)
-			return nil, nil, nil
+			return nil, "", nil
 		}
-		config = &img.Config
 		o := img.CreateOptions
 		o.Name, o.Net, o.Ready = r.vm, p.net, vm.ReadySSH
 		o.CPUs, o.MemoryMiB = podResources(r.pod)
 		if err := p.checkKernel(o); err != nil {
 			p.fail(r, ReasonKernelMissing, err)
-			return nil, nil, nil
+			return nil, "", nil
 		}
 		if p.warm != nil && o.Image != "" {
 			warmed := func(man *snapshot.Manifest, took time.Duration) {
@@ -100,14 +99,14 @@ func (p *pods) startVM(ctx context.Context, r *podRun) (v *vm.VM, config *image.
 		}
 		if _, err := p.store.Create(ctx, o); err != nil {
 			if ctx.Err() != nil {
-				return nil, nil, nil // the pod was deleted meanwhile
+				return nil, "", nil // the pod was deleted meanwhile
 			}
 			reason := "VMCreateFailed"
 			if errors.Is(err, kernelstore.ErrNotInstalled) {
 				reason = ReasonKernelMissing
 			}
 			p.fail(r, reason, err)
-			return nil, nil, nil
+			return nil, "", nil
 		}
 	}
 	v, err = p.store.Start(ctx, r.vm, vm.StartOptions{KeepSSH: &c})
@@ -115,12 +114,12 @@ func (p *pods) startVM(ctx context.Context, r *podRun) (v *vm.VM, config *image.
 		if ctx.Err() == nil {
 			p.fail(r, "VMStartFailed", err)
 		}
-		return nil, nil, nil
+		return nil, "", nil
 	}
 	if v.Config.Net == vm.NetUser {
 		p.warnPorts(r)
 	}
-	return v, config, c
+	return v, script, c
 }
 
 // checkMemory refuses to start a VM of memMiB when the host has less

@@ -35,7 +35,7 @@ func (p *pods) watch(ctx context.Context, r *podRun, c *ssh.Client, dir string) 
 			}
 			continue
 		}
-		p.saveLog(ctx, r, c)
+		saveLog(ctx, c, dir)
 		phase := corev1.PodSucceeded
 		if code != 0 {
 			phase = corev1.PodFailed
@@ -126,7 +126,7 @@ func (p *pods) restart(ctx context.Context, r *podRun, c *ssh.Client, dir string
 	}
 	// The exit status goes in the same command that starts the process
 	// again, so that no window leaves neither a status nor a process.
-	again := "rm -f " + guestPodDir + "/exit && (setsid sh " + guestPodDir + "/main.sh </dev/null >/dev/null 2>&1 &)"
+	again := "rm -f " + guestPodDir + "/exit && " + launchMain
 	var errb bytes.Buffer
 	rc, err := guest.Run(ctx, c, again, nil, io.Discard, &errb)
 	if err == nil && rc != 0 {
@@ -160,14 +160,10 @@ func setReady(s *corev1.PodStatus, ready bool) {
 	}
 }
 
-// saveLog copies the main process's log out of the guest, so that it
-// outlives the VM.
-func (p *pods) saveLog(ctx context.Context, r *podRun, c *ssh.Client) {
-	v, err := p.store.Get(r.vm)
-	if err != nil {
-		return
-	}
-	f, err := os.Create(filepath.Join(v.Dir, "main.log"))
+// saveLog copies the main process's log out of the guest into the VM's
+// directory dir, so that it outlives the VM.
+func saveLog(ctx context.Context, c *ssh.Client, dir string) {
+	f, err := os.Create(filepath.Join(dir, "main.log"))
 	if err != nil {
 		return
 	}
