@@ -248,7 +248,7 @@ func (s *Store) plan(ctx context.Context, o CreateOptions) (Config, source, erro
 	}
 	var src source
 	var img *image.Manifest
-	if o.Snapshot == "" && o.Image != "" && o.Rootfs == "" && !o.Cold && len(o.Mounts) == 0 && len(o.CopyIns) == 0 {
+	if o.fromImageAlone() {
 		if snap, why := s.warmFor(o); snap != nil {
 			o.Snapshot = snap.Name
 			o.Image = ""

@@ -349,10 +349,17 @@ func WarmSnapshotName(image string) string { return image + ".warm" }
 // restore, or nil with the reason none applies ("" when the image has no
 // warm snapshot).
 func (s *Store) WarmSnapshotFor(o CreateOptions) (*snapshot.Manifest, string) {
-	if o.Image == "" || o.Rootfs != "" || o.Snapshot != "" || o.Cold || len(o.Mounts) > 0 || len(o.CopyIns) > 0 {
+	if !o.fromImageAlone() {
 		return nil, "the VM is not created from an image alone"
 	}
 	return s.warmFor(o)
+}
+
+// fromImageAlone says whether a VM created with o is made from its image
+// and nothing else (no rootfs, snapshot, cold boot, mounts or copies), the
+// only VMs a warm snapshot can stand in for.
+func (o CreateOptions) fromImageAlone() bool {
+	return o.Image != "" && o.Rootfs == "" && o.Snapshot == "" && !o.Cold && len(o.Mounts) == 0 && len(o.CopyIns) == 0
 }
 
 // warmFor returns the warm snapshot of image that matches what o asks for
