@@ -37,7 +37,7 @@ lint-go:
 lint-shell: ## shellcheck over scripts/ at warning severity
 	shellcheck --severity=warning $(SHELL_SCRIPTS)
 
-bench: build control-plane ## run the benchmarks (pull, image build, boot, snapshot restore, vm create, node pods; snapshot and create need a golden image)
+bench: build ## run the benchmarks (pull, image build, boot, snapshot restore, vm create, node pods; snapshot and create need a golden image)
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
 	scripts/bench-pull.sh
 	scripts/bench-image.sh

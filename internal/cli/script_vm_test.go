@@ -15,6 +15,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/thaloco/banger/internal/arch"
 	"github.com/thaloco/banger/internal/guesttest"
 	"github.com/thaloco/banger/internal/imagebuild/imagetest"
 	"github.com/thaloco/banger/internal/sshkey"
@@ -169,17 +170,13 @@ func killScriptVMMs(vms string) {
 // image for arch ("arm64", or "x86_64" with the host's busybox and
 // dropbear) of one layer, dropbear started at boot, bootable once image
 // build has added banger's key.
-func pushGuestCmd(t *testing.T, arch string) func(*testscript.TestScript, bool, []string) {
-	tree := guesttest.BuildTree(t, guesttest.Rootfs{Arch: arch, AuthorizedKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHn9x3Kk9mQ1kqOcb0w0s9bGv1CDLfl0rLhfXr1AYX0i image-owner\n"})
+func pushGuestCmd(t *testing.T, guestArch string) func(*testscript.TestScript, bool, []string) {
+	tree := guesttest.BuildTree(t, guesttest.Rootfs{Arch: guestArch, AuthorizedKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHn9x3Kk9mQ1kqOcb0w0s9bGv1CDLfl0rLhfXr1AYX0i image-owner\n"})
 	layer, err := imagetest.DirLayer(tree)
 	if err != nil {
 		t.Fatal(err)
 	}
-	platform := "linux/amd64"
-	if arch == "arm64" {
-		platform = "linux/arm64"
-	}
-	img := imagetest.Image(platform, layer)
+	img := imagetest.Image("linux/"+arch.GOARCH(guestArch), layer)
 	return func(ts *testscript.TestScript, neg bool, args []string) {
 		if neg || len(args) != 1 {
 			ts.Fatalf("usage: pushguest REPO:TAG")

@@ -25,10 +25,7 @@ func Shell(ctx context.Context, c *ssh.Client, stdin io.Reader, stdout, stderr i
 	sess.Stdout, sess.Stderr = stdout, stderr
 	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		fd := int(f.Fd())
-		w, h, err := term.GetSize(fd)
-		if err != nil {
-			w, h = 80, 24
-		}
+		w, h, _ := term.GetSize(fd) // unknown: requestPty's 80x24
 		tt := os.Getenv("TERM")
 		if tt == "" {
 			tt = "xterm-256color"
