@@ -13,11 +13,16 @@ import (
 )
 
 func TestSpawnDetachesAndQuotesOnlyItsOwnOutput(t *testing.T) {
-	log := filepath.Join(t.TempDir(), "console.log")
+	dir := t.TempDir()
+	log := filepath.Join(dir, "console.log")
 	if err := os.WriteFile(log, []byte("an earlier run\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p, err := Spawn([]string{"sh", "-c", "echo one; echo two >&2; read x; exit 3"}, log)
+	// The child waits for a file the test makes once it has read the
+	// child's session id: its stdin is /dev/null, so it could otherwise
+	// exit and be reaped before Getsid looks at it.
+	release := filepath.Join(dir, "release")
+	p, err := Spawn([]string{"sh", "-c", `echo one; echo two >&2; while [ ! -e "$0" ]; do sleep 0.01; done; exit 3`, release}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,6 +32,9 @@ func TestSpawnDetachesAndQuotesOnlyItsOwnOutput(t *testing.T) {
 	}
 	if sid != p.PID() {
 		t.Fatalf("VMM session id %d, want its own session %d", sid, p.PID())
+	}
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	select {
 	case <-p.Done():
