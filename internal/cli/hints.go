@@ -12,6 +12,7 @@ import (
 	"github.com/thaloco/banger/internal/kernelcat"
 	"github.com/thaloco/banger/internal/kernelstore"
 	"github.com/thaloco/banger/internal/netsetup"
+	"github.com/thaloco/banger/internal/node"
 	"github.com/thaloco/banger/internal/option"
 	"github.com/thaloco/banger/internal/paths"
 	"github.com/thaloco/banger/internal/stagedir"
@@ -119,6 +120,7 @@ var hints = []func(err error) string{
 		}
 		return ""
 	}),
+	sentinel(node.ErrNoClientCA, hint(`pass --client-ca-file, or --listen "" to serve no kubelet API`)),
 	sentinel(firecracker.ErrNeedsKVM, hint("use --vmm qemu for software emulation")),
 	sentinel(firecracker.ErrNoSharedFolders, hint("copy the folder in with --copy-in, or use --vmm qemu for --mount")),
 	sentinel(firecracker.ErrRawDisksOnly, hint("use --vmm qemu")),

@@ -12,6 +12,7 @@ import (
 	"github.com/thaloco/banger/internal/imagebuild"
 	"github.com/thaloco/banger/internal/kernelcat"
 	"github.com/thaloco/banger/internal/kernelstore"
+	"github.com/thaloco/banger/internal/node"
 	"github.com/thaloco/banger/internal/option"
 	"github.com/thaloco/banger/internal/paths"
 	"github.com/thaloco/banger/internal/stagedir"
@@ -50,6 +51,8 @@ func TestHints(t *testing.T) {
 			`downloading u: 503 Service Unavailable (hint: the server is failing; try again later)`},
 		{"no qemu", fmt.Errorf("starting VM %q: %w", "a", &vmm.NotFoundError{Program: "qemu-system-x86_64", Install: "install qemu", Other: "firecracker"}),
 			`starting VM "a": qemu-system-x86_64 not found on PATH: install qemu (hint: or use --vmm firecracker)`},
+		{"no client CA", fmt.Errorf("running node: %w", node.ErrNoClientCA),
+			`running node: serving the kubelet API needs the CA of the apiserver's kubelet client certificate (hint: pass --client-ca-file, or --listen "" to serve no kubelet API)`},
 		{"no arm64 qemu", &vmm.NotFoundError{Program: "qemu-system-aarch64", Install: "install qemu"},
 			`qemu-system-aarch64 not found on PATH: install qemu`},
 		{"shared folders", fmt.Errorf("creating VM %q: %w", "a", vm.ErrNoSharedFolders),

@@ -35,6 +35,11 @@ import (
 // runs as a microVM, which not every workload expects.
 var Taint = corev1.Taint{Key: "banger.dev/microvm", Value: "true", Effect: corev1.TaintEffectNoSchedule}
 
+// ErrNoClientCA is returned when the kubelet API is to be served without
+// the CA that signs the apiserver's client certificate: without it any
+// client could exec into pods.
+var ErrNoClientCA = errors.New("serving the kubelet API needs the CA of the apiserver's kubelet client certificate")
+
 // DefaultMaxPods is the pod capacity when Config.MaxPods is 0.
 const DefaultMaxPods = 110
 
@@ -143,7 +148,7 @@ func Run(ctx context.Context, cfg Config, ready chan<- struct{}) error {
 		}
 		spec.Status.DaemonEndpoints.KubeletEndpoint.Port = int32(p)
 		if cfg.ClientCAFile == "" {
-			return errors.New("serving the kubelet API needs the CA of the apiserver's kubelet client certificate (hint: pass --client-ca-file, or --listen \"\" to serve no API)")
+			return ErrNoClientCA
 		}
 		cert, err := servingCert(cfg)
 		if err != nil {
