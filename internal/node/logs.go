@@ -3,22 +3,27 @@ package node
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
+	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
 
 	"github.com/thaloco/banger/internal/guest"
 )
 
-// GetContainerLogs is the main process's output, every run of it: read
-// in the guest while the VM runs, from the copy taken when the pod ended
-// after. Tail and LimitBytes are honoured; Timestamps is not (the log
-// does not record when lines were written).
-func (p *pods) GetContainerLogs(ctx context.Context, ns, name, _ string, opts api.ContainerLogOpts) (io.ReadCloser, error) {
+// GetContainerLogs is the main process's output: of its current run, or
+// with Previous of the run before (kept when the process was restarted).
+// It is read in the guest while the VM runs, from the copies taken when
+// the pod ended after. Tail, LimitBytes and Follow are honoured;
+// Timestamps is not (the log does not record when lines were written).
+func (p *pods) GetContainerLogs(ctx context.Context, ns, name, ctr string, opts api.ContainerLogOpts) (io.ReadCloser, error) {
 	r, err := p.lookup(ns, name)
 	if err != nil {
 		return nil, err
@@ -27,8 +32,20 @@ func (p *pods) GetContainerLogs(ctx context.Context, ns, name, _ string, opts ap
 	if err != nil {
 		return nil, err
 	}
-	if v.SSHAddr() == "" {
-		data, err := os.ReadFile(filepath.Join(v.Dir, "main.log"))
+	file := mainLog
+	if opts.Previous {
+		file = previousLog
+	}
+	if v.SSHAddr() == "" || opts.Previous {
+		var data []byte
+		if v.SSHAddr() == "" {
+			data, err = os.ReadFile(filepath.Join(v.Dir, file))
+		} else {
+			data, err = p.readGuestFile(ctx, r.vm, file)
+		}
+		if errors.Is(err, fs.ErrNotExist) && opts.Previous {
+			return nil, errdefs.InvalidInputf("previous terminated container %q in pod %q not found", ctr, name)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("reading the log of pod %s/%s: %w", ns, name, err)
 		}
@@ -45,7 +62,7 @@ func (p *pods) GetContainerLogs(ctx context.Context, ns, name, _ string, opts ap
 	if opts.Follow {
 		cmd += " -f"
 	}
-	cmd += " " + guestPodDir + "/main.log"
+	cmd += " " + guestPodDir + "/" + file
 	// Closing the stream (the client went away, or LimitBytes was
 	// reached) ends the guest's tail too.
 	ctx, cancel := context.WithCancel(ctx)
@@ -56,6 +73,28 @@ func (p *pods) GetContainerLogs(ctx context.Context, ns, name, _ string, opts ap
 		pw.CloseWithError(err)
 	}()
 	return limitBytes(readCloser{pr, func() error { cancel(); return pr.Close() }}, opts.LimitBytes), nil
+}
+
+// readGuestFile reads file of the guest's pod directory in VM name; an
+// error wraps fs.ErrNotExist when the file is not there.
+func (p *pods) readGuestFile(ctx context.Context, name, file string) ([]byte, error) {
+	c, err := p.connect(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	var out, errb bytes.Buffer
+	path := guestPodDir + "/" + file
+	code, err := guest.Run(ctx, c, "test -e "+path+" || exit 3; cat "+path, nil, &out, &errb)
+	switch {
+	case err != nil:
+		return nil, err
+	case code == 3:
+		return nil, fmt.Errorf("%s in the guest: %w", path, fs.ErrNotExist)
+	case code != 0:
+		return nil, fmt.Errorf("reading %s in the guest: exit status %d: %s", path, code, strings.TrimSpace(errb.String()))
+	}
+	return out.Bytes(), nil
 }
 
 // lastLines is the last n lines of data (all of it when n is 0).

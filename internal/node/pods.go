@@ -28,6 +28,14 @@ import (
 // guest.
 const guestPodDir = "/run/banger-pod"
 
+// mainLog is the main process's output in guestPodDir (and in the VM's
+// directory once the pod has ended): of its current run. previousLog is
+// the run before's, kept when the process is restarted.
+const (
+	mainLog     = "main.log"
+	previousLog = "previous.log"
+)
+
 // launchMain starts the guest's main.sh detached from the SSH session
 // that runs it.
 const launchMain = "(setsid sh " + guestPodDir + "/main.sh </dev/null >/dev/null 2>&1 &)"

@@ -148,7 +148,7 @@ func mainScript(c *corev1.Container, img image.Config, dir string) (string, erro
 	for _, kv := range pr.Env {
 		fmt.Fprintf(&b, "export %s\n", guest.QuoteArgs([]string{kv}))
 	}
-	log, exit := dir+"/main.log", dir+"/exit"
+	log, exit := dir+"/"+mainLog, dir+"/exit"
 	cd := ""
 	if pr.Dir != "" {
 		cd = "cd " + guest.QuoteArgs([]string{pr.Dir}) + " && "

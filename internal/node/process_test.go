@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/remotecommand"
@@ -78,6 +80,13 @@ func TestPodProcess(t *testing.T) {
 		if got, err := pods.GetLogs("server", &tc.opts).DoRaw(ctx); err != nil || string(got) != tc.want {
 			t.Errorf("logs with tail %v, limit %v: %q, %v; want %q", deref(tc.opts.TailLines), deref(tc.opts.LimitBytes), got, err, tc.want)
 		}
+	}
+
+	// A process never restarted has no previous log, as with a kubelet.
+	got, err := pods.GetLogs("server", &corev1.PodLogOptions{Previous: true}).DoRaw(ctx)
+	var status metav1.Status
+	if !apierrors.IsBadRequest(err) || json.Unmarshal(got, &status) != nil || !strings.Contains(status.Message, `previous terminated container "main" in pod "server" not found`) {
+		t.Errorf("previous logs of a pod never restarted: %q, %v; want a bad request saying there is none", got, err)
 	}
 
 	// Follow: a line written after the stream opened comes through it.

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,7 +14,8 @@ import (
 // TestPodRestart: under Always a main process that exits runs again in
 // the same VM after a back-off, the pod staying Running (its container
 // Waiting in CrashLoopBackOff meanwhile) with the restarts counted, the
-// last exit recorded and every run's output in the log; a node started
+// last exit recorded, the log the current run's and the previous run's
+// log kept for --previous, also after the VM stopped; a node started
 // again keeps counting. Under OnFailure a failed run is restarted and a
 // successful one ends the pod Succeeded.
 func TestPodRestart(t *testing.T) {
@@ -57,9 +57,21 @@ func TestPodRestart(t *testing.T) {
 	if !sawBackoff {
 		t.Error("pod crashy was never seen Waiting in CrashLoopBackOff")
 	}
-	logs, err := pods.GetLogs("crashy", &corev1.PodLogOptions{}).DoRaw(ctx)
-	if err != nil || strings.Count(string(logs), "run\n") < 2 {
-		t.Errorf("logs of pod crashy: %q, %v; want every run's line", logs, err)
+	// As with a kubelet, the log is the current run's; --previous shows
+	// the run before.
+	prev, err := pods.GetLogs("crashy", &corev1.PodLogOptions{Previous: true}).DoRaw(ctx)
+	if err != nil || string(prev) != "run\n" {
+		t.Errorf("previous logs of pod crashy: %q, %v; want the last run's line", prev, err)
+	}
+	var logs []byte
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		logs, err = pods.GetLogs("crashy", &corev1.PodLogOptions{}).DoRaw(ctx)
+		if (err == nil && string(logs) != "") || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil || string(logs) != "run\n" {
+		t.Errorf("logs of pod crashy: %q, %v; want the current run's line alone", logs, err)
 	}
 
 	p = waitPod(t, cp.Client, "once", 5*time.Minute, func(p *corev1.Pod) bool {
@@ -70,8 +82,12 @@ func TestPodRestart(t *testing.T) {
 		cs[0].LastTerminationState.Terminated == nil || cs[0].LastTerminationState.Terminated.ExitCode != 1 {
 		t.Errorf("pod once: phase %s, statuses %+v; want Succeeded after one restart of a run that exited 1", p.Status.Phase, cs)
 	}
-	if logs, err := pods.GetLogs("once", &corev1.PodLogOptions{}).DoRaw(ctx); err != nil || string(logs) != "first\nsecond\n" {
-		t.Errorf("logs of pod once: %q, %v; want both runs", logs, err)
+	// Its VM is stopped: both logs are read from the copies the node took.
+	if logs, err := pods.GetLogs("once", &corev1.PodLogOptions{}).DoRaw(ctx); err != nil || string(logs) != "second\n" {
+		t.Errorf("logs of pod once: %q, %v; want the last run's", logs, err)
+	}
+	if logs, err := pods.GetLogs("once", &corev1.PodLogOptions{Previous: true}).DoRaw(ctx); err != nil || string(logs) != "first\n" {
+		t.Errorf("previous logs of pod once: %q, %v; want the first run's", logs, err)
 	}
 
 	// A node started again adopts crashy and goes on counting.

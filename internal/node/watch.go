@@ -125,8 +125,9 @@ func (p *pods) restart(ctx context.Context, r *podRun, c *ssh.Client, dir string
 		p.event(r, corev1.EventTypeWarning, "RestartsNotSaved", err.Error())
 	}
 	// The exit status goes in the same command that starts the process
-	// again, so that no window leaves neither a status nor a process.
-	again := "rm -f " + guestPodDir + "/exit && " + launchMain
+	// again, so that no window leaves neither a status nor a process. The
+	// run that ended keeps its log as the previous one.
+	again := "rm -f " + guestPodDir + "/exit && { mv -f " + guestPodDir + "/" + mainLog + " " + guestPodDir + "/" + previousLog + " 2>/dev/null || true; } && " + launchMain
 	var errb bytes.Buffer
 	rc, err := guest.Run(ctx, c, again, nil, io.Discard, &errb)
 	if err == nil && rc != 0 {
@@ -160,13 +161,16 @@ func setReady(s *corev1.PodStatus, ready bool) {
 	}
 }
 
-// saveLog copies the main process's log out of the guest into the VM's
-// directory dir, so that it outlives the VM.
+// saveLog copies the main process's logs (this run's and the previous
+// one's, if any) out of the guest into the VM's directory dir, so that
+// they outlive the VM.
 func saveLog(ctx context.Context, c *ssh.Client, dir string) {
-	f, err := os.Create(filepath.Join(dir, "main.log"))
-	if err != nil {
-		return
+	for _, name := range []string{mainLog, previousLog} {
+		var out bytes.Buffer
+		code, err := guest.Run(ctx, c, "cat "+guestPodDir+"/"+name, nil, &out, io.Discard)
+		if err != nil || (code != 0 && name == previousLog) {
+			continue // a process never restarted has no previous log
+		}
+		_ = os.WriteFile(filepath.Join(dir, name), out.Bytes(), 0o644)
 	}
-	defer f.Close()
-	_, _ = guest.Run(ctx, c, "cat "+guestPodDir+"/main.log", nil, f, io.Discard)
 }
