@@ -98,8 +98,13 @@ func BuildTree(t testing.TB, r Rootfs) string {
 			t.Fatal(err)
 		}
 	}
-	write(t, root, "etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644)
-	write(t, root, "etc/group", "root:x:0:\n", 0o644)
+	// /tmp is everyone's, as on any system: a guest process may run as
+	// nobody (banger node runs pods as their image's user).
+	if err := os.Chmod(filepath.Join(root, "tmp"), 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	write(t, root, "etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n", 0o644)
+	write(t, root, "etc/group", "root:x:0:\nnogroup:x:65534:\n", 0o644)
 	write(t, root, "etc/shells", "/bin/sh\n", 0o644)
 	tab := inittab
 	if r.Inittab != "" {

@@ -33,11 +33,15 @@ func (p *pods) RunInContainer(ctx context.Context, ns, name, _ string, cmd []str
 	if w := attach.Stderr(); w != nil {
 		stderr = w
 	}
+	// The command runs as the container's user, as the main process does
+	// (user.sh is there when that is not root).
+	us := guestPodDir + "/" + userScriptName
+	line := "if [ -e " + us + " ]; then exec /bin/sh " + us + " " + guest.CommandLine(cmd) + "; fi; " + guest.CommandLine(cmd)
 	var code int
 	if attach.TTY() {
-		code, err = runTerminal(ctx, c, guest.CommandLine(cmd), attach, stdout)
+		code, err = runTerminal(ctx, c, line, attach, stdout)
 	} else {
-		code, err = guest.Run(ctx, c, guest.CommandLine(cmd), attach.Stdin(), stdout, stderr)
+		code, err = guest.Run(ctx, c, line, attach.Stdin(), stdout, stderr)
 	}
 	if err != nil {
 		return fmt.Errorf("running %q in pod %s/%s: %w", guest.CommandLine(cmd), ns, name, err)

@@ -82,7 +82,7 @@ func (p *pods) readGuestFile(ctx context.Context, name, file string) ([]byte, er
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	var out, errb bytes.Buffer
 	path := guestPodDir + "/" + file
 	code, err := guest.Run(ctx, c, "test -e "+path+" || exit 3; cat "+path, nil, &out, &errb)

@@ -34,6 +34,9 @@ const guestPodDir = "/run/banger-pod"
 const (
 	mainLog     = "main.log"
 	previousLog = "previous.log"
+	// userScriptName runs a command as the container's user (userScript),
+	// when that is not root.
+	userScriptName = "user.sh"
 )
 
 // launchMain starts the guest's main.sh detached from the SSH session
@@ -169,7 +172,6 @@ func (p *pods) run(ctx context.Context, r *podRun) {
 // process's script when known (a VM made here), else "": it is made
 // again if the guest needs it.
 func (p *pods) runMain(ctx context.Context, r *podRun, v *vm.VM, c *ssh.Client, script string) {
-	ctr := &r.pod.Spec.Containers[0]
 	// A VM made here (script known) has not run the script yet: skip the
 	// round trip that asks. startMain's own test keeps this safe.
 	started, err := 1, error(nil)
@@ -177,7 +179,7 @@ func (p *pods) runMain(ctx context.Context, r *podRun, v *vm.VM, c *ssh.Client, 
 		started, err = guest.Run(ctx, c, "test -e "+guestPodDir+"/main.sh", nil, io.Discard, io.Discard)
 	}
 	if err == nil && started != 0 {
-		err = p.startMain(ctx, c, ctr, script)
+		err = p.startMain(ctx, c, r.pod, script)
 	}
 	if err != nil {
 		if ctx.Err() == nil {
@@ -216,15 +218,16 @@ func (p *pods) runMain(ctx context.Context, r *podRun, v *vm.VM, c *ssh.Client, 
 // startMain writes the main process's script into the guest and starts
 // it there, detached from the SSH session. An empty script is made from
 // the container and its image's config.
-func (p *pods) startMain(ctx context.Context, c *ssh.Client, ctr *corev1.Container, script string) error {
+func (p *pods) startMain(ctx context.Context, c *ssh.Client, pod *corev1.Pod, script string) error {
 	if script == "" {
+		ctr := &pod.Spec.Containers[0]
 		// A VM that stopped (a host reboot) lost its /run: its image's
 		// config is needed again.
 		o, err := p.source(ctx, ctr.Image)
 		if err != nil {
 			return fmt.Errorf("container image %s: %w", ctr.Image, err)
 		}
-		if script, err = mainScript(ctr, o.Config, guestPodDir); err != nil {
+		if script, err = mainScript(pod, ctr, o.Config, guestPodDir); err != nil {
 			return err
 		}
 	}

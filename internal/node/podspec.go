@@ -130,21 +130,33 @@ func containerProcess(c *corev1.Container, img image.Config) (process, error) {
 	return pr, nil
 }
 
-// mainScript is the shell script that runs container c of an image with
-// config img as the guest's main process (containerProcess): its
-// environment and working directory, then its command and arguments,
-// output appended to main.log; when it ends, its exit status is written
-// to exit (atomically, through a rename), so that the status survives
-// the SSH session that started the script. A restart runs the script
-// again.
-func mainScript(c *corev1.Container, img image.Config, dir string) (string, error) {
+// mainScript is the shell script that runs container c of pod, of an
+// image with config img, as the guest's main process (containerProcess):
+// its environment and working directory, then its command and arguments
+// as its user (containerUser; through user.sh, which kubectl exec uses
+// too), output appended to main.log; when it ends, its exit status is
+// written to exit (atomically, through a rename), so that the status
+// survives the SSH session that started the script. A restart runs the
+// script again.
+func mainScript(pod *corev1.Pod, c *corev1.Container, img image.Config, dir string) (string, error) {
 	pr, err := containerProcess(c, img)
+	if err != nil {
+		return "", err
+	}
+	user, err := containerUser(pod, c, img)
 	if err != nil {
 		return "", err
 	}
 	var b strings.Builder
 	b.WriteString("#!/bin/sh\n")
 	fmt.Fprintf(&b, "mkdir -p %s\n", guest.QuoteArgs([]string{dir}))
+	argv := pr.Argv
+	if user != "" {
+		sethome := !slices.ContainsFunc(pr.Env, func(kv string) bool { return strings.HasPrefix(kv, "HOME=") })
+		us := dir + "/" + userScriptName
+		fmt.Fprintf(&b, "cat >%s <<'BANGER_USER_SCRIPT'\n%sBANGER_USER_SCRIPT\n", guest.QuoteArgs([]string{us}), userScript(user, sethome))
+		argv = append([]string{"/bin/sh", us}, argv...)
+	}
 	for _, kv := range pr.Env {
 		fmt.Fprintf(&b, "export %s\n", guest.QuoteArgs([]string{kv}))
 	}
@@ -153,7 +165,7 @@ func mainScript(c *corev1.Container, img image.Config, dir string) (string, erro
 	if pr.Dir != "" {
 		cd = "cd " + guest.QuoteArgs([]string{pr.Dir}) + " && "
 	}
-	fmt.Fprintf(&b, "(%sexec %s) </dev/null >>%s 2>&1\n", cd, guest.QuoteArgs(pr.Argv), guest.QuoteArgs([]string{log}))
+	fmt.Fprintf(&b, "(%sexec %s) </dev/null >>%s 2>&1\n", cd, guest.QuoteArgs(argv), guest.QuoteArgs([]string{log}))
 	fmt.Fprintf(&b, "echo $? >%s.tmp && mv %s.tmp %s\n", exit, exit, exit)
 	return b.String(), nil
 }

@@ -83,7 +83,7 @@ func TestMainScript(t *testing.T) {
 	}
 	// The image gives the entrypoint, a variable and the directory.
 	img := image.Config{Entrypoint: []string{"/bin/sh", "-c"}, Cmd: []string{"exit 99"}, Env: []string{"WHO=you", "GREETING=overridden"}, WorkingDir: wd}
-	script, err := mainScript(c, img, dir)
+	script, err := mainScript(&corev1.Pod{}, c, img, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestMainScript(t *testing.T) {
 	if string(exit) != "7\n" {
 		t.Errorf("exit = %q, want 7", exit)
 	}
-	if _, err := mainScript(&corev1.Container{Name: "bare"}, image.Config{WorkingDir: "/"}, dir); err == nil || !strings.Contains(err.Error(), "hint: set command") {
+	if _, err := mainScript(&corev1.Pod{}, &corev1.Container{Name: "bare"}, image.Config{WorkingDir: "/"}, dir); err == nil || !strings.Contains(err.Error(), "hint: set command") {
 		t.Errorf("no command: %v", err)
 	}
 }

@@ -22,19 +22,21 @@ import (
 	"github.com/thaloco/banger/internal/kubetest"
 )
 
-// serverConfig is the config of test/server: its entrypoint greets with
-// the image's and the container's environment, prints five lines, waits
-// for /tmp/go, then says so and sleeps.
+// serverConfig is the config of test/server: its entrypoint, run as
+// nobody, greets with the image's and the container's environment and
+// its user and home, prints five lines, waits for /tmp/go, then says so
+// and sleeps.
 var serverConfig = image.Config{
 	Entrypoint: []string{"/bin/sh", "-c"},
-	Cmd:        []string{`echo "$GREETING to $WHO in $(pwd)"; for i in 1 2 3 4 5; do echo line $i; done; while [ ! -e /tmp/go ]; do sleep 0.2; done; echo after the follow started; exec sleep 1000`},
+	Cmd:        []string{`echo "$GREETING to $WHO in $(pwd) as $(id -u) at $HOME"; for i in 1 2 3 4 5; do echo line $i; done; while [ ! -e /tmp/go ]; do sleep 0.2; done; echo after the follow started; exec sleep 1000`},
 	Env:        []string{"GREETING=hello from the image", "WHO=nobody"},
 	WorkingDir: "/tmp",
+	User:       "nobody",
 }
 
 // TestPodProcess: a pod without a command runs its image's entrypoint
-// with the image's environment and working directory (the container's
-// variable winning); kubectl logs honours tailLines and limitBytes and
+// with the image's environment, working directory (the container's
+// variable winning) and user (kubectl exec too); kubectl logs honours tailLines and limitBytes and
 // follows the log as the process writes it; kubectl exec with a TTY gets
 // a terminal of the client's size, reads stdin and returns exit codes.
 func TestPodProcess(t *testing.T) {
@@ -54,7 +56,7 @@ func TestPodProcess(t *testing.T) {
 	if p.Status.Phase != corev1.PodRunning {
 		t.Fatalf("pod server: %s %s", p.Status.Reason, p.Status.Message)
 	}
-	const head = "hello from the image to the pod in /tmp\nline 1\nline 2\nline 3\nline 4\nline 5\n"
+	const head = "hello from the image to the pod in /tmp as 65534 at /nonexistent\nline 1\nline 2\nline 3\nline 4\nline 5\n"
 	var logs []byte
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
 		var err error
@@ -114,6 +116,11 @@ func TestPodProcess(t *testing.T) {
 		t.Fatalf("exec touch: %q, %v", out, err)
 	}
 	readUntil("after the follow started")
+
+	// kubectl exec runs as the container's user.
+	if out, err := execIn(ctx, cp, "server", "id", "-u"); err != nil || strings.TrimSpace(out) != "65534" {
+		t.Errorf("exec id -u: %q, %v; want 65534 (nobody, the image's user)", out, err)
+	}
 
 	// Exit codes come back as kubectl reads them.
 	_, err = execIn(ctx, cp, "server", "sh", "-c", "exit 3")

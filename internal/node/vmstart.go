@@ -72,7 +72,7 @@ func (p *pods) startVM(ctx context.Context, r *podRun) (v *vm.VM, script string,
 			p.fail(r, "ImageBuildFailed", fmt.Errorf("container image %s: %w", ctr.Image, err))
 			return nil, "", nil
 		}
-		if script, err = mainScript(ctr, img.Config, guestPodDir); err != nil {
+		if script, err = mainScript(r.pod, ctr, img.Config, guestPodDir); err != nil {
 			p.fail(r, "InvalidSpec", err)
 			return nil, "", nil
 		}
