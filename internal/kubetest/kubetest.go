@@ -39,6 +39,10 @@ type ControlPlane struct {
 	// the apiserver presents to kubelets, which reaches them by their
 	// InternalIP.
 	CAFile string
+	// KubeletClientCert and KubeletClientKey are that client certificate
+	// and its key (PEM), for tests that reach a kubelet API directly, as
+	// metrics-server does.
+	KubeletClientCert, KubeletClientKey string
 
 	procs []*proc // etcd, then kube-apiserver
 }
@@ -85,7 +89,7 @@ func StartIn(dir string) (_ *ControlPlane, err error) {
 	if err := os.WriteFile(tokens, []byte(token+",admin,admin-uid,system:masters\n"), 0o600); err != nil {
 		return nil, err
 	}
-	cp := &ControlPlane{Kubeconfig: filepath.Join(dir, "kubeconfig"), CAFile: p.caFile}
+	cp := &ControlPlane{Kubeconfig: filepath.Join(dir, "kubeconfig"), CAFile: p.caFile, KubeletClientCert: p.kubeletCert, KubeletClientKey: p.kubeletKey}
 	defer func() {
 		if err != nil {
 			cp.Stop()

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,8 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/remotecommand"
 	"k8s.io/client-go/util/exec"
+
+	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
 	"github.com/thaloco/banger/internal/image"
 	"github.com/thaloco/banger/internal/kubetest"
@@ -42,7 +46,8 @@ var serverConfig = image.Config{
 func TestPodProcess(t *testing.T) {
 	cp := kubetest.Start(t)
 	store, source := testStore(t)
-	runNode(t, testConfig(t, cp, store, source))
+	cfg := testConfig(t, cp, store, source)
+	runNode(t, cfg)
 	ctx := context.Background()
 	pods := cp.Client.CoreV1().Pods("default")
 	pod := testPod("server", "test/server")
@@ -117,6 +122,8 @@ func TestPodProcess(t *testing.T) {
 	}
 	readUntil("after the follow started")
 
+	checkStats(t, cp, cfg.ListenAddr, "server")
+
 	// kubectl exec runs as the container's user.
 	if out, err := execIn(ctx, cp, "server", "id", "-u"); err != nil || strings.TrimSpace(out) != "65534" {
 		t.Errorf("exec id -u: %q, %v; want 65534 (nobody, the image's user)", out, err)
@@ -180,4 +187,72 @@ func (s *oneSize) Next() *remotecommand.TerminalSize {
 	}
 	<-s.done
 	return nil
+}
+
+// checkStats reads the statistics of the node serving its kubelet API
+// at addr as metrics-server does, straight from it with the apiserver's
+// kubelet client certificate: pod's VM (running) is in both the summary
+// and the resource metrics, with CPU time and memory, and a second
+// summary has a CPU rate.
+func checkStats(t *testing.T, cp *kubetest.ControlPlane, addr, pod string) {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(cp.KubeletClientCert, cp.KubeletClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The node's serving certificate is self-signed (no --tls-cert-file).
+	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true, //nolint:gosec // a test's own node
+	}}}
+	get := func(path string) []byte {
+		t.Helper()
+		resp, err := client.Get("https://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s %s, %v", path, resp.Status, body, err)
+		}
+		return body
+	}
+	var sum statsv1alpha1.Summary
+	for range 2 {
+		raw := get("/stats/summary")
+		if err := json.Unmarshal(raw, &sum); err != nil {
+			t.Fatalf("stats summary %s: %v", raw, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if sum.Node.NodeName != "banger-test" || sum.Node.CPU == nil || sum.Node.CPU.UsageCoreNanoSeconds == nil || sum.Node.Memory == nil || sum.Node.Memory.WorkingSetBytes == nil {
+		t.Errorf("stats summary's node: %+v", sum.Node)
+	}
+	var found bool
+	for _, ps := range sum.Pods {
+		if ps.PodRef.Name != pod {
+			continue
+		}
+		found = true
+		if ps.CPU == nil || ps.CPU.UsageCoreNanoSeconds == nil || *ps.CPU.UsageCoreNanoSeconds == 0 || ps.CPU.UsageNanoCores == nil ||
+			ps.Memory == nil || ps.Memory.WorkingSetBytes == nil || *ps.Memory.WorkingSetBytes < 10<<20 ||
+			len(ps.Containers) != 1 || ps.Containers[0].Name != "main" || ps.Containers[0].CPU == nil {
+			t.Errorf("stats summary of pod %s: %+v; want its VM's CPU time and rate, memory over 10 MiB, and container main", pod, ps)
+		}
+	}
+	if !found {
+		t.Errorf("stats summary has no pod %s: %+v", pod, sum.Pods)
+	}
+	raw := get("/metrics/resource")
+	for _, want := range []string{
+		`container_cpu_usage_seconds_total{container="main",namespace="default",pod="` + pod + `"} `,
+		`container_memory_working_set_bytes{container="main",namespace="default",pod="` + pod + `"} `,
+		`pod_memory_working_set_bytes{namespace="default",pod="` + pod + `"} `,
+		"node_cpu_usage_seconds_total ",
+		"scrape_error 0",
+	} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("resource metrics have no %q:\n%s", want, raw)
+		}
+	}
 }

@@ -3,16 +3,19 @@ package node
 import (
 	"context"
 
-	dto "github.com/prometheus/client_model/go"
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
 	"k8s.io/client-go/tools/record"
-	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 )
 
 // provider is the node's virtual-kubelet provider: pods run as VMs
-// (pods); attaching and statistics are not offered yet.
-type provider struct{ *pods }
+// (pods), their statistics are their VMs' (stats.go); attaching is not
+// offered.
+type provider struct {
+	*pods
+	nodeName string
+	rates    *rates
+}
 
 func newProvider(cfg Config, recorder record.EventRecorder) provider {
 	net := cfg.Net
@@ -27,15 +30,9 @@ func newProvider(cfg Config, recorder record.EventRecorder) provider {
 	if cfg.Warm {
 		p.warm = &warmer{store: cfg.VMs}
 	}
-	return provider{p}
+	return provider{pods: p, nodeName: cfg.Name, rates: &rates{}}
 }
 
 func (p provider) AttachToContainer(_ context.Context, ns, pod, _ string, _ api.AttachIO) error {
 	return errdefs.InvalidInputf("pod %s/%s: attaching is not supported (hint: kubectl exec)", ns, pod)
 }
-
-func (p provider) GetStatsSummary(context.Context) (*statsv1alpha1.Summary, error) {
-	return &statsv1alpha1.Summary{}, nil
-}
-
-func (p provider) GetMetricsResource(context.Context) ([]*dto.MetricFamily, error) { return nil, nil }

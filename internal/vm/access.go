@@ -92,7 +92,7 @@ func (s *Store) Console(ctx context.Context, name string, in io.Reader, out io.W
 	if err == nil && !detached {
 		// The VMM closed the console because it is exiting; let it
 		// finish, so that what the caller runs next sees the VM stopped.
-		v.State.process().WaitExit(5 * time.Second)
+		v.State.Process().WaitExit(5 * time.Second)
 	}
 	return detached, err
 }

@@ -49,7 +49,7 @@ func (s *Store) Logs(ctx context.Context, name string, w io.Writer, follow bool)
 		if n > 0 {
 			halted = guestHalted(v)
 		}
-		if n == 0 && (halted || !v.State.process().Alive()) {
+		if n == 0 && (halted || !v.State.Process().Alive()) {
 			if v, err = s.Get(name); err != nil || !v.State.Status.active() {
 				_, _ = io.Copy(w, f) // what was written before it stopped
 				return nil

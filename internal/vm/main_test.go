@@ -89,7 +89,7 @@ func killAll(s *Store) {
 	ls, _ := s.List()
 	for _, l := range ls {
 		if l.VM != nil && l.VM.State.PID != 0 {
-			_ = l.VM.State.process().Kill(0)
+			_ = l.VM.State.Process().Kill(0)
 		}
 	}
 }

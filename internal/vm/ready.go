@@ -111,7 +111,7 @@ func (s *Store) waitReady(ctx context.Context, v *VM, t0 time.Time, timeout time
 		alive := true
 		if !grew || time.Since(lastAliveCheck) > 50*time.Millisecond {
 			lastAliveCheck = time.Now()
-			if alive = v.State.process().Alive(); !alive {
+			if alive = v.State.Process().Alive(); !alive {
 				con.poll() // what the VMM wrote before it died
 				grew = true
 			}

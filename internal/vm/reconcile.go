@@ -35,22 +35,22 @@ func reconcileLocked(v *VM) bool {
 	if !v.State.Status.active() {
 		return false
 	}
-	if v.State.process().Alive() && v.State.Status == StatusStarting && v.State.RestorePending {
+	if v.State.Process().Alive() && v.State.Status == StatusStarting && v.State.RestorePending {
 		// A restore whose banger died before the clone identity step
 		// finished: the guest still has the snapshot's identity (on --net
 		// tap, its tap went with banger's namespace). End it; the next
 		// start restores again, from a fresh copy of the disk.
-		_ = v.State.process().Kill(0)
+		_ = v.State.Process().Kill(0)
 		_, _ = vmmproc.KillStrays(v.Dir, vmmproc.ID{})
 		clearRuntime(v)
 		v.State.Status, v.State.Reason = StatusStopped, "restore interrupted; the next start restores the snapshot again"
 		return true
 	}
-	if v.State.process().Alive() && guestHalted(v) {
+	if v.State.Process().Alive() && guestHalted(v) {
 		// The guest powered off, which ends no microVM VMM: end it.
-		_ = v.State.process().Kill(time.Second)
+		_ = v.State.Process().Kill(time.Second)
 	}
-	if v.State.process().Alive() {
+	if v.State.Process().Alive() {
 		// A start or stop whose banger died half-way: the VMM is what counts.
 		if v.State.Status != StatusRunning {
 			v.State.Status = StatusRunning
@@ -60,7 +60,7 @@ func reconcileLocked(v *VM) bool {
 	}
 	// A VMM the record lost (a start killed before it saved the pid) is
 	// found by its command line and ended.
-	_, _ = vmmproc.KillStrays(v.Dir, v.State.process())
+	_, _ = vmmproc.KillStrays(v.Dir, v.State.Process())
 	markGone(v)
 	return true
 }

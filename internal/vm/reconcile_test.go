@@ -125,7 +125,7 @@ func TestLostVMMs(t *testing.T) {
 		t.Fatalf("VM lost after its QEMU was ended: %+v", v.State)
 	}
 	v := startRetry(t, s, "lost")
-	if strays := vmmproc.Strays(v.Dir, v.State.process()); len(strays) != 0 {
+	if strays := vmmproc.Strays(v.Dir, v.State.Process()); len(strays) != 0 {
 		t.Errorf("VMMs besides the recorded one after the start: %+v", strays)
 	}
 	if _, err := s.Stop(ctx, "lost", StopOptions{Force: true}); err != nil {

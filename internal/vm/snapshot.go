@@ -470,7 +470,7 @@ func (s *Store) restoreLocked(ctx context.Context, v *VM, o StartOptions) error 
 	v.State.PIDStart, _ = vmmproc.StartTime(p.PID)
 	v.State.Boot.VMM = time.Since(t0)
 	if err := v.saveState(); err != nil {
-		_ = v.State.process().Kill(0)
+		_ = v.State.Process().Kill(0)
 		return err
 	}
 	if v.Config.Ready == ReadySSH && v.sshAddr() != "" {
@@ -479,13 +479,13 @@ func (s *Store) restoreLocked(ctx context.Context, v *VM, o StartOptions) error 
 			*o.KeepSSH = c
 		}
 		if err != nil {
-			_ = v.State.process().Kill(0)
+			_ = v.State.Process().Kill(0)
 			s.failStart(v, err)
 			return fmt.Errorf("starting VM %q: %w", v.Name(), err)
 		}
 		v.State.Identity = res
 		if err := s.setupAfterReady(ctx, v, o); err != nil {
-			_ = v.State.process().Kill(0)
+			_ = v.State.Process().Kill(0)
 			s.failStart(v, err)
 			return fmt.Errorf("starting VM %q: %w", v.Name(), err)
 		}

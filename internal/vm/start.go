@@ -99,17 +99,17 @@ func (s *Store) startLocked(ctx context.Context, v *VM, o StartOptions) error {
 	v.State.PIDStart, _ = vmmproc.StartTime(p.PID)
 	v.State.Boot.VMM = time.Since(t0)
 	if err := v.saveState(); err != nil {
-		_ = v.State.process().Kill(0)
+		_ = v.State.Process().Kill(0)
 		return err
 	}
 	if err := s.waitReady(ctx, v, t0, o.Timeout); err != nil {
-		_ = v.State.process().Kill(0)
+		_ = v.State.Process().Kill(0)
 		s.failStart(v, err)
 		return fmt.Errorf("starting VM %q: %w", v.Name(), err)
 	}
 	if v.Config.hasSetup() {
 		if err := s.setupAfterReady(ctx, v, o); err != nil {
-			_ = v.State.process().Kill(0)
+			_ = v.State.Process().Kill(0)
 			s.failStart(v, err)
 			return fmt.Errorf("starting VM %q: %w", v.Name(), err)
 		}

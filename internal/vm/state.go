@@ -207,5 +207,5 @@ func load(dir string) (*VM, error) {
 	return v, nil
 }
 
-// process names the VMM process st records.
-func (st State) process() vmmproc.ID { return vmmproc.ID{PID: st.PID, Start: st.PIDStart} }
+// Process names the VMM process st records.
+func (st State) Process() vmmproc.ID { return vmmproc.ID{PID: st.PID, Start: st.PIDStart} }

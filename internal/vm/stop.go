@@ -84,12 +84,12 @@ func (s *Store) stopLocked(ctx context.Context, v *VM, o StopOptions) error {
 	}
 	// A guest that halted or powered off may leave its VMM running
 	// (microvm) or about to exit (virt's PSCI power-off): end it too.
-	if !gone || v.State.process().Alive() {
+	if !gone || v.State.Process().Alive() {
 		grace := 3 * time.Second
 		if o.Force {
 			grace = 0
 		}
-		if err := v.State.process().Kill(grace); err != nil {
+		if err := v.State.Process().Kill(grace); err != nil {
 			return fmt.Errorf("stopping VM %q: %w", v.Name(), err)
 		}
 	}
@@ -125,7 +125,7 @@ func (s *Store) waitShutdown(ctx context.Context, v *VM, timeout time.Duration, 
 	asked = asked || !v.canSSHReboot()
 	after := sshRebootAfter(v, timeout)
 	for {
-		if !v.State.process().Alive() || guestHalted(v) {
+		if !v.State.Process().Alive() || guestHalted(v) {
 			return true
 		}
 		if ctx.Err() != nil || time.Now().After(deadline) {
@@ -203,7 +203,7 @@ func (s *Store) Remove(ctx context.Context, name string, force bool) error {
 			if !force {
 				return &RunningError{Name: name}
 			}
-			if err := v.State.process().Kill(0); err != nil {
+			if err := v.State.Process().Kill(0); err != nil {
 				return fmt.Errorf("removing VM %q: %w", name, err)
 			}
 		}

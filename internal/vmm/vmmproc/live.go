@@ -191,3 +191,52 @@ func KillStrays(dir string, known ID) (int, error) {
 	}
 	return len(strays), errors.Join(errs...)
 }
+
+// Usage is what a process has used of the host: CPU time, all its
+// threads', and resident memory.
+type Usage struct {
+	CPU time.Duration
+	RSS uint64 // bytes
+}
+
+// userHZ is the unit of the CPU times in /proc/PID/stat: USER_HZ, 100 on
+// every Linux architecture banger runs on.
+const userHZ = 100
+
+// Usage returns what the process id names has used so far, or an error
+// when it is no longer running.
+func (id ID) Usage() (Usage, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(id.PID) + "/stat")
+	if err != nil {
+		return Usage{}, fmt.Errorf("VMM process %d: %w", id.PID, err)
+	}
+	u, start, ok := parseUsage(string(data), os.Getpagesize())
+	if !ok || start != id.Start {
+		return Usage{}, fmt.Errorf("VMM process %d is gone", id.PID)
+	}
+	return u, nil
+}
+
+// parseUsage reads utime and stime (fields 14 and 15), the start time
+// (22) and rss (24, in pages of pageSize bytes) out of a /proc/PID/stat
+// line, counting from the last ')' as parseStat does.
+func parseUsage(s string, pageSize int) (u Usage, start uint64, ok bool) {
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return Usage{}, 0, false
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 22 {
+		return Usage{}, 0, false
+	}
+	var n [4]uint64
+	for j, k := range []int{11, 12, 19, 21} {
+		v, err := strconv.ParseUint(f[k], 10, 64)
+		if err != nil {
+			return Usage{}, 0, false
+		}
+		n[j] = v
+	}
+	ticks := n[0] + n[1]
+	return Usage{CPU: time.Duration(ticks) * (time.Second / userHZ), RSS: n[3] * uint64(pageSize)}, n[2], true
+}

@@ -86,3 +86,44 @@ func TestParseStat(t *testing.T) {
 		}
 	}
 }
+
+func TestParseUsage(t *testing.T) {
+	u, start, ok := parseUsage("1234 (qemu (x)) S 1 1234 1234 0 -1 4194560 1 2 3 4 150 250 7 8 20 0 3 0 987654 100 2560", 4096)
+	if !ok || start != 987654 || u.CPU != 4*time.Second || u.RSS != 2560*4096 {
+		t.Errorf("parseUsage = %+v, %d, %v; want 4s of CPU, 10 MiB, start 987654", u, start, ok)
+	}
+	if _, _, ok := parseUsage("1234 (short) S 1 2 3", 4096); ok {
+		t.Error("parseUsage of a short line succeeded")
+	}
+}
+
+// TestUsage: a process that burns CPU shows it, and a process gone (or
+// its pid reused) is an error.
+func TestUsage(t *testing.T) {
+	p, err := Spawn([]string{"sh", "-c", "while :; do :; done"}, filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Kill()
+	start, _ := StartTime(p.PID())
+	id := ID{PID: p.PID(), Start: start}
+	var u Usage
+	for deadline := time.Now().Add(time.Minute); u.CPU < 50*time.Millisecond; time.Sleep(50 * time.Millisecond) {
+		if u, err = id.Usage(); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Usage = %+v after a minute of a busy loop", u)
+		}
+	}
+	if u.RSS == 0 {
+		t.Errorf("Usage = %+v, want some resident memory", u)
+	}
+	if _, err := (ID{PID: p.PID(), Start: start + 1}).Usage(); err == nil {
+		t.Error("Usage of a pid whose start time differs succeeded")
+	}
+	p.Kill()
+	if _, err := id.Usage(); err == nil {
+		t.Error("Usage of a process killed and reaped succeeded")
+	}
+}
