@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
 	"golang.org/x/crypto/ssh"
 	utilexec "k8s.io/utils/exec"
@@ -98,4 +99,35 @@ func runTerminal(ctx context.Context, c *ssh.Client, command string, attach api.
 		t.Resize = resize
 	}
 	return guest.RunTerminal(ctx, c, command, t, attach.Stdin(), stdout)
+}
+
+// AttachToContainer streams the main process's output from now on
+// (kubectl attach), across its restarts, until the client goes or the
+// VM stops. The process reads no input (its stdin is /dev/null), so an
+// attach with stdin is refused, as a kubelet refuses it for a container
+// without stdin.
+func (p *pods) AttachToContainer(ctx context.Context, ns, name, ctr string, attach api.AttachIO) error {
+	if attach.Stdin() != nil {
+		return errdefs.InvalidInputf("pod %s/%s: container %s reads no input (its stdin is /dev/null) (hint: attach without -i, or use kubectl exec -i)", ns, name, ctr)
+	}
+	r, err := p.lookup(ns, name)
+	if err != nil {
+		return err
+	}
+	c, err := p.connect(ctx, r.vm)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = c.Close() }()
+	stdout := io.Writer(io.Discard)
+	if w := attach.Stdout(); w != nil {
+		stdout = w
+	}
+	// -F follows main.log by name: a restart moves it to previous.log
+	// and the next run writes a new one.
+	_, err = guest.Run(ctx, c, "tail -n 0 -F "+guestPodDir+"/"+mainLog+" 2>/dev/null", nil, stdout, io.Discard)
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("attaching to pod %s/%s: %w", ns, name, err)
+	}
+	return nil
 }

@@ -1,16 +1,11 @@
 package node
 
 import (
-	"context"
-
-	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
-	"github.com/virtual-kubelet/virtual-kubelet/node/api"
 	"k8s.io/client-go/tools/record"
 )
 
 // provider is the node's virtual-kubelet provider: pods run as VMs
-// (pods), their statistics are their VMs' (stats.go); attaching is not
-// offered.
+// (pods), their statistics are their VMs' (stats.go).
 type provider struct {
 	*pods
 	nodeName string
@@ -31,8 +26,4 @@ func newProvider(cfg Config, recorder record.EventRecorder) provider {
 		p.warm = &warmer{store: cfg.VMs}
 	}
 	return provider{pods: p, nodeName: cfg.Name, rates: &rates{}}
-}
-
-func (p provider) AttachToContainer(_ context.Context, ns, pod, _ string, _ api.AttachIO) error {
-	return errdefs.InvalidInputf("pod %s/%s: attaching is not supported (hint: kubectl exec)", ns, pod)
 }

@@ -1,12 +1,18 @@
 package node
 
 import (
+	"bufio"
 	"context"
+	"io"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/remotecommand"
 
 	"github.com/thaloco/banger/internal/kubetest"
 )
@@ -74,6 +80,9 @@ func TestPodRestart(t *testing.T) {
 		t.Errorf("logs of pod crashy: %q, %v; want the current run's line alone", logs, err)
 	}
 
+	// kubectl attach streams the output of the runs to come.
+	attachRuns(t, cp, "crashy", 2)
+
 	p = waitPod(t, cp.Client, "once", 5*time.Minute, func(p *corev1.Pod) bool {
 		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 	})
@@ -105,4 +114,45 @@ func TestPodRestart(t *testing.T) {
 		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount > before
 	})
 	t.Logf("pod crashy: %d restarts before the node's restart, %d after", before, p.Status.ContainerStatuses[0].RestartCount)
+}
+
+// attachRuns attaches to pod (kubectl attach, no stdin) and waits for n
+// lines "run", each from a restart after the attach began; an attach with
+// stdin is refused.
+func attachRuns(t *testing.T, cp *kubetest.ControlPlane, pod string, n int) {
+	t.Helper()
+	attach := func(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
+		req := cp.Client.CoreV1().RESTClient().Post().Resource("pods").Namespace("default").Name(pod).SubResource("attach").
+			VersionedParams(&corev1.PodAttachOptions{Container: "main", Stdin: stdin != nil, Stdout: true}, scheme.ParameterCodec)
+		ex, err := remotecommand.NewSPDYExecutor(cp.Config, "POST", req.URL())
+		if err != nil {
+			return err
+		}
+		return ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdin, Stdout: stdout})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := attach(ctx, strings.NewReader("x"), io.Discard); err == nil || !strings.Contains(err.Error(), "reads no input") {
+		t.Errorf("attach -i: %v, want a refusal saying the container reads no input", err)
+	}
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := attach(ctx, nil, pw)
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	lines := bufio.NewScanner(pr)
+	var seen []string
+	for runs := 0; runs < n && lines.Scan(); {
+		seen = append(seen, lines.Text())
+		if lines.Text() == "run" {
+			runs++
+		}
+	}
+	if got := strings.Count(strings.Join(seen, "\n")+"\n", "run\n"); got < n {
+		t.Fatalf("attached to pod %s: %q, %v; want %d runs' lines", pod, seen, lines.Err(), n)
+	}
+	cancel()
+	<-done
 }
