@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -47,6 +48,11 @@ func containerUser(pod *corev1.Pod, c *corev1.Container, img image.Config) (stri
 	if user == "" && group == "" {
 		return "", nil
 	}
+	for _, part := range []string{user, group} {
+		if part != "" && !userName.MatchString(part) {
+			return "", fmt.Errorf("container %q: image %s has the user %q, which is no user or group name or number", c.Name, c.Image, img.User)
+		}
+	}
 	if user == "" {
 		user = "0"
 	}
@@ -55,6 +61,10 @@ func containerUser(pod *corev1.Pod, c *corev1.Container, img image.Config) (stri
 	}
 	return user, nil
 }
+
+// userName is what a user or group may be called: a number, or a name
+// of the characters useradd and busybox adduser accept.
+var userName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$`)
 
 func orPtr[T any](a, b *T) *T {
 	if a != nil {

@@ -35,6 +35,9 @@ func TestContainerUser(t *testing.T) {
 		{name: "non-root, image root", ctr: &corev1.SecurityContext{RunAsNonRoot: ptr(true)}, err: "image test/app runs as root"},
 		{name: "non-root, image uid 0", image: "0:0", ctr: &corev1.SecurityContext{RunAsNonRoot: ptr(true)}, err: "image test/app runs as root"},
 		{name: "non-root, image name", image: "app", ctr: &corev1.SecurityContext{RunAsNonRoot: ptr(true)}, err: `non-numeric user "app"`},
+		{name: "hostile user", image: "x\nBANGER_USER_SCRIPT\nreboot", err: "which is no user or group name or number"},
+		{name: "hostile group", image: "app:a b", err: "which is no user or group name or number"},
+		{name: "machine account", image: "host$", want: "host$"},
 		{name: "non-root, runAsUser 0", image: "1000", ctr: &corev1.SecurityContext{RunAsNonRoot: ptr(true), RunAsUser: ptr(int64(0))}, err: "runAsUser is 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
