@@ -206,15 +206,19 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
+// waitGone waits until process pid is gone as banger judges it. A killed
+// QEMU counts as running while its threads tear down, which can take
+// seconds, more on a loaded host: the wait is generous.
 func waitGone(t *testing.T, pid int) {
 	t.Helper()
-	for i := 0; i < 500; i++ {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
 		if _, alive := vmmproc.StartTime(pid); !alive {
 			return
 		}
-		time.Sleep(10 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d did not exit within a minute", pid)
+		}
 	}
-	t.Fatalf("process %d did not exit", pid)
 }
 
 func freeTestPort(t *testing.T) int {
