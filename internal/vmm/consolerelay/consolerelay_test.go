@@ -85,17 +85,27 @@ func TestRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c1.Close()
-	// Wait until the relay has taken c1 as its client: output written
-	// from now on reaches it.
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(readFile(t, log), "early boot line") && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	// The relay takes c1 as its client in a goroutine of its own, apart
+	// from the one that reads the terminal: output sent before then
+	// reaches no client. Say the line again until c1 hears it.
+	var heard strings.Builder
+	buf := make([]byte, 4096)
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(heard.String(), "login: \n"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the first client never got the console's output; got %q", heard.String())
+		}
+		if _, err := tty.WriteString("login: \n"); err != nil {
+			t.Fatal(err)
+		}
+		_ = c1.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+		for !strings.Contains(heard.String(), "login: \n") {
+			n, err := c1.Read(buf)
+			heard.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
 	}
-	time.Sleep(100 * time.Millisecond)
-	if _, err := tty.WriteString("login: \n"); err != nil {
-		t.Fatal(err)
-	}
-	readUntil(t, c1, "login: \n", 5*time.Second)
 
 	// Keys typed in the client arrive byte for byte: raw mode, so no
 	// echo back, no line buffering, Ctrl-C (0x03) is data.
@@ -114,7 +124,7 @@ func TestRelay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	busy := readUntil(t, c2, BusyMessage, 5*time.Second)
+	busy := readUntil(t, c2, BusyMessage, 30*time.Second)
 	if b, _ := io.ReadAll(c2); len(b) != 0 {
 		t.Errorf("the second client got more than the busy message: %q", busy+string(b))
 	}
@@ -123,7 +133,7 @@ func TestRelay(t *testing.T) {
 	// The first client leaves; a new one is served.
 	c1.Close()
 	var c3 net.Conn
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if c3, err = net.Dial("unix", sock); err != nil {
 			t.Fatal(err)
 		}
@@ -147,8 +157,8 @@ func TestRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	tty.Close()
-	if !r.Wait(5 * time.Second) {
-		t.Fatal("the relay still runs 5s after the VMM closed its terminal")
+	if !r.Wait(30 * time.Second) {
+		t.Fatal("the relay still runs 30s after the VMM closed its terminal")
 	}
 	rest, _ := io.ReadAll(c3)
 	if !strings.Contains(string(rest), "reboot: Restarting system") {
@@ -185,7 +195,7 @@ func TestStartRefusesLiveSocket(t *testing.T) {
 	}
 	r, tty := startRelay(t, sock, filepath.Join(dir, "log"))
 	tty.Close()
-	if !r.Wait(5 * time.Second) {
+	if !r.Wait(30 * time.Second) {
 		t.Error("the relay did not exit when its terminal was closed before any VMM used it")
 	}
 
@@ -301,8 +311,8 @@ func TestRealVMMOnStdio(t *testing.T) {
 	if !p.Wait(60 * time.Second) {
 		t.Fatal("QEMU still runs 60s after reboot -f")
 	}
-	if !r.Wait(5 * time.Second) {
-		t.Fatal("the relay still runs 5s after QEMU exited")
+	if !r.Wait(30 * time.Second) {
+		t.Fatal("the relay still runs 30s after QEMU exited")
 	}
 	if log := readFile(t, m.ConsoleLog); !strings.Contains(log, "relay-42") || !strings.Contains(log, "reboot: Restarting system") {
 		t.Errorf("console log lacks the session or the reboot:\n%s", log)
