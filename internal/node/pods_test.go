@@ -296,6 +296,10 @@ func TestPodAdoption(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The new node reports the pod it adopts Ready anew; the API keeps
+	// seconds, so start it a second after the old node's report at least.
+	was := readySince(p)
+	time.Sleep(time.Until(was.Add(time.Second)))
 	runNode(t, testConfig(t, cp, store, source))
 	if _, err := store.Get(vmName(gone)); !errors.Is(err, vm.ErrNotFound) {
 		t.Errorf("VM of the pod deleted while the node was down: %v, want it removed", err)
@@ -303,8 +307,11 @@ func TestPodAdoption(t *testing.T) {
 	if _, err := store.Get(warming); !errors.Is(err, vm.ErrNotFound) {
 		t.Errorf("VM %s of a warm that never ended: %v, want it removed", warming, err)
 	}
-	time.Sleep(3 * pollInterval) // let the new node look at the pod
-	p = waitPod(t, cp.Client, "kept", time.Minute, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	// Wait until the new node has taken the pod over (the API still says
+	// Running from the old node until then).
+	p = waitPod(t, cp.Client, "kept", 2*time.Minute, func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodRunning && readySince(p).After(was)
+	})
 	v2, err := store.Get(vmName(p))
 	if err != nil || v2.State.Status != vm.StatusRunning || v2.State.PID != v1.State.PID {
 		t.Fatalf("VM after the restart: %v (pid %d, before %d)", err, v2.State.PID, v1.State.PID)
@@ -319,6 +326,17 @@ func TestPodAdoption(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// readySince is when the pod's Ready condition last changed (zero if it
+// has none).
+func readySince(p *corev1.Pod) time.Time {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.LastTransitionTime.Time
+		}
+	}
+	return time.Time{}
+}
 
 // freeAddr is a free 127.0.0.1:PORT.
 func freeAddr(t testing.TB) string {
