@@ -154,7 +154,7 @@ func (e *crashEnv) list(kind string) []listed {
 // snapshot and VM listed is whole (none broken, no staging directory left
 // once listed), and no process works under the state directory except
 // the VMMs that vm list names (helpers die with banger; strays get up to
-// 2s to go).
+// 30s to go: a killed process's exit can take that long on a loaded host).
 func (e *crashEnv) invariants() []string {
 	var bad []string
 	vmms := map[int]bool{}
@@ -174,17 +174,16 @@ func (e *crashEnv) invariants() []string {
 		}
 	}
 	var strays []string
-	for range 100 {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		strays = strays[:0]
 		for pid, name := range procsOf(e.state) {
 			if !vmms[pid] {
 				strays = append(strays, fmt.Sprintf("%s (%d)", name, pid))
 			}
 		}
-		if len(strays) == 0 {
+		if len(strays) == 0 || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	if len(strays) != 0 {
 		bad = append(bad, fmt.Sprintf("processes nobody tracks: %v", strays))
