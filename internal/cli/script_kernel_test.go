@@ -85,8 +85,9 @@ func cmdBundle(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(os.WriteFile(out, b, 0o644))
 }
 
-// serve [-drop N] [-fail N] [-bps N] DIR: serve DIR on 127.0.0.1 and set
-// $SERVER to its URL until the script ends.
+// serve [-drop N] [-fail N] [-bps N] [-stall N] DIR: serve DIR on
+// 127.0.0.1 and set $SERVER to its URL until the script ends. -stall N
+// holds the first full download after N bytes until its client goes away.
 func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
 	if neg {
 		ts.Fatalf("unsupported: ! serve")
@@ -102,13 +103,15 @@ func cmdServe(ts *testscript.TestScript, neg bool, args []string) {
 			f.FailFirst = int(n)
 		case "-bps":
 			f.BytesPerSecond = n
+		case "-stall":
+			f.StallAfter = n
 		default:
 			ts.Fatalf("serve: unknown flag %s", args[0])
 		}
 		args = args[2:]
 	}
 	if len(args) != 1 {
-		ts.Fatalf("usage: serve [-drop N] [-fail N] [-bps N] DIR")
+		ts.Fatalf("usage: serve [-drop N] [-fail N] [-bps N] [-stall N] DIR")
 	}
 	srv := bundletest.Serve(ts.MkAbs(args[0]), f)
 	ts.Defer(srv.Close)
