@@ -47,19 +47,29 @@ func registryOf(ts *testscript.TestScript) *imagetest.Registry {
 	return r.(*imagetest.Registry)
 }
 
-// registry [-delay DURATION]: serve a registry on 127.0.0.1 and set
-// $REGISTRY to its host:port; -delay holds every blob download.
+// registry [-delay DURATION [-from N]]: serve a registry on 127.0.0.1 and
+// set $REGISTRY to its host:port; -delay holds every blob download (with
+// -from, the Nth and later) for DURATION or until its client goes away.
 func cmdRegistry(ts *testscript.TestScript, neg bool, args []string) {
 	if neg {
 		ts.Fatalf("unsupported: ! registry")
 	}
 	r := imagetest.NewRegistry()
-	if len(args) == 2 && args[0] == "-delay" {
+	usage := func() { ts.Fatalf("usage: registry [-delay DURATION [-from N]]") }
+	if len(args) >= 2 && args[0] == "-delay" {
 		d, err := time.ParseDuration(args[1])
 		ts.Check(err)
 		r.BlobDelay.Store(int64(d))
-	} else if len(args) != 0 {
-		ts.Fatalf("usage: registry [-delay DURATION]")
+		args = args[2:]
+		if len(args) == 2 && args[0] == "-from" {
+			n, err := strconv.ParseInt(args[1], 10, 64)
+			ts.Check(err)
+			r.DelayFrom.Store(n)
+			args = args[2:]
+		}
+	}
+	if len(args) != 0 {
+		usage()
 	}
 	registries.Store(ts, r)
 	ts.Defer(func() { r.Close(); registries.Delete(ts) })

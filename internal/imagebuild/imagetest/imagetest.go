@@ -154,6 +154,10 @@ type Registry struct {
 	Host      string // 127.0.0.1:PORT
 	BlobGets  atomic.Int64
 	BlobDelay atomic.Int64 // nanoseconds to wait before each blob download
+	// DelayFrom is the first blob download (counting from 1) that
+	// BlobDelay holds; 0 or 1 holds every one. A delayed download ends
+	// early, unserved, when its client goes away.
+	DelayFrom atomic.Int64
 }
 
 // NewRegistry starts a registry; Close it when done.
@@ -162,8 +166,8 @@ func NewRegistry() *Registry {
 	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/") {
-			r.BlobGets.Add(1)
-			if d := time.Duration(r.BlobDelay.Load()); d > 0 {
+			n := r.BlobGets.Add(1)
+			if d := time.Duration(r.BlobDelay.Load()); d > 0 && n >= r.DelayFrom.Load() {
 				select {
 				case <-time.After(d):
 				case <-req.Context().Done():
