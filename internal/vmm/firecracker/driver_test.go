@@ -238,9 +238,10 @@ func TestStartCancelledWhileWaitingForSocket(t *testing.T) {
 
 func TestStartSocketTimeout(t *testing.T) {
 	e := newTestEnv(t, fakeConfig{SocketDelay: time.Minute})
-	// Long enough for the fake to start and record its pid on a loaded
-	// host (at 200 ms it sometimes had not), far below its delay.
-	_, err := (&Driver{SocketTimeout: 3 * time.Second}).Start(context.Background(), e.m)
+	// Long enough for the fake (this test binary, under -race) to start
+	// and record its pid on a loaded host (at 200 ms it sometimes had not;
+	// 3s left little room), far below its delay.
+	_, err := (&Driver{SocketTimeout: 10 * time.Second}).Start(context.Background(), e.m)
 	if err == nil || !strings.Contains(err.Error(), "no API socket") {
 		t.Fatalf("Start error = %v, want a socket timeout", err)
 	}
