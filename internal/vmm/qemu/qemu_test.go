@@ -72,7 +72,11 @@ func bootOrRetry(t *testing.T, d *Driver, m vmm.Machine) vmm.Process {
 			return p
 		}
 		_ = syscall.Kill(p.PID, syscall.SIGKILL)
-		waitExit(p.PID, 5*time.Second)
+		// Until it is reaped: the retry boots the same disk, which a QEMU
+		// still tearing down keeps locked (seconds on a loaded host).
+		if !waitExit(p.PID, time.Minute) {
+			t.Fatalf("QEMU %d still runs a minute after SIGKILL", p.PID)
+		}
 		log, _ := os.ReadFile(m.ConsoleLog)
 		if attempt == 2 {
 			t.Fatalf("guest never printed %q (two attempts); console:\n%s", guesttest.ReadyMarker, tail(string(log), 20))
