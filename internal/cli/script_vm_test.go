@@ -29,8 +29,7 @@ import (
 //
 //	$ROOTFS_PLAIN  busybox, prints "banger-test: ready" on its console
 //	$ROOTFS_SSHD   the same plus dropbear trusting banger's key
-//	$ROOTFS_HALT   reboots (ending QEMU) five seconds after its marker,
-//	               time for vm run to attach the console first
+//	$ROOTFS_HALT   reboots (ending QEMU) a second after its marker
 //	$ROOTFS_ARM64  arm64 busybox (Debian's arm64 package), for the arm64
 //	               test kernel, installed as "test-arm64"
 //
@@ -59,7 +58,7 @@ func TestVMScripts(t *testing.T) {
 	}
 	guesttest.BuildRootfs(t, rootfs["ROOTFS_PLAIN"], guesttest.Rootfs{})
 	guesttest.BuildRootfs(t, rootfs["ROOTFS_SSHD"], guesttest.Rootfs{AuthorizedKey: kp.Public})
-	guesttest.BuildRootfs(t, rootfs["ROOTFS_HALT"], guesttest.Rootfs{Init: "(sleep 5; reboot -f) &"})
+	guesttest.BuildRootfs(t, rootfs["ROOTFS_HALT"], guesttest.Rootfs{Init: "(sleep 1; reboot -f) &"})
 	guesttest.BuildRootfs(t, rootfs["ROOTFS_ARM64"], guesttest.Rootfs{Arch: "arm64"})
 
 	cmds := imageScriptCmds()

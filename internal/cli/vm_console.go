@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/thaloco/banger/internal/guest"
+	"github.com/thaloco/banger/internal/vm"
 )
 
 // vmConsoleOptions: vm console has no flags.
@@ -36,7 +37,7 @@ func runVMConsole(ctx context.Context, g *globalOptions, _ *vmConsoleOptions, ar
 		return err
 	}
 	fmt.Fprintf(g.Stderr, "banger: connected to the console of VM %s; detach with %s\r\n", name, guest.DetachKeyName)
-	detached, err := s.Console(ctx, name, g.Stdin, g.Stdout)
+	detached, err := s.Console(ctx, name, g.Stdin, g.Stdout, vm.ConsoleOptions{})
 	if err != nil {
 		return err
 	}

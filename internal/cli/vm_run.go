@@ -155,9 +155,9 @@ func runInGuest(ctx context.Context, g *globalOptions, s *vm.Store, name string,
 // user detaches or the VM stops; a crash is an error.
 func attachRun(ctx context.Context, g *globalOptions, s *vm.Store, v *vm.VM) error {
 	name := v.Name()
-	_ = v.CopyConsole(g.Stdout) // the boot so far
 	fmt.Fprintf(g.Stderr, "banger: attached to the console of VM %s; detach with %s\r\n", name, guest.DetachKeyName)
-	detached, err := s.Console(ctx, name, g.Stdin, g.Stdout)
+	// The boot so far, then the rest, without a gap between them.
+	detached, err := s.Console(ctx, name, g.Stdin, g.Stdout, vm.ConsoleOptions{FromBoot: true})
 	if detached {
 		fmt.Fprintf(g.Stderr, "\r\nbanger: detached from VM %s\n", name)
 		return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -45,15 +46,34 @@ func (s *Store) SSH(name string) (*guest.SSH, error) {
 // ErrConsoleBusy is returned when another session holds a VM's console.
 var ErrConsoleBusy = errors.New("the console is attached in another session")
 
+// ConsoleOptions tune Console.
+type ConsoleOptions struct {
+	// FromBoot writes the console's output of the current boot so far
+	// before the live output, with nothing lost or repeated between
+	// them: out is then fed from the console log, which records all
+	// the guest writes, rather than from the console socket, which
+	// carries only what is written while a session is attached.
+	FromBoot bool
+}
+
+// consolePoll is how often a FromBoot session reads what the console log
+// gained.
+const consolePoll = 20 * time.Millisecond
+
 // Console attaches in and out to the running VM's serial console until
 // the VM stops, the user detaches (guest.DetachKey) or ctx ends. One
 // session at a time may attach.
-func (s *Store) Console(ctx context.Context, name string, in io.Reader, out io.Writer) (detached bool, err error) {
+func (s *Store) Console(ctx context.Context, name string, in io.Reader, out io.Writer, o ConsoleOptions) (detached bool, err error) {
 	v, err := s.Get(name)
 	if err != nil {
 		return false, err
 	}
 	if !v.State.Status.active() {
+		if o.FromBoot {
+			// Stopped before the session began: its boot's output is all
+			// there is to show.
+			return false, copyBoot(v, out)
+		}
 		return false, notRunning(v)
 	}
 	if v.State.ConsoleSocket == "" {
@@ -88,6 +108,31 @@ func (s *Store) Console(ctx context.Context, name string, in io.Reader, out io.W
 			}
 		}
 	}()
+	if o.FromBoot {
+		f, err := openBoot(v)
+		if err != nil {
+			return false, err
+		}
+		defer f.Close()
+		followed := make(chan struct{})
+		end := make(chan struct{})
+		go func(w io.Writer) {
+			defer close(followed)
+			t := time.NewTicker(consolePoll)
+			defer t.Stop()
+			for {
+				_, _ = io.Copy(w, f)
+				select {
+				case <-end:
+					_, _ = io.Copy(w, f) // what came last
+					return
+				case <-t.C:
+				}
+			}
+		}(out)
+		defer func() { close(end); <-followed }()
+		out = io.Discard // the socket's copy of what the log has
+	}
 	detached, err = guest.AttachConsole(ctx, v.State.ConsoleSocket, in, out)
 	if err == nil && !detached {
 		// The VMM closed the console because it is exiting; let it
@@ -95,4 +140,29 @@ func (s *Store) Console(ctx context.Context, name string, in io.Reader, out io.W
 		v.State.Process().WaitExit(5 * time.Second)
 	}
 	return detached, err
+}
+
+// openBoot opens v's console log at the start of its current (or last)
+// boot.
+func openBoot(v *VM) (*os.File, error) {
+	f, err := os.Open(v.ConsoleLog())
+	if err != nil {
+		return nil, fmt.Errorf("reading the console log of VM %q: %w", v.Name(), err)
+	}
+	if _, err := f.Seek(v.State.ConsoleOffset, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("reading the console log of VM %q: %w", v.Name(), err)
+	}
+	return f, nil
+}
+
+// copyBoot copies v's console output of its current (or last) boot to w.
+func copyBoot(v *VM, w io.Writer) error {
+	f, err := openBoot(v)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
 }

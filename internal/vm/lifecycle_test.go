@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -364,5 +365,67 @@ func TestSSHRebootAfter(t *testing.T) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestConsoleFromBoot: a FromBoot console session shows the boot's
+// output from its start and then the live output, every line once,
+// wherever the attach falls among the guest's lines; on a VM that
+// stopped before the session, it shows that boot's output and ends.
+func TestConsoleFromBoot(t *testing.T) {
+	s := newStore(t, nil)
+	rootfs := t.TempDir() + "/ticks.ext4"
+	guesttest.BuildRootfs(t, rootfs, guesttest.Rootfs{Init: "(i=0; while [ $i -lt 40 ]; do echo tick-$i; i=$((i+1)); sleep 0.05; done; reboot -f) &"})
+	if _, err := s.Create(context.Background(), CreateOptions{Name: "ticks", Kernel: "test", Rootfs: rootfs,
+		Net: NetNone, MemoryMiB: 256, ReadyMarker: guesttest.ReadyMarker}); err != nil {
+		t.Fatal(err)
+	}
+	startRetry(t, s, "ticks")
+	check := func(what, out string) {
+		t.Helper()
+		// The shell's prompt may share a line with a tick.
+		ticks := regexp.MustCompile(`tick-[0-9]+`).FindAllString(out, -1)
+		if len(ticks) != 40 {
+			t.Fatalf("%s: %d ticks, want 40 in order, each once:\n%s", what, len(ticks), out)
+		}
+		for i, tick := range ticks {
+			if tick != fmt.Sprintf("tick-%d", i) {
+				t.Fatalf("%s: line %d is %q, want tick-%d:\n%s", what, i, tick, i, out)
+			}
+		}
+		if !strings.Contains(out, guesttest.ReadyMarker) {
+			t.Errorf("%s: no ready marker, so not from the boot's start:\n%s", what, out)
+		}
+	}
+	var live strings.Builder
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if detached, err := s.Console(ctx, "ticks", strings.NewReader(""), &live, ConsoleOptions{FromBoot: true}); err != nil || detached {
+		t.Fatalf("console: detached %v, %v", detached, err)
+	}
+	check("attached while the guest wrote", live.String())
+
+	// The guest rebooted (the VMM ended): a session now shows that boot.
+	waitStopped(t, s, "ticks")
+	var after strings.Builder
+	if _, err := s.Console(ctx, "ticks", strings.NewReader(""), &after, ConsoleOptions{FromBoot: true}); err != nil {
+		t.Fatalf("console of a stopped VM from its boot: %v", err)
+	}
+	check("attached after the VM stopped", after.String())
+	if _, err := s.Console(ctx, "ticks", strings.NewReader(""), io.Discard, ConsoleOptions{}); err == nil {
+		t.Error("a live-only console of a stopped VM succeeded")
+	}
+}
+
+// waitStopped waits up to a minute for VM name to be stopped.
+func waitStopped(t *testing.T, s *Store, name string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if v := status(t, s, name); v.State.Status == StatusStopped {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("VM %s still %s after a minute", name, status(t, s, name).State.Status)
+		}
 	}
 }

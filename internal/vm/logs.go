@@ -62,17 +62,3 @@ func (s *Store) Logs(ctx context.Context, name string, w io.Writer, follow bool)
 		}
 	}
 }
-
-// CopyConsole copies the current (or last) boot's console output to w.
-func (v *VM) CopyConsole(w io.Writer) error {
-	f, err := os.Open(v.ConsoleLog())
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if _, err := f.Seek(v.State.ConsoleOffset, io.SeekStart); err != nil {
-		return err
-	}
-	_, err = io.Copy(w, f)
-	return err
-}
