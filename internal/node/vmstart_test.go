@@ -170,8 +170,8 @@ func httpGet(url string) (string, error) {
 // and no warm snapshot is made. The node restarted with them on, the next
 // two pods of the image, created at once, wait while the node warms it
 // once with their resources (one ImageWarmed event) and restore the
-// snapshot, and so does a later one, without warming again and faster
-// than the cold pod. On user networking a pod that declares ports is told
+// snapshot, and so does a later one, without warming again, its VM ready
+// sooner than the cold pod's. On user networking a pod that declares ports is told
 // they are unreachable.
 func TestPodWarmStart(t *testing.T) {
 	cp := kubetest.Start(t)
@@ -186,6 +186,7 @@ func TestPodWarmStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("pod cold (--warm=false) Running after %s (boot: VMM %s, ready %s)", cold.Round(time.Millisecond), v.State.Boot.VMM, v.State.Boot.Ready)
+	coldReady := v.State.Boot.Ready
 	if v.Config.Snapshot != "" || v.State.Path != vm.PathBoot {
 		t.Errorf("VM of pod cold: snapshot %q, path %q; want booted", v.Config.Snapshot, v.State.Path)
 	}
@@ -229,12 +230,14 @@ func TestPodWarmStart(t *testing.T) {
 		t.Logf("event for pod %s: %s", evs.Items[0].InvolvedObject.Name, evs.Items[0].Message)
 	}
 	p3, third := createRunning(t, cp, webPod("warm3", "test/image"))
+	var thirdReady time.Duration
 	for _, pod := range append(firsts, p3) {
 		v, err := store.Get(vmName(pod))
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("VM of pod %s: path %s, VMM up %s, ready %s, identity %s", pod.Name, v.State.Path, v.State.Boot.VMM, v.State.Boot.Ready, v.State.Identity)
+		thirdReady = v.State.Boot.Ready
 		if v.Config.Snapshot != vm.WarmSnapshotName(testImage) || v.State.Path != vm.PathRestore {
 			t.Errorf("VM of pod %s: snapshot %q, path %q; want restored from %s", pod.Name, v.Config.Snapshot, v.State.Path, vm.WarmSnapshotName(testImage))
 		}
@@ -242,9 +245,12 @@ func TestPodWarmStart(t *testing.T) {
 	if again, err := snaps.Get(vm.WarmSnapshotName(testImage)); err != nil || !again.CreatedAt.Equal(man.CreatedAt) {
 		t.Errorf("warm snapshot after the third pod: %v (made %v, first %v); want the first one kept", err, again.CreatedAt, man.CreatedAt)
 	}
-	t.Logf("create to Running: cold %s, warm (a later pod) %s", cold.Round(time.Millisecond), third.Round(time.Millisecond))
-	if third >= cold {
-		t.Errorf("the restored pod took %s to be Running, the cold one %s", third, cold)
+	// The VMs' own times, spawn to ready, are compared: the pods' also
+	// hold API round trips, which a loaded machine stretches at random.
+	t.Logf("create to Running: cold %s, warm (a later pod) %s; VM spawn to ready: cold %s, restored %s",
+		cold.Round(time.Millisecond), third.Round(time.Millisecond), coldReady.Round(time.Millisecond), thirdReady.Round(time.Millisecond))
+	if thirdReady == 0 || thirdReady >= coldReady {
+		t.Errorf("the restored VM took %s to be ready, the cold one %s", thirdReady, coldReady)
 	}
 }
 
