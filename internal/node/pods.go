@@ -152,6 +152,10 @@ func (p *pods) fail(r *podRun, reason string, err error) {
 
 // run brings the pod's VM up and watches its main process.
 func (p *pods) run(ctx context.Context, r *podRun) {
+	if err := supported(r.pod); err != nil {
+		p.fail(r, ReasonUnsupportedSpec, err)
+		return
+	}
 	v, script, c := p.startVM(ctx, r)
 	if v == nil {
 		return

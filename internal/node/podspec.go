@@ -169,3 +169,23 @@ func mainScript(pod *corev1.Pod, c *corev1.Container, img image.Config, dir stri
 	fmt.Fprintf(&b, "echo $? >%s.tmp && mv %s.tmp %s\n", exit, exit, exit)
 	return b.String(), nil
 }
+
+// supported refuses what a pod run as one microVM of one container image
+// cannot do: more containers (sidecars) or init containers, which would
+// otherwise be silently left out.
+func supported(pod *corev1.Pod) error {
+	names := func(cs []corev1.Container) string {
+		n := make([]string, len(cs))
+		for i, c := range cs {
+			n[i] = c.Name
+		}
+		return strings.Join(n, ", ")
+	}
+	switch {
+	case len(pod.Spec.InitContainers) > 0:
+		return fmt.Errorf("pod has init containers (%s): a banger node runs a pod as one microVM of its one container and runs no init containers (hint: do their work in the container's command, or schedule the pod on another node)", names(pod.Spec.InitContainers))
+	case len(pod.Spec.Containers) > 1:
+		return fmt.Errorf("pod has %d containers (%s): a banger node runs a pod as one microVM of one container (hint: run the others as their own pods, or schedule the pod on another node)", len(pod.Spec.Containers), names(pod.Spec.Containers))
+	}
+	return nil
+}

@@ -26,6 +26,9 @@ const (
 	// ReasonOutOfMemory: the host has less memory available than the pod
 	// asks for.
 	ReasonOutOfMemory = "OutOfMemory"
+	// ReasonUnsupportedSpec: the pod has more than one container or init
+	// containers, which a pod of one microVM cannot run.
+	ReasonUnsupportedSpec = "UnsupportedSpec"
 	// ReasonImageWarmed (normal): this pod's image was warmed for it.
 	ReasonImageWarmed = "ImageWarmed"
 	// ReasonWarmFailed (a warning only; the pod boots cold): the image's

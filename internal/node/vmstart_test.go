@@ -255,8 +255,9 @@ func TestPodWarmStart(t *testing.T) {
 }
 
 // TestPodHostChecks: a pod asking for more memory than the host has
-// available, and a pod whose image boots a kernel that is not installed,
-// fail before any VM is made, with events naming the numbers and the fix.
+// available, a pod whose image boots a kernel that is not installed, and
+// pods with a sidecar or an init container fail before any VM is made,
+// with events naming the numbers, the containers and the fix.
 func TestPodHostChecks(t *testing.T) {
 	cp := kubetest.Start(t)
 	store, source := testStore(t)
@@ -271,7 +272,11 @@ func TestPodHostChecks(t *testing.T) {
 	big := testPod("big", "test/image", "/bin/true") // 256Mi
 	small := testPod("nokernel", "test/nokernel", "/bin/true")
 	small.Spec.Containers[0].Resources.Limits[corev1.ResourceMemory] = resource.MustParse("128Mi")
-	for _, pod := range []*corev1.Pod{big, small} {
+	sidecar := testPod("sidecar", "test/image", "/bin/true")
+	sidecar.Spec.Containers = append(sidecar.Spec.Containers, corev1.Container{Name: "proxy", Image: "test/image"})
+	initc := testPod("initc", "test/image", "/bin/true")
+	initc.Spec.InitContainers = []corev1.Container{{Name: "setup", Image: "test/image"}}
+	for _, pod := range []*corev1.Pod{big, small, sidecar, initc} {
 		if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -282,6 +287,8 @@ func TestPodHostChecks(t *testing.T) {
 	}{
 		{"big", ReasonOutOfMemory, []string{"256 MiB", "200 MiB available"}},
 		{"nokernel", ReasonKernelMissing, []string{"image test-nokernel boots kernel gone-6.12", `banger kernel pull gone-6.12`}},
+		{"sidecar", ReasonUnsupportedSpec, []string{"pod has 2 containers (main, proxy)", "hint: run the others as their own pods"}},
+		{"initc", ReasonUnsupportedSpec, []string{"pod has init containers (setup)", "runs no init containers"}},
 	} {
 		p := waitPod(t, cp.Client, tc.pod, time.Minute, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
 		ev := waitEvent(t, cp, tc.pod, tc.reason)
