@@ -52,6 +52,8 @@ func TestPodProcess(t *testing.T) {
 	pods := cp.Client.CoreV1().Pods("default")
 	pod := testPod("server", "test/server")
 	pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "WHO", Value: "the pod"}}
+	pod.Spec.Volumes = []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}}
 	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +123,11 @@ func TestPodProcess(t *testing.T) {
 		t.Fatalf("exec touch: %q, %v", out, err)
 	}
 	readUntil("after the follow started")
+
+	// Volumes are not mounted, and the pod is told so.
+	if ev := waitEvent(t, cp, "server", ReasonVolumesNotMounted); ev.Type != corev1.EventTypeWarning || !strings.Contains(ev.Message, "/scratch (emptyDir scratch)") {
+		t.Errorf("event for pod server: %s %q; want a warning naming /scratch", ev.Type, ev.Message)
+	}
 
 	checkStats(t, cp, cfg.ListenAddr, "server")
 
