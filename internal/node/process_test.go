@@ -40,7 +40,7 @@ var serverConfig = image.Config{
 
 // TestPodProcess: a pod without a command runs its image's entrypoint
 // with the image's environment, working directory (the container's
-// variable winning) and user (kubectl exec too); kubectl logs honours tailLines and limitBytes and
+// variable, from a ConfigMap, winning) and user (kubectl exec too); kubectl logs honours tailLines and limitBytes and
 // follows the log as the process writes it; kubectl exec with a TTY gets
 // a terminal of the client's size, reads stdin and returns exit codes.
 func TestPodProcess(t *testing.T) {
@@ -51,7 +51,16 @@ func TestPodProcess(t *testing.T) {
 	ctx := context.Background()
 	pods := cp.Client.CoreV1().Pods("default")
 	pod := testPod("server", "test/server")
-	pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "WHO", Value: "the pod"}}
+	// The container's variable comes from a ConfigMap, which
+	// virtual-kubelet resolves before the node sees the pod.
+	if _, err := cp.Client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "server-config"}, Data: map[string]string{"who": "the pod"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "WHO", ValueFrom: &corev1.EnvVarSource{
+		ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "server-config"}, Key: "who"},
+	}}}
 	pod.Spec.Volumes = []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
 	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}}
 	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
