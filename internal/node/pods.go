@@ -84,9 +84,12 @@ type pods struct {
 
 // podRun is one pod and the goroutine that runs its VM.
 type podRun struct {
-	pod    *corev1.Pod  // its status is ours; guarded by pods.mu
-	rs     restartState // the main process's runs; guarded by pods.mu
-	vm     string
+	pod *corev1.Pod  // its status is ours; guarded by pods.mu
+	rs  restartState // the main process's runs; guarded by pods.mu
+	vm  string
+	// vols, when not nil, are the pod's volumes, read before its VM was
+	// made (podVolumes); run's goroutine alone uses it.
+	vols   *podVols
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -156,6 +159,18 @@ func (p *pods) run(ctx context.Context, r *podRun) {
 		p.fail(r, ReasonUnsupportedSpec, err)
 		return
 	}
+	// A new VM's volumes are read first: one that cannot be had fails the
+	// pod before a VM is made, as a kubelet makes no container then.
+	if _, err := p.store.Get(r.vm); errors.Is(err, vm.ErrNotFound) {
+		files, left, err := p.podVolumes(ctx, r.pod)
+		if err != nil {
+			if ctx.Err() == nil {
+				p.fail(r, ReasonFailedMount, err)
+			}
+			return
+		}
+		r.vols = &podVols{files: files, left: left}
+	}
 	v, script, c := p.startVM(ctx, r)
 	if v == nil {
 		return
@@ -183,6 +198,12 @@ func (p *pods) runMain(ctx context.Context, r *podRun, v *vm.VM, c *ssh.Client, 
 		started, err = guest.Run(ctx, c, "test -e "+guestPodDir+"/main.sh", nil, io.Discard, io.Discard)
 	}
 	if err == nil && started != 0 {
+		if err := p.writeVolumes(ctx, c, r); err != nil {
+			if ctx.Err() == nil {
+				p.fail(r, ReasonFailedMount, err)
+			}
+			return
+		}
 		err = p.startMain(ctx, c, r.pod, script)
 	}
 	if err != nil {

@@ -61,8 +61,22 @@ func TestPodProcess(t *testing.T) {
 	pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "WHO", ValueFrom: &corev1.EnvVarSource{
 		ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "server-config"}, Key: "who"},
 	}}}
-	pod.Spec.Volumes = []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
-	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}}
+	if _, err := cp.Client.CoreV1().Secrets("default").Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "server-secret"}, Data: map[string][]byte{"token": []byte("s3cret"), "unused": []byte("x"), "other": []byte("y")},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod.Spec.Volumes = []corev1.Volume{
+		{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "server-config"}}}},
+		{Name: "secret", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "server-secret",
+			Items: []corev1.KeyToPath{{Key: "token", Path: "nested/token", Mode: ptr(int32(0o440))}, {Key: "unused", Path: "plain"}}}}},
+		{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/srv"}}},
+	}
+	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{
+		{Name: "scratch", MountPath: "/scratch"}, {Name: "config", MountPath: "/etc/server"},
+		{Name: "secret", MountPath: "/etc/secret"}, {Name: "host", MountPath: "/host"},
+	}
 	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -133,9 +147,24 @@ func TestPodProcess(t *testing.T) {
 	}
 	readUntil("after the follow started")
 
-	// Volumes are not mounted, and the pod is told so.
-	if ev := waitEvent(t, cp, "server", ReasonVolumesNotMounted); ev.Type != corev1.EventTypeWarning || !strings.Contains(ev.Message, "/scratch (emptyDir scratch)") {
-		t.Errorf("event for pod server: %s %q; want a warning naming /scratch", ev.Type, ev.Message)
+	// emptyDir, configMap and secret volumes are in the guest (the
+	// items' paths and modes kept); the hostPath one is not, and the pod
+	// is told so.
+	for _, tc := range []struct{ cmd, want string }{
+		{"touch /scratch/mine && ls -ld /scratch | cut -c1-10", "drwxrwxrwx"},
+		{"cat /etc/server/who", "the pod"},
+		// The items asked for, with their modes: nobody may not read
+		// the 0440 one.
+		{"stat -c %a /etc/secret/nested/token; ls /etc/secret; cat /etc/secret/nested/token 2>/dev/null || echo unreadable; cat /etc/secret/plain", "440\nnested\nplain\nunreadable\nx"},
+		{"test -e /host || echo absent", "absent"},
+	} {
+		out, err := execIn(ctx, cp, "server", "/bin/sh", "-c", tc.cmd)
+		if err != nil || strings.TrimSpace(out) != tc.want {
+			t.Errorf("in pod server, %s: %q, %v; want %q", tc.cmd, out, err, tc.want)
+		}
+	}
+	if ev := waitEvent(t, cp, "server", ReasonVolumesNotMounted); ev.Type != corev1.EventTypeWarning || !strings.Contains(ev.Message, "/host (hostPath host)") || strings.Contains(ev.Message, "scratch") {
+		t.Errorf("event for pod server: %s %q; want a warning naming /host alone", ev.Type, ev.Message)
 	}
 
 	checkStats(t, cp, cfg.ListenAddr, "server")

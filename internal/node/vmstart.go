@@ -39,7 +39,7 @@ const (
 	// them.
 	ReasonPortsUnreachable = "PortsUnreachable"
 	// ReasonVolumesNotMounted (a warning only): the container mounts
-	// volumes, which the node does not provide in the guest.
+	// volumes of kinds the node does not provide in the guest.
 	ReasonVolumesNotMounted = "VolumesNotMounted"
 )
 
@@ -125,7 +125,6 @@ func (p *pods) startVM(ctx context.Context, r *podRun) (v *vm.VM, script string,
 	if v.Config.Net == vm.NetUser {
 		p.warnPorts(r)
 	}
-	p.warnVolumes(r)
 	return v, script, c
 }
 
@@ -178,25 +177,6 @@ func (p *pods) warnPorts(r *podRun) {
 	p.event(r, corev1.EventTypeWarning, ReasonPortsUnreachable, fmt.Sprintf(
 		"container port(s) %s cannot be reached from the host or the cluster: the pod's VM is on user networking, where its address is private to it (hint: run banger node with --net tap)",
 		strings.Join(ports, ", ")))
-}
-
-// warnVolumes records that the container's volume mounts are not there
-// in the guest: the node mounts no volumes.
-func (p *pods) warnVolumes(r *podRun) {
-	kinds := map[string]string{}
-	for _, v := range r.pod.Spec.Volumes {
-		kinds[v.Name] = volumeKind(v.VolumeSource)
-	}
-	var mounts []string
-	for _, m := range r.pod.Spec.Containers[0].VolumeMounts {
-		mounts = append(mounts, fmt.Sprintf("%s (%s %s)", m.MountPath, cmp.Or(kinds[m.Name], "volume"), m.Name))
-	}
-	if len(mounts) == 0 {
-		return
-	}
-	p.event(r, corev1.EventTypeWarning, ReasonVolumesNotMounted, fmt.Sprintf(
-		"volume mount(s) %s are not in the guest: a banger node mounts no volumes (hint: put the files in the image, or pass the values as environment variables)",
-		strings.Join(mounts, ", ")))
 }
 
 // volumeKind names the kind of volume s is, as the pod spec spells it.

@@ -256,8 +256,9 @@ func TestPodWarmStart(t *testing.T) {
 
 // TestPodHostChecks: a pod asking for more memory than the host has
 // available, a pod whose image boots a kernel that is not installed, and
-// pods with a sidecar or an init container fail before any VM is made,
-// with events naming the numbers, the containers and the fix.
+// pods with a sidecar, an init container or a volume of a missing
+// configMap fail before any VM is made, with events naming the numbers,
+// the containers, the configMap and the fix.
 func TestPodHostChecks(t *testing.T) {
 	cp := kubetest.Start(t)
 	store, source := testStore(t)
@@ -276,7 +277,11 @@ func TestPodHostChecks(t *testing.T) {
 	sidecar.Spec.Containers = append(sidecar.Spec.Containers, corev1.Container{Name: "proxy", Image: "test/image"})
 	initc := testPod("initc", "test/image", "/bin/true")
 	initc.Spec.InitContainers = []corev1.Container{{Name: "setup", Image: "test/image"}}
-	for _, pod := range []*corev1.Pod{big, small, sidecar, initc} {
+	// A configMap volume of a configMap that is not there.
+	nocm := testPod("nocm", "test/image", "/bin/true")
+	nocm.Spec.Volumes = []corev1.Volume{{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "absent"}}}}}
+	nocm.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "cfg", MountPath: "/cfg"}}
+	for _, pod := range []*corev1.Pod{big, small, sidecar, initc, nocm} {
 		if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -289,6 +294,7 @@ func TestPodHostChecks(t *testing.T) {
 		{"nokernel", ReasonKernelMissing, []string{"image test-nokernel boots kernel gone-6.12", `banger kernel pull gone-6.12`}},
 		{"sidecar", ReasonUnsupportedSpec, []string{"pod has 2 containers (main, proxy)", "hint: run the others as their own pods"}},
 		{"initc", ReasonUnsupportedSpec, []string{"pod has init containers (setup)", "runs no init containers"}},
+		{"nocm", ReasonFailedMount, []string{`volume cfg: configMap default/absent`, "not found"}},
 	} {
 		p := waitPod(t, cp.Client, tc.pod, time.Minute, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
 		ev := waitEvent(t, cp, tc.pod, tc.reason)
