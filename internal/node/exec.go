@@ -34,10 +34,12 @@ func (p *pods) RunInContainer(ctx context.Context, ns, name, _ string, cmd []str
 	if w := attach.Stderr(); w != nil {
 		stderr = w
 	}
-	// The command runs as the container's user, as the main process does
-	// (user.sh is there when that is not root).
+	// The command is an argument vector, as with a kubelet: each word
+	// quoted, a single one no shell line. It runs as the container's user,
+	// as the main process does (user.sh is there when that is not root).
 	us := guestPodDir + "/" + userScriptName
-	line := "if [ -e " + us + " ]; then exec /bin/sh " + us + " " + guest.CommandLine(cmd) + "; fi; " + guest.CommandLine(cmd)
+	argv := guest.QuoteArgs(cmd)
+	line := "if [ -e " + us + " ]; then exec /bin/sh " + us + " " + argv + "; else exec " + argv + "; fi"
 	var code int
 	if attach.TTY() {
 		code, err = runTerminal(ctx, c, line, attach, stdout)
@@ -45,7 +47,7 @@ func (p *pods) RunInContainer(ctx context.Context, ns, name, _ string, cmd []str
 		code, err = guest.Run(ctx, c, line, attach.Stdin(), stdout, stderr)
 	}
 	if err != nil {
-		return fmt.Errorf("running %q in pod %s/%s: %w", guest.CommandLine(cmd), ns, name, err)
+		return fmt.Errorf("running %s in pod %s/%s: %w", argv, ns, name, err)
 	}
 	if code != 0 {
 		// Returned as is: the kubelet API tells an exit code by the

@@ -60,7 +60,9 @@ func (p *pods) GetContainerLogs(ctx context.Context, ns, name, ctr string, opts 
 		cmd = "tail -n " + strconv.Itoa(opts.Tail)
 	}
 	if opts.Follow {
-		cmd += " -f"
+		// By name: a restart moves the log to previous.log, and the
+		// next run's is a new file, shown from its start.
+		cmd += " -F"
 	}
 	cmd += " " + guestPodDir + "/" + file
 	// Closing the stream (the client went away, or LimitBytes was

@@ -72,10 +72,12 @@ func TestPodProcess(t *testing.T) {
 		{Name: "secret", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "server-secret",
 			Items: []corev1.KeyToPath{{Key: "token", Path: "nested/token", Mode: ptr(int32(0o440))}, {Key: "unused", Path: "plain"}}}}},
 		{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/srv"}}},
+		{Name: "opt", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "server-config"},
+			Optional: ptr(true), Items: []corev1.KeyToPath{{Key: "who", Path: "who"}, {Key: "missing", Path: "missing"}}}}},
 	}
 	pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{
 		{Name: "scratch", MountPath: "/scratch"}, {Name: "config", MountPath: "/etc/server"},
-		{Name: "secret", MountPath: "/etc/secret"}, {Name: "host", MountPath: "/host"},
+		{Name: "secret", MountPath: "/etc/secret"}, {Name: "host", MountPath: "/host"}, {Name: "opt", MountPath: "/etc/opt"},
 	}
 	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -157,6 +159,11 @@ func TestPodProcess(t *testing.T) {
 		// the 0440 one.
 		{"stat -c %a /etc/secret/nested/token; ls /etc/secret; cat /etc/secret/nested/token 2>/dev/null || echo unreadable; cat /etc/secret/plain", "440\nnested\nplain\nunreadable\nx"},
 		{"test -e /host || echo absent", "absent"},
+		// An optional volume's missing key is left out.
+		{"ls /etc/opt", "who"},
+		// configMap and secret volumes are each a tmpfs (hiding what
+		// the image has there); the emptyDir is on the disk.
+		{"grep banger-volume /proc/mounts | cut -d' ' -f2,3", "/etc/server tmpfs\n/etc/secret tmpfs\n/etc/opt tmpfs"},
 	} {
 		out, err := execIn(ctx, cp, "server", "/bin/sh", "-c", tc.cmd)
 		if err != nil || strings.TrimSpace(out) != tc.want {
@@ -172,6 +179,14 @@ func TestPodProcess(t *testing.T) {
 	// kubectl exec runs as the container's user.
 	if out, err := execIn(ctx, cp, "server", "id", "-u"); err != nil || strings.TrimSpace(out) != "65534" {
 		t.Errorf("exec id -u: %q, %v; want 65534 (nobody, the image's user)", out, err)
+	}
+
+	// The command is an argument vector: one word with spaces is one
+	// program's name, as with a kubelet, not a shell line (which would run
+	// the pipeline's second half as root).
+	var notFound exec.CodeExitError
+	if out, err := execIn(ctx, cp, "server", "id -u | cat"); !errors.As(err, &notFound) || notFound.Code != 127 || strings.Contains(out, "65534") {
+		t.Errorf("exec of the one word \"id -u | cat\": %q, %v; want exit 127, no such program", out, err)
 	}
 
 	// Exit codes come back as kubectl reads them.

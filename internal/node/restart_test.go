@@ -83,6 +83,24 @@ func TestPodRestart(t *testing.T) {
 	// kubectl attach streams the output of the runs to come.
 	attachRuns(t, cp, "crashy", 2)
 
+	// kubectl logs -f goes on with the next run's log after a restart.
+	fctx, fcancel := context.WithTimeout(ctx, 2*time.Minute)
+	stream, err := pods.GetLogs("crashy", &corev1.PodLogOptions{Follow: true}).Stream(fctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	followed := bufio.NewScanner(stream)
+	for runs := 0; runs < 2; {
+		if !followed.Scan() {
+			t.Fatalf("following the log of pod crashy: %d runs seen, then %v; want 2", runs, followed.Err())
+		}
+		if followed.Text() == "run" {
+			runs++
+		}
+	}
+	fcancel()
+	stream.Close()
+
 	p = waitPod(t, cp.Client, "once", 5*time.Minute, func(p *corev1.Pod) bool {
 		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 	})

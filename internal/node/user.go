@@ -35,6 +35,9 @@ func containerUser(pod *corev1.Pod, c *corev1.Container, img image.Config) (stri
 	if runGroup != nil {
 		group = strconv.FormatInt(*runGroup, 10)
 	}
+	// Numbers in their plain form: "00" is root too, and the guest's
+	// passwd lookup compares text.
+	user, group = plainNumber(user), plainNumber(group)
 	if nonRoot != nil && *nonRoot {
 		switch _, err := strconv.ParseUint(user, 10, 32); {
 		case runUser != nil && *runUser == 0:
@@ -60,6 +63,14 @@ func containerUser(pod *corev1.Pod, c *corev1.Container, img image.Config) (stri
 		return user + ":" + group, nil
 	}
 	return user, nil
+}
+
+// plainNumber is s without leading zeros when it is a number, else s.
+func plainNumber(s string) string {
+	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
+		return strconv.FormatUint(n, 10)
+	}
+	return s
 }
 
 // userName is what a user or group may be called: a number, or a name

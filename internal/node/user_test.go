@@ -33,6 +33,8 @@ func TestContainerUser(t *testing.T) {
 		{name: "non-root numeric", image: "1000", ctr: &corev1.SecurityContext{RunAsNonRoot: ptr(true)}, want: "1000"},
 		{name: "non-root by runAsUser", image: "app", pod: &corev1.SecurityContext{RunAsNonRoot: ptr(true), RunAsUser: ptr(int64(1000))}, want: "1000"},
 		{name: "non-root, image root", ctr: &corev1.SecurityContext{RunAsNonRoot: ptr(true)}, err: "image test/app runs as root"},
+		{name: "non-root, image uid 00", image: "00", ctr: &corev1.SecurityContext{RunAsNonRoot: ptr(true)}, err: "image test/app runs as root"},
+		{name: "numbers in plain form", image: "01000:007", want: "1000:7"},
 		{name: "non-root, image uid 0", image: "0:0", ctr: &corev1.SecurityContext{RunAsNonRoot: ptr(true)}, err: "image test/app runs as root"},
 		{name: "non-root, image name", image: "app", ctr: &corev1.SecurityContext{RunAsNonRoot: ptr(true)}, err: `non-numeric user "app"`},
 		{name: "hostile user", image: "x\nBANGER_USER_SCRIPT\nreboot", err: "which is no user or group name or number"},

@@ -21,9 +21,11 @@ import (
 )
 
 // The container's volumes, as far as a guest can have them: emptyDir is
-// a directory everyone may write (on the guest's disk), configMap and secret volumes are their
-// keys as files, written into the guest before the main process starts
-// (and not updated after). Other kinds, and subPath mounts, are left out
+// a directory everyone may write (on the guest's disk, or a tmpfs with
+// medium Memory), configMap and secret volumes are their keys as files
+// on a tmpfs mounted at the mount path (hiding what the image has there,
+// and keeping secrets off the VM's disk), written into the guest before
+// the main process starts (and not updated after). Other kinds, and subPath mounts, are left out
 // with a warning event.
 
 // ReasonFailedMount: a configMap or secret a volume needs could not be
@@ -38,10 +40,11 @@ type podVols struct {
 
 // volumeFile is one file (or, with dir, directory) of the volumes.
 type volumeFile struct {
-	path string // absolute, in the guest
-	mode int64
-	dir  bool
-	data []byte
+	path  string // absolute, in the guest
+	mode  int64
+	dir   bool
+	tmpfs bool // a directory: a tmpfs is mounted there first
+	data  []byte
 }
 
 // podVolumes returns the files and directories the container's volume
@@ -62,9 +65,10 @@ func (p *pods) podVolumes(ctx context.Context, pod *corev1.Pod) (files []volumeF
 		var data map[string][]byte
 		var items []corev1.KeyToPath
 		mode := int32(0o644)
+		var optional bool
 		switch {
 		case src.EmptyDir != nil:
-			files = append(files, volumeFile{path: dir, mode: 0o777, dir: true})
+			files = append(files, volumeFile{path: dir, mode: 0o777, dir: true, tmpfs: src.EmptyDir.Medium == corev1.StorageMediumMemory})
 			continue
 		case src.ConfigMap != nil:
 			cm, err := p.configMap(ctx, pod.Namespace, src.ConfigMap.Name)
@@ -79,6 +83,7 @@ func (p *pods) podVolumes(ctx context.Context, pod *corev1.Pod) (files []volumeF
 			}
 			maps.Copy(data, cm.BinaryData)
 			items, mode = src.ConfigMap.Items, orDefault(src.ConfigMap.DefaultMode, mode)
+			optional = src.ConfigMap.Optional != nil && *src.ConfigMap.Optional
 		case src.Secret != nil:
 			s, err := p.secret(ctx, pod.Namespace, src.Secret.SecretName)
 			if apierrors.IsNotFound(err) && src.Secret.Optional != nil && *src.Secret.Optional {
@@ -87,18 +92,22 @@ func (p *pods) podVolumes(ctx context.Context, pod *corev1.Pod) (files []volumeF
 				return nil, nil, fmt.Errorf("volume %s: secret %s/%s: %w", m.Name, pod.Namespace, src.Secret.SecretName, err)
 			}
 			data, items, mode = s.Data, src.Secret.Items, orDefault(src.Secret.DefaultMode, mode)
+			optional = src.Secret.Optional != nil && *src.Secret.Optional
 		default:
 			left = append(left, desc)
 			continue
 		}
-		files = append(files, volumeFile{path: dir, mode: 0o755, dir: true})
-		if items == nil {
+		files = append(files, volumeFile{path: dir, mode: 0o755, dir: true, tmpfs: true})
+		if len(items) == 0 {
 			for _, k := range slices.Sorted(maps.Keys(data)) {
 				items = append(items, corev1.KeyToPath{Key: k, Path: k})
 			}
 		}
 		for _, it := range items {
 			b, ok := data[it.Key]
+			if !ok && optional {
+				continue // as a kubelet: an optional volume's missing key is left out
+			}
 			if !ok {
 				return nil, nil, fmt.Errorf("volume %s: no key %q", m.Name, it.Key)
 			}
@@ -149,6 +158,21 @@ func (p *pods) secret(ctx context.Context, ns, name string) (*corev1.Secret, err
 	return p.client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 }
 
+// volumesCommand is the guest's command that mounts the tmpfs of files
+// and then unpacks their tar stream (volumesTar) from its stdin.
+func volumesCommand(files []volumeFile) string {
+	var b strings.Builder
+	b.WriteString("set -e; ")
+	for _, f := range files {
+		if f.tmpfs {
+			q := guest.QuoteArgs([]string{f.path})
+			fmt.Fprintf(&b, "mkdir -p %s; mount -t tmpfs -o mode=%o banger-volume %s; ", q, f.mode, q)
+		}
+	}
+	b.WriteString("tar -x -C / -f -")
+	return b.String()
+}
+
 // volumesTar is files as a tar stream to unpack at the guest's root.
 func volumesTar(files []volumeFile) ([]byte, error) {
 	var buf bytes.Buffer
@@ -196,7 +220,7 @@ func (p *pods) writeVolumes(ctx context.Context, c *ssh.Client, r *podRun) error
 		return err
 	}
 	var errb bytes.Buffer
-	code, err := guest.Run(ctx, c, "tar -x -C / -f -", bytes.NewReader(stream), io.Discard, &errb)
+	code, err := guest.Run(ctx, c, volumesCommand(files), bytes.NewReader(stream), io.Discard, &errb)
 	if err == nil && code != 0 {
 		err = fmt.Errorf("exit status %d: %s", code, strings.TrimSpace(errb.String()))
 	}

@@ -219,15 +219,16 @@ func (id ID) Usage() (Usage, error) {
 
 // parseUsage reads utime and stime (fields 14 and 15), the start time
 // (22) and rss (24, in pages of pageSize bytes) out of a /proc/PID/stat
-// line, counting from the last ')' as parseStat does.
+// line, counting from the last ')' as parseStat does; false for a
+// zombie's.
 func parseUsage(s string, pageSize int) (u Usage, start uint64, ok bool) {
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
 		return Usage{}, 0, false
 	}
 	f := strings.Fields(s[i+1:])
-	if len(f) < 22 {
-		return Usage{}, 0, false
+	if len(f) < 22 || f[0] == "Z" || f[0] == "X" {
+		return Usage{}, 0, false // gone, or a zombie
 	}
 	var n [4]uint64
 	for j, k := range []int{11, 12, 19, 21} {

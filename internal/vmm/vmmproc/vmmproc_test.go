@@ -92,6 +92,9 @@ func TestParseUsage(t *testing.T) {
 	if !ok || start != 987654 || u.CPU != 4*time.Second || u.RSS != 2560*4096 {
 		t.Errorf("parseUsage = %+v, %d, %v; want 4s of CPU, 10 MiB, start 987654", u, start, ok)
 	}
+	if _, _, ok := parseUsage("1234 (qemu) Z 1 1234 1234 0 -1 4194560 1 2 3 4 150 250 7 8 20 0 3 0 987654 100 0", 4096); ok {
+		t.Error("parseUsage of a zombie succeeded")
+	}
 	if _, _, ok := parseUsage("1234 (short) S 1 2 3", 4096); ok {
 		t.Error("parseUsage of a short line succeeded")
 	}
