@@ -18,22 +18,12 @@ import (
 // one is asked for (kubectl exec -t). A command that exits non-zero is a
 // CodeExitError, which the kubelet API reports as the exit code.
 func (p *pods) RunInContainer(ctx context.Context, ns, name, _ string, cmd []string, attach api.AttachIO) error {
-	r, err := p.lookup(ns, name)
-	if err != nil {
-		return err
-	}
-	c, err := p.connect(ctx, r.vm)
+	c, err := p.connectPod(ctx, ns, name)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = c.Close() }()
-	stdout, stderr := io.Writer(io.Discard), io.Writer(io.Discard)
-	if w := attach.Stdout(); w != nil {
-		stdout = w
-	}
-	if w := attach.Stderr(); w != nil {
-		stderr = w
-	}
+	stdout, stderr := orDiscard(attach.Stdout()), orDiscard(attach.Stderr())
 	// The command is an argument vector, as with a kubelet: each word
 	// quoted, a single one no shell line. It runs as the container's user,
 	// as the main process does (user.sh is there when that is not root).
@@ -112,19 +102,12 @@ func (p *pods) AttachToContainer(ctx context.Context, ns, name, ctr string, atta
 	if attach.Stdin() != nil {
 		return errdefs.InvalidInputf("pod %s/%s: container %s reads no input (its stdin is /dev/null) (hint: attach without -i, or use kubectl exec -i)", ns, name, ctr)
 	}
-	r, err := p.lookup(ns, name)
-	if err != nil {
-		return err
-	}
-	c, err := p.connect(ctx, r.vm)
+	c, err := p.connectPod(ctx, ns, name)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = c.Close() }()
-	stdout := io.Writer(io.Discard)
-	if w := attach.Stdout(); w != nil {
-		stdout = w
-	}
+	stdout := orDiscard(attach.Stdout())
 	// -F follows main.log by name: a restart moves it to previous.log
 	// and the next run writes a new one.
 	_, err = guest.Run(ctx, c, "tail -n 0 -F "+guestPodDir+"/"+mainLog+" 2>/dev/null", nil, stdout, io.Discard)
@@ -132,4 +115,13 @@ func (p *pods) AttachToContainer(ctx context.Context, ns, name, ctr string, atta
 		return fmt.Errorf("attaching to pod %s/%s: %w", ns, name, err)
 	}
 	return nil
+}
+
+// orDiscard is w, or io.Discard when the client did not ask for that
+// stream.
+func orDiscard(w io.WriteCloser) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
 }

@@ -87,8 +87,8 @@ type podRun struct {
 	pod *corev1.Pod  // its status is ours; guarded by pods.mu
 	rs  restartState // the main process's runs; guarded by pods.mu
 	vm  string
-	// vols, when not nil, are the pod's volumes, read before its VM was
-	// made (podVolumes); run's goroutine alone uses it.
+	// vols, when not nil, are the pod's volumes, read by startVM before
+	// it made the VM (podVolumes); run's goroutine alone uses it.
 	vols   *podVols
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -158,18 +158,6 @@ func (p *pods) run(ctx context.Context, r *podRun) {
 	if err := supported(r.pod); err != nil {
 		p.fail(r, ReasonUnsupportedSpec, err)
 		return
-	}
-	// A new VM's volumes are read first: one that cannot be had fails the
-	// pod before a VM is made, as a kubelet makes no container then.
-	if _, err := p.store.Get(r.vm); errors.Is(err, vm.ErrNotFound) {
-		files, left, err := p.podVolumes(ctx, r.pod)
-		if err != nil {
-			if ctx.Err() == nil {
-				p.fail(r, ReasonFailedMount, err)
-			}
-			return
-		}
-		r.vols = &podVols{files: files, left: left}
 	}
 	v, script, c := p.startVM(ctx, r)
 	if v == nil {
@@ -263,6 +251,16 @@ func (p *pods) startMain(ctx context.Context, c *ssh.Client, pod *corev1.Pod, sc
 		err = fmt.Errorf("exit status %d: %s", code, strings.TrimSpace(errb.String()))
 	}
 	return err
+}
+
+// connectPod opens an SSH connection to the VM of pod ns/name; an error
+// is lookup's (not found) or the connection's.
+func (p *pods) connectPod(ctx context.Context, ns, name string) (*ssh.Client, error) {
+	r, err := p.lookup(ns, name)
+	if err != nil {
+		return nil, err
+	}
+	return p.connect(ctx, r.vm)
 }
 
 func (p *pods) connect(ctx context.Context, name string) (*ssh.Client, error) {

@@ -45,8 +45,9 @@ const (
 
 // startVM gets the pod's VM running: created from its container image's
 // source unless it exists, started unless it runs. A VM already running
-// is adopted (banger node restarted). Before a VM is created its kernel
-// must be installed, before one starts the host must have the memory it
+// is adopted (banger node restarted). Before a VM is created its volumes
+// must be readable (kept in r.vols) and its kernel installed, before one
+// starts the host must have the memory it
 // asks for; with warm starts on, an image's VMs restore its warm
 // snapshot, made here when none fits. On failure it ends the pod as
 // Failed, with an event saying why, and returns nil. script is the main
@@ -67,6 +68,18 @@ func (p *pods) startVM(ctx context.Context, r *podRun) (v *vm.VM, script string,
 	_, mem := podResources(r.pod)
 	if v != nil {
 		mem = v.Config.MemoryMiB
+	} else {
+		// A new VM's volumes are read first: one that cannot be had fails
+		// the pod before a VM is made, as a kubelet makes no container
+		// then.
+		files, left, err := p.podVolumes(ctx, r.pod)
+		if err != nil {
+			if ctx.Err() == nil {
+				p.fail(r, ReasonFailedMount, err)
+			}
+			return nil, "", nil
+		}
+		r.vols = &podVols{files: files, left: left}
 	}
 	if err := p.checkMemory(mem); err != nil {
 		p.fail(r, ReasonOutOfMemory, err)

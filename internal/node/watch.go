@@ -166,11 +166,15 @@ func setReady(s *corev1.PodStatus, ready bool) {
 // they outlive the VM.
 func saveLog(ctx context.Context, c *ssh.Client, dir string) {
 	for _, name := range []string{mainLog, previousLog} {
-		var out bytes.Buffer
-		code, err := guest.Run(ctx, c, "cat "+guestPodDir+"/"+name, nil, &out, io.Discard)
-		if err != nil || (code != 0 && name == previousLog) {
-			continue // a process never restarted has no previous log
+		path := filepath.Join(dir, name)
+		f, err := os.Create(path)
+		if err != nil {
+			continue
 		}
-		_ = os.WriteFile(filepath.Join(dir, name), out.Bytes(), 0o644)
+		code, err := guest.Run(ctx, c, "cat "+guestPodDir+"/"+name, nil, f, io.Discard)
+		_ = f.Close()
+		if name == previousLog && (err != nil || code != 0) {
+			_ = os.Remove(path) // a process never restarted has no previous log
+		}
 	}
 }
