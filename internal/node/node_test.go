@@ -12,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/thaloco/banger/internal/kubetest"
 	"github.com/thaloco/banger/internal/paths"
@@ -132,5 +134,25 @@ func TestRegister(t *testing.T) {
 	}
 	if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != "banger-test" {
 		t.Errorf("lease holder = %v, want banger-test", lease.Spec.HolderIdentity)
+	}
+}
+
+// TestRunNeedsClientCA: serving the kubelet API without the CA of the
+// apiserver's client certificate would let any client exec into pods:
+// Run refuses it before it contacts the cluster (the client here points
+// at a port nothing listens on).
+func TestRunNeedsClientCA(t *testing.T) {
+	client, err := kubernetes.NewForConfig(&rest.Config{Host: "https://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, source := testStore(t)
+	host := Resources{CPUMilli: 1000, MemoryBytes: 1 << 30}
+	cfg := Config{Name: "n", Client: client, VMs: store, Source: source, ListenAddr: freeAddr(t),
+		host: &host, checks: func() Checks { return Checks{} }}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := Run(ctx, cfg, nil); !errors.Is(err, ErrNoClientCA) {
+		t.Fatalf("Run without a client CA: %v, want ErrNoClientCA", err)
 	}
 }

@@ -171,17 +171,7 @@ func TestPodLifecycle(t *testing.T) {
 		t.Error("running pod has no pod IP")
 	}
 	// Logs and exec go through the apiserver to the node's kubelet API.
-	var logs []byte
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
-		var err error
-		logs, err = pods.GetLogs("web", &corev1.PodLogOptions{}).DoRaw(ctx)
-		if err == nil && strings.Contains(string(logs), "hello from the pod") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("logs of pod web: %q, %v", logs, err)
-		}
-	}
+	waitLogs(t, cp, "web", func(logs string) bool { return strings.Contains(logs, "hello from the pod") })
 	if out, err := execIn(ctx, cp, "web", "cat", "/proc/cmdline"); err != nil || !strings.Contains(out, "console=") {
 		t.Errorf("exec in pod web: %q, %v", out, err)
 	}
@@ -352,6 +342,21 @@ func freeAddr(t testing.TB) string {
 
 // execIn runs command in the pod as kubectl exec does (SPDY through the
 // apiserver) and returns its output.
+// waitLogs reads pod's log (kubectl logs) until done says it is what the
+// test waits for, for up to 30 s, and returns it.
+func waitLogs(t *testing.T, cp *kubetest.ControlPlane, pod string, done func(logs string) bool) string {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		logs, err := cp.Client.CoreV1().Pods("default").GetLogs(pod, &corev1.PodLogOptions{}).DoRaw(context.Background())
+		if err == nil && done(string(logs)) {
+			return string(logs)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("logs of pod %s: %q, %v", pod, logs, err)
+		}
+	}
+}
+
 func execIn(ctx context.Context, cp *kubetest.ControlPlane, pod string, command ...string) (string, error) {
 	req := cp.Client.CoreV1().RESTClient().Post().Resource("pods").Namespace("default").Name(pod).SubResource("exec").
 		VersionedParams(&corev1.PodExecOptions{Container: "main", Command: command, Stdout: true, Stderr: true}, scheme.ParameterCodec)

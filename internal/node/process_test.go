@@ -89,18 +89,8 @@ func TestPodProcess(t *testing.T) {
 		t.Fatalf("pod server: %s %s", p.Status.Reason, p.Status.Message)
 	}
 	const head = "hello from the image to the pod in /tmp as 65534 at /nonexistent\nline 1\nline 2\nline 3\nline 4\nline 5\n"
-	var logs []byte
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
-		var err error
-		logs, err = pods.GetLogs("server", &corev1.PodLogOptions{}).DoRaw(ctx)
-		if err == nil && strings.Contains(string(logs), "line 5") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("logs of pod server: %q, %v", logs, err)
-		}
-	}
-	if string(logs) != head {
+	logs := waitLogs(t, cp, "server", func(logs string) bool { return strings.Contains(logs, "line 5") })
+	if logs != head {
 		t.Errorf("logs of pod server: %q, want %q", logs, head)
 	}
 	for _, tc := range []struct {

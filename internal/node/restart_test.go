@@ -74,15 +74,9 @@ func TestPodRestart(t *testing.T) {
 	if err != nil || string(prev) != "run\n" {
 		t.Errorf("previous logs of pod crashy: %q, %v; want the last run's line", prev, err)
 	}
-	var logs []byte
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		logs, err = pods.GetLogs("crashy", &corev1.PodLogOptions{}).DoRaw(ctx)
-		if (err == nil && string(logs) != "") || time.Now().After(deadline) {
-			break
-		}
-	}
-	if err != nil || string(logs) != "run\n" {
-		t.Errorf("logs of pod crashy: %q, %v; want the current run's line alone", logs, err)
+	// The current run's log, once it has written its line.
+	if logs := waitLogs(t, cp, "crashy", func(logs string) bool { return logs != "" }); logs != "run\n" {
+		t.Errorf("logs of pod crashy: %q; want the current run's line alone", logs)
 	}
 
 	// kubectl attach streams the output of the runs to come.

@@ -256,8 +256,8 @@ func TestPodWarmStart(t *testing.T) {
 
 // TestPodHostChecks: a pod asking for more memory than the host has
 // available, a pod whose image boots a kernel that is not installed, and
-// pods with a sidecar, an init container or a volume of a missing
-// configMap fail before any VM is made, with events naming the numbers,
+// pods with a sidecar, an init container, a volume of a missing configMap
+// or of a key a configMap lacks fail before any VM is made, with events naming the numbers,
 // the containers, the configMap and the fix.
 func TestPodHostChecks(t *testing.T) {
 	cp := kubetest.Start(t)
@@ -281,7 +281,17 @@ func TestPodHostChecks(t *testing.T) {
 	nocm := testPod("nocm", "test/image", "/bin/true")
 	nocm.Spec.Volumes = []corev1.Volume{{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "absent"}}}}}
 	nocm.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "cfg", MountPath: "/cfg"}}
-	for _, pod := range []*corev1.Pod{big, small, sidecar, initc, nocm} {
+	// One of a configMap that is there, asking for a key it lacks.
+	if _, err := cp.Client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "partial"}, Data: map[string]string{"a": "1"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	nokey := testPod("nokey", "test/image", "/bin/true")
+	nokey.Spec.Volumes = []corev1.Volume{{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+		LocalObjectReference: corev1.LocalObjectReference{Name: "partial"}, Items: []corev1.KeyToPath{{Key: "b", Path: "b"}}}}}}
+	nokey.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "cfg", MountPath: "/cfg"}}
+	for _, pod := range []*corev1.Pod{big, small, sidecar, initc, nocm, nokey} {
 		if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -295,6 +305,7 @@ func TestPodHostChecks(t *testing.T) {
 		{"sidecar", ReasonUnsupportedSpec, []string{"pod has 2 containers (main, proxy)", "hint: run the others as their own pods"}},
 		{"initc", ReasonUnsupportedSpec, []string{"pod has init containers (setup)", "runs no init containers"}},
 		{"nocm", ReasonFailedMount, []string{`volume cfg: configMap default/absent`, "not found"}},
+		{"nokey", ReasonFailedMount, []string{`volume cfg: no key "b"`}},
 	} {
 		p := waitPod(t, cp.Client, tc.pod, time.Minute, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
 		ev := waitEvent(t, cp, tc.pod, tc.reason)

@@ -327,15 +327,8 @@ func TestGuestPowerOff(t *testing.T) {
 		Net: NetNone, MemoryMiB: 256, ReadyMarker: guesttest.ReadyMarker}); err != nil {
 		t.Fatal(err)
 	}
-	v := startRetry(t, s, "off")
-	pid := v.State.PID
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if v = status(t, s, "off"); v.State.Status != StatusRunning {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	pid := startRetry(t, s, "off").State.PID
+	v := waitNotRunning(t, s, "off")
 	if v.State.Status != StatusStopped || v.State.Reason != "the guest shut down" {
 		t.Fatalf("after the guest powered off: %+v", v.State)
 	}
@@ -406,7 +399,9 @@ func TestConsoleFromBoot(t *testing.T) {
 	check("attached while the guest wrote", live.String())
 
 	// The guest rebooted (the VMM ended): a session now shows that boot.
-	waitStopped(t, s, "ticks")
+	if v := waitNotRunning(t, s, "ticks"); v.State.Status != StatusStopped {
+		t.Fatalf("after the guest rebooted: %+v", v.State)
+	}
 	var after strings.Builder
 	if _, err := s.Console(ctx, "ticks", strings.NewReader(""), &after, ConsoleOptions{FromBoot: true}); err != nil {
 		t.Fatalf("console of a stopped VM from its boot: %v", err)
@@ -417,15 +412,13 @@ func TestConsoleFromBoot(t *testing.T) {
 	}
 }
 
-// waitStopped waits up to a minute for VM name to be stopped.
-func waitStopped(t *testing.T, s *Store, name string) {
+// waitNotRunning waits up to a minute for VM name to leave the running
+// state, and returns it as it is then.
+func waitNotRunning(t *testing.T, s *Store, name string) *VM {
 	t.Helper()
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		if v := status(t, s, name); v.State.Status == StatusStopped {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("VM %s still %s after a minute", name, status(t, s, name).State.Status)
-		}
+	v := status(t, s, name)
+	for deadline := time.Now().Add(time.Minute); v.State.Status == StatusRunning && time.Now().Before(deadline); v = status(t, s, name) {
+		time.Sleep(100 * time.Millisecond)
 	}
+	return v
 }
